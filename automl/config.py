@@ -1,0 +1,146 @@
+"""One validated `SearchConfig`, built from CLI flags or Python keywords.
+
+Everything here is cheap: no TensorFlow, Optuna or MLflow imports, so that argument
+errors answer instantly. Validation happens once, in `SearchConfig.validate`, against the
+tables below (the scikit-learn habit: constructors store, one place checks).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from automl._errors import UsageError
+
+SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc")
+PRUNERS = ("hyperband", "median", "sha", "none")
+DEFAULT_STORAGE = "sqlite:///automl.db"
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+
+_DURATION = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str | float | int | None) -> float | None:
+    """Parse `1800`, `90s`, `30m`, `2h` or `1d` into seconds.
+
+    Args:
+        text: The duration; numbers are seconds; None means no limit.
+
+    Returns:
+        Seconds as a float, or None.
+
+    Raises:
+        UsageError: If the text is not a duration or is not positive.
+    """
+    if text is None:
+        return None
+    if isinstance(text, int | float):
+        seconds = float(text)
+    else:
+        match = _DURATION.match(text)
+        if not match:
+            raise UsageError(
+                f"--timeout must look like 1800, 90s, 30m or 2h, but got {text!r}."
+            )
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds <= 0:
+        raise UsageError(f"--timeout must be positive, but got {text!r}.")
+    return seconds
+
+
+def mask_url(url: str) -> str:
+    """Hide the password in a URL (`postgresql://bob:secret@db/x` -> `bob:***@db/x`)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+@dataclasses.dataclass
+class SearchConfig:
+    """Everything one search needs, as plain values.
+
+    Attributes:
+        dataset: A built-in dataset name.
+        space: A built-in space name; None picks the space that fits the data.
+        trials: Total trials the study may hold (finished ones from earlier runs count).
+        timeout: Wall-clock seconds for this run, or None.
+        max_epochs: Epoch cap per trial; None picks a default for the dataset.
+        sampler: One of `SAMPLERS`.
+        pruner: One of `PRUNERS`.
+        seed: Seed for the sampler, the data split and each trial's weights.
+        study: Optuna study name; derived from dataset and space when None.
+        storage: Optuna storage URL (any SQLAlchemy URL).
+        tracking_uri: MLflow tracking URI.
+        out: Output folder; `./automl-out/<study>` when None.
+        data_dir: Folder holding local copies of datasets.
+        patience: Early-stopping patience in epochs.
+    """
+
+    dataset: str
+    space: str | None = None
+    trials: int | None = 20
+    timeout: float | None = None
+    max_epochs: int | None = None
+    sampler: str = "tpe"
+    pruner: str = "hyperband"
+    seed: int | None = 0
+    study: str | None = None
+    storage: str = DEFAULT_STORAGE
+    tracking_uri: str = DEFAULT_TRACKING_URI
+    out: Path | None = None
+    data_dir: Path | None = None
+    patience: int = 3
+
+    def validate(self) -> SearchConfig:
+        """Check every field against the rules and fill derived defaults.
+
+        Returns:
+            self, with `study` and `out` filled in.
+
+        Raises:
+            UsageError: On the first field that breaks a rule, naming it and the fix.
+        """
+        from automl.data import DATASETS
+        from automl.spaces import SPACES
+
+        if self.dataset not in DATASETS:
+            raise UsageError(
+                f"unknown dataset {self.dataset!r}; choose one of: {', '.join(DATASETS)}."
+            )
+        if self.space is not None and self.space not in SPACES:
+            raise UsageError(f"unknown space {self.space!r}; choose one of: {', '.join(SPACES)}.")
+        if self.trials is not None and self.trials < 1:
+            raise UsageError(f"--trials must be at least 1, but got {self.trials}.")
+        if self.trials is None and self.timeout is None:
+            raise UsageError("give --trials, --timeout or both, so the search knows when to stop.")
+        self.timeout = parse_duration(self.timeout)
+        if self.max_epochs is not None and self.max_epochs < 1:
+            raise UsageError(f"--max-epochs must be at least 1, but got {self.max_epochs}.")
+        if self.patience < 1:
+            raise UsageError(f"--patience must be at least 1, but got {self.patience}.")
+        if self.sampler not in SAMPLERS:
+            raise UsageError(
+                f"unknown sampler {self.sampler!r}; choose one of: {', '.join(SAMPLERS)}."
+            )
+        if self.pruner not in PRUNERS:
+            raise UsageError(f"unknown pruner {self.pruner!r}; choose one of: {', '.join(PRUNERS)}.")
+        if self.space is None:
+            self.space = DATASETS[self.dataset].default_space
+        if self.max_epochs is None:
+            self.max_epochs = DATASETS[self.dataset].default_epochs
+        if self.study is None:
+            self.study = f"{self.dataset}-{self.space}"
+        if self.out is None:
+            self.out = Path("automl-out") / self.study
+        self.out = Path(self.out)
+        if self.data_dir is not None:
+            self.data_dir = Path(self.data_dir)
+        return self

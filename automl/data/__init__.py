@@ -1,0 +1,76 @@
+"""Datasets: the built-in table, `load_dataset`, and the `Dataset` container.
+
+The table (`DATASETS`) imports nothing heavy, so `automl datasets` and argument checks
+stay fast. Loading lives in private modules: `_sklearn` for scikit-learn's bundled sets,
+`_keras` for `keras.datasets` (with local image-folder copies for offline machines).
+Splitting into train/validation/test is in `_split`; preprocessing layers in `_preprocess`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+
+from automl.data._dataset import Dataset
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+    """One row of the built-in dataset table."""
+
+    name: str
+    description: str
+    source: str
+    default_space: str
+    default_epochs: int
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    info.name: info
+    for info in [
+        DatasetInfo("cifar10", "32x32 colour images, 10 classes (50k/10k)", "keras", "cnn", 12),
+        DatasetInfo("mnist", "28x28 handwritten digits, 10 classes (60k/10k)", "keras", "cnn", 8),
+        DatasetInfo(
+            "fashion_mnist", "28x28 clothing images, 10 classes (60k/10k)", "keras", "cnn", 10
+        ),
+        DatasetInfo("digits", "8x8 handwritten digits as 64 features, 10 classes", "sklearn",
+                    "mlp", 40),
+        DatasetInfo("iris", "4 flower measurements, 3 classes", "sklearn", "mlp", 60),
+        DatasetInfo("wine", "13 chemical features, 3 classes", "sklearn", "mlp", 60),
+        DatasetInfo("breast_cancer", "30 tumour features, 2 classes", "sklearn", "mlp", 40),
+    ]
+}
+
+
+def load_dataset(name: str, *, data_dir: Path | None = None, seed: int | None = 0) -> Dataset:
+    """Load a built-in dataset and split it into train, validation and test.
+
+    The validation split is carved, stratified, from the training part; the dataset's own
+    test part (or a fixed 20 % hold-out for scikit-learn sets) is only used to score the
+    final best model.
+
+    Args:
+        name: A key of `DATASETS`.
+        data_dir: Folder with local copies (else `AUTOML_DATA_DIR`, else download).
+        seed: Seed of the validation split.
+
+    Returns:
+        The split `Dataset`.
+
+    Raises:
+        UsageError: If the name is unknown or the data cannot be had.
+    """
+    from automl._errors import UsageError
+
+    if name not in DATASETS:
+        raise UsageError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}.")
+    loader: Callable[..., Dataset]
+    if DATASETS[name].source == "sklearn":
+        from automl.data._sklearn import load_sklearn as loader
+    else:
+        from automl.data._keras import load_keras as loader
+    return loader(name, data_dir=data_dir, seed=seed)
+
+
+__all__ = ["DATASETS", "Dataset", "DatasetInfo", "load_dataset"]

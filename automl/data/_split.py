@@ -1,0 +1,37 @@
+"""Stratified splits with scikit-learn; the only place data is divided."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+
+def carve_validation(
+    x: np.ndarray, y: np.ndarray, *, seed: int | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Split a training part into train and validation, stratified by label.
+
+    Uses 10 % for validation on large sets (over 10,000 rows) and 20 % otherwise.
+
+    Returns:
+        x_train, y_train, x_val, y_val.
+    """
+    fraction = 0.1 if len(x) > 10_000 else 0.2
+    x_tr, x_val, y_tr, y_val = train_test_split(
+        x, y, test_size=fraction, stratify=y, random_state=seed if seed is not None else 0
+    )
+    return x_tr, y_tr, x_val, y_val
+
+
+def hold_out_test(
+    x: np.ndarray, y: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A fixed 20 % stratified test split for data that comes without one.
+
+    The seed is constant so every study on the same data scores on the same rows.
+
+    Returns:
+        x_train, y_train, x_test, y_test.
+    """
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.2, stratify=y, random_state=0)
+    return x_tr, y_tr, x_te, y_te

@@ -1,0 +1,65 @@
+"""Keras callbacks the trainer adds to every trial's `fit`."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import keras
+
+
+class Deadline(keras.callbacks.Callback):
+    """Stops training at a wall-clock deadline, so `--timeout` holds inside a trial too.
+
+    Args:
+        deadline: `time.monotonic()` value to stop at, or None for no deadline.
+    """
+
+    def __init__(self, deadline: float | None) -> None:
+        super().__init__()
+        self.deadline = deadline
+        self.hit = False
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self.hit = False
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            self.hit = True
+            self.model.stop_training = True
+
+
+class EpochReporter(keras.callbacks.Callback):
+    """Hands each epoch's logs to `report(epoch, logs)` and remembers them.
+
+    The engine uses it for MLflow (one batched call per epoch), the progress display,
+    and to know how many epochs a pruned or failed trial ran.
+    """
+
+    def __init__(self, report: Callable[[int, dict[str, float]], None]) -> None:
+        super().__init__()
+        self.report = report
+        self.history: list[dict[str, float]] = []
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self.history = []
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        values = {k: float(v) for k, v in (logs or {}).items() if _is_number(v)}
+        self.history.append(values)
+        self.report(epoch, values)
+
+    @property
+    def went_nan(self) -> bool:
+        """True when any epoch's loss was NaN or infinite."""
+        return any(not math.isfinite(h.get("loss", 0.0)) for h in self.history)
+
+
+def _is_number(value: Any) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True

@@ -1,0 +1,292 @@
+"""The trial loop: open the study, run trials until the budget is spent, export the best.
+
+Layering: this module calls the data layer, the space, the trainer, the tracker and the
+exporter, in that order; none of them calls back here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import optuna
+
+from automl import tracking
+from automl._errors import TrialFailed
+from automl.config import SearchConfig, mask_url
+from automl.data import Dataset, load_dataset
+from automl.engine._observer import SearchObserver
+from automl.engine._study import (
+    check_storage_url,
+    count_finished,
+    make_pruner,
+    make_sampler,
+    make_storage,
+)
+from automl.engine._trainer import Objective, TrialOutcome, build_model, fit_trial
+from automl.export import export_best
+from automl.spaces import HyperParameters, ModelSpec, load_space
+
+logger = logging.getLogger("automl")
+
+
+@dataclasses.dataclass
+class SearchResult:
+    """What `search` returns.
+
+    Attributes:
+        study: The Optuna study, for anything else.
+        summary: The content of `summary.json`.
+        best_model: The best model (None when no trial completed).
+    """
+
+    study: optuna.Study
+    summary: dict[str, Any]
+    best_model: keras.Model | None
+
+    @property
+    def best_params(self) -> dict[str, Any]:
+        """Params of the best trial."""
+        return self.summary["best"]["params"] if self.summary.get("best") else {}
+
+
+def run_search(config: SearchConfig, observer: SearchObserver | None = None) -> SearchResult:
+    """Run (or resume) one search as `config` says.
+
+    Raises:
+        UsageError: For unknown names or unreachable URLs, before anything is created.
+    """
+    config.validate()
+    observer = observer or SearchObserver()
+    check_storage_url(config.storage)
+    tracking.check_tracking_uri(config.tracking_uri)
+    observer.stage("loading data")
+    data = load_dataset(config.dataset, data_dir=config.data_dir, seed=config.seed)
+    build, baseline = load_space(config.space)
+    spec = model_spec(data, config.max_epochs)
+    objective = Objective()
+
+    study = optuna.create_study(
+        study_name=config.study,
+        storage=make_storage(config.storage),
+        sampler=make_sampler(config.sampler, config.seed),
+        pruner=make_pruner(config.pruner, config.max_epochs),
+        direction=objective.direction,
+        load_if_exists=True,
+    )
+    if not study.trials:
+        _record_study_attrs(study, config, data, objective)
+        if baseline:
+            study.enqueue_trial(baseline, user_attrs={"baseline": True})
+    tracker = tracking.StudyTracker(config.tracking_uri, config.study)
+    parent = tracker.start_study(
+        study.user_attrs.get("mlflow_run_id"), config.study, _study_params(config, data)
+    )
+    study.set_user_attr("mlflow_run_id", parent)
+    out = Path(config.out)
+    (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+
+    done = count_finished(study)
+    observer.search_started(
+        study=config.study, trials=config.trials, timeout=config.timeout, done=done,
+        best=_best_value(study),
+    )
+    deadline = time.monotonic() + config.timeout if config.timeout else None
+    run_trial = _TrialRunner(config, data, spec, build, objective, tracker, out, observer, deadline)
+    state = "FAIL"
+    try:
+        remaining = None if config.trials is None else max(0, config.trials - done)
+        if remaining != 0:
+            study.optimize(
+                run_trial, n_trials=remaining, timeout=config.timeout, catch=(Exception,),
+                gc_after_trial=True, callbacks=[run_trial.after_trial],
+            )
+        observer.stage("scoring the best model on the test set")
+        summary, model = export_best(study, data, out, tracker, config)
+        state = "COMPLETE"
+    except KeyboardInterrupt:
+        state = "INTERRUPTED"
+        raise
+    finally:
+        tracker.end_run(parent, state)
+    return SearchResult(study=study, summary=summary, best_model=model)
+
+
+def model_spec(data: Dataset, max_epochs: int) -> ModelSpec:
+    """The facts about `data` a space builds from, with its preprocessing statistics."""
+    normalization = None
+    if data.kind == "vector":
+        normalization = (data.x_train.mean(axis=0), data.x_train.var(axis=0))
+    return ModelSpec(
+        input_shape=data.input_shape,
+        kind=data.kind,
+        task=data.task,
+        num_classes=data.num_classes,
+        n_train=len(data.x_train),
+        max_epochs=max_epochs,
+        normalization=normalization,
+    )
+
+
+class _TrialRunner:
+    """The Optuna objective: one call runs one trial end to end and logs it."""
+
+    def __init__(
+        self,
+        config: SearchConfig,
+        data: Dataset,
+        spec: ModelSpec,
+        build: Any,
+        objective: Objective,
+        tracker: tracking.StudyTracker,
+        out: Path,
+        observer: SearchObserver,
+        deadline: float | None,
+    ) -> None:
+        self.config, self.data, self.spec, self.build = config, data, spec, build
+        self.objective, self.tracker, self.out = objective, tracker, out
+        self.observer, self.deadline = observer, deadline
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        seed = (self.config.seed or 0) * 100_003 + trial.number
+        trial.set_user_attr("seed", seed)
+        keras.utils.clear_session(free_memory=True)
+        keras.utils.set_random_seed(seed)
+        run_id = self.tracker.start_trial(trial.number, self.config.study)
+        started = time.perf_counter()
+        state, reason, epochs, tags = "FAIL", "", 0, {}
+
+        def report(epoch: int, logs: dict[str, float]) -> None:
+            nonlocal epochs
+            epochs = epoch + 1
+            self.tracker.log_metrics(run_id, logs, step=epoch)
+            self.observer.epoch_ended(trial.number, epochs, self.config.max_epochs, logs)
+
+        try:
+            hp = HyperParameters(trial)
+            model = build_model(self.build, hp, self.spec)
+            params = {**trial.params, **_fixed(hp, trial)}
+            self.tracker.log_params(run_id, {**params, "n_params": model.count_params()})
+            self.observer.trial_started(trial.number, params)
+            outcome = fit_trial(
+                trial, model, self.data,
+                batch_size=int(hp.values.get("batch_size", 32)),
+                max_epochs=self.config.max_epochs, patience=self.config.patience,
+                objective=self.objective, deadline=self.deadline, report=report,
+            )
+            self._keep_if_best(trial, outcome)
+            trial.set_user_attr("best_epoch", outcome.best_epoch)
+            state = "COMPLETE"
+            return outcome.value
+        except optuna.TrialPruned as exc:
+            state, reason = "PRUNED", str(exc)
+            tags["pruned_at_epoch"] = epochs
+            raise
+        except KeyboardInterrupt:
+            reason = "interrupted"
+            raise
+        except Exception as exc:
+            reason = _one_line(exc)
+            raise TrialFailed(reason) from exc
+        finally:
+            seconds = time.perf_counter() - started
+            trial.set_user_attr("epochs", epochs)
+            trial.set_user_attr("seconds", round(seconds, 2))
+            if reason:
+                trial.set_user_attr("reason", reason)
+            self.tracker.log_metrics(run_id, {"duration_s": seconds, "epochs": epochs})
+            self.tracker.end_run(run_id, state, {**tags, **({"reason": reason} if reason else {})})
+
+    def after_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        """Optuna study callback: runs once the trial's state is stored."""
+        self.observer.trial_ended(
+            trial.number, trial.state.name, trial.value, _best_value(study),
+            trial.user_attrs.get("reason", ""),
+        )
+
+    def _keep_if_best(self, trial: optuna.Trial, outcome: TrialOutcome) -> None:
+        """Save the model when it beats every earlier complete trial; drop the old best."""
+        previous = _best_trial(trial.study)
+        better = previous is None or (
+            outcome.value > previous.value
+            if self.objective.direction == "maximize"
+            else outcome.value < previous.value
+        )
+        if not better:
+            return
+        path = (self.out / "checkpoints" / f"trial-{trial.number}.keras").resolve()
+        outcome.model.save(path)
+        trial.set_user_attr("model_path", str(path))
+        old = previous.user_attrs.get("model_path") if previous else None
+        if old and Path(old).exists() and Path(old) != path:
+            os.remove(old)
+
+
+def _record_study_attrs(
+    study: optuna.Study, config: SearchConfig, data: Dataset, objective: Objective
+) -> None:
+    """Store what the study is, so `show`, `export` and resumed runs need no flags."""
+    attrs = {
+        "dataset": config.dataset,
+        "space": config.space,
+        "max_epochs": config.max_epochs,
+        "seed": config.seed,
+        "metric": objective.monitor,
+        "direction": objective.direction,
+        "data_dir": str(config.data_dir) if config.data_dir else None,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    for key, value in attrs.items():
+        study.set_user_attr(key, value)
+
+
+def _study_params(config: SearchConfig, data: Dataset) -> dict[str, Any]:
+    return {
+        "space": config.space,
+        "trials": config.trials,
+        "timeout_s": config.timeout,
+        "max_epochs": config.max_epochs,
+        "sampler": config.sampler,
+        "pruner": config.pruner,
+        "seed": config.seed,
+        "patience": config.patience,
+        "storage": mask_url(config.storage),
+        **data.describe(),
+        **tracking.library_versions(),
+    }
+
+
+def _best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+    try:
+        return study.best_trial
+    except ValueError:
+        return None
+
+
+def _best_value(study: optuna.Study) -> float | None:
+    best = _best_trial(study)
+    return None if best is None else float(best.value)
+
+
+def _fixed(hp: HyperParameters, trial: optuna.Trial) -> dict[str, Any]:
+    """`hp.Fixed` values: recorded with the trial though Optuna never sampled them."""
+    fixed = {k: v for k, v in hp.values.items() if k not in trial.params and k in hp.fixed}
+    for key, value in fixed.items():
+        trial.set_user_attr(f"fixed_{key}", value)
+    return fixed
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    message = text[0] if text else ""
+    if isinstance(exc, MemoryError) or "ResourceExhausted" in type(exc).__name__:
+        return f"out of memory: {message}"[:500]
+    if isinstance(exc, TrialFailed):
+        return message[:500]
+    return f"{type(exc).__name__}: {message}"[:500]

@@ -1,0 +1,139 @@
+"""The best model out of a study: `best_model.keras`, test metrics, `summary.json`, MLflow.
+
+Test data is touched here only, once, for the best trial's model.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from automl._errors import UsageError
+
+if TYPE_CHECKING:
+    import keras
+    import optuna
+
+    from automl.config import SearchConfig
+    from automl.data import Dataset
+    from automl.tracking import StudyTracker
+
+logger = logging.getLogger("automl")
+
+
+def best_checkpoint(study: optuna.Study) -> tuple[optuna.trial.FrozenTrial, Path]:
+    """The best trial and the path of its saved model.
+
+    Raises:
+        UsageError: When no trial completed or its checkpoint is gone.
+    """
+    try:
+        best = study.best_trial
+    except ValueError:
+        raise UsageError(f"study {study.study_name!r} has no complete trial yet; run "
+                         f"`automl search` first.") from None
+    path = Path(best.user_attrs.get("model_path", ""))
+    if not path.is_file():
+        raise UsageError(f"the model of best trial {best.number} is missing ({path}); rerun the "
+                         f"search with the same --study and --out to train a new best.")
+    return best, path
+
+
+def copy_best_model(study: optuna.Study, target: Path) -> Path:
+    """Write the best model again to `target` (a `.keras` file or a folder)."""
+    _, path = best_checkpoint(study)
+    if target.suffix != ".keras":
+        target = target / "best_model.keras"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(path, target)
+    return target
+
+
+def test_metrics(model: keras.Model, data: Dataset) -> dict[str, float]:
+    """Score `model` on the test split with scikit-learn's metrics."""
+    import numpy as np
+    from sklearn.metrics import accuracy_score, f1_score, log_loss
+
+    probabilities = model.predict(data.x_test, batch_size=512, verbose=0)
+    predicted = np.argmax(probabilities, axis=-1)
+    return {
+        "accuracy": float(accuracy_score(data.y_test, predicted)),
+        "f1_macro": float(f1_score(data.y_test, predicted, average="macro")),
+        "log_loss": float(
+            log_loss(data.y_test, probabilities, labels=list(range(data.num_classes)))
+        ),
+    }
+
+
+def export_best(
+    study: optuna.Study,
+    data: Dataset,
+    out: Path,
+    tracker: StudyTracker,
+    config: SearchConfig,
+) -> tuple[dict[str, Any], keras.Model | None]:
+    """Export the best model, score it on test once, and write `summary.json`.
+
+    Returns:
+        The summary and the loaded best model (None if no trial completed).
+    """
+    import keras
+
+    summary = summarize(study, config)
+    model = None
+    if summary["best"] is not None:
+        best, checkpoint = best_checkpoint(study)
+        model = keras.models.load_model(checkpoint, safe_mode=True)
+        target = out / "best_model.keras"
+        shutil.copyfile(checkpoint, target)
+        metrics = test_metrics(model, data)
+        summary["test"] = {"metrics": metrics}
+        summary["model_path"] = str(target.resolve())
+        tracker.log_metrics(tracker.parent_run_id, {f"test_{k}": v for k, v in metrics.items()})
+        tracker.log_metrics(tracker.parent_run_id, {"best_val_metric": best.value})
+        try:
+            tracker.log_model(model, data.x_test[:2])
+        except Exception as exc:  # noqa: BLE001 - the files on disk are the contract
+            logger.warning("could not log the model to MLflow: %s", exc)
+    write_json(out / "summary.json", summary)
+    return summary, model
+
+
+def summarize(study: optuna.Study, config: SearchConfig) -> dict[str, Any]:
+    """The machine-readable summary of a study (without test metrics)."""
+    counts = {"complete": 0, "pruned": 0, "failed": 0, "running": 0}
+    names = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running"}
+    for trial in study.get_trials(deepcopy=False):
+        if trial.state.name in names:
+            counts[names[trial.state.name]] += 1
+    try:
+        best = study.best_trial
+        best_info: dict[str, Any] | None = {
+            "trial": best.number,
+            "params": best.params,
+            "val_metric": best.value,
+            "metric": study.user_attrs.get("metric", "val_accuracy"),
+            "epochs": best.user_attrs.get("epochs"),
+            "seconds": best.user_attrs.get("seconds"),
+        }
+    except ValueError:
+        best_info = None
+    return {
+        "study": study.study_name,
+        "dataset": config.dataset,
+        "space": config.space,
+        "best": best_info,
+        "test": {"metrics": {}},
+        "trials": counts,
+        "model_path": None,
+    }
+
+
+def write_json(path: Path, content: dict[str, Any]) -> None:
+    """Write JSON atomically, so a killed run never leaves half a file."""
+    partial = path.with_suffix(".json.tmp")
+    partial.write_text(json.dumps(content, indent=2, default=str))
+    partial.replace(path)

@@ -1,0 +1,56 @@
+"""`ModelSpec`: what a space may know about the data it builds for."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import keras
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class ModelSpec:
+    """The facts a space's `build(hp, spec)` needs, and nothing of the data itself.
+
+    Attributes:
+        input_shape: Shape of one raw example.
+        kind: "image" (uint8 pixels) or "vector" (float features).
+        task: "classification".
+        num_classes: Number of output classes.
+        n_train: Training rows, to size batches and learning-rate schedules.
+        max_epochs: Epoch cap of a trial, for schedules that decay over the run.
+        normalization: Per-feature (mean, variance) of the training split, for vectors.
+    """
+
+    input_shape: tuple[int, ...]
+    kind: str
+    task: str
+    num_classes: int
+    n_train: int
+    max_epochs: int
+    normalization: tuple[np.ndarray, np.ndarray] | None = None
+
+    def steps_per_epoch(self, batch_size: int) -> int:
+        """Optimizer steps in one epoch at `batch_size`."""
+        return max(1, -(-self.n_train // batch_size))
+
+    def inputs(self) -> tuple[keras.KerasTensor, keras.KerasTensor]:
+        """The raw model input and the preprocessed tensor a space builds on.
+
+        Preprocessing lives inside the model (pixels rescaled to [0, 1], features
+        standardized with training-split statistics), so the exported model takes raw data.
+        """
+        import keras
+
+        raw = keras.Input(self.input_shape, name="raw_input")
+        if self.kind == "image":
+            return raw, keras.layers.Rescaling(1.0 / 255, name="rescale")(raw)
+        if self.normalization is not None:
+            mean, variance = self.normalization
+            return raw, keras.layers.Normalization(
+                mean=mean, variance=np.maximum(variance, 1e-12), name="normalize"
+            )(raw)
+        return raw, raw

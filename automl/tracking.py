@@ -1,0 +1,173 @@
+"""MLflow: one parent run per study, one nested run per trial, batched per-epoch metrics.
+
+The client and run ids are passed explicitly (no implicit active run), so a trial's
+logging can never land on the wrong run. Every run this module opens is closed by the
+caller's `finally`, so nothing is left RUNNING after an error or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import platform
+import time
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from automl._errors import UsageError
+from automl.config import mask_url
+
+if TYPE_CHECKING:
+    import keras
+    import numpy as np
+    from mlflow import MlflowClient
+
+logger = logging.getLogger("automl")
+
+# MLflow's run statuses for each Optuna end state.
+_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED", "INTERRUPTED": "KILLED"}
+
+
+def check_tracking_uri(uri: str) -> None:
+    """Fail fast, before anything is created, when MLflow cannot be reached at `uri`.
+
+    Raises:
+        UsageError: Naming the URI (credentials masked) and the fix.
+    """
+    shown = mask_url(uri)
+    if uri.startswith(("http://", "https://")):
+        try:
+            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5) as response:
+                if response.status == 200:
+                    return
+        except Exception as exc:  # noqa: BLE001 - any failure means unreachable
+            raise UsageError(
+                f"cannot reach the MLflow tracking server {shown} ({exc}); start it or pass "
+                f"another --tracking-uri."
+            ) from None
+        raise UsageError(f"the MLflow tracking server {shown} is not healthy.")
+    if uri.startswith("sqlite:///") or uri.startswith("file:") or "://" not in uri:
+        path = uri.removeprefix("sqlite:///").removeprefix("file://").removeprefix("file:")
+        folder = Path(path).expanduser().resolve().parent
+        if not folder.is_dir() or not os.access(folder, os.W_OK):
+            raise UsageError(
+                f"cannot use MLflow tracking URI {shown}: folder {folder} does not exist or is "
+                f"not writable; create it or pass another --tracking-uri."
+            )
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries that shape results, for the study's parent run."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"python": platform.python_version()}
+    for name in ("keras", "tensorflow", "tensorflow-cpu", "optuna", "mlflow", "scikit-learn"):
+        try:
+            found[f"version_{name}"] = version(name)
+        except PackageNotFoundError:
+            continue
+    return found
+
+
+class StudyTracker:
+    """Logs one study to MLflow.
+
+    Args:
+        tracking_uri: Where MLflow writes.
+        experiment: Experiment name (the study name).
+    """
+
+    def __init__(self, tracking_uri: str, experiment: str) -> None:
+        from mlflow import MlflowClient
+
+        self.tracking_uri = tracking_uri
+        self.client: MlflowClient = MlflowClient(tracking_uri=tracking_uri)
+        found = self.client.get_experiment_by_name(experiment)
+        self.experiment_id = (
+            found.experiment_id if found else self.client.create_experiment(experiment)
+        )
+        self.parent_run_id: str | None = None
+
+    def start_study(self, run_id: str | None, name: str, params: Mapping[str, Any]) -> str:
+        """Open (or reopen, on resume) the study's parent run and log its params."""
+        if run_id is not None:
+            try:
+                self.client.update_run(run_id, status="RUNNING")
+                self.parent_run_id = run_id
+                return run_id
+            except Exception:  # noqa: BLE001 - run gone (other tracking store): start anew
+                logger.warning("MLflow run %s not found; starting a new parent run", run_id)
+        run = self.client.create_run(
+            self.experiment_id, run_name=name, tags={"automl.role": "study", "automl.study": name}
+        )
+        self.parent_run_id = run.info.run_id
+        self.log_params(self.parent_run_id, params)
+        return self.parent_run_id
+
+    def start_trial(self, number: int, study: str) -> str:
+        """Create the nested run `trial-<number>` and return its id."""
+        assert self.parent_run_id is not None, "start_study must come first"
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=f"trial-{number}",
+            tags={
+                "mlflow.parentRunId": self.parent_run_id,
+                "automl.role": "trial",
+                "automl.study": study,
+                "optuna.trial_number": str(number),
+            },
+        )
+        return run.info.run_id
+
+    def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
+        """Log params in one batch (MLflow takes at most 100 per call)."""
+        from mlflow.entities import Param
+
+        items = [Param(str(k), str(v)[:6000]) for k, v in params.items()]
+        for start in range(0, len(items), 100):
+            self.client.log_batch(run_id, params=items[start : start + 100])
+
+    def log_metrics(self, run_id: str, metrics: Mapping[str, float], step: int | None = None) -> None:
+        """Log finite metrics in one batch call."""
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [
+            Metric(k, float(v), now, step or 0)
+            for k, v in metrics.items()
+            if v is not None and math.isfinite(float(v))
+        ]
+        if items:
+            self.client.log_batch(run_id, metrics=items)
+
+    def end_run(self, run_id: str, state: str, tags: Mapping[str, Any] | None = None) -> None:
+        """Tag the run with its end `state` and close it with the matching MLflow status."""
+        from mlflow.entities import RunTag
+
+        all_tags = {"state": state, **(tags or {})}
+        try:
+            self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in all_tags.items()])
+        finally:
+            self.client.set_terminated(run_id, status=_STATUS.get(state, "FAILED"))
+
+    def log_model(self, model: keras.Model, example: np.ndarray) -> None:
+        """Log the best model as an MLflow Keras model, with its signature, on the parent run.
+
+        MLflow 3.17's Keras flavor fails to write `input_example` (its folder does not exist
+        yet when the example is saved), so only the inferred signature is logged.
+        """
+        import mlflow
+        from mlflow.models import infer_signature
+
+        signature = infer_signature(example, model.predict(example, verbose=0))
+
+        previous = mlflow.get_tracking_uri()
+        mlflow.set_tracking_uri(self.tracking_uri)
+        try:
+            with mlflow.start_run(run_id=self.parent_run_id):
+                mlflow.keras.log_model(model, name="best_model", signature=signature)
+        finally:
+            mlflow.set_tracking_uri(previous)

@@ -1,0 +1,89 @@
+"""`cnn`: plain convolution stacks for images.
+
+The classic Keras tutorial CNN (Conv32-Pool-Conv64-Pool-Conv64-Dense64, ReLU, Adam) is
+one point of this space, `BASELINE`, and is enqueued as the first trial of every new
+study so each image search starts from that known result.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from automl.spaces import HyperParameters, ModelSpec
+from automl.spaces.blocks import (
+    choose_activation,
+    choose_batch_size,
+    choose_initializer,
+    choose_optimizer,
+    choose_regularizer,
+    classification_head,
+    compile_for_task,
+)
+
+FILTERS = {1: [16, 32, 64], 2: [32, 64, 128], 3: [64, 128, 256]}
+
+BASELINE = {
+    "stages": 3, "convs_per_stage": 1, "kernel_size": 3, "padding": "valid",
+    "filters_1": 32, "filters_2": 64, "filters_3": 64, "pooling": "max",
+    "head": "flatten_dense", "dense_units": 64, "activation": "relu",
+    "initializer": "glorot_uniform", "regularizer": "none", "batch_norm": False,
+    "dropout": 0.0, "augment": "none", "batch_size": 64, "optimizer": "adam",
+    "learning_rate": 1e-3, "schedule": "constant",
+}
+
+
+def build(hp: HyperParameters, spec: ModelSpec) -> keras.Model:
+    """Build and compile one CNN.
+
+    Varies stages (1-3), convolutions per stage, filters per stage, kernel size, padding,
+    pooling, the head (flatten + dense or global average pooling), activation,
+    initializer, L1/L2, batch norm, dropout, augmentation, optimizer, learning rate,
+    schedule and batch size.
+    """
+    stages = hp.Int("stages", 1, 3)
+    convs = hp.Int("convs_per_stage", 1, 2)
+    kernel = hp.Choice("kernel_size", [3, 5])
+    padding = hp.Choice("padding", ["same", "valid"])
+    filters = [hp.Choice(f"filters_{s}", FILTERS[s]) for s in range(1, stages + 1)]
+    pooling = hp.Choice("pooling", ["max", "avg"])
+    head = hp.Choice("head", ["gap", "flatten_dense"])
+    with hp.conditional_scope("head", "flatten_dense"):
+        dense_units = hp.Choice("dense_units", [64, 128, 256])
+    activation = choose_activation(hp)
+    initializer = choose_initializer(hp)
+    regularizer = choose_regularizer(hp)
+    batch_norm = hp.Boolean("batch_norm")
+    dropout = hp.Float("dropout", 0.0, 0.5)
+    augment = hp.Choice("augment", ["none", "translate", "flip_translate"])
+    batch_size = choose_batch_size(hp, spec)
+    optimizer = choose_optimizer(hp, spec, batch_size=batch_size)
+
+    inputs, x = spec.inputs()
+    if augment != "none":  # active in training only
+        if augment == "flip_translate":
+            x = keras.layers.RandomFlip("horizontal")(x)
+        x = keras.layers.RandomTranslation(0.1, 0.1, fill_mode="reflect")(x)
+    for stage, width in enumerate(filters, start=1):
+        for _ in range(convs):
+            # Fall back to "same" where "valid" would shrink the map to nothing.
+            pad = padding if min(x.shape[1:3]) >= kernel + 2 else "same"
+            x = keras.layers.Conv2D(
+                width, kernel, padding=pad, kernel_initializer=initializer,
+                kernel_regularizer=regularizer, use_bias=not batch_norm,
+            )(x)
+            if batch_norm:
+                x = keras.layers.BatchNormalization()(x)
+            x = keras.layers.Activation(activation)(x)
+        if stage < stages and min(x.shape[1:3]) >= 4:
+            pool = keras.layers.MaxPooling2D if pooling == "max" else keras.layers.AveragePooling2D
+            x = pool()(x)
+    if head == "gap":
+        x = keras.layers.GlobalAveragePooling2D()(x)
+    else:
+        x = keras.layers.Flatten()(x)
+        x = keras.layers.Dense(dense_units, activation=activation, kernel_initializer=initializer,
+                               kernel_regularizer=regularizer)(x)
+    if dropout > 0:
+        x = keras.layers.Dropout(dropout)(x)
+    model = keras.Model(inputs, classification_head(x, spec, initializer), name="cnn")
+    return compile_for_task(model, optimizer, spec)

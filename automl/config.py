@@ -81,7 +81,7 @@ class SearchConfig:
         tracking_uri: MLflow tracking URI.
         out: Output folder; `./automl-out/<study>` when None.
         data_dir: Folder holding local copies of datasets.
-        patience: Early-stopping patience in epochs.
+        patience: Early-stopping patience in epochs; None picks max(3, max_epochs // 5).
     """
 
     dataset: str
@@ -97,7 +97,7 @@ class SearchConfig:
     tracking_uri: str = DEFAULT_TRACKING_URI
     out: Path | None = None
     data_dir: Path | None = None
-    patience: int = 3
+    patience: int | None = None
 
     def validate(self) -> SearchConfig:
         """Check every field against the rules and fill derived defaults.
@@ -124,7 +124,7 @@ class SearchConfig:
         self.timeout = parse_duration(self.timeout)
         if self.max_epochs is not None and self.max_epochs < 1:
             raise UsageError(f"--max-epochs must be at least 1, but got {self.max_epochs}.")
-        if self.patience < 1:
+        if self.patience is not None and self.patience < 1:
             raise UsageError(f"--patience must be at least 1, but got {self.patience}.")
         if self.sampler not in SAMPLERS:
             raise UsageError(
@@ -136,6 +136,8 @@ class SearchConfig:
             self.space = DATASETS[self.dataset].default_space
         if self.max_epochs is None:
             self.max_epochs = DATASETS[self.dataset].default_epochs
+        if self.patience is None:
+            self.patience = max(3, self.max_epochs // 5)
         if self.study is None:
             self.study = f"{self.dataset}-{self.space}"
         if self.out is None:

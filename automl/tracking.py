@@ -9,16 +9,10 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import platform
 import time
-import urllib.request
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-from automl._errors import UsageError
-from automl.config import mask_url
 
 if TYPE_CHECKING:
     import keras
@@ -29,34 +23,6 @@ logger = logging.getLogger("automl")
 
 # MLflow's run statuses for each Optuna end state.
 _STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED", "INTERRUPTED": "KILLED"}
-
-
-def check_tracking_uri(uri: str) -> None:
-    """Fail fast, before anything is created, when MLflow cannot be reached at `uri`.
-
-    Raises:
-        UsageError: Naming the URI (credentials masked) and the fix.
-    """
-    shown = mask_url(uri)
-    if uri.startswith(("http://", "https://")):
-        try:
-            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5) as response:
-                if response.status == 200:
-                    return
-        except Exception as exc:  # noqa: BLE001 - any failure means unreachable
-            raise UsageError(
-                f"cannot reach the MLflow tracking server {shown} ({exc}); start it or pass "
-                f"another --tracking-uri."
-            ) from None
-        raise UsageError(f"the MLflow tracking server {shown} is not healthy.")
-    if uri.startswith("sqlite:///") or uri.startswith("file:") or "://" not in uri:
-        path = uri.removeprefix("sqlite:///").removeprefix("file://").removeprefix("file:")
-        folder = Path(path).expanduser().resolve().parent
-        if not folder.is_dir() or not os.access(folder, os.W_OK):
-            raise UsageError(
-                f"cannot use MLflow tracking URI {shown}: folder {folder} does not exist or is "
-                f"not writable; create it or pass another --tracking-uri."
-            )
 
 
 def library_versions() -> dict[str, str]:

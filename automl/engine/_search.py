@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import keras
-import numpy as np
 import optuna
 
 from automl import tracking
@@ -23,7 +22,6 @@ from automl.config import SearchConfig, mask_url
 from automl.data import Dataset, load_dataset
 from automl.engine._observer import SearchObserver
 from automl.engine._study import (
-    check_storage_url,
     count_finished,
     make_pruner,
     make_sampler,
@@ -31,6 +29,7 @@ from automl.engine._study import (
 )
 from automl.engine._trainer import Objective, TrialOutcome, build_model, fit_trial
 from automl.export import export_best
+from automl.preflight import check_storage_url, check_tracking_uri
 from automl.spaces import HyperParameters, ModelSpec, load_space
 
 logger = logging.getLogger("automl")
@@ -65,7 +64,7 @@ def run_search(config: SearchConfig, observer: SearchObserver | None = None) -> 
     config.validate()
     observer = observer or SearchObserver()
     check_storage_url(config.storage)
-    tracking.check_tracking_uri(config.tracking_uri)
+    check_tracking_uri(config.tracking_uri)
     observer.stage("loading data")
     data = load_dataset(config.dataset, data_dir=config.data_dir, seed=config.seed)
     build, baseline = load_space(config.space)

@@ -2,45 +2,16 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from automl._errors import UsageError
 from automl.config import mask_url
+from automl.preflight import check_storage_url
 
 if TYPE_CHECKING:
     import optuna
 
 FINISHED_STATES = ("COMPLETE", "PRUNED", "FAIL")
-
-
-def check_storage_url(url: str) -> None:
-    """Fail fast, before anything is created, when the storage cannot be reached.
-
-    Raises:
-        UsageError: Naming the URL (credentials masked) and the fix.
-    """
-    shown = mask_url(url)
-    if url.startswith("sqlite:///"):
-        folder = Path(url.removeprefix("sqlite:///")).expanduser().resolve().parent
-        if not folder.is_dir() or not os.access(folder, os.W_OK):
-            raise UsageError(
-                f"cannot use storage {shown}: folder {folder} does not exist or is not "
-                f"writable; create it or pass another --storage."
-            )
-        return
-    import sqlalchemy
-
-    try:
-        engine = sqlalchemy.create_engine(url)
-        with engine.connect():
-            pass
-        engine.dispose()
-    except Exception as exc:  # noqa: BLE001 - driver missing, refused, bad URL: all unreachable
-        reason = str(exc).splitlines()[0].replace(url, shown)
-        raise UsageError(f"cannot reach storage {shown} ({reason}); check the URL or the "
-                         f"server, or pass another --storage.") from None
 
 
 def make_storage(url: str) -> optuna.storages.BaseStorage:
@@ -57,7 +28,7 @@ def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
     if name == "tpe":
         # Multivariate TPE models the space's conditional structure jointly.
         return optuna.samplers.TPESampler(
-            seed=seed, multivariate=True, group=True, n_startup_trials=5, warn_independent_sampling=False
+            seed=seed, multivariate=True, group=True, n_startup_trials=5
         )
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
@@ -75,13 +46,17 @@ def make_pruner(name: str, max_epochs: int) -> optuna.pruners.BasePruner:
     import optuna
 
     if name == "hyperband":
+        # The first rung at a tenth of the budget: one epoch is too noisy to judge on
+        # long budgets, yet on short ones it is all there is.
         return optuna.pruners.HyperbandPruner(
-            min_resource=1, max_resource=max_epochs, reduction_factor=3
+            min_resource=max(1, max_epochs // 10), max_resource=max_epochs, reduction_factor=3
         )
     if name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
     if name == "sha":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+        return optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=max(1, max_epochs // 10), reduction_factor=3
+        )
     if name == "none":
         return optuna.pruners.NopPruner()
     raise UsageError(f"unknown pruner {name!r}.")

@@ -1,0 +1,32 @@
+# Two entry points: `make search` (set up, then search CIFAR-10 on embedded defaults)
+# and `make test` (set up, then run the test suite). Both create .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Local dataset copies (the shared CIFAR-10 archive) when they sit beside the checkout.
+export AUTOML_DATA_DIR ?= $(abspath ../shared/data)
+SEARCH_ARGS ?= --timeout 20m
+
+.PHONY: setup search test test-slow lint clean
+
+$(BIN)/automl: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(BIN)/automl
+
+setup: $(BIN)/automl
+
+search: setup
+	$(BIN)/automl search cifar10 $(SEARCH_ARGS)
+
+test: setup
+	$(BIN)/ruff check automl search_spaces tests benchmarks
+	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -m slow
+
+lint: setup
+	$(BIN)/ruff check automl search_spaces tests benchmarks
+
+clean:
+	rm -rf automl-out automl.db mlflow.db mlruns mlartifacts .pytest_cache

@@ -1,0 +1,7 @@
+"""`python -m automl` runs the CLI."""
+
+import sys
+
+from automl.cli import main
+
+sys.exit(main())

@@ -1,0 +1,66 @@
+"""`automl show`: a study's leaderboard as a table."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    import optuna
+
+# Params most worth a column, in order; the rest are summarized.
+KEY_PARAMS = (
+    "optimizer", "learning_rate", "batch_size", "layers", "units", "stages",
+    "filters_1", "activation", "dropout", "batch_norm", "augment",
+)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
+def leaderboard_rows(study: optuna.Study, top: int = 20) -> list[dict[str, Any]]:
+    """Trials ordered best first (complete ones by value, then the rest by number)."""
+    reverse = study.direction.name == "MAXIMIZE"
+    trials = study.get_trials(deepcopy=False)
+    complete = sorted(
+        (t for t in trials if t.state.name == "COMPLETE"), key=lambda t: t.value, reverse=reverse
+    )
+    others = [t for t in trials if t.state.name != "COMPLETE"]
+    rows = []
+    for trial in [*complete, *others][:top]:
+        rows.append({
+            "trial": trial.number,
+            "state": trial.state.name,
+            "value": trial.value,
+            "epochs": trial.user_attrs.get("epochs"),
+            "seconds": trial.user_attrs.get("seconds"),
+            "params": trial.params,
+            "reason": trial.user_attrs.get("reason", ""),
+        })
+    return rows
+
+
+def print_leaderboard(study: optuna.Study, *, top: int = 20, console: Console | None = None) -> None:
+    """Print trial, state, key params, validation metric, epochs and seconds."""
+    console = console or Console()
+    if not console.is_terminal:  # pipes and logs get the whole table, not 80 columns
+        console.width = max(console.width, 160)
+    rows = leaderboard_rows(study, top)
+    seen = {k for row in rows for k in row["params"]}
+    keys = [k for k in KEY_PARAMS if k in seen][:4]
+    metric = study.user_attrs.get("metric", "value")
+    table = Table("trial", "state", metric, "epochs", "seconds", *keys, "note",
+                  title=f"study {study.study_name}")
+    for row in rows:
+        value = f"{row['value']:.4f}" if row["value"] is not None else "-"
+        table.add_row(
+            str(row["trial"]), row["state"], value, _fmt(row["epochs"] or "-"),
+            _fmt(row["seconds"] or "-"), *(_fmt(row["params"].get(k, "")) for k in keys),
+            row["reason"][:60] if row["state"] == "FAIL" else "",
+        )
+    console.print(table)

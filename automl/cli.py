@@ -1,0 +1,194 @@
+"""The `automl` command: argument parsing and printing only.
+
+Every heavy import (TensorFlow, Optuna, MLflow) happens inside the command that needs it,
+so `automl --help`, `automl datasets`, `automl spaces` and argument errors answer fast.
+A `UsageError` becomes one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from automl._errors import UsageError
+from automl.config import DEFAULT_STORAGE, DEFAULT_TRACKING_URI, PRUNERS, SAMPLERS
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage dump) and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full command-line grammar."""
+    parser = _Parser(
+        prog="automl",
+        description="Hyperparameter and architecture search for Keras 3: Optuna trials, "
+        "MLflow tracking, an exported best model.",
+        epilog="Example: automl search digits --trials 10",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    search = sub.add_parser(
+        "search", help="run or resume a search on a dataset",
+        description="Run a search; rerun with the same --study and --storage to resume. "
+        "Finished trials count toward --trials.",
+    )
+    search.add_argument("dataset", help="a built-in dataset (see `automl datasets`)")
+    search.add_argument("--space", help="search space (see `automl spaces`); default fits the data")
+    search.add_argument("--trials", type=int, default=None,
+                        help="total trials in the study (default 20 without --timeout)")
+    search.add_argument("--timeout", help="wall-clock budget of this run: 1800, 90s, 30m, 2h")
+    search.add_argument("--max-epochs", type=int, help="epoch cap per trial (default per dataset)")
+    search.add_argument("--patience", type=int,
+                        help="early-stopping patience in epochs (max(3, max-epochs/5))")
+    search.add_argument("--sampler", default="tpe", help=f"one of {', '.join(SAMPLERS)} (tpe)")
+    search.add_argument("--pruner", default="hyperband",
+                        help=f"one of {', '.join(PRUNERS)} (hyperband)")
+    search.add_argument("--seed", type=int, default=0, help="seed for sampler, split, weights (0)")
+    search.add_argument("--study", help="study name (default DATASET-SPACE)")
+    _storage_args(search)
+    search.add_argument("--tracking-uri", default=DEFAULT_TRACKING_URI,
+                        help=f"MLflow tracking URI ({DEFAULT_TRACKING_URI})")
+    search.add_argument("--out", type=Path, help="output folder (./automl-out/STUDY)")
+    search.add_argument("--data-dir", type=Path, default=None,
+                        help="folder with local dataset copies (else $AUTOML_DATA_DIR)")
+
+    show = sub.add_parser("show", help="print a study's leaderboard")
+    show.add_argument("study")
+    _storage_args(show)
+    show.add_argument("--top", type=int, default=20, help="rows to show (20)")
+
+    export = sub.add_parser("export", help="write a study's best model again")
+    export.add_argument("study")
+    export.add_argument("--out", type=Path, required=True, help="a .keras file or a folder")
+    _storage_args(export)
+
+    sub.add_parser("datasets", help="list the built-in datasets")
+    sub.add_parser("spaces", help="list the built-in search spaces")
+    return parser
+
+
+def _storage_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--storage", default=DEFAULT_STORAGE,
+                        help=f"Optuna storage URL ({DEFAULT_STORAGE})")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `automl` console script; returns the exit code."""
+    try:
+        args = build_parser().parse_args(argv)
+        return _COMMANDS[args.command](args)
+    except UsageError as exc:
+        print(f"automl: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("automl: interrupted; run the same command again to resume.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    from automl.config import SearchConfig
+    from automl.preflight import check_storage_url, check_tracking_uri
+
+    config = SearchConfig(
+        dataset=args.dataset, space=args.space, trials=args.trials,
+        timeout=args.timeout, max_epochs=args.max_epochs, sampler=args.sampler,
+        pruner=args.pruner, seed=args.seed, study=args.study, storage=args.storage,
+        tracking_uri=args.tracking_uri, out=args.out, data_dir=args.data_dir,
+        patience=args.patience,
+    )
+    if config.trials is None and config.timeout is None:
+        config.trials = 20
+    config.validate()
+    check_storage_url(config.storage)
+    check_tracking_uri(config.tracking_uri)
+    _quiet_libraries()
+    from automl._progress import RichProgress
+    from automl.engine import run_search
+
+    with RichProgress() as progress:
+        result = run_search(config, progress)
+    progress.print_summary(result.summary)
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    _quiet_libraries()
+    from automl._leaderboard import print_leaderboard
+    from automl.engine._study import load_study
+
+    print_leaderboard(load_study(args.study, args.storage), top=args.top)
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    _quiet_libraries()
+    from automl.engine._study import load_study
+    from automl.export import copy_best_model
+
+    target = copy_best_model(load_study(args.study, args.storage), args.out)
+    print(f"wrote {target}")
+    return 0
+
+
+def _cmd_datasets(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from automl.data import DATASETS
+
+    table = Table("name", "description", "source", "default space", box=None)
+    for info in DATASETS.values():
+        table.add_row(info.name, info.description, info.source, info.default_space)
+    Console().print(table)
+    return 0
+
+
+def _cmd_spaces(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from automl.spaces import SPACES
+
+    table = Table("name", "fits", "description", box=None)
+    for info in SPACES.values():
+        table.add_row(info.name, ", ".join(info.kinds), info.description)
+    Console().print(table)
+    return 0
+
+
+_COMMANDS = {
+    "search": _cmd_search, "show": _cmd_show, "export": _cmd_export,
+    "datasets": _cmd_datasets, "spaces": _cmd_spaces,
+}
+
+
+def _quiet_libraries() -> None:
+    """Keep the terminal for our progress display: silence library chatter."""
+    import logging
+    import warnings
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "2")
+    warnings.filterwarnings("ignore", module="optuna")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=UserWarning, module="keras")
+    for name in ("mlflow", "alembic", "optuna", "absl"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    logging.getLogger("automl").setLevel(logging.INFO)
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

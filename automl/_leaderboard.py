@@ -12,8 +12,17 @@ if TYPE_CHECKING:
 
 # Params most worth a column, in order; the rest are summarized.
 KEY_PARAMS = (
-    "optimizer", "learning_rate", "batch_size", "layers", "units", "stages",
-    "filters_1", "activation", "dropout", "batch_norm", "augment",
+    "optimizer",
+    "learning_rate",
+    "batch_size",
+    "layers",
+    "units",
+    "stages",
+    "filters_1",
+    "activation",
+    "dropout",
+    "batch_norm",
+    "augment",
 )
 
 
@@ -33,19 +42,23 @@ def leaderboard_rows(study: optuna.Study, top: int = 20) -> list[dict[str, Any]]
     others = [t for t in trials if t.state.name != "COMPLETE"]
     rows = []
     for trial in [*complete, *others][:top]:
-        rows.append({
-            "trial": trial.number,
-            "state": trial.state.name,
-            "value": trial.value,
-            "epochs": trial.user_attrs.get("epochs"),
-            "seconds": trial.user_attrs.get("seconds"),
-            "params": trial.params,
-            "reason": trial.user_attrs.get("reason", ""),
-        })
+        rows.append(
+            {
+                "trial": trial.number,
+                "state": trial.state.name,
+                "value": trial.value,
+                "epochs": trial.user_attrs.get("epochs"),
+                "seconds": trial.user_attrs.get("seconds"),
+                "params": trial.params,
+                "reason": trial.user_attrs.get("reason", ""),
+            }
+        )
     return rows
 
 
-def print_leaderboard(study: optuna.Study, *, top: int = 20, console: Console | None = None) -> None:
+def print_leaderboard(
+    study: optuna.Study, *, top: int = 20, console: Console | None = None
+) -> None:
     """Print trial, state, key params, validation metric, epochs and seconds."""
     console = console or Console()
     if not console.is_terminal:  # pipes and logs get the whole table, not 80 columns
@@ -54,13 +67,25 @@ def print_leaderboard(study: optuna.Study, *, top: int = 20, console: Console | 
     seen = {k for row in rows for k in row["params"]}
     keys = [k for k in KEY_PARAMS if k in seen][:4]
     metric = study.user_attrs.get("metric", "value")
-    table = Table("trial", "state", metric, "epochs", "seconds", *keys, "note",
-                  title=f"study {study.study_name}")
+    table = Table(
+        "trial",
+        "state",
+        metric,
+        "epochs",
+        "seconds",
+        *keys,
+        "note",
+        title=f"study {study.study_name}",
+    )
     for row in rows:
         value = f"{row['value']:.4f}" if row["value"] is not None else "-"
         table.add_row(
-            str(row["trial"]), row["state"], value, _fmt(row["epochs"] or "-"),
-            _fmt(row["seconds"] or "-"), *(_fmt(row["params"].get(k, "")) for k in keys),
+            str(row["trial"]),
+            row["state"],
+            value,
+            _fmt(row["epochs"] or "-"),
+            _fmt(row["seconds"] or "-"),
+            *(_fmt(row["params"].get(k, "")) for k in keys),
             row["reason"][:60] if row["state"] == "FAIL" else "",
         )
     console.print(table)

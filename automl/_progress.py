@@ -50,7 +50,13 @@ class RichProgress(SearchObserver):
         self._redraw()
 
     def search_started(
-        self, *, study: str, trials: int | None, timeout: float | None, done: int, best: float | None
+        self,
+        *,
+        study: str,
+        trials: int | None,
+        timeout: float | None,
+        done: int,
+        best: float | None,
     ) -> None:
         self.budget, self.timeout, self.done_before, self.best = trials, timeout, done, best
         self.started = time.monotonic()
@@ -80,7 +86,9 @@ class RichProgress(SearchObserver):
         why = f"  {reason}" if reason else ""
         self.console.print(
             f"trial {number:>3} [{style}]{state:<8}[/] value {score}  "
-            f"({self.trial_seconds[-1]:.0f}s){why}", markup=True, highlight=False,
+            f"({self.trial_seconds[-1]:.0f}s){why}",
+            markup=True,
+            highlight=False,
         )
         self.current = ""
         self._redraw()
@@ -129,7 +137,6 @@ class RichProgress(SearchObserver):
             return
         metrics = ", ".join(f"{k} {v:.4f}" for k, v in summary["test"]["metrics"].items())
         self.console.print(
-            f"best trial {best['trial']}: {best['metric']} {best['val_metric']:.4f}; "
-            f"test {metrics}"
+            f"best trial {best['trial']}: {best['metric']} {best['val_metric']:.4f}; test {metrics}"
         )
         self.console.print(f"model: {summary['model_path']}")

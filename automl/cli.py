@@ -38,29 +38,43 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     search = sub.add_parser(
-        "search", help="run or resume a search on a dataset",
+        "search",
+        help="run or resume a search on a dataset",
         description="Run a search; rerun with the same --study and --storage to resume. "
         "Finished trials count toward --trials.",
     )
     search.add_argument("dataset", help="a built-in dataset (see `automl datasets`)")
     search.add_argument("--space", help="search space (see `automl spaces`); default fits the data")
-    search.add_argument("--trials", type=int, default=None,
-                        help="total trials in the study (default 20 without --timeout)")
+    search.add_argument(
+        "--trials",
+        type=int,
+        default=None,
+        help="total trials in the study (default 20 without --timeout)",
+    )
     search.add_argument("--timeout", help="wall-clock budget of this run: 1800, 90s, 30m, 2h")
     search.add_argument("--max-epochs", type=int, help="epoch cap per trial (default per dataset)")
-    search.add_argument("--patience", type=int,
-                        help="early-stopping patience in epochs (max(3, max-epochs/5))")
+    search.add_argument(
+        "--patience", type=int, help="early-stopping patience in epochs (max(3, max-epochs/5))"
+    )
     search.add_argument("--sampler", default="tpe", help=f"one of {', '.join(SAMPLERS)} (tpe)")
-    search.add_argument("--pruner", default="hyperband",
-                        help=f"one of {', '.join(PRUNERS)} (hyperband)")
+    search.add_argument(
+        "--pruner", default="hyperband", help=f"one of {', '.join(PRUNERS)} (hyperband)"
+    )
     search.add_argument("--seed", type=int, default=0, help="seed for sampler, split, weights (0)")
     search.add_argument("--study", help="study name (default DATASET-SPACE)")
     _storage_args(search)
-    search.add_argument("--tracking-uri", default=DEFAULT_TRACKING_URI,
-                        help=f"MLflow tracking URI ({DEFAULT_TRACKING_URI})")
+    search.add_argument(
+        "--tracking-uri",
+        default=DEFAULT_TRACKING_URI,
+        help=f"MLflow tracking URI ({DEFAULT_TRACKING_URI})",
+    )
     search.add_argument("--out", type=Path, help="output folder (./automl-out/STUDY)")
-    search.add_argument("--data-dir", type=Path, default=None,
-                        help="folder with local dataset copies (else $AUTOML_DATA_DIR)")
+    search.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="folder with local dataset copies (else $AUTOML_DATA_DIR)",
+    )
 
     show = sub.add_parser("show", help="print a study's leaderboard")
     show.add_argument("study")
@@ -78,8 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _storage_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--storage", default=DEFAULT_STORAGE,
-                        help=f"Optuna storage URL ({DEFAULT_STORAGE})")
+    parser.add_argument(
+        "--storage", default=DEFAULT_STORAGE, help=f"Optuna storage URL ({DEFAULT_STORAGE})"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -100,10 +115,19 @@ def _cmd_search(args: argparse.Namespace) -> int:
     from automl.preflight import check_storage_url, check_tracking_uri
 
     config = SearchConfig(
-        dataset=args.dataset, space=args.space, trials=args.trials,
-        timeout=args.timeout, max_epochs=args.max_epochs, sampler=args.sampler,
-        pruner=args.pruner, seed=args.seed, study=args.study, storage=args.storage,
-        tracking_uri=args.tracking_uri, out=args.out, data_dir=args.data_dir,
+        dataset=args.dataset,
+        space=args.space,
+        trials=args.trials,
+        timeout=args.timeout,
+        max_epochs=args.max_epochs,
+        sampler=args.sampler,
+        pruner=args.pruner,
+        seed=args.seed,
+        study=args.study,
+        storage=args.storage,
+        tracking_uri=args.tracking_uri,
+        out=args.out,
+        data_dir=args.data_dir,
         patience=args.patience,
     )
     if config.trials is None and config.timeout is None:
@@ -167,8 +191,11 @@ def _cmd_spaces(args: argparse.Namespace) -> int:
 
 
 _COMMANDS = {
-    "search": _cmd_search, "show": _cmd_show, "export": _cmd_export,
-    "datasets": _cmd_datasets, "spaces": _cmd_spaces,
+    "search": _cmd_search,
+    "show": _cmd_show,
+    "export": _cmd_export,
+    "datasets": _cmd_datasets,
+    "spaces": _cmd_spaces,
 }
 
 

@@ -42,9 +42,7 @@ def parse_duration(text: str | float | int | None) -> float | None:
     else:
         match = _DURATION.match(text)
         if not match:
-            raise UsageError(
-                f"--timeout must look like 1800, 90s, 30m or 2h, but got {text!r}."
-            )
+            raise UsageError(f"--timeout must look like 1800, 90s, 30m or 2h, but got {text!r}.")
         seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
     if seconds <= 0:
         raise UsageError(f"--timeout must be positive, but got {text!r}.")
@@ -131,7 +129,9 @@ class SearchConfig:
                 f"unknown sampler {self.sampler!r}; choose one of: {', '.join(SAMPLERS)}."
             )
         if self.pruner not in PRUNERS:
-            raise UsageError(f"unknown pruner {self.pruner!r}; choose one of: {', '.join(PRUNERS)}.")
+            raise UsageError(
+                f"unknown pruner {self.pruner!r}; choose one of: {', '.join(PRUNERS)}."
+            )
         if self.space is None:
             self.space = DATASETS[self.dataset].default_space
         if self.max_epochs is None:

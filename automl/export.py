@@ -33,12 +33,15 @@ def best_checkpoint(study: optuna.Study) -> tuple[optuna.trial.FrozenTrial, Path
     try:
         best = study.best_trial
     except ValueError:
-        raise UsageError(f"study {study.study_name!r} has no complete trial yet; run "
-                         f"`automl search` first.") from None
+        raise UsageError(
+            f"study {study.study_name!r} has no complete trial yet; run `automl search` first."
+        ) from None
     path = Path(best.user_attrs.get("model_path", ""))
     if not path.is_file():
-        raise UsageError(f"the model of best trial {best.number} is missing ({path}); rerun the "
-                         f"search with the same --study and --out to train a new best.")
+        raise UsageError(
+            f"the model of best trial {best.number} is missing ({path}); rerun the "
+            f"search with the same --study and --out to train a new best."
+        )
     return best, path
 
 

@@ -38,8 +38,10 @@ def check_storage_url(url: str) -> None:
         engine.dispose()
     except Exception as exc:  # noqa: BLE001 - driver missing, refused, bad URL: all unreachable
         reason = str(exc).splitlines()[0].replace(url, shown)
-        raise UsageError(f"cannot reach storage {shown} ({reason}); check the URL or the "
-                         f"server, or pass another --storage.") from None
+        raise UsageError(
+            f"cannot reach storage {shown} ({reason}); check the URL or the "
+            f"server, or pass another --storage."
+        ) from None
 
 
 def check_tracking_uri(uri: str) -> None:

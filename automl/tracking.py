@@ -96,7 +96,9 @@ class StudyTracker:
         for start in range(0, len(items), 100):
             self.client.log_batch(run_id, params=items[start : start + 100])
 
-    def log_metrics(self, run_id: str, metrics: Mapping[str, float], step: int | None = None) -> None:
+    def log_metrics(
+        self, run_id: str, metrics: Mapping[str, float], step: int | None = None
+    ) -> None:
         """Log finite metrics in one batch call."""
         from mlflow.entities import Metric
 

@@ -1,1 +1,1 @@
-"""Built-in search spaces; each module defines `build(hp, spec)` and maybe `BASELINE`."""
+"""Built-in search spaces; each module defines `build(hp, spec)` and maybe `STARTING_POINTS`."""

@@ -1,8 +1,10 @@
 """`cnn`: plain convolution stacks for images.
 
-The classic Keras tutorial CNN (Conv32-Pool-Conv64-Pool-Conv64-Dense64, ReLU, Adam) is
-one point of this space, `BASELINE`, and is enqueued as the first trial of every new
-study so each image search starts from that known result.
+`STARTING_POINTS` are enqueued as the first trials of every new study: the classic Keras
+tutorial CNN (Conv32-Pool-Conv64-Pool-Conv64-Dense64, ReLU, Adam), so each image search
+starts from that known result, then a small modern CNN (batch norm, global average
+pooling, augmentation, AdamW with warmup and cosine decay) that trains at about half the
+tutorial's speed on 2 CPU cores and generalizes much better.
 """
 
 from __future__ import annotations
@@ -23,13 +25,52 @@ from automl.spaces.blocks import (
 FILTERS = {1: [16, 32, 64], 2: [32, 64, 128], 3: [64, 128, 256]}
 
 BASELINE = {
-    "stages": 3, "convs_per_stage": 1, "kernel_size": 3, "padding": "valid",
-    "filters_1": 32, "filters_2": 64, "filters_3": 64, "pooling": "max",
-    "head": "flatten_dense", "dense_units": 64, "activation": "relu",
-    "initializer": "glorot_uniform", "regularizer": "none", "batch_norm": False,
-    "dropout": 0.0, "augment": "none", "batch_size": 64, "optimizer": "adam",
-    "learning_rate": 1e-3, "schedule": "constant",
+    "stages": 3,
+    "convs_per_stage": 1,
+    "kernel_size": 3,
+    "padding": "valid",
+    "filters_1": 32,
+    "filters_2": 64,
+    "filters_3": 64,
+    "pooling": "max",
+    "head": "flatten_dense",
+    "dense_units": 64,
+    "activation": "relu",
+    "initializer": "glorot_uniform",
+    "regularizer": "none",
+    "batch_norm": False,
+    "dropout": 0.0,
+    "augment": "none",
+    "batch_size": 64,
+    "optimizer": "adam",
+    "learning_rate": 1e-3,
+    "schedule": "constant",
 }
+
+MODERN = {
+    "stages": 3,
+    "convs_per_stage": 1,
+    "kernel_size": 3,
+    "padding": "same",
+    "filters_1": 32,
+    "filters_2": 64,
+    "filters_3": 128,
+    "pooling": "max",
+    "head": "gap",
+    "activation": "relu",
+    "initializer": "he_normal",
+    "regularizer": "none",
+    "batch_norm": True,
+    "dropout": 0.1,
+    "augment": "flip_translate",
+    "batch_size": 128,
+    "optimizer": "adamw",
+    "learning_rate": 3e-3,
+    "weight_decay": 1e-3,
+    "schedule": "warmup_cosine",
+}
+
+STARTING_POINTS = [BASELINE, MODERN]
 
 
 def build(hp: HyperParameters, spec: ModelSpec) -> keras.Model:
@@ -68,8 +109,12 @@ def build(hp: HyperParameters, spec: ModelSpec) -> keras.Model:
             # Fall back to "same" where "valid" would shrink the map to nothing.
             pad = padding if min(x.shape[1:3]) >= kernel + 2 else "same"
             x = keras.layers.Conv2D(
-                width, kernel, padding=pad, kernel_initializer=initializer,
-                kernel_regularizer=regularizer, use_bias=not batch_norm,
+                width,
+                kernel,
+                padding=pad,
+                kernel_initializer=initializer,
+                kernel_regularizer=regularizer,
+                use_bias=not batch_norm,
             )(x)
             if batch_norm:
                 x = keras.layers.BatchNormalization()(x)
@@ -81,8 +126,12 @@ def build(hp: HyperParameters, spec: ModelSpec) -> keras.Model:
         x = keras.layers.GlobalAveragePooling2D()(x)
     else:
         x = keras.layers.Flatten()(x)
-        x = keras.layers.Dense(dense_units, activation=activation, kernel_initializer=initializer,
-                               kernel_regularizer=regularizer)(x)
+        x = keras.layers.Dense(
+            dense_units,
+            activation=activation,
+            kernel_initializer=initializer,
+            kernel_regularizer=regularizer,
+        )(x)
     if dropout > 0:
         x = keras.layers.Dropout(dropout)(x)
     model = keras.Model(inputs, classification_head(x, spec, initializer), name="cnn")

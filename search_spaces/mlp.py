@@ -40,7 +40,9 @@ def build(hp: HyperParameters, spec: ModelSpec) -> keras.Model:
     for i in range(layers):
         width = max(8, int(units * taper**i))
         x = keras.layers.Dense(
-            width, kernel_initializer=initializer, kernel_regularizer=regularizer,
+            width,
+            kernel_initializer=initializer,
+            kernel_regularizer=regularizer,
             use_bias=not batch_norm,
         )(x)
         if batch_norm:

@@ -34,8 +34,9 @@ DATASETS: dict[str, DatasetInfo] = {
         DatasetInfo(
             "fashion_mnist", "28x28 clothing images, 10 classes (60k/10k)", "keras", "cnn", 10
         ),
-        DatasetInfo("digits", "8x8 handwritten digits as 64 features, 10 classes", "sklearn",
-                    "mlp", 40),
+        DatasetInfo(
+            "digits", "8x8 handwritten digits as 64 features, 10 classes", "sklearn", "mlp", 40
+        ),
         DatasetInfo("iris", "4 flower measurements, 3 classes", "sklearn", "mlp", 60),
         DatasetInfo("wine", "13 chemical features, 3 classes", "sklearn", "mlp", 60),
         DatasetInfo("breast_cancer", "30 tumour features, 2 classes", "sklearn", "mlp", 40),

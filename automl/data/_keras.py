@@ -23,13 +23,29 @@ logger = logging.getLogger("automl")
 
 CLASS_NAMES: dict[str, list[str]] = {
     "cifar10": [
-        "airplane", "automobile", "bird", "cat", "deer",
-        "dog", "frog", "horse", "ship", "truck",
+        "airplane",
+        "automobile",
+        "bird",
+        "cat",
+        "deer",
+        "dog",
+        "frog",
+        "horse",
+        "ship",
+        "truck",
     ],
     "mnist": [str(i) for i in range(10)],
     "fashion_mnist": [
-        "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-        "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
     ],
 }
 # Folder names cannot hold "/", so on disk fashion_mnist's first class is "T-shirt_top".
@@ -58,8 +74,9 @@ def load_keras(name: str, *, data_dir: Path | None = None, seed: int | None = 0)
         UsageError: When there is no local copy and the download fails, saying both fixes.
     """
     if data_dir is not None and not Path(data_dir).is_dir():
-        raise UsageError(f"--data-dir {data_dir} is not a folder; pass the folder that holds "
-                         f"the {name} copy.")
+        raise UsageError(
+            f"--data-dir {data_dir} is not a folder; pass the folder that holds the {name} copy."
+        )
     local = find_local_copy(name, data_dir)
     if local is not None:
         x_train, y_train, x_test, y_test = load_split_folders(local, _FOLDER_NAMES[name])

@@ -10,7 +10,13 @@ class SearchObserver:
     """Receives search events; subclass and override what you need."""
 
     def search_started(
-        self, *, study: str, trials: int | None, timeout: float | None, done: int, best: float | None
+        self,
+        *,
+        study: str,
+        trials: int | None,
+        timeout: float | None,
+        done: int,
+        best: float | None,
     ) -> None:
         """The study is open; `done` trials finished in earlier runs."""
 

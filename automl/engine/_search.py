@@ -67,7 +67,7 @@ def run_search(config: SearchConfig, observer: SearchObserver | None = None) -> 
     check_tracking_uri(config.tracking_uri)
     observer.stage("loading data")
     data = load_dataset(config.dataset, data_dir=config.data_dir, seed=config.seed)
-    build, baseline = load_space(config.space)
+    build, starting_points = load_space(config.space)
     spec = model_spec(data, config.max_epochs)
     objective = Objective()
 
@@ -81,8 +81,8 @@ def run_search(config: SearchConfig, observer: SearchObserver | None = None) -> 
     )
     if not study.trials:
         _record_study_attrs(study, config, data, objective)
-        if baseline:
-            study.enqueue_trial(baseline, user_attrs={"baseline": True})
+        for point in starting_points:
+            study.enqueue_trial(point, user_attrs={"starting_point": True})
     tracker = tracking.StudyTracker(config.tracking_uri, config.study)
     parent = tracker.start_study(
         study.user_attrs.get("mlflow_run_id"), config.study, _study_params(config, data)
@@ -93,7 +93,10 @@ def run_search(config: SearchConfig, observer: SearchObserver | None = None) -> 
 
     done = count_finished(study)
     observer.search_started(
-        study=config.study, trials=config.trials, timeout=config.timeout, done=done,
+        study=config.study,
+        trials=config.trials,
+        timeout=config.timeout,
+        done=done,
         best=_best_value(study),
     )
     deadline = time.monotonic() + config.timeout if config.timeout else None
@@ -103,8 +106,12 @@ def run_search(config: SearchConfig, observer: SearchObserver | None = None) -> 
         remaining = None if config.trials is None else max(0, config.trials - done)
         if remaining != 0:
             study.optimize(
-                run_trial, n_trials=remaining, timeout=config.timeout, catch=(Exception,),
-                gc_after_trial=True, callbacks=[run_trial.after_trial],
+                run_trial,
+                n_trials=remaining,
+                timeout=config.timeout,
+                catch=(Exception,),
+                gc_after_trial=True,
+                callbacks=[run_trial.after_trial],
             )
         observer.stage("scoring the best model on the test set")
         summary, model = export_best(study, data, out, tracker, config)
@@ -174,10 +181,15 @@ class _TrialRunner:
             self.tracker.log_params(run_id, {**params, "n_params": model.count_params()})
             self.observer.trial_started(trial.number, params)
             outcome = fit_trial(
-                trial, model, self.data,
+                trial,
+                model,
+                self.data,
                 batch_size=int(hp.values.get("batch_size", 32)),
-                max_epochs=self.config.max_epochs, patience=self.config.patience,
-                objective=self.objective, deadline=self.deadline, report=report,
+                max_epochs=self.config.max_epochs,
+                patience=self.config.patience,
+                objective=self.objective,
+                deadline=self.deadline,
+                report=report,
             )
             self._keep_if_best(trial, outcome)
             trial.set_user_attr("best_epoch", outcome.best_epoch)
@@ -205,7 +217,10 @@ class _TrialRunner:
     def after_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         """Optuna study callback: runs once the trial's state is stored."""
         self.observer.trial_ended(
-            trial.number, trial.state.name, trial.value, _best_value(study),
+            trial.number,
+            trial.state.name,
+            trial.value,
+            _best_value(study),
             trial.user_attrs.get("reason", ""),
         )
 

@@ -66,7 +66,10 @@ class HyperParameters:
         if step is not None and step < 1:
             raise UsageError(f"hp.Int {name!r}: step must be >= 1, but got step={step}.")
         return self._suggest(
-            name, default if default is not None else min_value, parent_name, parent_values,
+            name,
+            default if default is not None else min_value,
+            parent_name,
+            parent_values,
             lambda: self.trial.suggest_int(
                 name, int(min_value), int(max_value), step=step or 1, log=log
             ),
@@ -86,7 +89,10 @@ class HyperParameters:
         """A float in [min_value, max_value]; `sampling="log"` for a log scale."""
         log = _check_range(name, min_value, max_value, sampling)
         return self._suggest(
-            name, default if default is not None else min_value, parent_name, parent_values,
+            name,
+            default if default is not None else min_value,
+            parent_name,
+            parent_values,
             lambda: self.trial.suggest_float(
                 name, float(min_value), float(max_value), step=None if log else step, log=log
             ),
@@ -106,7 +112,10 @@ class HyperParameters:
         if not values:
             raise UsageError(f"hp.Choice {name!r}: values must not be empty.")
         return self._suggest(
-            name, default if default is not None else values[0], parent_name, parent_values,
+            name,
+            default if default is not None else values[0],
+            parent_name,
+            parent_values,
             lambda: self.trial.suggest_categorical(name, values),
         )
 
@@ -119,7 +128,10 @@ class HyperParameters:
     ) -> bool:
         """True or False."""
         return self._suggest(
-            name, default, parent_name, parent_values,
+            name,
+            default,
+            parent_name,
+            parent_values,
             lambda: self.trial.suggest_categorical(name, [False, True]),
         )
 
@@ -163,8 +175,10 @@ def _check_range(name: str, low: float, high: float, sampling: str) -> bool:
             f"hp {name!r}: sampling must be 'linear' or 'log', but got sampling={sampling!r}."
         )
     if not (math.isfinite(low) and math.isfinite(high)) or low > high:
-        raise UsageError(f"hp {name!r}: min_value <= max_value must hold, but got "
-                         f"min_value={low}, max_value={high}.")
+        raise UsageError(
+            f"hp {name!r}: min_value <= max_value must hold, but got "
+            f"min_value={low}, max_value={high}."
+        )
     log = sampling != "linear"
     if log and low <= 0:
         raise UsageError(f"hp {name!r}: a log range must be > 0, but got min_value={low}.")

@@ -16,8 +16,13 @@ if TYPE_CHECKING:
 
 ACTIVATIONS = ("relu", "gelu", "swish", "tanh", "elu", "selu", "leaky_relu", "mish")
 INITIALIZERS = (
-    "glorot_uniform", "glorot_normal", "he_uniform", "he_normal",
-    "lecun_uniform", "lecun_normal", "orthogonal",
+    "glorot_uniform",
+    "glorot_normal",
+    "he_uniform",
+    "he_normal",
+    "lecun_uniform",
+    "lecun_normal",
+    "orthogonal",
 )
 OPTIMIZERS = ("adam", "adamw", "nadam", "rmsprop", "sgd")
 SCHEDULES = ("constant", "cosine", "warmup_cosine")
@@ -74,8 +79,11 @@ def choose_optimizer(
     elif schedule == "warmup_cosine":
         warmup = max(1, total_steps // 10)
         rate = keras.optimizers.schedules.CosineDecay(
-            0.0, decay_steps=total_steps - warmup, alpha=0.01,
-            warmup_target=lr, warmup_steps=warmup,
+            0.0,
+            decay_steps=total_steps - warmup,
+            alpha=0.01,
+            warmup_target=lr,
+            warmup_steps=warmup,
         )
     if name == "sgd":
         momentum = hp.Float("momentum", 0.0, 0.99)
@@ -106,7 +114,5 @@ def compile_for_task(
     model: keras.Model, optimizer: keras.optimizers.Optimizer, spec: ModelSpec
 ) -> keras.Model:
     """Compile with the loss and metrics of `spec.task`; returns the model."""
-    model.compile(
-        optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"]
-    )
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model

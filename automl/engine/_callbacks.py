@@ -8,6 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 import keras
+import optuna
+from optuna_integration.keras import KerasPruningCallback
 
 
 class Deadline(keras.callbacks.Callback):
@@ -29,6 +31,27 @@ class Deadline(keras.callbacks.Callback):
         if self.deadline is not None and time.monotonic() >= self.deadline:
             self.hit = True
             self.model.stop_training = True
+
+
+class TrialPruning(KerasPruningCallback):
+    """Optuna's Keras pruning callback, with starting points exempt from pruning.
+
+    A protected trial still reports every epoch, so the pruner can compare later trials
+    against it, but is never cut short: a known-good starting point is worth its full
+    budget.
+    """
+
+    def __init__(self, trial: optuna.Trial, monitor: str, *, protected: bool = False) -> None:
+        super().__init__(trial, monitor)
+        self.protected = protected
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if not self.protected:
+            super().on_epoch_end(epoch, logs)
+            return
+        value = (logs or {}).get(self._monitor)
+        if value is not None:
+            self._trial.report(float(value), step=epoch)
 
 
 class EpochReporter(keras.callbacks.Callback):

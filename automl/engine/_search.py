@@ -190,6 +190,7 @@ class _TrialRunner:
                 objective=self.objective,
                 deadline=self.deadline,
                 report=report,
+                protected=bool(trial.user_attrs.get("starting_point")),
             )
             self._keep_if_best(trial, outcome)
             trial.set_user_attr("best_epoch", outcome.best_epoch)

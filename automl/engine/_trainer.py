@@ -13,11 +13,10 @@ from typing import Any
 
 import keras
 import optuna
-from optuna_integration.keras import KerasPruningCallback
 
 from automl._errors import TrialFailed
 from automl.data import Dataset
-from automl.engine._callbacks import Deadline, EpochReporter
+from automl.engine._callbacks import Deadline, EpochReporter, TrialPruning
 from automl.spaces import HyperParameters, ModelSpec
 
 
@@ -77,8 +76,11 @@ def fit_trial(
     objective: Objective,
     deadline: float | None,
     report: Callable[[int, dict[str, float]], None],
+    protected: bool = False,
 ) -> TrialOutcome:
     """Fit with early stopping, Optuna pruning, NaN termination and the deadline.
+
+    A `protected` trial (a space's starting point) reports to the pruner but is not pruned.
 
     Raises:
         optuna.TrialPruned: When the pruner stops the trial, or the deadline comes before
@@ -91,7 +93,7 @@ def fit_trial(
     callbacks = [
         keras.callbacks.TerminateOnNaN(),
         reporter,  # before the pruner, so a pruned epoch is still logged
-        KerasPruningCallback(trial, objective.monitor),
+        TrialPruning(trial, objective.monitor, protected=protected),
         keras.callbacks.EarlyStopping(
             objective.monitor, patience=patience, mode=mode, restore_best_weights=True
         ),

@@ -131,11 +131,20 @@ class StudyTracker:
         from mlflow.models import infer_signature
 
         signature = infer_signature(example, model.predict(example, verbose=0))
+        # Explicit requirements: MLflow's inference imports the model in a subprocess (~15 s).
+        versions = library_versions()
+        requirements = [
+            f"{name}=={versions[f'version_{name}']}"
+            for name in ("keras", "tensorflow", "tensorflow-cpu")
+            if f"version_{name}" in versions
+        ]
 
         previous = mlflow.get_tracking_uri()
         mlflow.set_tracking_uri(self.tracking_uri)
         try:
             with mlflow.start_run(run_id=self.parent_run_id):
-                mlflow.keras.log_model(model, name="best_model", signature=signature)
+                mlflow.keras.log_model(
+                    model, name="best_model", signature=signature, pip_requirements=requirements
+                )
         finally:
             mlflow.set_tracking_uri(previous)

@@ -3,8 +3,8 @@
 `STARTING_POINTS` are enqueued as the first trials of every new study: the classic Keras
 tutorial CNN (Conv32-Pool-Conv64-Pool-Conv64-Dense64, ReLU, Adam), so each image search
 starts from that known result, then a small modern CNN (batch norm, global average
-pooling, augmentation, AdamW with warmup and cosine decay) that trains at about half the
-tutorial's speed on 2 CPU cores and generalizes much better.
+pooling, augmentation, AdamW with warmup and cosine decay) that trains at about a third
+of the tutorial's speed on 2 CPU cores and generalizes much better.
 """
 
 from __future__ import annotations
@@ -47,9 +47,9 @@ BASELINE = {
     "schedule": "constant",
 }
 
-MODERN = {
+MODERN = {  # two 3x3 convolutions per stage, as in the DESIGN notes' measured recipe
     "stages": 3,
-    "convs_per_stage": 1,
+    "convs_per_stage": 2,
     "kernel_size": 3,
     "padding": "same",
     "filters_1": 32,
@@ -61,12 +61,12 @@ MODERN = {
     "initializer": "he_normal",
     "regularizer": "none",
     "batch_norm": True,
-    "dropout": 0.1,
+    "dropout": 0.2,
     "augment": "flip_translate",
     "batch_size": 128,
     "optimizer": "adamw",
-    "learning_rate": 3e-3,
-    "weight_decay": 1e-3,
+    "learning_rate": 2e-3,
+    "weight_decay": 5e-3,
     "schedule": "warmup_cosine",
 }
 

@@ -29,8 +29,8 @@ class DatasetInfo:
 DATASETS: dict[str, DatasetInfo] = {
     info.name: info
     for info in [
-        DatasetInfo("cifar10", "32x32 colour images, 10 classes (50k/10k)", "keras", "cnn", 8),
-        DatasetInfo("mnist", "28x28 handwritten digits, 10 classes (60k/10k)", "keras", "cnn", 8),
+        DatasetInfo("cifar10", "32x32 colour images, 10 classes (50k/10k)", "keras", "cnn", 6),
+        DatasetInfo("mnist", "28x28 handwritten digits, 10 classes (60k/10k)", "keras", "cnn", 6),
         DatasetInfo(
             "fashion_mnist", "28x28 clothing images, 10 classes (60k/10k)", "keras", "cnn", 10
         ),

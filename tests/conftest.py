@@ -1,0 +1,206 @@
+"""Shared fixtures: real searches run once per session, a small CIFAR-10 slice, CLI helpers.
+
+Everything runs on real components: SQLite files in temporary folders for Optuna and
+MLflow, real Keras training on scikit-learn's iris/digits and on a slice of CIFAR-10
+unpacked from `../shared/data/cifar10-jpg.tar.xz`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from automl.engine import SearchObserver
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+CIFAR_ARCHIVE = SHARED_DATA / "cifar10-jpg.tar.xz"
+CIFAR_CLASSES = [
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+]
+# Per class. 130 training images leave 1,040 rows after the validation split: enough for
+# the cnn space to offer batch size 128, which its second starting point uses.
+CIFAR_TRAIN_PER_CLASS = 130
+CIFAR_TEST_PER_CLASS = 20
+
+# Quiet TensorFlow's C++ logs here and in every subprocess the tests start.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def sqlite_url(path: Path) -> str:
+    """A SQLAlchemy/MLflow URL for a SQLite file at an absolute path."""
+    return f"sqlite:///{Path(path).resolve()}"
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    """The environment for CLI subprocesses: no local data folder leaks in from the caller."""
+    env = {k: v for k, v in os.environ.items() if k != "AUTOML_DATA_DIR"}
+    env.update(extra)
+    return env
+
+
+def run_cli(
+    *args: str, cwd: Path, timeout: float = 300, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `python -m automl ARGS` in `cwd` and capture its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "automl", *map(str, args)],
+        cwd=cwd,
+        env=env or cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+class RecordingObserver(SearchObserver):
+    """A `SearchObserver` that keeps every event, to check what the engine reports."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, Any]] = []
+
+    def stage(self, text: str) -> None:
+        self.events.append(("stage", text))
+
+    def search_started(self, **kwargs: Any) -> None:
+        self.events.append(("search_started", kwargs))
+
+    def trial_started(self, number: int, params: dict[str, Any]) -> None:
+        self.events.append(("trial_started", (number, params)))
+
+    def epoch_ended(self, number: int, epoch: int, max_epochs: int, logs: dict[str, float]) -> None:
+        self.events.append(("epoch_ended", (number, epoch, max_epochs, logs)))
+
+    def trial_ended(self, number: int, state: str, value: Any, best: Any, reason: str) -> None:
+        self.events.append(("trial_ended", (number, state, value, best, reason)))
+
+    def of(self, kind: str) -> list[Any]:
+        return [payload for name, payload in self.events if name == kind]
+
+
+@dataclasses.dataclass
+class SearchRun:
+    """One finished real search and where it wrote."""
+
+    result: Any  # automl.engine.SearchResult
+    folder: Path
+    storage: str
+    tracking_uri: str
+    out: Path
+    observer: RecordingObserver
+
+    @property
+    def study_name(self) -> str:
+        return self.result.summary["study"]
+
+
+@pytest.fixture(autouse=True)
+def _run_in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test runs in its own folder: whatever lands in the working folder (MLflow puts
+    logged models under ./mlruns) stays out of the repository."""
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _hermetic_environment():
+    """No test reads the caller's local dataset folder (the Makefile exports one)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("AUTOML_DATA_DIR", raising=False)
+        yield
+
+
+def _run_search(folder: Path, dataset: str, **options: Any) -> SearchRun:
+    import automl
+
+    observer = RecordingObserver()
+    storage, tracking = sqlite_url(folder / "automl.db"), sqlite_url(folder / "mlflow.db")
+    # MLflow puts artifacts (the logged model) under ./mlruns: keep them in the folder.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(folder)
+        result = automl.search(
+            dataset,
+            storage=storage,
+            tracking_uri=tracking,
+            out=folder / "out",
+            observer=observer,
+            **options,
+        )
+    return SearchRun(result, folder, storage, tracking, folder / "out", observer)
+
+
+@pytest.fixture(scope="session")
+def iris_search(tmp_path_factory: pytest.TempPathFactory) -> SearchRun:
+    """ONE small real search on iris, shared by many tests (engine, tracking, export, CLI)."""
+    return _run_search(tmp_path_factory.mktemp("iris_search"), "iris", trials=4, max_epochs=4)
+
+
+@pytest.fixture(scope="session")
+def cifar_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small CIFAR-10 copy, DIR/cifar10/{train,test}/<class>/*.jpg, unpacked from the share.
+
+    Returns DIR (what `--data-dir` takes).
+    """
+    if not CIFAR_ARCHIVE.is_file():
+        pytest.skip(
+            f"CIFAR-10 archive not found at {CIFAR_ARCHIVE} (../shared/data beside the repo)"
+        )
+    root = tmp_path_factory.mktemp("cifar_slice")
+    quota = {"train": CIFAR_TRAIN_PER_CLASS, "test": CIFAR_TEST_PER_CLASS}
+    taken: dict[tuple[str, str], int] = {}
+    with tarfile.open(CIFAR_ARCHIVE) as tar:
+        for member in tar:
+            parts = Path(member.name).parts
+            if not member.isfile() or len(parts) != 3 or parts[0] not in quota:
+                continue
+            key = (parts[0], parts[1])
+            if taken.get(key, 0) >= quota[parts[0]]:
+                continue
+            taken[key] = taken.get(key, 0) + 1
+            target = root / "cifar10" / member.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(tar.extractfile(member).read())
+            if len(taken) == 20 and all(taken[k] >= quota[k[0]] for k in taken):
+                break
+    return root
+
+
+@pytest.fixture(scope="session")
+def cifar_cache(tmp_path_factory: pytest.TempPathFactory):
+    """AUTOML_CACHE_DIR pointing at a session folder, so decoded arrays never land in ~/.cache."""
+    folder = tmp_path_factory.mktemp("automl_cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AUTOML_CACHE_DIR", str(folder))
+        yield folder
+
+
+@pytest.fixture(scope="session")
+def cifar_search(tmp_path_factory: pytest.TempPathFactory, cifar_root: Path, cifar_cache: Path):
+    """A two-trial, one-epoch real search on the CIFAR-10 slice: the cnn starting points."""
+    return _run_search(
+        tmp_path_factory.mktemp("cifar_search"),
+        "cifar10",
+        data_dir=cifar_root,
+        trials=2,
+        max_epochs=1,
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The engine opts into Optuna's experimental heartbeat and grouped TPE on purpose.
+    config.addinivalue_line("filterwarnings", "ignore::optuna.exceptions.ExperimentalWarning")

@@ -1,0 +1,148 @@
+"""automl.export: best_model.keras that takes raw inputs, summary.json, copies, errors."""
+
+from __future__ import annotations
+
+import filecmp
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+
+from automl import UsageError
+from automl import export as automl_export
+from automl.data import load_dataset
+from tests.conftest import cli_env, sqlite_url
+
+SUMMARY_KEYS = {"study", "dataset", "space", "best", "test", "trials", "model_path"}
+
+
+def _predict_in_fresh_process(model_path: Path, inputs: np.ndarray, tmp_path: Path) -> np.ndarray:
+    """Load the .keras file in a new Python (safe mode, no automl import) and predict."""
+    np.save(tmp_path / "inputs.npy", inputs)
+    code = textwrap.dedent(f"""
+        import sys
+        import keras, numpy as np
+        model = keras.models.load_model({str(model_path)!r}, safe_mode=True)
+        np.save({str(tmp_path / "outputs.npy")!r},
+                model.predict(np.load({str(tmp_path / "inputs.npy")!r}), verbose=0))
+        assert "automl" not in sys.modules
+    """)
+    subprocess.run(
+        [sys.executable, "-c", code],
+        check=True,
+        env=cli_env(),
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=300,
+    )
+    return np.load(tmp_path / "outputs.npy")
+
+
+def test_summary_json_has_the_documented_keys(iris_search):
+    """summary.json on disk is the returned summary, with every documented key."""
+    summary = json.loads((iris_search.out / "summary.json").read_text())
+    assert summary == json.loads(json.dumps(iris_search.result.summary))
+    assert set(summary) == SUMMARY_KEYS
+    assert summary["study"] == "iris-mlp" and summary["dataset"] == "iris"
+    assert summary["space"] == "mlp"
+    assert {"trial", "params", "val_metric", "metric", "epochs", "seconds"} <= set(summary["best"])
+    assert set(summary["test"]["metrics"]) == {"accuracy", "f1_macro", "log_loss"}
+    assert {"complete", "pruned", "failed"} <= set(summary["trials"])
+    assert Path(summary["model_path"]) == (iris_search.out / "best_model.keras").resolve()
+    assert not list(iris_search.out.glob("*.tmp"))  # written atomically
+
+
+def test_exported_model_predicts_on_raw_features_in_a_fresh_process(iris_search, tmp_path):
+    """best_model.keras loads in safe mode in a new process, predicts on raw iris features
+    like the in-process model, and scores the summary's test accuracy on the raw test rows."""
+    from sklearn.datasets import load_iris
+
+    data = load_dataset("iris")
+    raw = np.concatenate([load_iris().data.astype("float32"), data.x_test])
+    fresh = _predict_in_fresh_process(iris_search.out / "best_model.keras", raw, tmp_path)
+    here = iris_search.result.best_model.predict(raw, verbose=0)
+    np.testing.assert_allclose(fresh, here, atol=1e-5)
+
+    on_test = fresh[-len(data.x_test) :].argmax(axis=-1)
+    accuracy = float(np.mean(on_test == data.y_test))
+    assert accuracy == pytest.approx(iris_search.result.summary["test"]["metrics"]["accuracy"])
+
+
+def test_exported_image_model_takes_raw_uint8_pixels(cifar_search, cifar_root, tmp_path):
+    """The CIFAR-10 best model takes raw uint8 pixels (rescaling is inside the model)."""
+    pixels = load_dataset("cifar10", data_dir=cifar_root)
+    x_test = pixels.x_test
+    assert x_test.dtype == np.uint8
+    fresh = _predict_in_fresh_process(cifar_search.out / "best_model.keras", x_test, tmp_path)
+    np.testing.assert_allclose(
+        fresh, cifar_search.result.best_model.predict(x_test, verbose=0), atol=1e-5
+    )
+    accuracy = float(np.mean(fresh.argmax(axis=-1) == pixels.y_test))
+    assert accuracy == pytest.approx(cifar_search.result.summary["test"]["metrics"]["accuracy"])
+
+
+def test_test_metrics_are_computed_with_scikit_learn(iris_search):
+    """Test accuracy, macro F1 and log loss come from the best model on the test split."""
+    from sklearn.metrics import accuracy_score, f1_score
+
+    data = load_dataset("iris")
+    metrics = automl_export.test_metrics(iris_search.result.best_model, data)
+    predicted = iris_search.result.best_model.predict(data.x_test, verbose=0).argmax(axis=-1)
+    assert metrics["accuracy"] == pytest.approx(accuracy_score(data.y_test, predicted))
+    assert metrics["f1_macro"] == pytest.approx(f1_score(data.y_test, predicted, average="macro"))
+    assert metrics["log_loss"] > 0
+    assert metrics == pytest.approx(iris_search.result.summary["test"]["metrics"])
+
+
+def test_copy_best_model_to_a_file_or_a_folder(iris_search, tmp_path):
+    """A `.keras` target is written as is; any other target is a folder for best_model.keras."""
+    study = iris_search.result.study
+    as_file = automl_export.copy_best_model(study, tmp_path / "deep" / "m.keras")
+    assert as_file == tmp_path / "deep" / "m.keras"
+    as_folder = automl_export.copy_best_model(study, tmp_path / "folder")
+    assert as_folder == tmp_path / "folder" / "best_model.keras"
+    for copy in (as_file, as_folder):
+        assert filecmp.cmp(copy, iris_search.out / "best_model.keras", shallow=False)
+
+
+def _study_with(tmp_path: Path, *, complete: bool, model_path: str | None = None):
+    """A real Optuna study on SQLite, with one trial (complete or failed)."""
+    study = optuna.create_study(
+        study_name="bare", storage=sqlite_url(tmp_path / "s.db"), direction="maximize"
+    )
+    trial = study.ask()
+    if model_path is not None:
+        trial.set_user_attr("model_path", model_path)
+    study.tell(
+        trial,
+        0.5 if complete else None,
+        state=optuna.trial.TrialState.COMPLETE if complete else optuna.trial.TrialState.FAIL,
+    )
+    return study
+
+
+def test_export_without_a_complete_trial_is_a_usage_error(tmp_path):
+    """No complete trial: the error says so and what to run."""
+    study = _study_with(tmp_path, complete=False)
+    with pytest.raises(
+        UsageError,
+        match=r"study 'bare' has no complete trial yet; run `automl "
+        r"search` first",
+    ):
+        automl_export.copy_best_model(study, tmp_path / "x.keras")
+
+
+def test_export_with_a_missing_checkpoint_is_a_usage_error(tmp_path):
+    """The best trial's file is gone: the error names the trial, the path and the fix."""
+    study = _study_with(tmp_path, complete=True, model_path=str(tmp_path / "gone.keras"))
+    with pytest.raises(
+        UsageError,
+        match=r"the model of best trial 0 is missing \(.*gone\.keras\); "
+        r"rerun the search",
+    ):
+        automl_export.best_checkpoint(study)

@@ -25,7 +25,7 @@ class RichProgress(SearchObserver):
     """A status line that redraws in place, plus one printed line per finished trial."""
 
     def __init__(self, console: Console | None = None) -> None:
-        self.console = console or Console(highlight=False)
+        self.console = console or Console(highlight=False, soft_wrap=True)
         self.live = Live(Text(""), console=self.console, refresh_per_second=4, transient=True)
         self.started = time.monotonic()
         self.budget: int | None = None

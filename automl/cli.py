@@ -215,7 +215,8 @@ def _quiet_libraries() -> None:
     logging.getLogger("automl").setLevel(logging.INFO)
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Trial failures are shown by the progress display, one line each, not as tracebacks.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ tables below (the scikit-learn habit: constructors store, one place checks).
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import re
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -128,6 +129,18 @@ class SearchConfig:
             raise UsageError(
                 f"unknown sampler {self.sampler!r}; choose one of: {', '.join(SAMPLERS)}."
             )
+        if self.sampler == "gp" and importlib.util.find_spec("torch") is None:
+            raise UsageError(
+                "--sampler gp needs PyTorch: pip install 'automl[gp]' (or torch), or pick "
+                "another sampler."
+            )
+        if self.data_dir is not None and not Path(self.data_dir).is_dir():
+            raise UsageError(
+                f"--data-dir {self.data_dir} is not a folder; pass the folder that holds the "
+                f"local dataset copy."
+            )
+        if self.out is not None and Path(self.out).exists() and not Path(self.out).is_dir():
+            raise UsageError(f"--out {self.out} is a file; pass a folder.")
         if self.pruner not in PRUNERS:
             raise UsageError(
                 f"unknown pruner {self.pruner!r}; choose one of: {', '.join(PRUNERS)}."

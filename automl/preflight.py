@@ -6,28 +6,55 @@ well under a second with one line naming it (credentials masked).
 
 from __future__ import annotations
 
+import base64
 import os
 import urllib.request
 from pathlib import Path
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from automl._errors import UsageError
 from automl.config import mask_url
 
 
 def check_storage_url(url: str) -> None:
-    """Fail fast, before anything is created, when the storage cannot be reached.
+    """Fail fast, before anything is created, when the Optuna storage cannot be reached.
 
     Raises:
         UsageError: Naming the URL (credentials masked) and the fix.
     """
+    _check_database(url, flag="--storage")
+
+
+def check_tracking_uri(uri: str) -> None:
+    """Fail fast, before anything is created, when MLflow cannot be reached at `uri`.
+
+    Raises:
+        UsageError: Naming the URI (credentials masked) and the fix.
+    """
+    if uri.startswith(("http://", "https://")):
+        _check_server(uri)
+    elif uri.startswith("file:") or "://" not in uri:
+        path = uri.removeprefix("file://").removeprefix("file:")
+        _check_folder(Path(path).expanduser().resolve().parent, uri, "--tracking-uri")
+    else:
+        _check_database(uri, flag="--tracking-uri")
+
+
+def check_existing_sqlite(url: str) -> None:
+    """For commands that read a study: a SQLite file that does not exist is an error
+    (opening it would create an empty database)."""
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///")).expanduser()
+        if not path.is_file():
+            raise UsageError(
+                f"storage file {path} does not exist; pass the --storage the search used."
+            )
+
+
+def _check_database(url: str, *, flag: str) -> None:
     shown = mask_url(url)
     if url.startswith("sqlite:///"):
-        folder = Path(url.removeprefix("sqlite:///")).expanduser().resolve().parent
-        if not folder.is_dir() or not os.access(folder, os.W_OK):
-            raise UsageError(
-                f"cannot use storage {shown}: folder {folder} does not exist or is not "
-                f"writable; create it or pass another --storage."
-            )
+        _check_folder(Path(url.removeprefix("sqlite:///")).expanduser().resolve().parent, url, flag)
         return
     import sqlalchemy
 
@@ -37,36 +64,42 @@ def check_storage_url(url: str) -> None:
             pass
         engine.dispose()
     except Exception as exc:  # noqa: BLE001 - driver missing, refused, bad URL: all unreachable
-        reason = str(exc).splitlines()[0].replace(url, shown)
+        reason = str(exc).splitlines()[0].replace(url, shown) if str(exc) else type(exc).__name__
         raise UsageError(
-            f"cannot reach storage {shown} ({reason}); check the URL or the "
-            f"server, or pass another --storage."
+            f"cannot reach {shown} given as {flag} ({reason}); check the URL and the server, "
+            f"or pass another {flag}."
         ) from None
 
 
-def check_tracking_uri(uri: str) -> None:
-    """Fail fast, before anything is created, when MLflow cannot be reached at `uri`.
+def _check_folder(folder: Path, url: str, flag: str) -> None:
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise UsageError(
+            f"cannot use {mask_url(url)} given as {flag}: folder {folder} does not exist or "
+            f"is not writable; create it or pass another {flag}."
+        )
 
-    Raises:
-        UsageError: Naming the URI (credentials masked) and the fix.
-    """
-    shown = mask_url(uri)
-    if uri.startswith(("http://", "https://")):
-        try:
-            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5) as response:
-                if response.status == 200:
-                    return
-        except Exception as exc:  # noqa: BLE001 - any failure means unreachable
-            raise UsageError(
-                f"cannot reach the MLflow tracking server {shown} ({exc}); start it or pass "
-                f"another --tracking-uri."
-            ) from None
-        raise UsageError(f"the MLflow tracking server {shown} is not healthy.")
-    if uri.startswith("sqlite:///") or uri.startswith("file:") or "://" not in uri:
-        path = uri.removeprefix("sqlite:///").removeprefix("file://").removeprefix("file:")
-        folder = Path(path).expanduser().resolve().parent
-        if not folder.is_dir() or not os.access(folder, os.W_OK):
-            raise UsageError(
-                f"cannot use MLflow tracking URI {shown}: folder {folder} does not exist or is "
-                f"not writable; create it or pass another --tracking-uri."
-            )
+
+def _check_server(uri: str) -> None:
+    """GET /health, sending any `user:password@` of the URI as basic auth, as MLflow does."""
+    parts = urlsplit(uri)
+    request_url = (
+        urlunsplit(
+            parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else ""))
+        ).rstrip("/")
+        + "/health"
+    )
+    request = urllib.request.Request(request_url)
+    if parts.username is not None:
+        token = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+        request.add_header("Authorization", "Basic " + base64.b64encode(token).decode())
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            if response.status == 200:
+                return
+            problem = f"HTTP {response.status}"
+    except Exception as exc:  # noqa: BLE001 - any failure means unreachable
+        problem = str(getattr(exc, "reason", exc))
+    raise UsageError(
+        f"cannot reach the MLflow tracking server {mask_url(uri)} ({problem}); start it or pass "
+        f"another --tracking-uri."
+    )

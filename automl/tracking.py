@@ -12,6 +12,7 @@ import math
 import platform
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -38,6 +39,15 @@ def library_versions() -> dict[str, str]:
     return found
 
 
+def _artifacts(tracking_uri: str) -> str | None:
+    """Keep artifacts beside a SQLite tracking database (`<db folder>/mlartifacts`), not in
+    whatever folder the command runs from; servers choose their own."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    folder = Path(tracking_uri.removeprefix("sqlite:///")).expanduser().resolve().parent
+    return (folder / "mlartifacts").as_uri()
+
+
 class StudyTracker:
     """Logs one study to MLflow.
 
@@ -53,7 +63,11 @@ class StudyTracker:
         self.client: MlflowClient = MlflowClient(tracking_uri=tracking_uri)
         found = self.client.get_experiment_by_name(experiment)
         self.experiment_id = (
-            found.experiment_id if found else self.client.create_experiment(experiment)
+            found.experiment_id
+            if found
+            else self.client.create_experiment(
+                experiment, artifact_location=_artifacts(tracking_uri)
+            )
         )
         self.parent_run_id: str | None = None
 

@@ -121,7 +121,7 @@ def build(hp: HyperParameters, spec: ModelSpec) -> keras.Model:
             x = keras.layers.Activation(activation)(x)
         if stage < stages and min(x.shape[1:3]) >= 4:
             pool = keras.layers.MaxPooling2D if pooling == "max" else keras.layers.AveragePooling2D
-            x = pool()(x)
+            x = pool(pool_size=2)(x)
     if head == "gap":
         x = keras.layers.GlobalAveragePooling2D()(x)
     else:

@@ -20,7 +20,6 @@ import numpy as np
 import optuna
 import pytest
 
-from automl import UsageError
 from automl.data import DATASETS
 from automl.spaces import SPACES
 from tests.conftest import cli_env, run_cli, sqlite_url
@@ -194,13 +193,6 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="automl/preflight.py check_tracking_uri checks only http(s)/file/sqlite URIs: an "
-    "unreachable database tracking URI (postgresql://...) is not checked, so the search imports "
-    "TensorFlow, creates ./automl.db and dies with a ModuleNotFoundError traceback (exit 1)",
-)
 def test_unreachable_database_tracking_uri_fails_fast(tmp_path):
     """README: an unreachable tracking URI stops the command before anything is created."""
     done = run_cli("search", "iris", "--trials", "1", "--tracking-uri", SECRET_DB, cwd=tmp_path)
@@ -209,13 +201,6 @@ def test_unreachable_database_tracking_uri_fails_fast(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="a missing --data-dir is only noticed by automl/data/_keras.py load_keras, after "
-    "the CLI imported the engine (TensorFlow, ~7 s); README: every argument error answers "
-    "without importing TensorFlow",
-)
 def test_missing_data_dir_answers_without_tensorflow(tmp_path):
     """`--data-dir` naming no folder is an argument error: exit 2, no TensorFlow import."""
     argv = ["search", "cifar10", "--data-dir", str(tmp_path / "nowhere")]
@@ -279,13 +264,6 @@ def test_cli_search_end_to_end(cli_search):
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="automl/tracking.py StudyTracker creates the MLflow experiment without an "
-    "artifact_location, so with a sqlite:///ABS/mlflow.db tracking URI the logged best model "
-    "goes to MLflow's default ./mlruns in whatever folder the command runs from",
-)
 def test_explicit_paths_leave_the_working_folder_clean(cli_search):
     """With --storage, --tracking-uri and --out elsewhere, the search writes nothing in cwd."""
     assert cli_search["done"].returncode == 0
@@ -324,13 +302,6 @@ def test_show_unknown_study_exits_2(cli_search):
     assert "studies there: iris-mlp" in done.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="automl/engine/_study.py load_study calls optuna.load_study on a SQLite URL whose "
-    "file does not exist, which creates an empty automl.db: `automl show x` in an empty "
-    "folder leaves a database behind",
-)
 def test_show_on_a_missing_storage_creates_nothing(tmp_path):
     """A read-only command must not create the storage it was pointed at."""
     assert_usage_error(run_cli("show", "anything", cwd=tmp_path), "no study 'anything'")
@@ -532,13 +503,6 @@ def mlflow_server(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    raises=UsageError,
-    reason="automl/preflight.py check_tracking_uri probes http://user:pass@host/health with "
-    "urllib, which does not understand credentials in the URL (it resolves 'user:pass@host'), "
-    "so a reachable MLflow server that MlflowClient uses fine is refused as unreachable",
-)
 def test_preflight_accepts_a_reachable_server_with_credentials(mlflow_server):
     """A tracking URI with user:password that MLflow itself can reach passes the preflight."""
     from automl.preflight import check_tracking_uri

@@ -68,7 +68,7 @@ def test_mask_url_hides_only_the_password(url, shown):
     assert "secret" not in mask_url(url)
 
 
-def test_validate_fills_derived_defaults():
+def test_validate_fills_derived_defaults(tmp_path):
     """Space, epochs, patience, study name and out folder come from the dataset table."""
     config = SearchConfig("iris").validate()
     assert config.space == DATASETS["iris"].default_space == "mlp"
@@ -78,12 +78,15 @@ def test_validate_fills_derived_defaults():
     assert config.out == Path("automl-out") / "iris-mlp"
     assert config.timeout is None
 
-    image = SearchConfig("cifar10", max_epochs=5, timeout="30m", out="x", data_dir="d").validate()
+    (tmp_path / "d").mkdir()
+    image = SearchConfig(
+        "cifar10", max_epochs=5, timeout="30m", out="x", data_dir=tmp_path / "d"
+    ).validate()
     assert image.space == "cnn"
     assert image.patience == 3  # never below 3
     assert image.study == "cifar10-cnn"
     assert image.timeout == 1800.0
-    assert image.out == Path("x") and image.data_dir == Path("d")
+    assert image.out == Path("x") and image.data_dir == tmp_path / "d"
 
 
 def test_validate_keeps_explicit_values_and_is_idempotent():

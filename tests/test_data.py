@@ -155,12 +155,6 @@ def test_decode_cache_is_reused(cifar_root, tmp_path, monkeypatch):
     np.testing.assert_array_equal(first.x_test, second.x_test)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="automl/data/_images.py _fingerprint keys the decode cache on the root folder's "
-    "mtime only; images added inside train/<class>/ do not change it, so a stale cache is used",
-)
 def test_decode_cache_notices_new_images(cifar_root, tmp_path, monkeypatch):
     """Adding images to a class folder after a first load must show up in the next load."""
     monkeypatch.setenv("AUTOML_CACHE_DIR", str(tmp_path / "cache"))

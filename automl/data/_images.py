@@ -105,7 +105,15 @@ def _read_folder(folder: Path, class_names: list[str]) -> tuple[np.ndarray, np.n
 
 
 def _fingerprint(path: Path) -> str:
-    """A short key that changes when the source path or its modification time changes."""
-    stat = path.stat()
-    key = f"{path.resolve()}:{stat.st_mtime_ns}:{stat.st_size}"
+    """A short key that changes when the source changes.
+
+    For a folder it covers the modification times of the folder and of its two levels
+    below (`train/`, `train/<class>/`, ...): adding or removing an image changes its
+    class folder's time.
+    """
+    entries = [path]
+    if path.is_dir():
+        for split in sorted(p for p in path.iterdir() if p.is_dir()):
+            entries += [split, *sorted(p for p in split.iterdir() if p.is_dir())]
+    key = "|".join(f"{p.resolve()}:{p.stat().st_mtime_ns}:{p.stat().st_size}" for p in entries)
     return hashlib.sha1(key.encode()).hexdigest()[:10]

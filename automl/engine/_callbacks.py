@@ -9,7 +9,6 @@ from typing import Any
 
 import keras
 import optuna
-from optuna_integration.keras import KerasPruningCallback
 
 
 class Deadline(keras.callbacks.Callback):
@@ -33,25 +32,36 @@ class Deadline(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-class TrialPruning(KerasPruningCallback):
-    """Optuna's Keras pruning callback, with starting points exempt from pruning.
+class TrialPruning(keras.callbacks.Callback):
+    """Reports the monitored metric to Optuna each epoch and prunes when the pruner says so.
 
-    A protected trial still reports every epoch, so the pruner can compare later trials
-    against it, but is never cut short: a known-good starting point is worth its full
-    budget.
+    Like optuna-integration's `KerasPruningCallback`, with three differences: steps are
+    1-based epoch counts, so Hyperband's resources mean epochs; the last epoch is never
+    pruned, since its training is already paid for; and a `protected` trial (a space's
+    starting point) reports but is never cut short.
+
+    Args:
+        trial: The Optuna trial.
+        monitor: The metric in the epoch logs, e.g. "val_accuracy".
+        max_epochs: The trial's epoch cap.
+        protected: Report only, never prune.
     """
 
-    def __init__(self, trial: optuna.Trial, monitor: str, *, protected: bool = False) -> None:
-        super().__init__(trial, monitor)
-        self.protected = protected
+    def __init__(
+        self, trial: optuna.Trial, monitor: str, *, max_epochs: int, protected: bool = False
+    ) -> None:
+        super().__init__()
+        self.trial, self.monitor = trial, monitor
+        self.max_epochs, self.protected = max_epochs, protected
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        if not self.protected:
-            super().on_epoch_end(epoch, logs)
+        value = (logs or {}).get(self.monitor)
+        if value is None or not math.isfinite(float(value)):
             return
-        value = (logs or {}).get(self._monitor)
-        if value is not None:
-            self._trial.report(float(value), step=epoch)
+        step = epoch + 1
+        self.trial.report(float(value), step=step)
+        if not self.protected and step < self.max_epochs and self.trial.should_prune():
+            raise optuna.TrialPruned(f"pruned after epoch {step}.")
 
 
 class EpochReporter(keras.callbacks.Callback):

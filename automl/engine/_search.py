@@ -17,7 +17,7 @@ import keras
 import optuna
 
 from automl import tracking
-from automl._errors import TrialFailed
+from automl._errors import TrialFailed, UsageError
 from automl.config import SearchConfig, mask_url
 from automl.data import Dataset, load_dataset
 from automl.engine._observer import SearchObserver
@@ -71,6 +71,14 @@ def run_search(config: SearchConfig, observer: SearchObserver | None = None) -> 
     spec = model_spec(data, config.max_epochs)
     objective = Objective()
 
+    out = Path(config.out)
+    try:
+        (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot create --out {out} ({exc.strerror}); pass another folder."
+        ) from None
+
     study = optuna.create_study(
         study_name=config.study,
         storage=make_storage(config.storage),
@@ -83,26 +91,26 @@ def run_search(config: SearchConfig, observer: SearchObserver | None = None) -> 
         _record_study_attrs(study, config, data, objective)
         for point in starting_points:
             study.enqueue_trial(point, user_attrs={"starting_point": True})
+    _check_same_search(study, config)
     tracker = tracking.StudyTracker(config.tracking_uri, config.study)
     parent = tracker.start_study(
         study.user_attrs.get("mlflow_run_id"), config.study, _study_params(config, data)
     )
-    study.set_user_attr("mlflow_run_id", parent)
-    out = Path(config.out)
-    (out / "checkpoints").mkdir(parents=True, exist_ok=True)
-
-    done = count_finished(study)
-    observer.search_started(
-        study=config.study,
-        trials=config.trials,
-        timeout=config.timeout,
-        done=done,
-        best=_best_value(study),
-    )
-    deadline = time.monotonic() + config.timeout if config.timeout else None
-    run_trial = _TrialRunner(config, data, spec, build, objective, tracker, out, observer, deadline)
     state = "FAIL"
     try:
+        study.set_user_attr("mlflow_run_id", parent)
+        done = count_finished(study)
+        observer.search_started(
+            study=config.study,
+            trials=config.trials,
+            timeout=config.timeout,
+            done=done,
+            best=_best_value(study),
+        )
+        deadline = time.monotonic() + config.timeout if config.timeout else None
+        run_trial = _TrialRunner(
+            config, data, spec, build, objective, tracker, out, observer, deadline
+        )
         remaining = None if config.trials is None else max(0, config.trials - done)
         if remaining != 0:
             study.optimize(
@@ -241,6 +249,17 @@ class _TrialRunner:
         old = previous.user_attrs.get("model_path") if previous else None
         if old and Path(old).exists() and Path(old) != path:
             os.remove(old)
+
+
+def _check_same_search(study: optuna.Study, config: SearchConfig) -> None:
+    """Refuse to resume a study with another dataset or space: its trials would not compare."""
+    for key in ("dataset", "space"):
+        recorded, asked = study.user_attrs.get(key), getattr(config, key)
+        if recorded is not None and recorded != asked:
+            raise UsageError(
+                f"study {config.study!r} was created for {key} {recorded!r}, not {asked!r}; "
+                f"pass another --study to start a new one."
+            )
 
 
 def _record_study_attrs(

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from automl._errors import UsageError
 from automl.config import mask_url
-from automl.preflight import check_storage_url
+from automl.preflight import check_existing_sqlite, check_storage_url
 
 if TYPE_CHECKING:
     import optuna
@@ -35,7 +35,7 @@ def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
     if name == "cmaes":
         return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
     if name == "gp":
-        return optuna.samplers.GPSampler(seed=seed)
+        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=5)
     if name == "qmc":
         return optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False)
     raise UsageError(f"unknown sampler {name!r}.")
@@ -78,6 +78,7 @@ def load_study(name: str, storage: str) -> optuna.Study:
     """
     import optuna
 
+    check_existing_sqlite(storage)
     check_storage_url(storage)
     try:
         return optuna.load_study(study_name=name, storage=storage)

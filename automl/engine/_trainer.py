@@ -93,7 +93,7 @@ def fit_trial(
     callbacks = [
         keras.callbacks.TerminateOnNaN(),
         reporter,  # before the pruner, so a pruned epoch is still logged
-        TrialPruning(trial, objective.monitor, protected=protected),
+        TrialPruning(trial, objective.monitor, max_epochs=max_epochs, protected=protected),
         keras.callbacks.EarlyStopping(
             objective.monitor, patience=patience, mode=mode, restore_best_weights=True
         ),

@@ -65,6 +65,11 @@ class HyperParameters:
         log = _check_range(name, min_value, max_value, sampling)
         if step is not None and step < 1:
             raise UsageError(f"hp.Int {name!r}: step must be >= 1, but got step={step}.")
+        if log and step and step > 1:  # keras-tuner: on a log scale, step is a multiplier
+            values = _geometric(int(min_value), int(max_value), step)
+            return self.Choice(
+                name, values, default=default, parent_name=parent_name, parent_values=parent_values
+            )
         return self._suggest(
             name,
             default if default is not None else min_value,
@@ -88,6 +93,11 @@ class HyperParameters:
     ) -> float:
         """A float in [min_value, max_value]; `sampling="log"` for a log scale."""
         log = _check_range(name, min_value, max_value, sampling)
+        if log and step and step > 1:  # keras-tuner: on a log scale, step is a multiplier
+            values = _geometric(min_value, max_value, step)
+            return self.Choice(
+                name, values, default=default, parent_name=parent_name, parent_values=parent_values
+            )
         return self._suggest(
             name,
             default if default is not None else min_value,
@@ -166,6 +176,14 @@ class HyperParameters:
         value = sample() if self.is_active() else default
         self.values[name] = value
         return value
+
+
+def _geometric(low: float, high: float, factor: float) -> list:
+    """keras-tuner's log-scale steps: low, low*factor, ... up to high."""
+    values = [low]
+    while values[-1] * factor <= high * (1 + 1e-9):
+        values.append(type(low)(values[-1] * factor))
+    return values
 
 
 def _check_range(name: str, low: float, high: float, sampling: str) -> bool:

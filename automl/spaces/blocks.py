@@ -54,9 +54,12 @@ def choose_regularizer(hp: HyperParameters) -> keras.regularizers.Regularizer | 
 
 
 def choose_batch_size(hp: HyperParameters, spec: ModelSpec) -> int:
-    """Sample `batch_size` among powers of two that leave at least ~8 steps per epoch."""
-    sizes = [s for s in (16, 32, 64, 128, 256) if spec.n_train // s >= 8] or [16]
-    return hp.Choice("batch_size", sizes)
+    """Sample `batch_size` among 16-256.
+
+    The choices never depend on the data size: Optuna needs one distribution per
+    parameter across a study, and starting points must fit every dataset.
+    """
+    return hp.Choice("batch_size", [16, 32, 64, 128, 256])
 
 
 def choose_optimizer(

@@ -139,8 +139,11 @@ class SearchConfig:
                 f"--data-dir {self.data_dir} is not a folder; pass the folder that holds the "
                 f"local dataset copy."
             )
-        if self.out is not None and Path(self.out).exists() and not Path(self.out).is_dir():
-            raise UsageError(f"--out {self.out} is a file; pass a folder.")
+        if self.out is not None:
+            out = Path(self.out)
+            existing = next(p for p in (out, *out.parents) if p.exists())
+            if not existing.is_dir():
+                raise UsageError(f"--out {self.out}: {existing} is a file; pass a folder.")
         if self.pruner not in PRUNERS:
             raise UsageError(
                 f"unknown pruner {self.pruner!r}; choose one of: {', '.join(PRUNERS)}."

@@ -22,7 +22,7 @@ def check_storage_url(url: str) -> None:
     Raises:
         UsageError: Naming the URL (credentials masked) and the fix.
     """
-    _check_database(url, flag="--storage")
+    _check_database(url, flag="--storage", label="storage")
 
 
 def check_tracking_uri(uri: str) -> None:
@@ -35,26 +35,29 @@ def check_tracking_uri(uri: str) -> None:
         _check_server(uri)
     elif uri.startswith("file:") or "://" not in uri:
         path = uri.removeprefix("file://").removeprefix("file:")
-        _check_folder(Path(path).expanduser().resolve().parent, uri, "--tracking-uri")
+        folder = Path(path).expanduser().resolve().parent
+        _check_folder(folder, uri, "--tracking-uri", "MLflow tracking URI")
     else:
-        _check_database(uri, flag="--tracking-uri")
+        _check_database(uri, flag="--tracking-uri", label="MLflow tracking URI")
 
 
-def check_existing_sqlite(url: str) -> None:
+def check_existing_sqlite(url: str, study: str) -> None:
     """For commands that read a study: a SQLite file that does not exist is an error
     (opening it would create an empty database)."""
     if url.startswith("sqlite:///"):
         path = Path(url.removeprefix("sqlite:///")).expanduser()
         if not path.is_file():
             raise UsageError(
-                f"storage file {path} does not exist; pass the --storage the search used."
+                f"no study {study!r}: storage file {path} does not exist; pass the --storage "
+                f"the search used."
             )
 
 
-def _check_database(url: str, *, flag: str) -> None:
+def _check_database(url: str, *, flag: str, label: str) -> None:
     shown = mask_url(url)
     if url.startswith("sqlite:///"):
-        _check_folder(Path(url.removeprefix("sqlite:///")).expanduser().resolve().parent, url, flag)
+        folder = Path(url.removeprefix("sqlite:///")).expanduser().resolve().parent
+        _check_folder(folder, url, flag, label)
         return
     import sqlalchemy
 
@@ -66,15 +69,15 @@ def _check_database(url: str, *, flag: str) -> None:
     except Exception as exc:  # noqa: BLE001 - driver missing, refused, bad URL: all unreachable
         reason = str(exc).splitlines()[0].replace(url, shown) if str(exc) else type(exc).__name__
         raise UsageError(
-            f"cannot reach {shown} given as {flag} ({reason}); check the URL and the server, "
+            f"cannot reach {label} {shown} ({reason}); check the URL and the server, "
             f"or pass another {flag}."
         ) from None
 
 
-def _check_folder(folder: Path, url: str, flag: str) -> None:
+def _check_folder(folder: Path, url: str, flag: str, label: str) -> None:
     if not folder.is_dir() or not os.access(folder, os.W_OK):
         raise UsageError(
-            f"cannot use {mask_url(url)} given as {flag}: folder {folder} does not exist or "
+            f"cannot use {label} {mask_url(url)}: folder {folder} does not exist or "
             f"is not writable; create it or pass another {flag}."
         )
 

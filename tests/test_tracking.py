@@ -99,7 +99,7 @@ def test_trial_runs_are_nested_and_carry_params_metrics_and_state(iris_search, l
 
         history = client.get_metric_history(run.info.run_id, "val_accuracy")
         epochs = trial.user_attrs["epochs"]
-        assert sorted(m.step for m in history) == list(range(epochs))
+        assert sorted(m.step for m in history) == list(range(1, epochs + 1))  # epochs trained
         by_step = {m.step: m.value for m in history}
         for step, value in trial.intermediate_values.items():
             assert by_step[step] == pytest.approx(value)

@@ -179,7 +179,7 @@ class _TrialRunner:
         def report(epoch: int, logs: dict[str, float]) -> None:
             nonlocal epochs
             epochs = epoch + 1
-            self.tracker.log_metrics(run_id, logs, step=epoch)
+            self.tracker.log_metrics(run_id, logs, step=epochs)  # 1-based, as Optuna's
             self.observer.epoch_ended(trial.number, epochs, self.config.max_epochs, logs)
 
         try:

@@ -78,7 +78,7 @@ def load_study(name: str, storage: str) -> optuna.Study:
     """
     import optuna
 
-    check_existing_sqlite(storage)
+    check_existing_sqlite(storage, name)
     check_storage_url(storage)
     try:
         return optuna.load_study(study_name=name, storage=storage)

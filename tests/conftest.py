@@ -17,23 +17,13 @@ from typing import Any
 
 import pytest
 
+from automl.data._keras import CLASS_NAMES
 from automl.engine import SearchObserver
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 CIFAR_ARCHIVE = SHARED_DATA / "cifar10-jpg.tar.xz"
-CIFAR_CLASSES = [
-    "airplane",
-    "automobile",
-    "bird",
-    "cat",
-    "deer",
-    "dog",
-    "frog",
-    "horse",
-    "ship",
-    "truck",
-]
+CIFAR_CLASSES = CLASS_NAMES["cifar10"]
 # Per class. 130 training images leave 1,040 rows after the validation split: enough for
 # the cnn space to offer batch size 128, which its second starting point uses.
 CIFAR_TRAIN_PER_CLASS = 130

@@ -17,7 +17,7 @@ import numpy as np
 from automl._errors import UsageError
 from automl.data._dataset import Dataset
 from automl.data._images import has_class_folders, load_split_folders, unpack_archive
-from automl.data._split import carve_validation
+from automl.data._split import split_classification
 
 logger = logging.getLogger("automl")
 
@@ -87,18 +87,13 @@ def load_keras(name: str, *, data_dir: Path | None = None, seed: int | None = 0)
     if x_train.ndim == 3:
         x_train, x_test = x_train[..., None], x_test[..., None]
     y_train, y_test = y_train.reshape(-1).astype("int64"), y_test.reshape(-1).astype("int64")
-    x_tr, y_tr, x_val, y_val = carve_validation(x_train, y_train, seed=seed)
-    return Dataset(
-        name=name,
-        kind="image",
-        task="classification",
-        class_names=CLASS_NAMES[name],
-        x_train=x_tr,
-        y_train=y_tr,
-        x_val=x_val,
-        y_val=y_val,
-        x_test=x_test,
-        y_test=y_test,
+    return split_classification(
+        name,
+        "image",
+        CLASS_NAMES[name],
+        (x_train, y_train),
+        (x_test, y_test),
+        seed=seed,
         source=source,
     )
 

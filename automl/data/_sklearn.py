@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from automl.data._dataset import Dataset
-from automl.data._split import carve_validation, hold_out_test
+from automl.data._split import hold_out_test, split_classification
 
 
 def load_sklearn(name: str, *, data_dir: Path | None = None, seed: int | None = 0) -> Dataset:
@@ -25,17 +25,12 @@ def load_sklearn(name: str, *, data_dir: Path | None = None, seed: int | None = 
     y = np.asarray(bunch.target, dtype="int64")
     names = [str(n) for n in getattr(bunch, "target_names", np.unique(y))]
     x_rest, y_rest, x_test, y_test = hold_out_test(x, y)
-    x_train, y_train, x_val, y_val = carve_validation(x_rest, y_rest, seed=seed)
-    return Dataset(
-        name=name,
-        kind="vector",
-        task="classification",
-        class_names=names,
-        x_train=x_train,
-        y_train=y_train,
-        x_val=x_val,
-        y_val=y_val,
-        x_test=x_test,
-        y_test=y_test,
+    return split_classification(
+        name,
+        "vector",
+        names,
+        (x_rest, y_rest),
+        (x_test, y_test),
+        seed=seed,
         source=f"sklearn.datasets.load_{name}",
     )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.model_selection import train_test_split
 
+from automl.data._dataset import Dataset
+
 
 def carve_validation(
     x: np.ndarray, y: np.ndarray, *, seed: int | None
@@ -35,3 +37,30 @@ def hold_out_test(
     """
     x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.2, stratify=y, random_state=0)
     return x_tr, y_tr, x_te, y_te
+
+
+def split_classification(
+    name: str,
+    kind: str,
+    class_names: list[str],
+    train: tuple[np.ndarray, np.ndarray],
+    test: tuple[np.ndarray, np.ndarray],
+    *,
+    seed: int | None,
+    source: str,
+) -> Dataset:
+    """A classification `Dataset` whose validation split is carved from `train`."""
+    x_train, y_train, x_val, y_val = carve_validation(*train, seed=seed)
+    return Dataset(
+        name=name,
+        kind=kind,
+        task="classification",
+        class_names=class_names,
+        x_train=x_train,
+        y_train=y_train,
+        x_val=x_val,
+        y_val=y_val,
+        x_test=test[0],
+        y_test=test[1],
+        source=source,
+    )

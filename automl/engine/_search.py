@@ -10,6 +10,7 @@ import dataclasses
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from automl import tracking
 from automl._errors import TrialFailed, UsageError
 from automl.config import SearchConfig, mask_url
 from automl.data import Dataset, load_dataset
+from automl.engine._interrupt import graceful_interrupt, raise_if
 from automl.engine._observer import SearchObserver
 from automl.engine._study import (
     count_finished,
@@ -97,38 +99,40 @@ def run_search(config: SearchConfig, observer: SearchObserver | None = None) -> 
         study.user_attrs.get("mlflow_run_id"), config.study, _study_params(config, data)
     )
     state = "FAIL"
-    try:
-        study.set_user_attr("mlflow_run_id", parent)
-        done = count_finished(study)
-        observer.search_started(
-            study=config.study,
-            trials=config.trials,
-            timeout=config.timeout,
-            done=done,
-            best=_best_value(study),
-        )
-        deadline = time.monotonic() + config.timeout if config.timeout else None
-        run_trial = _TrialRunner(
-            config, data, spec, build, objective, tracker, out, observer, deadline
-        )
-        remaining = None if config.trials is None else max(0, config.trials - done)
-        if remaining != 0:
-            study.optimize(
-                run_trial,
-                n_trials=remaining,
+    with graceful_interrupt() as pressed:
+        try:
+            study.set_user_attr("mlflow_run_id", parent)
+            done = count_finished(study)
+            observer.search_started(
+                study=config.study,
+                trials=config.trials,
                 timeout=config.timeout,
-                catch=(Exception,),
-                gc_after_trial=True,
-                callbacks=[run_trial.after_trial],
+                done=done,
+                best=_best_value(study),
             )
-        observer.stage("scoring the best model on the test set")
-        summary, model = export_best(study, data, out, tracker, config)
-        state = "COMPLETE"
-    except KeyboardInterrupt:
-        state = "INTERRUPTED"
-        raise
-    finally:
-        tracker.end_run(parent, state)
+            deadline = time.monotonic() + config.timeout if config.timeout else None
+            run_trial = _TrialRunner(
+                config, data, spec, build, objective, tracker, out, observer, deadline, pressed
+            )
+            remaining = None if config.trials is None else max(0, config.trials - done)
+            if remaining != 0:
+                study.optimize(
+                    run_trial,
+                    n_trials=remaining,
+                    timeout=config.timeout,
+                    catch=(Exception,),
+                    gc_after_trial=True,
+                    callbacks=[run_trial.after_trial],
+                )
+            raise_if(pressed)
+            observer.stage("scoring the best model on the test set")
+            summary, model = export_best(study, data, out, tracker, config)
+            state = "COMPLETE"
+        except KeyboardInterrupt:
+            state = "INTERRUPTED"
+            raise
+        finally:
+            tracker.end_run(parent, state)
     return SearchResult(study=study, summary=summary, best_model=model)
 
 
@@ -162,12 +166,14 @@ class _TrialRunner:
         out: Path,
         observer: SearchObserver,
         deadline: float | None,
+        pressed: Callable[[], bool],
     ) -> None:
         self.config, self.data, self.spec, self.build = config, data, spec, build
         self.objective, self.tracker, self.out = objective, tracker, out
-        self.observer, self.deadline = observer, deadline
+        self.observer, self.deadline, self.pressed = observer, deadline, pressed
 
     def __call__(self, trial: optuna.Trial) -> float:
+        raise_if(self.pressed)
         seed = (self.config.seed or 0) * 100_003 + trial.number
         trial.set_user_attr("seed", seed)
         keras.utils.clear_session(free_memory=True)
@@ -199,6 +205,7 @@ class _TrialRunner:
                 deadline=self.deadline,
                 report=report,
                 protected=bool(trial.user_attrs.get("starting_point")),
+                interrupted=self.pressed,
             )
             self._keep_if_best(trial, outcome)
             trial.set_user_attr("best_epoch", outcome.best_epoch)
@@ -232,6 +239,7 @@ class _TrialRunner:
             _best_value(study),
             trial.user_attrs.get("reason", ""),
         )
+        raise_if(self.pressed)  # Ctrl-C between trials: stop before the next one
 
     def _keep_if_best(self, trial: optuna.Trial, outcome: TrialOutcome) -> None:
         """Save the model when it beats every earlier complete trial; drop the old best."""

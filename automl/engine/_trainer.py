@@ -17,6 +17,7 @@ import optuna
 from automl._errors import TrialFailed
 from automl.data import Dataset
 from automl.engine._callbacks import Deadline, EpochReporter, TrialPruning
+from automl.engine._interrupt import StopOnInterrupt
 from automl.spaces import HyperParameters, ModelSpec
 
 
@@ -77,6 +78,7 @@ def fit_trial(
     deadline: float | None,
     report: Callable[[int, dict[str, float]], None],
     protected: bool = False,
+    interrupted: Callable[[], bool] = lambda: False,
 ) -> TrialOutcome:
     """Fit with early stopping, Optuna pruning, NaN termination and the deadline.
 
@@ -98,6 +100,7 @@ def fit_trial(
             objective.monitor, patience=patience, mode=mode, restore_best_weights=True
         ),
         deadline_cb,
+        StopOnInterrupt(interrupted),
     ]
     model.fit(
         data.x_train,

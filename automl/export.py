@@ -24,18 +24,25 @@ if TYPE_CHECKING:
 logger = logging.getLogger("automl")
 
 
+def best_trial_or_none(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+    """The best complete trial, or None while no trial has completed."""
+    try:
+        return study.best_trial
+    except ValueError:  # Optuna's way of saying "no complete trial"
+        return None
+
+
 def best_checkpoint(study: optuna.Study) -> tuple[optuna.trial.FrozenTrial, Path]:
     """The best trial and the path of its saved model.
 
     Raises:
         UsageError: When no trial completed or its checkpoint is gone.
     """
-    try:
-        best = study.best_trial
-    except ValueError:
+    best = best_trial_or_none(study)
+    if best is None:
         raise UsageError(
             f"study {study.study_name!r} has no complete trial yet; run `automl search` first."
-        ) from None
+        )
     path = Path(best.user_attrs.get("model_path", ""))
     if not path.is_file():
         raise UsageError(
@@ -112,9 +119,10 @@ def summarize(study: optuna.Study, config: SearchConfig) -> dict[str, Any]:
     for trial in study.get_trials(deepcopy=False):
         if trial.state.name in names:
             counts[names[trial.state.name]] += 1
-    try:
-        best = study.best_trial
-        best_info: dict[str, Any] | None = {
+    best = best_trial_or_none(study)
+    best_info = None
+    if best is not None:
+        best_info = {
             "trial": best.number,
             "params": best.params,
             "val_metric": best.value,
@@ -122,8 +130,6 @@ def summarize(study: optuna.Study, config: SearchConfig) -> dict[str, Any]:
             "epochs": best.user_attrs.get("epochs"),
             "seconds": best.user_attrs.get("seconds"),
         }
-    except ValueError:
-        best_info = None
     return {
         "study": study.study_name,
         "dataset": config.dataset,

@@ -7,7 +7,6 @@ exporter, in that order; none of them calls back here.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 import time
 from collections.abc import Callable
@@ -30,11 +29,9 @@ from automl.engine._study import (
     make_storage,
 )
 from automl.engine._trainer import Objective, TrialOutcome, build_model, fit_trial
-from automl.export import export_best
+from automl.export import best_trial_or_none, export_best
 from automl.preflight import check_storage_url, check_tracking_uri
 from automl.spaces import HyperParameters, ModelSpec, load_space
-
-logger = logging.getLogger("automl")
 
 
 @dataclasses.dataclass
@@ -243,7 +240,7 @@ class _TrialRunner:
 
     def _keep_if_best(self, trial: optuna.Trial, outcome: TrialOutcome) -> None:
         """Save the model when it beats every earlier complete trial; drop the old best."""
-        previous = _best_trial(trial.study)
+        previous = best_trial_or_none(trial.study)
         better = previous is None or (
             outcome.value > previous.value
             if self.objective.direction == "maximize"
@@ -304,15 +301,8 @@ def _study_params(config: SearchConfig, data: Dataset) -> dict[str, Any]:
     }
 
 
-def _best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
-    try:
-        return study.best_trial
-    except ValueError:
-        return None
-
-
 def _best_value(study: optuna.Study) -> float | None:
-    best = _best_trial(study)
+    best = best_trial_or_none(study)
     return None if best is None else float(best.value)
 
 

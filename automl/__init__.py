@@ -3,10 +3,15 @@
 Public API::
 
     from automl import search
-    result = search("digits", trials=10)
-    result.summary["test"]["metrics"]["accuracy"], result.best_model
+    result = search("digits", trials=10)                  # a built-in space and dataset
+    result = search(build, dataset="digits", trials=20)   # your keras-tuner build(hp)
+    result.best_params, result.best_model, result.study
 
-Heavy libraries (TensorFlow, Optuna, MLflow) load on first use, not on import.
+    from automl import AutoClassifier                     # scikit-learn estimators
+    AutoClassifier(trials=5).fit(X, y).predict(X)
+
+Heavy libraries (TensorFlow, Optuna, MLflow, scikit-learn) load on first use, not on
+import.
 """
 
 from __future__ import annotations
@@ -17,16 +22,33 @@ from automl._errors import TrialFailed, UsageError
 from automl.config import SearchConfig
 
 if TYPE_CHECKING:
+    import keras
+
     from automl.engine import SearchObserver, SearchResult
+    from automl.estimators import AutoClassifier, AutoRegressor
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
-def search(dataset: str, *, observer: SearchObserver | None = None, **options: Any) -> SearchResult:
-    """Run a search on a built-in dataset.
+def search(
+    space_or_dataset: Any = None,
+    /,
+    *,
+    dataset: Any = None,
+    observer: SearchObserver | None = None,
+    **options: Any,
+) -> SearchResult:
+    """Run a search.
+
+    `search("digits")` searches a built-in dataset with its default space;
+    `search(build, dataset="digits")` searches your space on it.
 
     Args:
-        dataset: A name from `automl.data.DATASETS`.
+        space_or_dataset: The space (a built-in name, `file.py:build`, a `build(hp)` or
+            `build(hp, spec)` function, a `keras_tuner.HyperModel`, or a .toml/.yaml
+            space config); or, when `dataset` is not given, the built-in dataset name.
+        dataset: A built-in dataset name, an `automl.data.Dataset`, or an `(x, y)` pair
+            of arrays (split with `automl.data.from_arrays`).
         observer: Receives progress events (optional).
         **options: Any `SearchConfig` field: `space`, `trials`, `timeout`, `max_epochs`,
             `sampler`, `pruner`, `seed`, `study`, `storage`, `tracking_uri`, `out`,
@@ -34,10 +56,64 @@ def search(dataset: str, *, observer: SearchObserver | None = None, **options: A
 
     Returns:
         A `SearchResult` with `study`, `summary`, `best_model` and `best_params`.
+
+    Raises:
+        UsageError: On a bad option, space or dataset, before any training.
     """
+    from automl.data import Dataset, from_arrays
     from automl.engine import run_search
+    from automl.spaces import resolve_space
 
-    return run_search(SearchConfig(dataset=dataset, **options), observer)
+    if dataset is None:
+        dataset, space = space_or_dataset, options.pop("space", None)
+    else:
+        space = space_or_dataset
+        if space is not None and "space" in options:
+            raise UsageError("give the space once: positionally or as space=..., not both.")
+        space = space if space is not None else options.pop("space", None)
+    data = None
+    if isinstance(dataset, tuple) and len(dataset) == 2:
+        data = from_arrays(*dataset, seed=options.get("seed", 0))
+    elif isinstance(dataset, Dataset):
+        data = dataset
+    elif not isinstance(dataset, str):
+        raise UsageError(
+            f"dataset must be a built-in name, an automl.data.Dataset or an (x, y) pair, "
+            f"but got {type(dataset).__name__}."
+        )
+    named = space is None or isinstance(space, str)
+    config = SearchConfig(
+        dataset=data.name if data is not None else dataset,
+        space=space if named else None,
+        **options,
+    )
+    resolved = None if named else resolve_space(space)
+    return run_search(config, observer, space=resolved, data=data)
 
 
-__all__ = ["SearchConfig", "TrialFailed", "UsageError", "__version__", "search"]
+def load_model(path: str) -> keras.Model:
+    """Load a `.keras` model automl saved (its custom layers and losses registered)."""
+    from automl.export import load_model as _load
+
+    return _load(path)
+
+
+def __getattr__(name: str) -> Any:
+    """The estimators import scikit-learn, so they load on first use."""
+    if name in ("AutoClassifier", "AutoRegressor"):
+        from automl import estimators
+
+        return getattr(estimators, name)
+    raise AttributeError(f"module 'automl' has no attribute {name!r}")
+
+
+__all__ = [
+    "AutoClassifier",
+    "AutoRegressor",
+    "SearchConfig",
+    "TrialFailed",
+    "UsageError",
+    "__version__",
+    "load_model",
+    "search",
+]

@@ -44,7 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
         "Finished trials count toward --trials.",
     )
     search.add_argument("dataset", help="a built-in dataset (see `automl datasets`)")
-    search.add_argument("--space", help="search space (see `automl spaces`); default fits the data")
+    search.add_argument(
+        "--space",
+        help="a built-in space (see `automl spaces`; default: auto), file.py:build, "
+        "package.module:build, or a .toml/.yaml space config",
+    )
     search.add_argument(
         "--trials",
         type=int,
@@ -183,9 +187,9 @@ def _cmd_spaces(args: argparse.Namespace) -> int:
 
     from automl.spaces import SPACES
 
-    table = Table("name", "fits", "description", box=None)
+    table = Table("name", "data", "tasks", "description", box=None)
     for info in SPACES.values():
-        table.add_row(info.name, ", ".join(info.kinds), info.description)
+        table.add_row(info.name, ", ".join(info.kinds), ", ".join(info.tasks), info.description)
     Console().print(table)
     return 0
 

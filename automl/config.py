@@ -67,8 +67,9 @@ class SearchConfig:
     """Everything one search needs, as plain values.
 
     Attributes:
-        dataset: A built-in dataset name.
-        space: A built-in space name; None picks the space that fits the data.
+        dataset: A built-in dataset name (or the name of in-memory data).
+        space: A built-in space name, `file.py:function`, `package.module:function`, or
+            a .toml/.yaml space config; None picks the dataset's default (`auto`).
         trials: Total trials the study may hold (finished ones from earlier runs count).
         timeout: Wall-clock seconds for this run, or None.
         max_epochs: Epoch cap per trial; None picks a default for the dataset.
@@ -77,7 +78,7 @@ class SearchConfig:
         seed: Seed for the sampler, the data split and each trial's weights.
         study: Optuna study name; derived from dataset and space when None.
         storage: Optuna storage URL (any SQLAlchemy URL).
-        tracking_uri: MLflow tracking URI.
+        tracking_uri: MLflow tracking URI; None logs nothing to MLflow.
         out: Output folder; `./automl-out/<study>` when None.
         data_dir: Folder holding local copies of datasets.
         patience: Early-stopping patience in epochs; None picks max(3, max_epochs // 5).
@@ -93,13 +94,16 @@ class SearchConfig:
     seed: int | None = 0
     study: str | None = None
     storage: str = DEFAULT_STORAGE
-    tracking_uri: str = DEFAULT_TRACKING_URI
+    tracking_uri: str | None = DEFAULT_TRACKING_URI
     out: Path | None = None
     data_dir: Path | None = None
     patience: int | None = None
 
-    def validate(self) -> SearchConfig:
+    def validate(self, *, in_memory_data: bool = False) -> SearchConfig:
         """Check every field against the rules and fill derived defaults.
+
+        Args:
+            in_memory_data: The data comes as arrays, not a built-in dataset name.
 
         Returns:
             self, with `study` and `out` filled in.
@@ -110,12 +114,15 @@ class SearchConfig:
         from automl.data import DATASETS
         from automl.spaces import SPACES
 
-        if self.dataset not in DATASETS:
+        if not in_memory_data and self.dataset not in DATASETS:
             raise UsageError(
                 f"unknown dataset {self.dataset!r}; choose one of: {', '.join(DATASETS)}."
             )
-        if self.space is not None and self.space not in SPACES:
-            raise UsageError(f"unknown space {self.space!r}; choose one of: {', '.join(SPACES)}.")
+        if self.space is not None and not _names_a_space(self.space, SPACES):
+            raise UsageError(
+                f"unknown space {self.space!r}; give a built-in name ({', '.join(SPACES)}), "
+                f"file.py:function, package.module:function, or a .toml/.yaml space config."
+            )
         if self.trials is not None and self.trials < 1:
             raise UsageError(f"--trials must be at least 1, but got {self.trials}.")
         if self.trials is None and self.timeout is None:
@@ -148,17 +155,34 @@ class SearchConfig:
             raise UsageError(
                 f"unknown pruner {self.pruner!r}; choose one of: {', '.join(PRUNERS)}."
             )
+        info = DATASETS.get(self.dataset)
         if self.space is None:
-            self.space = DATASETS[self.dataset].default_space
+            self.space = info.default_space if info else "auto"
         if self.max_epochs is None:
-            self.max_epochs = DATASETS[self.dataset].default_epochs
+            self.max_epochs = info.default_epochs if info else 20
         if self.patience is None:
             self.patience = max(3, self.max_epochs // 5)
         if self.study is None:
-            self.study = f"{self.dataset}-{self.space}"
+            self.study = f"{self.dataset}-{_space_slug(self.space)}"
         if self.out is None:
             self.out = Path("automl-out") / self.study
         self.out = Path(self.out)
         if self.data_dir is not None:
             self.data_dir = Path(self.data_dir)
         return self
+
+
+def _names_a_space(space: str, builtins: dict) -> bool:
+    """Cheap shape check; `automl.spaces.resolve_space` does the real import."""
+    return space in builtins or ":" in space or space.endswith((".toml", ".yaml", ".yml"))
+
+
+def _space_slug(space: str) -> str:
+    """A file-name-safe short form: `spaces/mine.py:build` -> `mine.build`."""
+    if space.endswith((".toml", ".yaml", ".yml")):
+        return Path(space).stem
+    target, _, attr = space.rpartition(":")
+    if not target:
+        return space
+    stem = Path(target).stem if target.endswith(".py") else target.rsplit(".", 1)[-1]
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{stem}.{attr}")

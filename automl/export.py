@@ -62,11 +62,37 @@ def copy_best_model(study: optuna.Study, target: Path) -> Path:
     return target
 
 
-def test_metrics(model: keras.Model, data: Dataset) -> dict[str, float]:
-    """Score `model` on the test split with scikit-learn's metrics."""
-    import numpy as np
-    from sklearn.metrics import accuracy_score, f1_score, log_loss
+def load_model(path: str | Path) -> keras.Model:
+    """Load a model automl saved, with automl's custom layers and losses registered."""
+    import keras
 
+    import automl.spaces.layers  # noqa: F401 - registers the custom layers
+    import automl.spaces.losses  # noqa: F401 - registers the custom losses
+
+    return keras.models.load_model(path, safe_mode=True)
+
+
+def test_metrics(model: keras.Model, data: Dataset) -> dict[str, float]:
+    """Score `model` on the test split with scikit-learn's metrics (empty: no test split)."""
+    import numpy as np
+    from sklearn.metrics import (
+        accuracy_score,
+        f1_score,
+        log_loss,
+        mean_absolute_error,
+        r2_score,
+        root_mean_squared_error,
+    )
+
+    if len(data.x_test) == 0:
+        return {}
+    if data.task == "regression":
+        predicted = model.predict(data.x_test, batch_size=512, verbose=0).reshape(-1)
+        return {
+            "r2": float(r2_score(data.y_test, predicted)),
+            "rmse": float(root_mean_squared_error(data.y_test, predicted)),
+            "mae": float(mean_absolute_error(data.y_test, predicted)),
+        }
     probabilities = model.predict(data.x_test, batch_size=512, verbose=0)
     predicted = np.argmax(probabilities, axis=-1)
     return {
@@ -90,13 +116,11 @@ def export_best(
     Returns:
         The summary and the loaded best model (None if no trial completed).
     """
-    import keras
-
     summary = summarize(study, config)
     model = None
     if summary["best"] is not None:
         best, checkpoint = best_checkpoint(study)
-        model = keras.models.load_model(checkpoint, safe_mode=True)
+        model = load_model(checkpoint)
         target = out / "best_model.keras"
         shutil.copyfile(checkpoint, target)
         metrics = test_metrics(model, data)
@@ -133,6 +157,7 @@ def summarize(study: optuna.Study, config: SearchConfig) -> dict[str, Any]:
     return {
         "study": study.study_name,
         "dataset": config.dataset,
+        "task": study.user_attrs.get("task", "classification"),
         "space": config.space,
         "best": best_info,
         "test": {"metrics": {}},

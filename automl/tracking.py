@@ -162,3 +162,37 @@ class StudyTracker:
                 )
         finally:
             mlflow.set_tracking_uri(previous)
+
+
+class NullTracker(StudyTracker):
+    """Logs nothing: for searches run with `tracking_uri=None` (the scikit-learn estimators)."""
+
+    def __init__(self) -> None:  # noqa: D107 - no client, no experiment
+        self.tracking_uri = ""
+        self.parent_run_id = None
+
+    def start_study(self, run_id: str | None, name: str, params: Mapping[str, Any]) -> str:
+        self.parent_run_id = ""
+        return ""
+
+    def start_trial(self, number: int, study: str) -> str:
+        return ""
+
+    def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
+        return None
+
+    def log_metrics(
+        self, run_id: str, metrics: Mapping[str, float], step: int | None = None
+    ) -> None:
+        return None
+
+    def end_run(self, run_id: str, state: str, tags: Mapping[str, Any] | None = None) -> None:
+        return None
+
+    def log_model(self, model: keras.Model, example: np.ndarray) -> None:
+        return None
+
+
+def make_tracker(tracking_uri: str | None, experiment: str) -> StudyTracker:
+    """A `StudyTracker` for the URI, or a `NullTracker` when it is None."""
+    return NullTracker() if tracking_uri is None else StudyTracker(tracking_uri, experiment)

@@ -13,12 +13,18 @@ import keras
 
 from automl.spaces import HyperParameters, ModelSpec
 from automl.spaces.blocks import (
+    augment,
     choose_activation,
-    choose_batch_size,
+    choose_augmentation,
+    choose_dropout,
     choose_initializer,
-    choose_optimizer,
     choose_regularizer,
-    classification_head,
+    output_head,
+)
+from automl.spaces.training import (
+    choose_batch_size,
+    choose_label_smoothing,
+    choose_optimizer,
     compile_for_task,
 )
 
@@ -39,7 +45,9 @@ BASELINE = {
     "initializer": "glorot_uniform",
     "regularizer": "none",
     "batch_norm": False,
+    "spatial_dropout": 0.0,
     "dropout": 0.0,
+    "label_smoothing": 0.0,
     "augment": "none",
     "batch_size": 64,
     "optimizer": "adam",
@@ -61,7 +69,9 @@ MODERN = {  # two 3x3 convolutions per stage, as in the DESIGN notes' measured r
     "initializer": "he_normal",
     "regularizer": "none",
     "batch_norm": True,
+    "spatial_dropout": 0.0,
     "dropout": 0.2,
+    "label_smoothing": 0.0,
     "augment": "flip_translate",
     "batch_size": 128,
     "optimizer": "adamw",
@@ -78,7 +88,8 @@ def build(hp: HyperParameters, spec: ModelSpec) -> keras.Model:
 
     Varies stages (1-3), convolutions per stage, filters per stage, kernel size, padding,
     pooling, the head (flatten + dense or global average pooling), activation,
-    initializer, L1/L2, batch norm, dropout, augmentation, optimizer, learning rate,
+    initializer, L1/L2, batch norm, spatial dropout after each stage, dropout, label
+    smoothing, augmentation (flips, translations, crops), optimizer, learning rate,
     schedule and batch size.
     """
     stages = hp.Int("stages", 1, 3)
@@ -94,16 +105,15 @@ def build(hp: HyperParameters, spec: ModelSpec) -> keras.Model:
     initializer = choose_initializer(hp)
     regularizer = choose_regularizer(hp)
     batch_norm = hp.Boolean("batch_norm")
-    dropout = hp.Float("dropout", 0.0, 0.5)
-    augment = hp.Choice("augment", ["none", "translate", "flip_translate"])
+    spatial_dropout = choose_dropout(hp, name="spatial_dropout", high=0.3)
+    dropout = choose_dropout(hp)
+    smoothing = choose_label_smoothing(hp, spec)
+    recipe = choose_augmentation(hp)
     batch_size = choose_batch_size(hp, spec)
     optimizer = choose_optimizer(hp, spec, batch_size=batch_size)
 
     inputs, x = spec.inputs()
-    if augment != "none":  # active in training only
-        if augment == "flip_translate":
-            x = keras.layers.RandomFlip("horizontal")(x)
-        x = keras.layers.RandomTranslation(0.1, 0.1, fill_mode="reflect")(x)
+    x = augment(x, recipe)
     for stage, width in enumerate(filters, start=1):
         for _ in range(convs):
             # Fall back to "same" where "valid" would shrink the map to nothing.
@@ -119,6 +129,8 @@ def build(hp: HyperParameters, spec: ModelSpec) -> keras.Model:
             if batch_norm:
                 x = keras.layers.BatchNormalization()(x)
             x = keras.layers.Activation(activation)(x)
+        if spatial_dropout > 0:
+            x = keras.layers.SpatialDropout2D(spatial_dropout)(x)
         if stage < stages and min(x.shape[1:3]) >= 4:
             pool = keras.layers.MaxPooling2D if pooling == "max" else keras.layers.AveragePooling2D
             x = pool(pool_size=2)(x)
@@ -134,5 +146,5 @@ def build(hp: HyperParameters, spec: ModelSpec) -> keras.Model:
         )(x)
     if dropout > 0:
         x = keras.layers.Dropout(dropout)(x)
-    model = keras.Model(inputs, classification_head(x, spec, initializer), name="cnn")
-    return compile_for_task(model, optimizer, spec)
+    model = keras.Model(inputs, output_head(x, spec, initializer), name="cnn")
+    return compile_for_task(model, optimizer, spec, label_smoothing=smoothing)

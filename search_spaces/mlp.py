@@ -1,4 +1,4 @@
-"""`mlp`: dense networks for vector (and flattened image) inputs."""
+"""`mlp`: dense networks for vector data (and flattened images or sequences)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,17 @@ import keras
 from automl.spaces import HyperParameters, ModelSpec
 from automl.spaces.blocks import (
     choose_activation,
-    choose_batch_size,
+    choose_dropout,
     choose_initializer,
-    choose_optimizer,
+    choose_normalization,
     choose_regularizer,
-    classification_head,
+    normalization_layer,
+    output_head,
+)
+from automl.spaces.training import (
+    choose_batch_size,
+    choose_label_smoothing,
+    choose_optimizer,
     compile_for_task,
 )
 
@@ -20,8 +26,8 @@ def build(hp: HyperParameters, spec: ModelSpec) -> keras.Model:
     """Build and compile one MLP.
 
     Varies depth (1-4 layers), width (16-512, log), a taper that narrows later layers,
-    activation, initializer, L1/L2, dropout, batch norm, optimizer, learning rate and
-    batch size.
+    activation, initializer, L1/L2, normalization (batch or layer), dropout, label
+    smoothing, optimizer, learning rate, schedule and batch size.
     """
     layers = hp.Int("layers", 1, 4)
     units = hp.Int("units", 16, 512, sampling="log")
@@ -29,13 +35,16 @@ def build(hp: HyperParameters, spec: ModelSpec) -> keras.Model:
     activation = choose_activation(hp)
     initializer = choose_initializer(hp)
     regularizer = choose_regularizer(hp)
-    batch_norm = hp.Boolean("batch_norm")
-    dropout = hp.Float("dropout", 0.0, 0.5)
+    norm = choose_normalization(hp)
+    dropout = choose_dropout(hp)
+    smoothing = choose_label_smoothing(hp, spec)
     batch_size = choose_batch_size(hp, spec)
     optimizer = choose_optimizer(hp, spec, batch_size=batch_size)
 
     inputs, x = spec.inputs()
-    if len(spec.input_shape) > 1:
+    if spec.kind == "text":
+        x = keras.layers.Embedding(spec.vocab_size or 1, 32)(x)
+    if len(x.shape) > 2:
         x = keras.layers.Flatten()(x)
     for i in range(layers):
         width = max(8, int(units * taper**i))
@@ -43,12 +52,13 @@ def build(hp: HyperParameters, spec: ModelSpec) -> keras.Model:
             width,
             kernel_initializer=initializer,
             kernel_regularizer=regularizer,
-            use_bias=not batch_norm,
+            use_bias=norm == "none",
         )(x)
-        if batch_norm:
-            x = keras.layers.BatchNormalization()(x)
+        layer = normalization_layer(norm)
+        if layer is not None:
+            x = layer(x)
         x = keras.layers.Activation(activation)(x)
         if dropout > 0:
             x = keras.layers.Dropout(dropout)(x)
-    model = keras.Model(inputs, classification_head(x, spec, initializer), name="mlp")
-    return compile_for_task(model, optimizer, spec)
+    model = keras.Model(inputs, output_head(x, spec, initializer), name="mlp")
+    return compile_for_task(model, optimizer, spec, label_smoothing=smoothing)

@@ -3,7 +3,8 @@
 The table (`DATASETS`) imports nothing heavy, so `automl datasets` and argument checks
 stay fast. Loading lives in private modules: `_sklearn` for scikit-learn's bundled sets,
 `_keras` for `keras.datasets` (with local image-folder copies for offline machines).
-Splitting into train/validation/test is in `_split`; preprocessing layers in `_preprocess`.
+In-memory arrays become a `Dataset` in `_arrays`; splitting into train/validation/test is
+in `_split`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
+from automl.data._arrays import from_arrays
 from automl.data._dataset import Dataset
 
 
@@ -29,17 +31,24 @@ class DatasetInfo:
 DATASETS: dict[str, DatasetInfo] = {
     info.name: info
     for info in [
-        DatasetInfo("cifar10", "32x32 colour images, 10 classes (50k/10k)", "keras", "cnn", 6),
-        DatasetInfo("mnist", "28x28 handwritten digits, 10 classes (60k/10k)", "keras", "cnn", 6),
+        DatasetInfo("cifar10", "32x32 colour images, 10 classes (50k/10k)", "keras", "auto", 6),
+        DatasetInfo("mnist", "28x28 handwritten digits, 10 classes (60k/10k)", "keras", "auto", 6),
         DatasetInfo(
-            "fashion_mnist", "28x28 clothing images, 10 classes (60k/10k)", "keras", "cnn", 10
+            "fashion_mnist", "28x28 clothing images, 10 classes (60k/10k)", "keras", "auto", 10
         ),
         DatasetInfo(
-            "digits", "8x8 handwritten digits as 64 features, 10 classes", "sklearn", "mlp", 40
+            "digits", "8x8 handwritten digits as 64 features, 10 classes", "sklearn", "auto", 40
         ),
-        DatasetInfo("iris", "4 flower measurements, 3 classes", "sklearn", "mlp", 60),
-        DatasetInfo("wine", "13 chemical features, 3 classes", "sklearn", "mlp", 60),
-        DatasetInfo("breast_cancer", "30 tumour features, 2 classes", "sklearn", "mlp", 40),
+        DatasetInfo("iris", "4 flower measurements, 3 classes", "sklearn", "auto", 60),
+        DatasetInfo("wine", "13 chemical features, 3 classes", "sklearn", "auto", 60),
+        DatasetInfo("breast_cancer", "30 tumour features, 2 classes", "sklearn", "auto", 40),
+        DatasetInfo(
+            "diabetes",
+            "10 patient features, disease progression (regression)",
+            "sklearn",
+            "auto",
+            60,
+        ),
     ]
 }
 
@@ -74,4 +83,4 @@ def load_dataset(name: str, *, data_dir: Path | None = None, seed: int | None = 
     return loader(name, data_dir=data_dir, seed=seed)
 
 
-__all__ = ["DATASETS", "Dataset", "DatasetInfo", "load_dataset"]
+__all__ = ["DATASETS", "Dataset", "DatasetInfo", "from_arrays", "load_dataset"]

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 
 from automl.data._dataset import Dataset
-from automl.data._split import hold_out_test, split_classification
+from automl.data._split import hold_out_test, split_classification, split_regression
 
 
 def load_sklearn(name: str, *, data_dir: Path | None = None, seed: int | None = 0) -> Dataset:
-    """Load `digits`, `iris`, `wine` or `breast_cancer` as float32 feature vectors.
+    """Load `digits`, `iris`, `wine`, `breast_cancer` or `diabetes` as float32 vectors.
 
     Args:
         name: The scikit-learn dataset name.
@@ -22,6 +22,13 @@ def load_sklearn(name: str, *, data_dir: Path | None = None, seed: int | None = 
 
     bunch = getattr(datasets, f"load_{name}")()
     x = np.asarray(bunch.data, dtype="float32")
+    source = f"sklearn.datasets.load_{name}"
+    if name == "diabetes":  # the one regression set
+        y_float = np.asarray(bunch.target, dtype="float32")
+        x_rest, y_rest, x_test, y_test = hold_out_test(x, y_float, stratify=False)
+        return split_regression(
+            name, "vector", (x_rest, y_rest), (x_test, y_test), seed=seed, source=source
+        )
     y = np.asarray(bunch.target, dtype="int64")
     names = [str(n) for n in getattr(bunch, "target_names", np.unique(y))]
     x_rest, y_rest, x_test, y_test = hold_out_test(x, y)
@@ -32,5 +39,5 @@ def load_sklearn(name: str, *, data_dir: Path | None = None, seed: int | None = 
         (x_rest, y_rest),
         (x_test, y_test),
         seed=seed,
-        source=f"sklearn.datasets.load_{name}",
+        source=source,
     )

@@ -9,24 +9,29 @@ from automl.data._dataset import Dataset
 
 
 def carve_validation(
-    x: np.ndarray, y: np.ndarray, *, seed: int | None
+    x: np.ndarray, y: np.ndarray, *, seed: int | None, stratify: bool = True
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Split a training part into train and validation, stratified by label.
 
     Uses 10 % for validation on large sets (over 10,000 rows) and 20 % otherwise.
+    Regression targets (`stratify=False`) are split at random.
 
     Returns:
         x_train, y_train, x_val, y_val.
     """
     fraction = 0.1 if len(x) > 10_000 else 0.2
     x_tr, x_val, y_tr, y_val = train_test_split(
-        x, y, test_size=fraction, stratify=y, random_state=seed if seed is not None else 0
+        x,
+        y,
+        test_size=fraction,
+        stratify=y if stratify else None,
+        random_state=seed if seed is not None else 0,
     )
     return x_tr, y_tr, x_val, y_val
 
 
 def hold_out_test(
-    x: np.ndarray, y: np.ndarray
+    x: np.ndarray, y: np.ndarray, *, stratify: bool = True
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """A fixed 20 % stratified test split for data that comes without one.
 
@@ -35,7 +40,9 @@ def hold_out_test(
     Returns:
         x_train, y_train, x_test, y_test.
     """
-    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.2, stratify=y, random_state=0)
+    x_tr, x_te, y_tr, y_te = train_test_split(
+        x, y, test_size=0.2, stratify=y if stratify else None, random_state=0
+    )
     return x_tr, y_tr, x_te, y_te
 
 
@@ -56,6 +63,32 @@ def split_classification(
         kind=kind,
         task="classification",
         class_names=class_names,
+        x_train=x_train,
+        y_train=y_train,
+        x_val=x_val,
+        y_val=y_val,
+        x_test=test[0],
+        y_test=test[1],
+        source=source,
+    )
+
+
+def split_regression(
+    name: str,
+    kind: str,
+    train: tuple[np.ndarray, np.ndarray],
+    test: tuple[np.ndarray, np.ndarray],
+    *,
+    seed: int | None,
+    source: str,
+) -> Dataset:
+    """A regression `Dataset` whose validation split is carved at random from `train`."""
+    x_train, y_train, x_val, y_val = carve_validation(*train, seed=seed, stratify=False)
+    return Dataset(
+        name=name,
+        kind=kind,
+        task="regression",
+        class_names=[],
         x_train=x_train,
         y_train=y_train,
         x_val=x_val,

@@ -22,16 +22,23 @@ from automl.config import SearchConfig, mask_url
 from automl.data import Dataset, load_dataset
 from automl.engine._interrupt import graceful_interrupt, raise_if
 from automl.engine._observer import SearchObserver
+from automl.engine._space_check import check_space, stop_if_space_is_broken
 from automl.engine._study import (
     count_finished,
     make_pruner,
     make_sampler,
     make_storage,
 )
-from automl.engine._trainer import Objective, TrialOutcome, build_model, fit_trial
+from automl.engine._trainer import (
+    Objective,
+    SpaceFailed,
+    TrialOutcome,
+    build_model,
+    fit_trial,
+)
 from automl.export import best_trial_or_none, export_best
 from automl.preflight import check_storage_url, check_tracking_uri
-from automl.spaces import HyperParameters, ModelSpec, load_space
+from automl.spaces import HyperParameters, ModelSpec, Space, resolve_space
 
 
 @dataclasses.dataclass
@@ -54,21 +61,44 @@ class SearchResult:
         return self.summary["best"]["params"] if self.summary.get("best") else {}
 
 
-def run_search(config: SearchConfig, observer: SearchObserver | None = None) -> SearchResult:
+def run_search(
+    config: SearchConfig,
+    observer: SearchObserver | None = None,
+    *,
+    space: Space | None = None,
+    data: Dataset | None = None,
+) -> SearchResult:
     """Run (or resume) one search as `config` says.
 
+    Args:
+        config: The options; `config.space` and `config.dataset` name what to search
+            unless `space` / `data` are given as objects.
+        observer: Receives progress events.
+        space: A resolved space (a user's function or HyperModel), instead of a name.
+        data: An in-memory dataset, instead of a built-in name.
+
     Raises:
-        UsageError: For unknown names or unreachable URLs, before anything is created.
+        UsageError: For unknown names, unreachable URLs, or a space whose ranges or
+            config are wrong, before any training; or when the first trials all fail in
+            the space itself.
     """
-    config.validate()
+    if data is not None:
+        config.dataset = data.name
+    if space is not None:
+        config.space = space.label
+    config.validate(in_memory_data=data is not None)
     observer = observer or SearchObserver()
     check_storage_url(config.storage)
-    check_tracking_uri(config.tracking_uri)
+    if config.tracking_uri is not None:
+        check_tracking_uri(config.tracking_uri)
+    space = space or resolve_space(config.space)
     observer.stage("loading data")
-    data = load_dataset(config.dataset, data_dir=config.data_dir, seed=config.seed)
-    build, starting_points = load_space(config.space)
+    if data is None:
+        data = load_dataset(config.dataset, data_dir=config.data_dir, seed=config.seed)
     spec = model_spec(data, config.max_epochs)
-    objective = Objective()
+    space.check_fits(spec, data.name)
+    check_space(space, spec, config.seed)
+    objective = Objective.for_task(data.task)
 
     out = Path(config.out)
     try:
@@ -88,10 +118,10 @@ def run_search(config: SearchConfig, observer: SearchObserver | None = None) -> 
     )
     if not study.trials:
         _record_study_attrs(study, config, data, objective)
-        for point in starting_points:
+        for point in space.starting_points(spec):
             study.enqueue_trial(point, user_attrs={"starting_point": True})
     _check_same_search(study, config)
-    tracker = tracking.StudyTracker(config.tracking_uri, config.study)
+    tracker = tracking.make_tracker(config.tracking_uri, config.study)
     parent = tracker.start_study(
         study.user_attrs.get("mlflow_run_id"), config.study, _study_params(config, data)
     )
@@ -109,7 +139,7 @@ def run_search(config: SearchConfig, observer: SearchObserver | None = None) -> 
             )
             deadline = time.monotonic() + config.timeout if config.timeout else None
             run_trial = _TrialRunner(
-                config, data, spec, build, objective, tracker, out, observer, deadline, pressed
+                config, data, spec, space, objective, tracker, out, observer, deadline, pressed
             )
             remaining = None if config.trials is None else max(0, config.trials - done)
             if remaining != 0:
@@ -117,7 +147,7 @@ def run_search(config: SearchConfig, observer: SearchObserver | None = None) -> 
                     run_trial,
                     n_trials=remaining,
                     timeout=config.timeout,
-                    catch=(Exception,),
+                    catch=(TrialFailed,),
                     gc_after_trial=True,
                     callbacks=[run_trial.after_trial],
                 )
@@ -136,16 +166,22 @@ def run_search(config: SearchConfig, observer: SearchObserver | None = None) -> 
 def model_spec(data: Dataset, max_epochs: int) -> ModelSpec:
     """The facts about `data` a space builds from, with its preprocessing statistics."""
     normalization = None
-    if data.kind == "vector":
-        normalization = (data.x_train.mean(axis=0), data.x_train.var(axis=0))
+    if data.kind in ("vector", "sequence"):  # per feature, over rows (and timesteps)
+        axes = tuple(range(data.x_train.ndim - 1))
+        normalization = (data.x_train.mean(axis=axes), data.x_train.var(axis=axes))
+    target_stats = None
+    if data.task == "regression":
+        target_stats = (float(data.y_train.mean()), float(data.y_train.std()) or 1.0)
     return ModelSpec(
         input_shape=data.input_shape,
         kind=data.kind,
         task=data.task,
-        num_classes=data.num_classes,
+        num_classes=data.num_classes if data.task == "classification" else 1,
         n_train=len(data.x_train),
         max_epochs=max_epochs,
         normalization=normalization,
+        vocab_size=int(data.x_train.max()) + 1 if data.kind == "text" else None,
+        target_stats=target_stats,
     )
 
 
@@ -157,7 +193,7 @@ class _TrialRunner:
         config: SearchConfig,
         data: Dataset,
         spec: ModelSpec,
-        build: Any,
+        space: Space,
         objective: Objective,
         tracker: tracking.StudyTracker,
         out: Path,
@@ -165,7 +201,7 @@ class _TrialRunner:
         deadline: float | None,
         pressed: Callable[[], bool],
     ) -> None:
-        self.config, self.data, self.spec, self.build = config, data, spec, build
+        self.config, self.data, self.spec, self.space = config, data, spec, space
         self.objective, self.tracker, self.out = objective, tracker, out
         self.observer, self.deadline, self.pressed = observer, deadline, pressed
 
@@ -186,8 +222,8 @@ class _TrialRunner:
             self.observer.epoch_ended(trial.number, epochs, self.config.max_epochs, logs)
 
         try:
-            hp = HyperParameters(trial)
-            model = build_model(self.build, hp, self.spec)
+            hp = HyperParameters(trial, self.space.overrides)
+            model = build_model(self.space, hp, self.spec)
             params = {**trial.params, **_fixed(hp, trial)}
             self.tracker.log_params(run_id, {**params, "n_params": model.count_params()})
             self.observer.trial_started(trial.number, params)
@@ -195,7 +231,7 @@ class _TrialRunner:
                 trial,
                 model,
                 self.data,
-                batch_size=int(hp.values.get("batch_size", 32)),
+                batch_size=int(hp.fit_kwargs.get("batch_size", hp.values.get("batch_size", 32))),
                 max_epochs=self.config.max_epochs,
                 patience=self.config.patience,
                 objective=self.objective,
@@ -203,7 +239,11 @@ class _TrialRunner:
                 report=report,
                 protected=bool(trial.user_attrs.get("starting_point")),
                 interrupted=self.pressed,
+                hp=hp,
+                custom_fit=self.space.fit,
             )
+            late = {k: v for k, v in trial.params.items() if k not in params}
+            self.tracker.log_params(run_id, late)  # sampled inside a HyperModel's fit
             self._keep_if_best(trial, outcome)
             trial.set_user_attr("best_epoch", outcome.best_epoch)
             state = "COMPLETE"
@@ -215,8 +255,13 @@ class _TrialRunner:
         except KeyboardInterrupt:
             reason = "interrupted"
             raise
+        except UsageError as exc:  # the space's ranges or config: stop the search
+            reason = str(exc)
+            raise
         except Exception as exc:
             reason = _one_line(exc)
+            if isinstance(exc, SpaceFailed):
+                trial.set_user_attr("space_failed", True)
             raise TrialFailed(reason) from exc
         finally:
             seconds = time.perf_counter() - started
@@ -237,6 +282,7 @@ class _TrialRunner:
             trial.user_attrs.get("reason", ""),
         )
         raise_if(self.pressed)  # Ctrl-C between trials: stop before the next one
+        stop_if_space_is_broken(study)
 
     def _keep_if_best(self, trial: optuna.Trial, outcome: TrialOutcome) -> None:
         """Save the model when it beats every earlier complete trial; drop the old best."""
@@ -276,6 +322,7 @@ def _record_study_attrs(
         "space": config.space,
         "max_epochs": config.max_epochs,
         "seed": config.seed,
+        "task": data.task,
         "metric": objective.monitor,
         "direction": objective.direction,
         "data_dir": str(config.data_dir) if config.data_dir else None,

@@ -1,7 +1,8 @@
 """One trial: build the model from the space, fit it with callbacks, return the score.
 
 Knows nothing of MLflow or of the study loop: it takes an epoch `report` function and
-returns a `TrialOutcome`, or raises `optuna.TrialPruned` / `TrialFailed`.
+returns a `TrialOutcome`, or raises `optuna.TrialPruned` / `TrialFailed` (`SpaceFailed`
+when the space itself is at fault).
 """
 
 from __future__ import annotations
@@ -14,11 +15,16 @@ from typing import Any
 import keras
 import optuna
 
-from automl._errors import TrialFailed
+from automl._errors import TrialFailed, UsageError
 from automl.data import Dataset
 from automl.engine._callbacks import Deadline, EpochReporter, TrialPruning
 from automl.engine._interrupt import StopOnInterrupt
-from automl.spaces import HyperParameters, ModelSpec
+from automl.spaces import HyperParameters, ModelSpec, Space
+from automl.spaces.training import compile_for_task
+
+
+class SpaceFailed(TrialFailed):
+    """The space raised, returned no Keras model, or built one that does not fit the task."""
 
 
 @dataclasses.dataclass
@@ -38,6 +44,13 @@ class Objective:
     monitor: str = "val_accuracy"
     direction: str = "maximize"
 
+    @classmethod
+    def for_task(cls, task: str) -> Objective:
+        """Validation accuracy for classification, validation MSE for regression."""
+        if task == "regression":
+            return cls("val_mse", "minimize")
+        return cls()
+
     def best(self, values: list[float]) -> tuple[float, int]:
         """Best value and its 0-based epoch."""
         pick = max if self.direction == "maximize" else min
@@ -45,24 +58,33 @@ class Objective:
         return value, values.index(value)
 
 
-def build_model(
-    build: Callable[[HyperParameters, ModelSpec], Any], hp: HyperParameters, spec: ModelSpec
-) -> keras.Model:
-    """Call the space and check that it returned a compiled model that fits the task.
+def build_model(space: Space, hp: HyperParameters, spec: ModelSpec) -> keras.Model:
+    """Call the space, check its model fits the task, and compile it if it is not.
+
+    An uncompiled model gets Adam (learning rate 1e-3) and the task's loss and metrics.
 
     Raises:
-        TrialFailed: With a one-line reason when the space's result is unusable.
+        UsageError: From the space (bad ranges, missing weights): the search must stop.
+        SpaceFailed: With a one-line reason when the space's result is unusable.
     """
-    model = build(hp, spec)
+    try:
+        model = space.build(hp, spec)
+    except (UsageError, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        raise SpaceFailed(f"the space raised while building: {_one_line(exc)}") from exc
     if not isinstance(model, keras.Model):
-        raise TrialFailed(f"the space returned {type(model).__name__}, not a keras.Model.")
-    outputs = model.outputs[0].shape if model.outputs else None
-    if outputs is not None and outputs[-1] != spec.num_classes:
-        raise TrialFailed(
-            f"the model outputs {outputs[-1]} values but the task has {spec.num_classes} classes."
+        raise SpaceFailed(f"the space returned {type(model).__name__}, not a keras.Model.")
+    shape = tuple(model.outputs[0].shape) if model.outputs else None
+    want = spec.output_units
+    if shape is not None and (len(shape) != 2 or shape[-1] != want):
+        what = f"{want} class probabilities" if spec.task == "classification" else "1 value"
+        raise SpaceFailed(
+            f"the model outputs shape {shape[1:]} but the {spec.task} task needs {what} per "
+            f"example (shape ({want},))."
         )
     if not model.compiled:
-        raise TrialFailed("the space returned a model that is not compiled.")
+        compile_for_task(model, keras.optimizers.Adam(1e-3), spec)
     return model
 
 
@@ -79,10 +101,16 @@ def fit_trial(
     report: Callable[[int, dict[str, float]], None],
     protected: bool = False,
     interrupted: Callable[[], bool] = lambda: False,
+    hp: HyperParameters | None = None,
+    custom_fit: Callable[..., Any] | None = None,
 ) -> TrialOutcome:
     """Fit with early stopping, Optuna pruning, NaN termination and the deadline.
 
     A `protected` trial (a space's starting point) reports to the pruner but is not pruned.
+    Callbacks the space asked for (`hp.callbacks`) run too. `custom_fit` is a keras-tuner
+    `HyperModel.fit(hp, model, *args, **kwargs)` override: it gets the data, epochs,
+    validation data and callbacks the way keras-tuner passes them, and may return a
+    History, a dict of metrics or the objective value.
 
     Raises:
         optuna.TrialPruned: When the pruner stops the trial, or the deadline comes before
@@ -101,23 +129,51 @@ def fit_trial(
         ),
         deadline_cb,
         StopOnInterrupt(interrupted),
+        *(hp.callbacks if hp is not None else []),
     ]
-    model.fit(
-        data.x_train,
-        data.y_train,
-        validation_data=(data.x_val, data.y_val),
-        epochs=max_epochs,
-        batch_size=batch_size,
-        callbacks=callbacks,
-        verbose=0,
-    )
+    fit_args = {
+        "validation_data": (data.x_val, data.y_val),
+        "epochs": max_epochs,
+        "callbacks": callbacks,
+        "verbose": 0,
+    }
+    if custom_fit is not None:
+        returned = custom_fit(hp, model, data.x_train, data.y_train, **fit_args)
+    else:
+        model.fit(data.x_train, data.y_train, batch_size=batch_size, **fit_args)
+        returned = None
     history = reporter.history
     if reporter.went_nan:
         raise TrialFailed(f"the loss became NaN or infinite at epoch {len(history)}.")
+    if history and objective.monitor not in history[0]:
+        raise SpaceFailed(
+            f"the model reports no {objective.monitor} (it logged {', '.join(history[0])}); "
+            f"compile it with metrics=[{objective.monitor.removeprefix('val_')!r}] or leave "
+            f"it uncompiled."
+        )
     values = [h[objective.monitor] for h in history if objective.monitor in h]
+    if not values and returned is not None:
+        values = _returned_values(returned, objective.monitor)
     if not values:
         raise optuna.TrialPruned("the time budget ran out before the first epoch ended.")
     value, best_epoch = objective.best(values)
     if not math.isfinite(value):
         raise TrialFailed(f"{objective.monitor} is not finite ({value}).")
     return TrialOutcome(model=model, value=value, epochs=len(history), best_epoch=best_epoch + 1)
+
+
+def _returned_values(returned: Any, monitor: str) -> list[float]:
+    """Objective values from what a custom `fit` returned (History, dict or number)."""
+    if isinstance(returned, keras.callbacks.History):
+        return [float(v) for v in returned.history.get(monitor, [])]
+    if isinstance(returned, dict):
+        return [float(returned[monitor])] if monitor in returned else []
+    if isinstance(returned, int | float):
+        return [float(returned)]
+    return []
+
+
+def _one_line(exc: BaseException) -> str:
+    """`Type: first line of the message`, at most 300 characters."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:300]

@@ -1,30 +1,40 @@
-"""Search spaces: the table of built-in spaces, the `hp` API, and space loading.
+"""Search spaces: the table of built-in spaces, the `hp` API, and space resolution.
 
-A space is a function `build(hp, spec) -> keras.Model` (compiled) in a module of the
-top-level `search_spaces` package; it may also define `STARTING_POINTS`, a list of param
-dicts enqueued as the first trials of every new study. The table below imports nothing
-heavy.
+A built-in space is a module of the top-level `search_spaces` package with a function
+`build(hp, spec) -> keras.Model` (compiled) and, optionally, `STARTING_POINTS`: param
+dicts enqueued as the first trials of every new study. User spaces come as
+`build(hp)` / `build(hp, spec)` functions, keras-tuner `HyperModel`s, `file.py:name` or
+`package.module:name` references, or TOML/YAML files that narrow a space; `resolve_space`
+turns any of them into one `Space`. The table below imports nothing heavy.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
-from collections.abc import Callable
-from types import ModuleType
-from typing import Any
 
 from automl.spaces._hp import HyperParameters
+from automl.spaces._resolve import Space, resolve_space
 from automl.spaces._spec import ModelSpec
+
+_BOTH = ("classification", "regression")
 
 
 @dataclasses.dataclass(frozen=True)
 class SpaceInfo:
-    """One row of the built-in space table."""
+    """One row of the built-in space table.
+
+    Attributes:
+        name: What `--space` takes.
+        description: One line for `automl spaces`.
+        kinds: Data kinds it builds for (image, vector, sequence, text).
+        tasks: Tasks its head fits.
+        module: The module holding `build`.
+    """
 
     name: str
     description: str
     kinds: tuple[str, ...]
+    tasks: tuple[str, ...]
     module: str
 
 
@@ -32,30 +42,64 @@ SPACES: dict[str, SpaceInfo] = {
     info.name: info
     for info in [
         SpaceInfo(
+            "auto",
+            "a top-level choice among the spaces that fit the data; the default",
+            ("image", "vector", "sequence", "text"),
+            _BOTH,
+            "search_spaces.auto",
+        ),
+        SpaceInfo(
             "mlp",
-            "dense networks: depth, width, activation, init, L1/L2, dropout, batch norm, optimizer",
-            ("vector", "image"),
+            "dense networks: depth, width, activation, init, L1/L2, dropout, batch/layer norm",
+            ("vector", "image", "sequence", "text"),
+            _BOTH,
             "search_spaces.mlp",
         ),
         SpaceInfo(
             "cnn",
             "convolution stacks: stages, filters, kernels, pooling, batch norm, "
-            "augmentation, optimizer; starts from the tutorial CNN",
+            "augmentation; starts from the tutorial CNN",
             ("image",),
+            _BOTH,
             "search_spaces.cnn",
+        ),
+        SpaceInfo(
+            "resnet",
+            "residual CNNs: stages, blocks per stage, width multiplier, basic or bottleneck",
+            ("image",),
+            _BOTH,
+            "search_spaces.resnet",
+        ),
+        SpaceInfo(
+            "rnn",
+            "LSTM, GRU and SimpleRNN, stacked or bidirectional (images read row by row)",
+            ("sequence", "text", "image"),
+            _BOTH,
+            "search_spaces.rnn",
+        ),
+        SpaceInfo(
+            "transformer",
+            "attention encoders: heads, key dim, feed-forward width, layers, positions; "
+            "a ViT-style patch transformer for images",
+            ("sequence", "text", "image"),
+            _BOTH,
+            "search_spaces.transformer",
+        ),
+        SpaceInfo(
+            "transfer",
+            "a keras.applications backbone with a new head; frozen or fine-tuned layers",
+            ("image",),
+            _BOTH,
+            "search_spaces.transfer",
         ),
     ]
 }
 
-
-def load_space(name: str) -> tuple[Callable[..., Any], list[dict[str, Any]]]:
-    """Import a built-in space.
-
-    Returns:
-        Its `build(hp, spec)` function and its starting points (maybe empty).
-    """
-    module: ModuleType = importlib.import_module(SPACES[name].module)
-    return module.build, list(getattr(module, "STARTING_POINTS", []))
-
-
-__all__ = ["SPACES", "HyperParameters", "ModelSpec", "SpaceInfo", "load_space"]
+__all__ = [
+    "SPACES",
+    "HyperParameters",
+    "ModelSpec",
+    "Space",
+    "SpaceInfo",
+    "resolve_space",
+]

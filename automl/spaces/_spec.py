@@ -10,6 +10,9 @@ import numpy as np
 if TYPE_CHECKING:
     import keras
 
+KINDS = ("image", "vector", "sequence", "text")
+TASKS = ("classification", "regression")
+
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class ModelSpec:
@@ -17,12 +20,16 @@ class ModelSpec:
 
     Attributes:
         input_shape: Shape of one raw example.
-        kind: "image" (uint8 pixels) or "vector" (float features).
-        task: "classification".
-        num_classes: Number of output classes.
+        kind: "image" (uint8 pixels, HxWxC), "vector" (float features), "sequence"
+            (float timesteps x features) or "text" (int token ids, 0 = padding).
+        task: "classification" or "regression".
+        num_classes: Number of output classes (1 for regression).
         n_train: Training rows, to size batches and learning-rate schedules.
         max_epochs: Epoch cap of a trial, for schedules that decay over the run.
-        normalization: Per-feature (mean, variance) of the training split, for vectors.
+        normalization: Per-feature (mean, variance) of the training split, for vectors
+            and sequences.
+        vocab_size: Number of token ids for text (ids are < vocab_size).
+        target_stats: (mean, std) of the training targets, for regression heads.
     """
 
     input_shape: tuple[int, ...]
@@ -32,19 +39,30 @@ class ModelSpec:
     n_train: int
     max_epochs: int
     normalization: tuple[np.ndarray, np.ndarray] | None = None
+    vocab_size: int | None = None
+    target_stats: tuple[float, float] | None = None
 
     def steps_per_epoch(self, batch_size: int) -> int:
         """Optimizer steps in one epoch at `batch_size`."""
         return max(1, -(-self.n_train // batch_size))
 
+    @property
+    def output_units(self) -> int:
+        """Units of the output layer: one per class, or one for regression."""
+        return 1 if self.task == "regression" else self.num_classes
+
     def inputs(self) -> tuple[keras.KerasTensor, keras.KerasTensor]:
         """The raw model input and the preprocessed tensor a space builds on.
 
         Preprocessing lives inside the model (pixels rescaled to [0, 1], features
-        standardized with training-split statistics), so the exported model takes raw data.
+        standardized with training-split statistics, token ids passed as they are), so
+        the exported model takes raw data.
         """
         import keras
 
+        if self.kind == "text":
+            raw = keras.Input(self.input_shape, dtype="int32", name="raw_input")
+            return raw, raw
         raw = keras.Input(self.input_shape, name="raw_input")
         if self.kind == "image":
             return raw, keras.layers.Rescaling(1.0 / 255, name="rescale")(raw)

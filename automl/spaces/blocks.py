@@ -1,12 +1,14 @@
-"""Reusable hp helpers that built-in spaces share and users may import.
+"""Reusable layer helpers that built-in spaces share and users may import.
 
 Each `choose_*` function samples its own parameters (conditional ones only when they
-matter, e.g. momentum only for SGD) and returns a ready Keras object.
+matter, e.g. a regularizer's strength only when there is a regularizer) and returns a
+ready value. Training helpers (optimizer, schedule, batch size, loss) are in
+`automl.spaces.training`.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import keras
@@ -14,7 +16,8 @@ if TYPE_CHECKING:
     from automl.spaces._hp import HyperParameters
     from automl.spaces._spec import ModelSpec
 
-ACTIVATIONS = ("relu", "gelu", "swish", "tanh", "elu", "selu", "leaky_relu", "mish")
+# "swish" is Keras' name for SiLU; both names resolve to the same function.
+ACTIVATIONS = ("relu", "leaky_relu", "elu", "selu", "gelu", "swish", "tanh", "sigmoid", "mish")
 INITIALIZERS = (
     "glorot_uniform",
     "glorot_normal",
@@ -23,26 +26,34 @@ INITIALIZERS = (
     "lecun_uniform",
     "lecun_normal",
     "orthogonal",
+    "random_normal",
 )
-OPTIMIZERS = ("adam", "adamw", "nadam", "rmsprop", "sgd")
-SCHEDULES = ("constant", "cosine", "warmup_cosine")
+REGULARIZERS = ("none", "l2", "l1", "l1l2")
+NORMALIZATIONS = ("none", "batch", "layer")
+AUGMENTATIONS = ("none", "flip", "translate", "flip_translate", "crop", "flip_crop")
 
 
-def choose_activation(hp: HyperParameters, choices: tuple[str, ...] = ACTIVATIONS) -> str:
-    """Sample `activation`; returns a name `keras.layers.Activation` accepts."""
-    return hp.Choice("activation", list(choices))
+def choose_activation(
+    hp: HyperParameters, choices: tuple[str, ...] = ACTIVATIONS, *, name: str = "activation"
+) -> str:
+    """Sample an activation; returns a name `keras.layers.Activation` accepts."""
+    return hp.Choice(name, list(choices))
 
 
-def choose_initializer(hp: HyperParameters, choices: tuple[str, ...] = INITIALIZERS) -> str:
-    """Sample `initializer`; returns a Keras initializer name."""
-    return hp.Choice("initializer", list(choices))
+def choose_initializer(
+    hp: HyperParameters, choices: tuple[str, ...] = INITIALIZERS, *, name: str = "initializer"
+) -> str:
+    """Sample a kernel initializer; returns a Keras initializer name."""
+    return hp.Choice(name, list(choices))
 
 
-def choose_regularizer(hp: HyperParameters) -> keras.regularizers.Regularizer | None:
+def choose_regularizer(
+    hp: HyperParameters, choices: tuple[str, ...] = REGULARIZERS
+) -> keras.regularizers.Regularizer | None:
     """Sample `regularizer` (none/l1/l2/l1l2) and, when used, its log-scale strength."""
     import keras
 
-    kind = hp.Choice("regularizer", ["none", "l2", "l1", "l1l2"])
+    kind = hp.Choice("regularizer", list(choices))
     if kind == "none":
         return None
     strength = hp.Float("regularizer_strength", 1e-6, 1e-2, sampling="log")
@@ -53,69 +64,69 @@ def choose_regularizer(hp: HyperParameters) -> keras.regularizers.Regularizer | 
     return keras.regularizers.L1L2(l1=strength, l2=strength)
 
 
-def choose_batch_size(hp: HyperParameters, spec: ModelSpec) -> int:
-    """Sample `batch_size` among 16-256.
-
-    The choices never depend on the data size: Optuna needs one distribution per
-    parameter across a study, and starting points must fit every dataset.
-    """
-    return hp.Choice("batch_size", [16, 32, 64, 128, 256])
+def choose_dropout(hp: HyperParameters, *, name: str = "dropout", high: float = 0.5) -> float:
+    """Sample a dropout rate in [0, high]."""
+    return hp.Float(name, 0.0, high)
 
 
-def choose_optimizer(
-    hp: HyperParameters, spec: ModelSpec, *, batch_size: int
-) -> keras.optimizers.Optimizer:
-    """Sample `optimizer`, `learning_rate` (log scale), `schedule` and their conditionals.
+def choose_normalization(
+    hp: HyperParameters, choices: tuple[str, ...] = NORMALIZATIONS, *, name: str = "normalization"
+) -> str:
+    """Sample the normalization kind: "none", "batch" or "layer"."""
+    return hp.Choice(name, list(choices))
 
-    Schedules decay over `spec.max_epochs` epochs of `batch_size`, so a trial that runs
-    its full budget ends at a small learning rate.
+
+def normalization_layer(kind: str) -> keras.layers.Layer | None:
+    """The layer for a `choose_normalization` value (None for "none")."""
+    import keras
+
+    if kind == "batch":
+        return keras.layers.BatchNormalization()
+    if kind == "layer":
+        return keras.layers.LayerNormalization()
+    return None
+
+
+def choose_augmentation(
+    hp: HyperParameters, choices: tuple[str, ...] = AUGMENTATIONS, *, name: str = "augment"
+) -> str:
+    """Sample an image augmentation recipe (see `augment`)."""
+    return hp.Choice(name, list(choices))
+
+
+def augment(x: keras.KerasTensor, recipe: str) -> keras.KerasTensor:
+    """Apply an augmentation recipe; the layers act in training only.
+
+    Recipes: "flip" (horizontal), "translate" (10 % shifts, reflected borders), "crop"
+    (random 7/8 crops, a centre crop at inference) and their "flip_" combinations.
     """
     import keras
 
-    name = hp.Choice("optimizer", list(OPTIMIZERS))
-    lr = hp.Float("learning_rate", 1e-4, 1e-1, sampling="log")
-    schedule = hp.Choice("schedule", list(SCHEDULES))
-    total_steps = spec.steps_per_epoch(batch_size) * spec.max_epochs
-    rate: Any = lr
-    if schedule == "cosine":
-        rate = keras.optimizers.schedules.CosineDecay(lr, decay_steps=total_steps, alpha=0.01)
-    elif schedule == "warmup_cosine":
-        warmup = max(1, total_steps // 10)
-        rate = keras.optimizers.schedules.CosineDecay(
-            0.0,
-            decay_steps=total_steps - warmup,
-            alpha=0.01,
-            warmup_target=lr,
-            warmup_steps=warmup,
-        )
-    if name == "sgd":
-        momentum = hp.Float("momentum", 0.0, 0.99)
-        nesterov = hp.Boolean("nesterov")
-        return keras.optimizers.SGD(rate, momentum=momentum, nesterov=nesterov and momentum > 0)
-    if name == "adamw":
-        decay = hp.Float("weight_decay", 1e-5, 1e-1, sampling="log")
-        return keras.optimizers.AdamW(rate, weight_decay=decay)
-    return {
-        "adam": keras.optimizers.Adam,
-        "nadam": keras.optimizers.Nadam,
-        "rmsprop": keras.optimizers.RMSprop,
-    }[name](rate)
+    if "flip" in recipe:
+        x = keras.layers.RandomFlip("horizontal")(x)
+    if "translate" in recipe:
+        x = keras.layers.RandomTranslation(0.1, 0.1, fill_mode="reflect")(x)
+    if "crop" in recipe:
+        height, width = x.shape[1], x.shape[2]
+        x = keras.layers.RandomCrop(max(1, height * 7 // 8), max(1, width * 7 // 8))(x)
+    return x
 
 
-def classification_head(
+def output_head(
     x: keras.KerasTensor, spec: ModelSpec, initializer: str = "glorot_uniform"
 ) -> keras.KerasTensor:
-    """The output layer: softmax over `spec.num_classes`."""
+    """The output layer: softmax over the classes, or one linear unit for regression.
+
+    A regression head predicts standardized targets and rescales them with the training
+    targets' mean and std, so the network works near unit scale and the model still
+    outputs raw units.
+    """
     import keras
 
+    if spec.task == "regression":
+        mean, std = spec.target_stats or (0.0, 1.0)
+        x = keras.layers.Dense(1, kernel_initializer=initializer, name="output_standardized")(x)
+        return keras.layers.Rescaling(scale=std, offset=mean, name="output")(x)
     return keras.layers.Dense(
         spec.num_classes, activation="softmax", kernel_initializer=initializer, name="output"
     )(x)
-
-
-def compile_for_task(
-    model: keras.Model, optimizer: keras.optimizers.Optimizer, spec: ModelSpec
-) -> keras.Model:
-    """Compile with the loss and metrics of `spec.task`; returns the model."""
-    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    return model

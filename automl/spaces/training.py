@@ -1,0 +1,146 @@
+"""Training helpers spaces share: batch size, optimizer, schedule, label smoothing, compile.
+
+Conditional parameters are sampled only where they act: `momentum` only for the
+momentum and Nesterov SGD variants, `weight_decay` only for optimizers that decay
+weights decoupled from the gradient, the learning-rate `schedule` decays over the
+trial's epoch budget.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import keras
+
+    from automl.spaces._hp import HyperParameters
+    from automl.spaces._spec import ModelSpec
+
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "nadam", "rmsprop", "adagrad", "lion")
+SCHEDULES = ("constant", "cosine", "warmup_cosine", "reduce_on_plateau")
+BATCH_SIZES = (16, 32, 64, 128, 256)
+_DECOUPLED_DECAY = ("sgd", "momentum", "nesterov", "adamw", "lion")
+
+
+def choose_batch_size(
+    hp: HyperParameters, spec: ModelSpec | None = None, choices: tuple[int, ...] = BATCH_SIZES
+) -> int:
+    """Sample `batch_size` and hand it to the trainer's `fit`.
+
+    The choices never depend on the data size: Optuna needs one distribution per
+    parameter across a study, and starting points must fit every dataset.
+    """
+    batch_size = int(hp.Choice("batch_size", list(choices)))
+    hp.fit_kwargs["batch_size"] = batch_size
+    return batch_size
+
+
+def choose_optimizer(
+    hp: HyperParameters,
+    spec: ModelSpec | None = None,
+    *,
+    batch_size: int | None = None,
+    choices: tuple[str, ...] = OPTIMIZERS,
+    learning_rate: tuple[float, float] = (1e-4, 1e-1),
+    learning_rate_name: str = "learning_rate",
+) -> keras.optimizers.Optimizer:
+    """Sample `optimizer`, the learning rate (log scale), `schedule` and their conditionals.
+
+    Args:
+        hp: The trial's hyperparameters.
+        spec: Data facts; schedules that decay over the run need it (without it only
+            "constant" and "reduce_on_plateau" are offered).
+        batch_size: The trial's batch size, to count steps (default: the sampled one).
+        choices: Optimizers to choose among (`OPTIMIZERS` names).
+        learning_rate: (low, high) of the log-scale learning-rate range.
+        learning_rate_name: Parameter name of the learning rate.
+
+    Returns:
+        A Keras optimizer; with "reduce_on_plateau" a `ReduceLROnPlateau` callback is
+        added to `hp.callbacks`.
+    """
+    import keras
+
+    name = hp.Choice("optimizer", list(choices))
+    lr = hp.Float(learning_rate_name, *learning_rate, sampling="log")
+    schedules = SCHEDULES if spec is not None else ("constant", "reduce_on_plateau")
+    schedule = hp.Choice("schedule", list(schedules))
+    rate: Any = lr
+    if schedule in ("cosine", "warmup_cosine") and spec is not None:
+        batch_size = batch_size or int(hp.fit_kwargs.get("batch_size", 32))
+        total = spec.steps_per_epoch(batch_size) * spec.max_epochs
+        warmup = max(1, total // 10) if schedule == "warmup_cosine" else 0
+        rate = keras.optimizers.schedules.CosineDecay(
+            0.0 if warmup else lr,
+            decay_steps=max(1, total - warmup),
+            alpha=0.01,
+            warmup_target=lr if warmup else None,
+            warmup_steps=warmup,
+        )
+    elif schedule == "reduce_on_plateau":
+        hp.callbacks.append(
+            keras.callbacks.ReduceLROnPlateau(
+                monitor="val_loss", factor=0.3, patience=2, min_lr=lr / 1000
+            )
+        )
+    decay = None
+    if name in _DECOUPLED_DECAY:
+        decay = hp.Float("weight_decay", 1e-6, 1e-1, sampling="log")
+    if name in ("momentum", "nesterov"):
+        momentum = hp.Float("momentum", 0.5, 0.99)
+        return keras.optimizers.SGD(
+            rate, momentum=momentum, nesterov=name == "nesterov", weight_decay=decay
+        )
+    return {
+        "sgd": keras.optimizers.SGD,
+        "adam": keras.optimizers.Adam,
+        "adamw": keras.optimizers.AdamW,
+        "nadam": keras.optimizers.Nadam,
+        "rmsprop": keras.optimizers.RMSprop,
+        "adagrad": keras.optimizers.Adagrad,
+        "lion": keras.optimizers.Lion,
+    }[name](rate, weight_decay=decay)
+
+
+def choose_label_smoothing(hp: HyperParameters, spec: ModelSpec, high: float = 0.2) -> float:
+    """Sample `label_smoothing` in [0, high] for classification; 0 for regression."""
+    if spec.task != "classification":
+        return 0.0
+    return hp.Float("label_smoothing", 0.0, high)
+
+
+def task_loss(spec: ModelSpec, label_smoothing: float = 0.0) -> Any:
+    """The loss for `spec.task`: sparse cross-entropy (optionally smoothed) or MSE."""
+    if spec.task == "regression":
+        return "mean_squared_error"
+    if label_smoothing > 0:
+        from automl.spaces.losses import SparseCategoricalCrossentropyWithSmoothing
+
+        return SparseCategoricalCrossentropyWithSmoothing(label_smoothing)
+    return "sparse_categorical_crossentropy"
+
+
+def task_metrics(spec: ModelSpec) -> list[Any]:
+    """Metrics the engine scores trials on: accuracy, or MSE and MAE for regression."""
+    if spec.task == "regression":
+        import keras
+
+        return [
+            keras.metrics.MeanSquaredError(name="mse"),
+            keras.metrics.MeanAbsoluteError(name="mae"),
+        ]
+    return ["accuracy"]
+
+
+def compile_for_task(
+    model: keras.Model,
+    optimizer: keras.optimizers.Optimizer | str,
+    spec: ModelSpec,
+    *,
+    label_smoothing: float = 0.0,
+) -> keras.Model:
+    """Compile with the loss and metrics of `spec.task`; returns the model."""
+    model.compile(
+        optimizer=optimizer, loss=task_loss(spec, label_smoothing), metrics=task_metrics(spec)
+    )
+    return model

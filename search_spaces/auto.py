@@ -1,0 +1,56 @@
+"""`auto`: a conditional top-level choice among the spaces that fit the data.
+
+The first parameter, `family`, picks a space; that space's parameters are then sampled
+under its name (`cnn.stages`, `resnet.width`, ...), so families never share a
+distribution and Optuna's samplers learn each one separately. The starting points of the
+chosen families are enqueued first, cheapest first: for images the tutorial CNN, then
+the modern CNN and the residual recipe.
+
+Families by data kind: images search cnn, resnet and the ViT-style transformer (and
+transfer when ImageNet weights are in the Keras cache: without them it could only train
+from scratch, which it must not do unasked); vectors search mlp; sequences and text
+search rnn and transformer. mlp is left out for images: on pixels it loses to every
+convolutional family at the same cost.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from automl.spaces import SPACES, HyperParameters, ModelSpec, resolve_space
+
+FAMILIES = {
+    "image": ("cnn", "resnet", "transformer"),
+    "vector": ("mlp",),
+    "sequence": ("rnn", "transformer"),
+    "text": ("rnn", "transformer"),
+}
+
+
+def families(spec: ModelSpec) -> list[str]:
+    """The spaces `auto` chooses among for this data."""
+    names = list(FAMILIES[spec.kind])
+    if spec.kind == "image":
+        from search_spaces.transfer import backbones_available
+
+        if backbones_available():
+            names.append("transfer")
+    return names
+
+
+def build(hp: HyperParameters, spec: ModelSpec) -> Any:
+    """Pick a family, then build that space's model with its names prefixed."""
+    family = hp.Choice("family", families(spec))
+    module = importlib.import_module(SPACES[family].module)
+    with hp.name_scope(family):
+        return module.build(hp, spec)
+
+
+def starting_points(spec: ModelSpec) -> list[dict[str, Any]]:
+    """Every chosen family's starting points, prefixed, in family order."""
+    points = []
+    for family in families(spec):
+        for point in resolve_space(family).starting_points(spec):
+            points.append({"family": family, **{f"{family}.{k}": v for k, v in point.items()}})
+    return points

@@ -58,8 +58,27 @@ def copy_best_model(study: optuna.Study, target: Path) -> Path:
     if target.suffix != ".keras":
         target = target / "best_model.keras"
     target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(path, target)
+    write_plain_model(load_model(path), path, target)
     return target
+
+
+def write_plain_model(model: keras.Model, checkpoint: Path, target: Path) -> None:
+    """Write the model to `target` so plain `keras.models.load_model` reads it.
+
+    A model trained with label smoothing carries automl's loss; the exported copy is
+    recompiled with Keras' own sparse cross-entropy (the weights are unchanged), so
+    loading it needs no automl import. Models with automl's custom layers (transformer
+    positions) still need `automl.load_model`.
+    """
+    from automl.spaces.losses import SparseCategoricalCrossentropyWithSmoothing
+
+    if isinstance(getattr(model, "loss", None), SparseCategoricalCrossentropyWithSmoothing):
+        model.compile(
+            optimizer=model.optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+        )
+        model.save(target)
+    else:
+        shutil.copyfile(checkpoint, target)
 
 
 def load_model(path: str | Path) -> keras.Model:
@@ -122,7 +141,7 @@ def export_best(
         best, checkpoint = best_checkpoint(study)
         model = load_model(checkpoint)
         target = out / "best_model.keras"
-        shutil.copyfile(checkpoint, target)
+        write_plain_model(model, checkpoint, target)
         metrics = test_metrics(model, data)
         summary["test"] = {"metrics": metrics}
         summary["model_path"] = str(target.resolve())

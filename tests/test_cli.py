@@ -243,14 +243,14 @@ def test_cli_search_end_to_end(cli_search):
     done = cli_search["done"]
     assert done.returncode == 0, done.stderr[-3000:]
     out = done.stdout
-    assert "study iris-mlp" in out
+    assert "study iris-auto" in out
     for number in range(3):
         assert f"trial {number:>3} " in out
     assert "finished: " in out and "best trial " in out and "model: " in out
 
     summary = json.loads((cli_search["files"] / "out" / "summary.json").read_text())
-    assert summary["study"] == "iris-mlp" and summary["dataset"] == "iris"
-    assert summary["space"] == "mlp"
+    assert summary["study"] == "iris-auto" and summary["dataset"] == "iris"
+    assert summary["space"] == "auto"
     assert isinstance(summary["best"]["trial"], int) and summary["best"]["params"]
     assert 0 <= summary["best"]["val_metric"] <= 1
     assert 0 <= summary["test"]["metrics"]["accuracy"] <= 1
@@ -274,12 +274,12 @@ def test_show_prints_the_leaderboard(cli_search):
     """`automl show STUDY` prints trial/state/val_accuracy columns, one row per trial, best
     first; --top limits the rows; it loads no TensorFlow."""
     storage = sqlite_url(cli_search["files"] / "automl.db")
-    done = run_cli("show", "iris-mlp", "--storage", storage, cwd=cli_search["cwd"])
+    done = run_cli("show", "iris-auto", "--storage", storage, cwd=cli_search["cwd"])
     assert done.returncode == 0, done.stderr
     header = next(line for line in done.stdout.splitlines() if "state" in line)
     for column in ("trial", "state", "val_accuracy", "epochs", "seconds"):
         assert column in header
-    study = optuna.load_study(study_name="iris-mlp", storage=storage)
+    study = optuna.load_study(study_name="iris-auto", storage=storage)
     rows = [
         line
         for line in done.stdout.splitlines()
@@ -288,9 +288,9 @@ def test_show_prints_the_leaderboard(cli_search):
     assert len(rows) == len(study.trials)
     assert f"{study.best_value:.4f}" in rows[0]
 
-    top = run_cli("show", "iris-mlp", "--storage", storage, "--top", "1", cwd=cli_search["cwd"])
+    top = run_cli("show", "iris-auto", "--storage", storage, "--top", "1", cwd=cli_search["cwd"])
     assert len([line for line in top.stdout.splitlines() if "COMPLETE" in line]) == 1
-    found = probe(["show", "iris-mlp", "--storage", storage], cli_search["cwd"])
+    found = probe(["show", "iris-auto", "--storage", storage], cli_search["cwd"])
     assert found["rc"] == 0 and not {"tensorflow", "keras"} & set(found["heavy"])
 
 
@@ -299,7 +299,7 @@ def test_show_unknown_study_exits_2(cli_search):
     storage = sqlite_url(cli_search["files"] / "automl.db")
     done = run_cli("show", "unknown", "--storage", storage, cwd=cli_search["cwd"])
     assert_usage_error(done, "no study 'unknown' in sqlite:///")
-    assert "studies there: iris-mlp" in done.stderr
+    assert "studies there: iris-auto" in done.stderr
 
 
 def test_show_on_a_missing_storage_creates_nothing(tmp_path):
@@ -313,7 +313,7 @@ def test_export_writes_a_model_that_loads(cli_search, tmp_path):
     predictions); a folder target gets best_model.keras; no TensorFlow is imported."""
     storage = sqlite_url(cli_search["files"] / "automl.db")
     target = tmp_path / "exported.keras"
-    done = run_cli("export", "iris-mlp", "--out", str(target), "--storage", storage, cwd=tmp_path)
+    done = run_cli("export", "iris-auto", "--out", str(target), "--storage", storage, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"wrote {target}"
     model = keras.models.load_model(target, safe_mode=True)
@@ -322,10 +322,10 @@ def test_export_writes_a_model_that_loads(cli_search, tmp_path):
     np.testing.assert_allclose(model.predict(x, verbose=0), best.predict(x, verbose=0))
 
     folder = tmp_path / "folder"
-    done = run_cli("export", "iris-mlp", "--out", str(folder), "--storage", storage, cwd=tmp_path)
+    done = run_cli("export", "iris-auto", "--out", str(folder), "--storage", storage, cwd=tmp_path)
     assert done.returncode == 0 and (folder / "best_model.keras").is_file()
     found = probe(
-        ["export", "iris-mlp", "--out", str(tmp_path / "again.keras"), "--storage", storage],
+        ["export", "iris-auto", "--out", str(tmp_path / "again.keras"), "--storage", storage],
         tmp_path,
     )
     assert found["rc"] == 0 and not {"tensorflow", "keras"} & set(found["heavy"])
@@ -404,25 +404,25 @@ def test_ctrl_c_closes_everything_and_the_same_command_resumes(tmp_path):
     assert process.returncode == 130, stderr[-3000:]
     assert "automl: interrupted; run the same command again to resume." in stderr
 
-    study = optuna.load_study(study_name="digits-mlp", storage=sqlite_url(tmp_path / "automl.db"))
+    study = optuna.load_study(study_name="digits-auto", storage=sqlite_url(tmp_path / "automl.db"))
     assert [t.state.name for t in study.trials] == ["FAIL"]
     assert study.trials[0].user_attrs["reason"] == "interrupted"
     client = mlflow.MlflowClient(sqlite_url(tmp_path / "mlflow.db"))
-    experiment = client.get_experiment_by_name("digits-mlp")
+    experiment = client.get_experiment_by_name("digits-auto")
     runs = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
     assert runs["trial-0"].info.status == "FAILED"
     assert runs["trial-0"].data.tags["reason"] == "interrupted"
-    assert runs["digits-mlp"].info.status == "KILLED"
+    assert runs["digits-auto"].info.status == "KILLED"
     assert all(r.info.status != "RUNNING" for r in runs.values())
 
     again = run_cli(*args, cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "resuming after 1 finished trials" in again.stdout
-    study = optuna.load_study(study_name="digits-mlp", storage=sqlite_url(tmp_path / "automl.db"))
+    study = optuna.load_study(study_name="digits-auto", storage=sqlite_url(tmp_path / "automl.db"))
     assert [t.number for t in study.trials] == [0, 1]
     assert study.trials[1].state.name == "COMPLETE"
     runs = client.search_runs([experiment.experiment_id])
-    assert sorted(r.info.run_name for r in runs) == ["digits-mlp", "trial-0", "trial-1"]
+    assert sorted(r.info.run_name for r in runs) == ["digits-auto", "trial-0", "trial-1"]
     assert all(r.info.status != "RUNNING" for r in runs)
     assert (tmp_path / "out" / "summary.json").is_file()
 

@@ -71,20 +71,20 @@ def test_mask_url_hides_only_the_password(url, shown):
 def test_validate_fills_derived_defaults(tmp_path):
     """Space, epochs, patience, study name and out folder come from the dataset table."""
     config = SearchConfig("iris").validate()
-    assert config.space == DATASETS["iris"].default_space == "mlp"
+    assert config.space == DATASETS["iris"].default_space == "auto"
     assert config.max_epochs == DATASETS["iris"].default_epochs
     assert config.patience == max(3, config.max_epochs // 5)
-    assert config.study == "iris-mlp"
-    assert config.out == Path("automl-out") / "iris-mlp"
+    assert config.study == "iris-auto"
+    assert config.out == Path("automl-out") / "iris-auto"
     assert config.timeout is None
 
     (tmp_path / "d").mkdir()
     image = SearchConfig(
         "cifar10", max_epochs=5, timeout="30m", out="x", data_dir=tmp_path / "d"
     ).validate()
-    assert image.space == "cnn"
+    assert image.space == "auto"
     assert image.patience == 3  # never below 3
-    assert image.study == "cifar10-cnn"
+    assert image.study == "cifar10-auto"
     assert image.timeout == 1800.0
     assert image.out == Path("x") and image.data_dir == tmp_path / "d"
 
@@ -111,7 +111,7 @@ def test_validate_keeps_explicit_values_and_is_idempotent():
     ("options", "message"),
     [
         ({"dataset": "nope"}, r"unknown dataset 'nope'; choose one of: cifar10, .*iris"),
-        ({"space": "nope"}, r"unknown space 'nope'; choose one of: mlp, cnn\."),
+        ({"space": "nope"}, r"unknown space 'nope'; give a built-in name \(auto, mlp, cnn, "),
         ({"trials": 0}, r"--trials must be at least 1, but got 0\."),
         ({"trials": -3}, r"--trials must be at least 1, but got -3\."),
         ({"trials": None, "timeout": None}, r"give --trials, --timeout or both"),
@@ -141,3 +141,16 @@ def test_config_is_cheap_to_import_and_validate():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(done.stdout) == []
+
+
+@pytest.mark.parametrize(
+    ("space", "study"),
+    [
+        ("spaces/mine.py:build", "iris-mine.build"),
+        ("my_pkg.spaces:build_model", "iris-spaces.build_model"),
+        ("conf/narrow.toml", "iris-narrow"),
+    ],
+)
+def test_custom_space_names_pass_validation_and_give_safe_study_names(space, study):
+    """References and config files pass the cheap check; the study name has no slashes."""
+    assert SearchConfig("iris", space=space).validate().study == study

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import sys
 import textwrap
 import time
 
@@ -17,7 +16,7 @@ from automl import UsageError
 from automl.config import PRUNERS, SAMPLERS
 from automl.data import load_dataset
 from automl.engine._study import count_finished, load_study, make_pruner, make_sampler
-from automl.spaces import SPACES, HyperParameters, SpaceInfo
+from automl.spaces import HyperParameters
 from tests.conftest import RecordingObserver, sqlite_url
 
 FINISHED = {"COMPLETE", "PRUNED", "FAIL"}
@@ -65,7 +64,7 @@ def test_study_records_what_it_is(iris_search):
     each trial records its seed, epochs and seconds."""
     study = iris_search.result.study
     attrs = study.user_attrs
-    assert attrs["dataset"] == "iris" and attrs["space"] == "mlp"
+    assert attrs["dataset"] == "iris" and attrs["space"] == "auto"
     assert attrs["metric"] == "val_accuracy" and attrs["direction"] == "maximize"
     assert attrs["max_epochs"] == 4 and attrs["seed"] == 0
     assert attrs["mlflow_run_id"]
@@ -98,7 +97,7 @@ def test_observer_hears_every_step(iris_search):
     study = iris_search.result.study
     assert obs.events[0] == ("stage", "loading data")
     (started,) = obs.of("search_started")
-    assert started["study"] == "iris-mlp" and started["trials"] == 4 and started["done"] == 0
+    assert started["study"] == "iris-auto" and started["trials"] == 4 and started["done"] == 0
     ended = {number: (state, reason) for number, state, _, _, reason in obs.of("trial_ended")}
     assert ended == {t.number: (t.state.name, t.user_attrs.get("reason", "")) for t in study.trials}
     for trial in study.trials:
@@ -113,7 +112,7 @@ def test_observer_hears_every_step(iris_search):
 def test_load_study_of_an_unknown_name_lists_the_studies(iris_search):
     """show/export's loader names the storage (masked) and the studies it holds."""
     with pytest.raises(
-        UsageError, match=r"no study 'nope' in sqlite:///.*; studies there: iris-mlp"
+        UsageError, match=r"no study 'nope' in sqlite:///.*; studies there: iris-auto"
     ):
         load_study("nope", iris_search.storage)
 
@@ -200,12 +199,13 @@ def test_hyperband_prunes_weak_trials_on_digits(tmp_path):
 
 
 FAILING_SPACE = textwrap.dedent('''
-    """A space whose trials fail in every way a user's space can, then one that works."""
+    """A space that works, then fails in every way a user's space can, in turn."""
     import keras
 
-    from automl.spaces.blocks import classification_head, compile_for_task
+    from automl.spaces.blocks import output_head
+    from automl.spaces.training import compile_for_task
 
-    MODES = ["raise", "not_a_model", "wrong_outputs", "not_compiled", "nan_loss", "ok"]
+    MODES = ["ok", "raise", "not_a_model", "wrong_outputs", "not_compiled", "nan_loss"]
 
 
     def build(hp, spec):
@@ -220,7 +220,7 @@ FAILING_SPACE = textwrap.dedent('''
         if mode == "wrong_outputs":
             out = keras.layers.Dense(spec.num_classes + 2, activation="softmax")(x)
             return compile_for_task(keras.Model(inputs, out), keras.optimizers.Adam(lr), spec)
-        model = keras.Model(inputs, classification_head(x, spec))
+        model = keras.Model(inputs, output_head(x, spec))
         if mode == "not_compiled":
             return model
         if mode == "nan_loss":
@@ -231,55 +231,67 @@ FAILING_SPACE = textwrap.dedent('''
             )
             return model
         return compile_for_task(model, keras.optimizers.Adam(lr), spec)
+
+
+    def always_raises(hp):
+        hp.Int("units", 8, 64)
+        raise ValueError("this space is broken")
 ''')
 
 
 @pytest.fixture
-def failing_space(tmp_path, monkeypatch):
-    """Registers a space module written in tmp_path as `failing` in automl.spaces.SPACES."""
-    module = "automl_test_failing_space"
-    (tmp_path / "spaces").mkdir()
-    (tmp_path / "spaces" / f"{module}.py").write_text(FAILING_SPACE)
-    monkeypatch.syspath_prepend(tmp_path / "spaces")
-    monkeypatch.setitem(SPACES, "failing", SpaceInfo("failing", "test", ("vector",), module))
-    yield "failing"
-    sys.modules.pop(module, None)
+def failing_space(tmp_path):
+    """The space file above, written to tmp_path; returns its path."""
+    path = tmp_path / "failing_space.py"
+    path.write_text(FAILING_SPACE)
+    return path
 
 
 def test_failing_trials_do_not_stop_the_study(tmp_path, failing_space):
-    """Trials that raise, return a non-model, the wrong outputs, an uncompiled model or a NaN
-    loss end as FAIL with a one-line reason (in Optuna and as an MLflow FAILED run); the next
-    trial still runs, completes and is exported."""
+    """Trials that raise, return a non-model, the wrong outputs or a NaN loss end as FAIL
+    with a one-line reason (in Optuna and as an MLflow FAILED run); an uncompiled model is
+    compiled by the engine; the study goes on and exports the best trial."""
     result = _search(
         tmp_path,
         study="fail",
-        space=failing_space,
+        space=f"{failing_space}:build",
         trials=6,
         max_epochs=2,
         pruner="none",
         sampler="random",
     )
     trials = result.study.trials
-    assert [t.state.name for t in trials] == ["FAIL"] * 5 + ["COMPLETE"]
-    reasons = [t.user_attrs["reason"] for t in trials[:5]]
-    assert reasons[0] == "ValueError: exploded on purpose"
+    states = [t.state.name for t in trials]
+    assert states == ["COMPLETE", "FAIL", "FAIL", "FAIL", "COMPLETE", "FAIL"]
+    failed = [t for t in trials if t.state.name == "FAIL"]
+    reasons = [t.user_attrs["reason"] for t in failed]
+    assert reasons[0] == "the space raised while building: ValueError: exploded on purpose"
     assert "returned str, not a keras.Model" in reasons[1]
-    assert "outputs 5 values but the task has 3 classes" in reasons[2]
-    assert "not compiled" in reasons[3]
-    assert "NaN or infinite" in reasons[4]
+    assert "outputs shape (5,) but the classification task needs 3 class" in reasons[2]
+    assert "NaN or infinite" in reasons[3]
     assert all("\n" not in reason and reason for reason in reasons)
-    assert result.summary["trials"] == {"complete": 1, "pruned": 0, "failed": 5, "running": 0}
-    assert result.summary["best"]["trial"] == 5
+    assert result.summary["trials"] == {"complete": 2, "pruned": 0, "failed": 4, "running": 0}
     assert result.best_model is not None
 
     runs = {r.info.run_name: r for r in _runs(sqlite_url(tmp_path / "mlflow.db"), "fail")}
-    for trial in trials[:5]:
+    for trial in failed:
         run = runs[f"trial-{trial.number}"]
         assert run.info.status == "FAILED"
         assert run.data.tags["state"] == "FAIL"
         assert run.data.tags["reason"] == trial.user_attrs["reason"]
-    assert runs["trial-5"].info.status == "FINISHED"
-    assert runs["trial-5"].data.params["mode"] == "ok"  # hp.Fixed values are logged too
+    assert runs["trial-4"].info.status == "FINISHED"
+    assert runs["trial-4"].data.params["mode"] == "not_compiled"  # hp.Fixed values are logged
+
+
+def test_a_space_that_always_fails_stops_after_the_first_trials(tmp_path, failing_space):
+    """When the first 3 trials all fail in the space, the search stops with a UsageError
+    naming the reason, and the study's MLflow run ends FAILED, not RUNNING."""
+    with pytest.raises(UsageError, match=r"first 3 trials all failed .*this space is broken"):
+        _search(tmp_path, study="broken", space=f"{failing_space}:always_raises", trials=10)
+    study = optuna.load_study(study_name="broken", storage=sqlite_url(tmp_path / "automl.db"))
+    assert [t.state.name for t in study.trials] == ["FAIL"] * 3
+    runs = _runs(sqlite_url(tmp_path / "mlflow.db"), "broken")
+    assert {r.info.status for r in runs} == {"FAILED"}
 
 
 def test_timeout_holds_inside_a_running_trial(tmp_path):

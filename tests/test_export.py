@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import filecmp
 import json
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import keras
 import numpy as np
 import optuna
 import pytest
@@ -18,7 +18,7 @@ from automl import export as automl_export
 from automl.data import load_dataset
 from tests.conftest import cli_env, sqlite_url
 
-SUMMARY_KEYS = {"study", "dataset", "space", "best", "test", "trials", "model_path"}
+SUMMARY_KEYS = {"study", "dataset", "task", "space", "best", "test", "trials", "model_path"}
 
 
 def _predict_in_fresh_process(model_path: Path, inputs: np.ndarray, tmp_path: Path) -> np.ndarray:
@@ -48,8 +48,8 @@ def test_summary_json_has_the_documented_keys(iris_search):
     summary = json.loads((iris_search.out / "summary.json").read_text())
     assert summary == json.loads(json.dumps(iris_search.result.summary))
     assert set(summary) == SUMMARY_KEYS
-    assert summary["study"] == "iris-mlp" and summary["dataset"] == "iris"
-    assert summary["space"] == "mlp"
+    assert summary["study"] == "iris-auto" and summary["dataset"] == "iris"
+    assert summary["space"] == "auto"
     assert {"trial", "params", "val_metric", "metric", "epochs", "seconds"} <= set(summary["best"])
     assert set(summary["test"]["metrics"]) == {"accuracy", "f1_macro", "log_loss"}
     assert {"complete", "pruned", "failed"} <= set(summary["trials"])
@@ -100,14 +100,18 @@ def test_test_metrics_are_computed_with_scikit_learn(iris_search):
 
 
 def test_copy_best_model_to_a_file_or_a_folder(iris_search, tmp_path):
-    """A `.keras` target is written as is; any other target is a folder for best_model.keras."""
+    """A `.keras` target is written as is; any other target is a folder for best_model.keras.
+    Each copy holds the exported model's weights and loads with plain Keras."""
     study = iris_search.result.study
     as_file = automl_export.copy_best_model(study, tmp_path / "deep" / "m.keras")
     assert as_file == tmp_path / "deep" / "m.keras"
     as_folder = automl_export.copy_best_model(study, tmp_path / "folder")
     assert as_folder == tmp_path / "folder" / "best_model.keras"
+    exported = keras.models.load_model(iris_search.out / "best_model.keras")
     for copy in (as_file, as_folder):
-        assert filecmp.cmp(copy, iris_search.out / "best_model.keras", shallow=False)
+        weights = keras.models.load_model(copy).get_weights()
+        for mine, theirs in zip(weights, exported.get_weights(), strict=True):
+            np.testing.assert_array_equal(mine, theirs)
 
 
 def _study_with(tmp_path: Path, *, complete: bool, model_path: str | None = None):

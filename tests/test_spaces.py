@@ -10,7 +10,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import FixedTrial
 
 from automl import UsageError
-from automl.spaces import SPACES, HyperParameters, ModelSpec, blocks, load_space
+from automl.spaces import SPACES, HyperParameters, ModelSpec, blocks, resolve_space, training
 from search_spaces import cnn
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -192,34 +192,35 @@ def test_batch_size_choices_do_not_depend_on_the_data_size():
     points (batch 64 and 128) fit small data too."""
     for n_train in (20, 1024, 50_000):
         trial = _trial()
-        blocks.choose_batch_size(HyperParameters(trial), _spec(n_train=n_train))
+        training.choose_batch_size(HyperParameters(trial), _spec(n_train=n_train))
         assert trial.distributions["batch_size"] == CategoricalDistribution([16, 32, 64, 128, 256])
 
 
 def test_optimizer_conditionals_are_sampled_only_when_they_matter():
-    """SGD samples momentum and nesterov, AdamW weight decay, Adam neither."""
+    """Nesterov SGD samples momentum and weight decay, AdamW weight decay, Adam neither."""
     sgd = FixedTrial(
         {
-            "optimizer": "sgd",
+            "optimizer": "nesterov",
             "learning_rate": 0.01,
             "schedule": "cosine",
             "momentum": 0.9,
-            "nesterov": True,
+            "weight_decay": 5e-4,
         }
     )
-    opt = blocks.choose_optimizer(HyperParameters(sgd), _spec(), batch_size=16)
+    opt = training.choose_optimizer(HyperParameters(sgd), _spec(), batch_size=16)
     assert isinstance(opt, keras.optimizers.SGD) and opt.nesterov
-    assert isinstance(opt.learning_rate, keras.Variable) or opt.learning_rate is not None
+    assert opt.momentum == pytest.approx(0.9) and opt.weight_decay == pytest.approx(5e-4)
+    assert set(sgd.params) == {"optimizer", "learning_rate", "schedule", "momentum", "weight_decay"}
 
     adamw = FixedTrial(
         {"optimizer": "adamw", "learning_rate": 0.01, "schedule": "constant", "weight_decay": 1e-3}
     )
-    opt = blocks.choose_optimizer(HyperParameters(adamw), _spec(), batch_size=16)
+    opt = training.choose_optimizer(HyperParameters(adamw), _spec(), batch_size=16)
     assert isinstance(opt, keras.optimizers.AdamW)
     assert opt.weight_decay == pytest.approx(1e-3)
 
     trial = FixedTrial({"optimizer": "adam", "learning_rate": 0.01, "schedule": "warmup_cosine"})
-    opt = blocks.choose_optimizer(HyperParameters(trial), _spec(), batch_size=16)
+    opt = training.choose_optimizer(HyperParameters(trial), _spec(), batch_size=16)
     assert type(opt) is keras.optimizers.Adam
     assert set(trial.params) == {"optimizer", "learning_rate", "schedule"}
 
@@ -259,13 +260,13 @@ def test_spec_inputs_put_preprocessing_inside_the_model():
 
 
 def test_space_table_and_loading():
-    """Each table row imports to a build function and a list of starting points."""
-    assert set(SPACES) >= {"mlp", "cnn"}
-    build, points = load_space("cnn")
-    assert callable(build)
+    """Each table row resolves to a build function and its starting points."""
+    assert set(SPACES) == {"auto", "mlp", "cnn", "resnet", "rnn", "transformer", "transfer"}
+    space = resolve_space("cnn")
+    assert space.build is cnn.build and space.label == "cnn"
+    points = space.starting_points(_cifar_spec())
     assert points == cnn.STARTING_POINTS and points[0] == cnn.BASELINE
-    build, points = load_space("mlp")
-    assert callable(build) and points == []
+    assert resolve_space("mlp").starting_points(_spec()) == []
 
 
 def _layers(model: keras.Model, kind: type) -> list:
@@ -324,7 +325,7 @@ def test_cnn_starting_points_fit_a_small_image_set():
 )
 def test_random_points_build_compiled_models(space, shape, kind):
     """Random points of each space build compiled models with raw input and a softmax head."""
-    build, _ = load_space(space)
+    build = resolve_space(space).build
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
     spec = _spec(shape=shape, kind=kind, classes=10, n_train=2000)
     for _ in range(4):
@@ -339,11 +340,16 @@ def test_random_points_build_compiled_models(space, shape, kind):
 
 
 def test_starting_points_are_the_first_trials_of_a_new_image_study(cifar_search):
-    """A new cifar10 study runs the tutorial CNN as trial 0 and the modern CNN as trial 1,
-    marked as starting points, and both train to the end (they are never pruned)."""
+    """A new cifar10 study (default space: auto) runs the tutorial CNN as trial 0 and the
+    modern CNN as trial 1, marked as starting points, and both train to the end (they are
+    never pruned)."""
     first, second = cifar_search.result.study.trials[:2]
-    assert first.params == cnn.BASELINE
-    assert second.params == cnn.MODERN
+
+    def in_auto(point: dict) -> dict:
+        return {"family": "cnn", **{f"cnn.{k}": v for k, v in point.items()}}
+
+    assert first.params == in_auto(cnn.BASELINE)
+    assert second.params == in_auto(cnn.MODERN)
     for trial in (first, second):
         assert trial.user_attrs.get("starting_point") is True
         assert trial.state.name == "COMPLETE", trial.user_attrs.get("reason")

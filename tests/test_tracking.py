@@ -31,12 +31,12 @@ def logged(iris_search):
 def test_experiment_is_named_after_the_study_with_one_parent_run(iris_search, logged):
     """One experiment per study, holding exactly one parent run, the one the study recorded."""
     _, experiment, parents, _ = logged
-    assert experiment.name == "iris-mlp"
+    assert experiment.name == "iris-auto"
     assert len(parents) == 1
     parent = parents[0]
     assert parent.info.run_id == iris_search.result.study.user_attrs["mlflow_run_id"]
-    assert parent.info.run_name == "iris-mlp"
-    assert parent.data.tags["automl.study"] == "iris-mlp"
+    assert parent.info.run_name == "iris-auto"
+    assert parent.data.tags["automl.study"] == "iris-auto"
     assert parent.info.status == "FINISHED"
     assert parent.data.tags["state"] == "COMPLETE"
 
@@ -46,7 +46,7 @@ def test_parent_run_params_describe_the_search(logged):
     params = logged[2][0].data.params
     expected = {
         "dataset": "iris",
-        "space": "mlp",
+        "space": "auto",
         "sampler": "tpe",
         "pruner": "hyperband",
         "trials": "4",

@@ -123,6 +123,9 @@ class SearchConfig:
                 f"unknown space {self.space!r}; give a built-in name ({', '.join(SPACES)}), "
                 f"file.py:function, package.module:function, or a .toml/.yaml space config."
             )
+        space_file = _space_file(self.space)
+        if space_file is not None and not Path(space_file).is_file():
+            raise UsageError(f"space file {space_file} does not exist; check the path.")
         if self.trials is not None and self.trials < 1:
             raise UsageError(f"--trials must be at least 1, but got {self.trials}.")
         if self.trials is None and self.timeout is None:
@@ -175,6 +178,16 @@ class SearchConfig:
 def _names_a_space(space: str, builtins: dict) -> bool:
     """Cheap shape check; `automl.spaces.resolve_space` does the real import."""
     return space in builtins or ":" in space or space.endswith((".toml", ".yaml", ".yml"))
+
+
+def _space_file(space: str | None) -> str | None:
+    """The file a space reference or config names, if it names one."""
+    if space is None:
+        return None
+    if space.endswith((".toml", ".yaml", ".yml")):
+        return space
+    target = space.rpartition(":")[0]
+    return target if target.endswith(".py") or "/" in target else None
 
 
 def _space_slug(space: str) -> str:

@@ -104,7 +104,15 @@ USAGE_ERRORS = [
     (["search", "nope"], "unknown dataset 'nope'; choose one of: " + ", ".join(DATASETS) + "."),
     (
         ["search", "iris", "--space", "nope"],
-        "unknown space 'nope'; choose one of: " + ", ".join(SPACES) + ".",
+        "unknown space 'nope'; give a built-in name (" + ", ".join(SPACES) + "), file.py:",
+    ),
+    (
+        ["search", "iris", "--space", "no/such.py:build"],
+        "space file no/such.py does not exist; check the path.",
+    ),
+    (
+        ["search", "iris", "--space", "narrow.toml"],
+        "space file narrow.toml does not exist; check the path.",
     ),
     (["search", "iris", "--trials", "0"], "--trials must be at least 1, but got 0."),
     (["search", "iris", "--trials", "abc"], "argument --trials: invalid int value: 'abc'"),
@@ -146,6 +154,46 @@ def test_usage_errors_exit_2_with_one_line(tmp_path, argv, fragment):
     assert found["rc"] == 2
     assert not {"tensorflow", "keras"} & set(found["heavy"])
     assert list(tmp_path.iterdir()) == []
+
+
+SPACE_FILES = {
+    "other.py": "def other(hp):\n    return None\n",
+    "inverted.py": "def build(hp):\n    hp.Int('units', 64, 8)\n",
+    "unknown.toml": 'space = "mlp"\n[params]\nnonexistent = 3\n',
+    "wide.toml": 'space = "mlp"\n[params]\nlayers = {min = 2, max = 9}\n',
+    "subset.yaml": "space: mlp\nparams:\n  optimizer: [adam, bogus]\n",
+    "broken.toml": "space = \n",
+}
+
+SPACE_ERRORS = [
+    ("other.py:build", "other.py has no 'build'; it defines: other."),
+    ("no_such_module:build", "cannot import space module 'no_such_module'"),
+    ("cnn", "space 'cnn' builds for image data, but 'iris' is vector data; pick another"),
+    ("inverted.py:build", "hp 'units': min_value <= max_value must hold, but got min_value=64"),
+    ("unknown.toml", "space config names 'nonexistent', which space 'unknown.toml' never asks"),
+    ("wide.toml", "narrows 'layers' to 2..9, but the space allows 1..4"),
+    ("subset.yaml", "narrows 'optimizer' to ['adam', 'bogus'], but the space offers"),
+    ("broken.toml", "cannot read space config broken.toml"),
+]
+
+
+def _without_tensorflow_banner(stderr: str) -> str:
+    """TensorFlow's C++ startup lines, which no setting silences (see the README)."""
+    noise = ("WARNING: All log messages before absl", "I0000 ", "To enable the following")
+    return "\n".join(line for line in stderr.splitlines() if not line.startswith(noise))
+
+
+@pytest.mark.parametrize(("space", "fragment"), SPACE_ERRORS, ids=[s for s, _ in SPACE_ERRORS])
+def test_space_mistakes_exit_2_before_anything_is_written(tmp_path, space, fragment):
+    """A space that cannot be imported, does not fit the data, has an inverted range, or a
+    config that names unknown params or widens a range: exit 2 with one line, before any
+    study, MLflow database or output folder exists."""
+    for name, text in SPACE_FILES.items():
+        (tmp_path / name).write_text(text)
+    done = run_cli("search", "iris", "--space", space, "--trials", "1", cwd=tmp_path)
+    done.stderr = _without_tensorflow_banner(done.stderr)
+    assert_usage_error(done, fragment)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(SPACE_FILES)
 
 
 UNREACHABLE = [

@@ -202,7 +202,7 @@ def _import_attr(target: str, attr: str) -> Any:
 def _from_config(path: Path) -> Space:
     """A TOML/YAML file: `space = "<name or reference>"` and a `params` table."""
     if not path.is_file():
-        raise UsageError(f"space config {path} does not exist; check the path.")
+        raise UsageError(f"space file {path} does not exist; check the path.")
     content = _read_config(path)
     base = content.get("space")
     if not isinstance(base, str) or base.endswith(CONFIG_SUFFIXES):

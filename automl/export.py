@@ -58,16 +58,16 @@ def copy_best_model(study: optuna.Study, target: Path) -> Path:
     if target.suffix != ".keras":
         target = target / "best_model.keras"
     target.parent.mkdir(parents=True, exist_ok=True)
-    write_plain_model(load_model(path), path, target)
+    shutil.copyfile(path, target)
     return target
 
 
-def write_plain_model(model: keras.Model, checkpoint: Path, target: Path) -> None:
-    """Write the model to `target` so plain `keras.models.load_model` reads it.
+def save_plain(model: keras.Model, path: Path) -> None:
+    """Save a trained model so that plain `keras.models.load_model` reads it.
 
-    A model trained with label smoothing carries automl's loss; the exported copy is
-    recompiled with Keras' own sparse cross-entropy (the weights are unchanged), so
-    loading it needs no automl import. Models with automl's custom layers (transformer
+    A model trained with label smoothing carries automl's loss; once training is over it
+    is recompiled with Keras' own sparse cross-entropy (the weights are unchanged), so
+    loading needs no automl import. Models with automl's custom layers (transformer
     positions) still need `automl.load_model`.
     """
     from automl.spaces.losses import SparseCategoricalCrossentropyWithSmoothing
@@ -76,9 +76,7 @@ def write_plain_model(model: keras.Model, checkpoint: Path, target: Path) -> Non
         model.compile(
             optimizer=model.optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"]
         )
-        model.save(target)
-    else:
-        shutil.copyfile(checkpoint, target)
+    model.save(path)
 
 
 def load_model(path: str | Path) -> keras.Model:
@@ -141,7 +139,7 @@ def export_best(
         best, checkpoint = best_checkpoint(study)
         model = load_model(checkpoint)
         target = out / "best_model.keras"
-        write_plain_model(model, checkpoint, target)
+        shutil.copyfile(checkpoint, target)
         metrics = test_metrics(model, data)
         summary["test"] = {"metrics": metrics}
         summary["model_path"] = str(target.resolve())

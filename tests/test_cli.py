@@ -480,7 +480,7 @@ def test_ctrl_c_closes_everything_and_the_same_command_resumes(tmp_path):
 
 @pytest.mark.slow
 def test_cli_search_on_a_cifar10_slice(cifar_root, tmp_path):
-    """`automl search cifar10 --data-dir DIR --trials 2 --max-epochs 1` runs the cnn starting
+    """`automl search cifar10 --data-dir DIR --trials 2 --max-epochs 1` runs the first starting
     points on the local copy and writes summary.json."""
     args = [
         "search",
@@ -501,7 +501,7 @@ def test_cli_search_on_a_cifar10_slice(cifar_root, tmp_path):
     done = run_cli(*args, cwd=tmp_path, env=cli_env(AUTOML_CACHE_DIR=str(tmp_path / "cache")))
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
-    assert summary["dataset"] == "cifar10" and summary["space"] == "cnn"
+    assert summary["dataset"] == "cifar10" and summary["space"] == "auto"
     assert summary["trials"]["complete"] == 2
     assert 0 <= summary["test"]["metrics"]["accuracy"] <= 1
     model = keras.models.load_model(summary["model_path"], safe_mode=True)

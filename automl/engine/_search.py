@@ -36,7 +36,7 @@ from automl.engine._trainer import (
     build_model,
     fit_trial,
 )
-from automl.export import best_trial_or_none, export_best
+from automl.export import best_trial_or_none, export_best, save_plain
 from automl.preflight import check_storage_url, check_tracking_uri
 from automl.spaces import HyperParameters, ModelSpec, Space, resolve_space
 
@@ -180,9 +180,14 @@ def model_spec(data: Dataset, max_epochs: int) -> ModelSpec:
         n_train=len(data.x_train),
         max_epochs=max_epochs,
         normalization=normalization,
-        vocab_size=int(data.x_train.max()) + 1 if data.kind == "text" else None,
+        vocab_size=_vocab_size(data) if data.kind == "text" else None,
         target_stats=target_stats,
     )
+
+
+def _vocab_size(data: Dataset) -> int:
+    """Token ids run from 0 to the largest id in any split (an unseen id must not overflow)."""
+    return 1 + max(int(part.max()) for part in (data.x_train, data.x_val, data.x_test) if part.size)
 
 
 class _TrialRunner:
@@ -295,7 +300,7 @@ class _TrialRunner:
         if not better:
             return
         path = (self.out / "checkpoints" / f"trial-{trial.number}.keras").resolve()
-        outcome.model.save(path)
+        save_plain(outcome.model, path)
         trial.set_user_attr("model_path", str(path))
         old = previous.user_attrs.get("model_path") if previous else None
         if old and Path(old).exists() and Path(old) != path:

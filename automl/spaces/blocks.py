@@ -98,7 +98,9 @@ def augment(x: keras.KerasTensor, recipe: str) -> keras.KerasTensor:
     """Apply an augmentation recipe; the layers act in training only.
 
     Recipes: "flip" (horizontal), "translate" (10 % shifts, reflected borders), "crop"
-    (random 7/8 crops, a centre crop at inference) and their "flip_" combinations.
+    (random 7/8 crops resized back to full size; Keras' RandomCrop passes images through
+    uncropped at inference, so resizing keeps the shapes equal) and their "flip_"
+    combinations.
     """
     import keras
 
@@ -109,6 +111,7 @@ def augment(x: keras.KerasTensor, recipe: str) -> keras.KerasTensor:
     if "crop" in recipe:
         height, width = x.shape[1], x.shape[2]
         x = keras.layers.RandomCrop(max(1, height * 7 // 8), max(1, width * 7 // 8))(x)
+        x = keras.layers.Resizing(height, width)(x)
     return x
 
 

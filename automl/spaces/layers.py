@@ -1,0 +1,133 @@
+"""Custom Keras layers the built-in spaces need and Keras lacks.
+
+Each layer is registered as `automl>ClassName` and has a `get_config`, so a model that
+uses it saves to `.keras` and loads back with `keras.models.load_model(path)` (safe mode
+on) once this module is imported. No `Lambda` layers: they do not load in safe mode.
+Layers here are written with `keras.ops` only, so they run on every backend.
+
+What lives here: position embeddings for attention models and a mask-aware global max
+pooling. The spaces themselves (`search_spaces/`) and the shared `choose_*` helpers
+(`automl.spaces.blocks`) do not.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="automl")
+class PositionEmbedding(keras.layers.Layer):
+    """Adds a learned embedding of each position to a `(batch, steps, features)` tensor.
+
+    The table has one row per step of the input it is built on, so the sequence length is
+    fixed by the model's input shape (as it is for every `ModelSpec`).
+
+    Args:
+        initializer: Initializer of the `(steps, features)` table.
+        **kwargs: Standard layer arguments (`name`, `dtype`, ...).
+    """
+
+    def __init__(self, initializer: Any = "random_normal", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.initializer = keras.initializers.get(initializer)
+        # Padding masks from a token embedding pass through: the output has the same steps.
+        self.supports_masking = True
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        steps, features = input_shape[-2], input_shape[-1]
+        if steps is None:
+            raise ValueError(
+                "PositionEmbedding needs a fixed number of steps, but got input shape "
+                f"{input_shape}. Received: input_shape={input_shape}"
+            )
+        self.embeddings = self.add_weight(
+            name="embeddings", shape=(steps, features), initializer=self.initializer
+        )
+
+    def call(self, inputs: Any) -> Any:
+        return inputs + ops.cast(self.embeddings, inputs.dtype)
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "initializer": keras.initializers.serialize(self.initializer),
+        }
+
+
+@keras.saving.register_keras_serializable(package="automl")
+class SinusoidalPositionEmbedding(keras.layers.Layer):
+    """Adds the fixed sine/cosine position encoding of "Attention Is All You Need".
+
+    Feature `2i` of step `p` gets `sin(p / max_wavelength^(2i/d))`, feature `2i+1` the
+    cosine. Nothing is trained, so it works for any sequence length.
+
+    Args:
+        max_wavelength: The longest wavelength of the encoding (10,000 in the paper).
+        **kwargs: Standard layer arguments (`name`, `dtype`, ...).
+    """
+
+    def __init__(self, max_wavelength: float = 10_000.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.max_wavelength = float(max_wavelength)
+        self.supports_masking = True
+        self.built = True  # no weights
+
+    def call(self, inputs: Any) -> Any:
+        steps, features = ops.shape(inputs)[-2], inputs.shape[-1]
+        positions = ops.cast(ops.arange(steps), "float32")[:, None]
+        pairs = math.ceil(features / 2)
+        rates = ops.power(
+            self.max_wavelength, -2.0 * ops.cast(ops.arange(pairs), "float32") / features
+        )
+        angles = positions * rates[None, :]
+        # Interleave sin and cos: (steps, pairs, 2) -> (steps, 2 * pairs), trimmed for odd d.
+        encoding = ops.reshape(
+            ops.stack([ops.sin(angles), ops.cos(angles)], axis=-1), (steps, 2 * pairs)
+        )[:, :features]
+        return inputs + ops.cast(encoding, inputs.dtype)
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "max_wavelength": self.max_wavelength}
+
+
+@keras.saving.register_keras_serializable(package="automl")
+class MaskedGlobalMaxPooling1D(keras.layers.Layer):
+    """Global max pooling over steps that skips masked (padding) steps.
+
+    Keras' `GlobalMaxPooling1D` ignores masks, so padding would take part in the max. A
+    row whose steps are all masked pools to zeros.
+
+    Args:
+        **kwargs: Standard layer arguments (`name`, `dtype`, ...).
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.supports_masking = True
+        self.built = True
+
+    def call(self, inputs: Any, mask: Any = None) -> Any:
+        if mask is None:
+            return ops.max(inputs, axis=1)
+        valid = ops.expand_dims(ops.cast(mask, "bool"), -1)
+        pooled = ops.max(ops.where(valid, inputs, float("-inf")), axis=1)
+        return ops.where(ops.any(valid, axis=1), pooled, ops.zeros_like(pooled))
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return (input_shape[0], input_shape[-1])
+
+    def compute_mask(self, inputs: Any, mask: Any = None) -> None:
+        return None  # the step axis is gone
+
+
+__all__ = ["MaskedGlobalMaxPooling1D", "PositionEmbedding", "SinusoidalPositionEmbedding"]

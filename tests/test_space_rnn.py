@@ -1,0 +1,180 @@
+"""The `rnn` space on real, tiny data: scikit-learn's 8x8 digits in three shapes.
+
+- "sequence": 8 timesteps (pixel rows) of 8 features, standardized in the model.
+- "text": the 64 pixel intensities 0..16 as token ids (vocab 17, 0 = padding). A stand-in
+  for real text until the text datasets land: it exercises the embedding and the padding
+  mask, not language.
+- "image": (8, 8, 1) pixels scaled to 0..255, read by the space row by row.
+- "short_text": the same with 2x2 blocks averaged, 16 tokens: random points are called and
+  trained eagerly (tracing a graph per model costs more), where each step is a Python
+  loop iteration.
+
+Every model is real: built from real Optuna trials, compiled, called and trained.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import keras
+import numpy as np
+import optuna
+import pytest
+from optuna.trial import FixedTrial
+from sklearn.datasets import load_digits
+
+from automl import UsageError
+from automl.spaces import HyperParameters, ModelSpec
+from search_spaces import rnn
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+N_TRAIN = 1400
+KINDS = ("sequence", "text", "image")
+
+
+@functools.cache
+def _digits(kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """Digits as `kind` data (or "short_text"), shuffled once (the raw order groups writers)."""
+    digits = load_digits()
+    order = np.random.default_rng(0).permutation(len(digits.target))
+    pixels, labels = digits.data[order], digits.target[order]
+    if kind == "short_text":
+        blocks = pixels.reshape(-1, 4, 2, 4, 2).mean(axis=(2, 4))
+        return np.rint(blocks).reshape(-1, 16).astype("int32"), labels
+    if kind == "sequence":
+        return pixels.reshape(-1, 8, 8).astype("float32"), labels
+    if kind == "text":
+        return pixels.astype("int32"), labels
+    return (pixels.reshape(-1, 8, 8, 1) * (255 / 16)).astype("float32"), labels
+
+
+def _spec(kind: str, task: str = "classification", max_epochs: int = 3) -> ModelSpec:
+    x, y = _digits(kind)
+    kind = "text" if kind == "short_text" else kind
+    normalization = None
+    if kind == "sequence":  # per feature, over training rows and timesteps
+        train = x[:N_TRAIN]
+        normalization = (train.mean(axis=(0, 1)), train.var(axis=(0, 1)))
+    return ModelSpec(
+        input_shape=x.shape[1:],
+        kind=kind,
+        task=task,
+        num_classes=1 if task == "regression" else 10,
+        n_train=N_TRAIN,
+        max_epochs=max_epochs,
+        normalization=normalization,
+        vocab_size=17 if kind == "text" else None,
+        target_stats=(float(y.mean()), float(y.std())) if task == "regression" else None,
+    )
+
+
+@pytest.mark.parametrize("kind", ["sequence", "short_text", "image"])
+def test_random_points_build_call_and_train(kind):
+    """Random points build compiled models that take raw data, output one probability per
+    class, and take a training step; text-only and dense-only names appear only where
+    they act."""
+    x, y = _digits(kind)
+    spec = _spec(kind)
+    for seed in range(4):
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+        for _ in range(2):
+            trial = study.ask()
+            model = rnn.build(HyperParameters(trial), spec)
+            assert model.compiled
+            assert tuple(model.inputs[0].shape[1:]) == x.shape[1:]
+            probabilities = keras.ops.convert_to_numpy(model(x[:4], training=False))
+            assert probabilities.shape == (4, 10)
+            np.testing.assert_allclose(probabilities.sum(axis=-1), 1.0, rtol=1e-5)
+            model.run_eagerly = True  # a real step without tracing a graph per model (slow)
+            loss = model.train_on_batch(x[:16], y[:16])
+            assert np.isfinite(loss).all(), trial.params
+            assert ("embedding_dim" in trial.params) == (spec.kind == "text")
+            dense = trial.params["dense_layer"]
+            assert ("dense_units" in trial.params) == dense
+            assert ("activation" in trial.params) == dense
+            study.tell(trial, 0.0)
+            keras.utils.clear_session()
+
+
+def test_regression_head_has_one_unit_in_target_units():
+    """A regression spec gets one linear output rescaled by the target mean and std."""
+    x, _ = _digits("sequence")
+    spec = _spec("sequence", task="regression")
+    model = rnn.build(HyperParameters(optuna.create_study().ask()), spec)
+    assert model.outputs[0].shape[-1] == 1
+    assert model.loss == "mean_squared_error"
+    assert model.get_layer("output").offset == pytest.approx(spec.target_stats[0])
+    assert keras.ops.convert_to_numpy(model(x[:3])).shape == (3, 1)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_starting_point_is_exactly_one_point_of_the_space(kind):
+    """For each kind, the starting point names every param the build samples, no other,
+    and is a one-layer bidirectional LSTM."""
+    (point,) = rnn.starting_points(_spec(kind))
+    trial = FixedTrial(point)  # raises if the build asks for a param the point lacks
+    model = rnn.build(HyperParameters(trial), _spec(kind))
+    assert trial.params == point
+    (wrapper,) = [layer for layer in model.layers if isinstance(layer, keras.layers.Bidirectional)]
+    assert isinstance(wrapper.forward_layer, keras.layers.LSTM)
+    assert wrapper.forward_layer.units == 64
+    assert all(point[k] == v for k, v in rnn.BIDIRECTIONAL_LSTM.items() if k in point)
+
+
+def test_starting_point_learns_digit_rows():
+    """The starting point reads digits row by row and beats chance (10 %) by far in 3 epochs."""
+    x, y = _digits("sequence")
+    spec = _spec("sequence", max_epochs=3)
+    keras.utils.set_random_seed(0)
+    hp = HyperParameters(FixedTrial(rnn.starting_points(spec)[0]))
+    model = rnn.build(hp, spec)
+    history = model.fit(
+        x[:N_TRAIN],
+        y[:N_TRAIN],
+        validation_data=(x[N_TRAIN:], y[N_TRAIN:]),
+        epochs=3,
+        verbose=0,
+        callbacks=hp.callbacks,
+        **hp.fit_kwargs,
+    )
+    assert history.history["val_accuracy"][-1] > 0.5
+
+
+def test_images_are_read_row_by_row():
+    """An (H, W, C) image becomes H timesteps of W*C features."""
+    spec = ModelSpec((6, 5, 3), "image", "classification", 4, 100, 2)
+    hp = HyperParameters(FixedTrial(rnn.starting_points(spec)[0]))
+    model = rnn.build(hp, spec)
+    assert tuple(model.get_layer("rows_as_steps").output.shape[1:]) == (6, 15)
+
+
+def test_text_padding_steps_are_skipped():
+    """Token 0 is masked: whatever its embedding, the predictions do not change; padding in
+    mid-sequence is why text never takes the cuDNN kernels."""
+    x, _ = _digits("short_text")
+    spec = _spec("short_text")
+    assert (x[:8] == 0).any(axis=1).all()  # every row has padding to skip
+    for cell in ("lstm", "gru", "simple_rnn"):
+        point = {**rnn.starting_points(spec)[0], "cell": cell, "layers": 2}
+        model = rnn.build(HyperParameters(FixedTrial(point)), spec)
+        # cuDNN would assert on this padding on a GPU: text takes the generic kernel.
+        recurrent = [w.forward_layer for w in model.layers if hasattr(w, "forward_layer")]
+        assert len(recurrent) == 2
+        assert all(getattr(layer, "use_cudnn", False) is False for layer in recurrent)
+        before = keras.ops.convert_to_numpy(model(x[:8]))
+        embedding = model.get_layer("token_embedding")
+        table = keras.ops.convert_to_numpy(embedding.embeddings)
+        table[0] = np.random.default_rng(1).normal(size=table.shape[1]) * 5
+        embedding.embeddings.assign(table)
+        after = keras.ops.convert_to_numpy(model(x[:8]))
+        np.testing.assert_allclose(after, before, atol=1e-5, err_msg=cell)
+        keras.utils.clear_session()
+
+
+def test_vector_data_is_refused_with_a_usage_error():
+    """The rnn space does not build for vectors, and says which space does."""
+    spec = ModelSpec((4,), "vector", "classification", 3, 10, 1)
+    with pytest.raises(UsageError, match="rnn space builds for sequence/text/image data"):
+        rnn.build(HyperParameters(optuna.create_study().ask()), spec)
+    assert rnn.starting_points(spec) == []

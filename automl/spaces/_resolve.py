@@ -131,7 +131,12 @@ def _from_object(obj: Any, label: str | None) -> Space:
                 ) from None
         own_fit = type(obj).fit is not base.fit
         name = label or f"{type(obj).__module__}:{type(obj).__qualname__}"
-        return Space(label=name, build=_two_args(obj.build), fit=obj.fit if own_fit else None)
+        hypermodel = obj  # keras-tuner wraps `build` as build(hp, *args): call it with hp only
+        return Space(
+            label=name,
+            build=lambda hp, spec: hypermodel.build(hp),
+            fit=obj.fit if own_fit else None,
+        )
     if not callable(obj):
         raise UsageError(
             f"a space must be a build(hp) function or a keras_tuner.HyperModel, but got "

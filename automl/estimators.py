@@ -111,11 +111,10 @@ class _AutoEstimator(BaseEstimator):
                     f"no trial completed in {self.trials} trials; raise trials or timeout."
                 )
             # Keep the study readable after the temporary folder is gone.
-            self.study_ = optuna.copy_study(
-                from_study_name=result.study.study_name,
-                from_storage=storage,
-                to_storage=optuna.storages.InMemoryStorage(),
-            )
+            memory = optuna.storages.InMemoryStorage()
+            name = result.study.study_name
+            optuna.copy_study(from_study_name=name, from_storage=storage, to_storage=memory)
+            self.study_ = optuna.load_study(study_name=name, storage=memory)
         finally:
             optuna.logging.set_verbosity(verbosity)
             if workdir is not None:
@@ -148,7 +147,8 @@ class AutoClassifier(ClassifierMixin, _AutoEstimator):
 
     def predict(self, X: Any) -> np.ndarray:  # noqa: N803
         """The most probable label of each row."""
-        return self.classes_[np.argmax(self.predict_proba(X), axis=-1)]
+        probabilities = self.predict_proba(X)  # checks fitted first
+        return self.classes_[np.argmax(probabilities, axis=-1)]
 
 
 class AutoRegressor(RegressorMixin, _AutoEstimator):

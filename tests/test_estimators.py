@@ -1,0 +1,70 @@
+"""automl.AutoClassifier / AutoRegressor inside scikit-learn's own tools."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.datasets import load_diabetes, load_iris
+from sklearn.model_selection import cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from automl import AutoClassifier, AutoRegressor, UsageError
+
+FAST = {"space": "mlp", "trials": 2, "max_epochs": 15, "pruner": "none"}
+
+
+def test_classifier_passes_cross_val_score():
+    """cross_val_score clones, fits and scores the estimator on each of 3 folds."""
+    x, y = load_iris(return_X_y=True)
+    scores = cross_val_score(AutoClassifier(**FAST), x, y, cv=3)
+    assert scores.shape == (3,)
+    assert scores.mean() > 0.7, scores
+
+
+def test_classifier_in_a_pipeline_with_string_labels():
+    """Inside a Pipeline, with string labels: predict returns labels, predict_proba follows
+    classes_, score is accuracy; the fitted state ends in an underscore."""
+    x, y = load_iris(return_X_y=True)
+    names = np.array(["setosa", "versicolor", "virginica"])[y]
+    pipe = make_pipeline(StandardScaler(), AutoClassifier(**FAST)).fit(x, names)
+    model = pipe[-1]
+    assert list(model.classes_) == ["setosa", "versicolor", "virginica"]
+    assert set(pipe.predict(x[:10])) <= set(model.classes_)
+    proba = pipe.predict_proba(x[:5])
+    assert proba.shape == (5, 3) and np.allclose(proba.sum(axis=1), 1, atol=1e-5)
+    assert pipe.score(x, names) > 0.7
+    assert model.best_params_ and model.best_score_ > 0
+    assert len(model.study_.trials) == 2  # kept in memory after the temporary folder is gone
+
+
+def test_regressor_fits_and_scores_r2():
+    """AutoRegressor searches a regression head (val MSE) and scores with R^2."""
+    x, y = load_diabetes(return_X_y=True)
+    model = AutoRegressor(**{**FAST, "trials": 3, "max_epochs": 40}).fit(x, y)
+    predicted = model.predict(x[:7])
+    assert predicted.shape == (7,)
+    assert model.score(x, y) > 0.2
+    assert model.study_.direction.name == "MINIMIZE"
+
+
+def test_clone_keeps_only_the_constructor_arguments():
+    """scikit-learn's contract: get_params round-trips, clone drops fitted state."""
+    est = AutoClassifier(space="mlp", trials=3, seed=7)
+    assert est.get_params()["trials"] == 3 and est.get_params()["seed"] == 7
+    copy = clone(est)
+    assert copy.get_params() == est.get_params()
+    assert not hasattr(copy, "best_model_")
+
+
+def test_estimator_errors():
+    """Unfitted predict, NaN input and a single class fail with clear messages."""
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        AutoClassifier().predict(np.zeros((2, 4)))
+    with pytest.raises(ValueError, match="NaN"):
+        AutoClassifier(**FAST).fit(np.full((20, 2), np.nan), np.arange(20) % 2)
+    with pytest.raises(UsageError, match="at least 2 classes"):
+        AutoClassifier(**FAST).fit(np.zeros((20, 2)), np.zeros(20))

@@ -151,6 +151,14 @@ def test_config_is_cheap_to_import_and_validate():
         ("conf/narrow.toml", "iris-narrow"),
     ],
 )
-def test_custom_space_names_pass_validation_and_give_safe_study_names(space, study):
-    """References and config files pass the cheap check; the study name has no slashes."""
+def test_custom_space_names_pass_validation_and_give_safe_study_names(
+    space, study, tmp_path, monkeypatch
+):
+    """References and existing config files pass the cheap check; the study name has no
+    slashes."""
+    monkeypatch.chdir(tmp_path)
+    for folder in ("spaces", "conf"):
+        (tmp_path / folder).mkdir()
+    (tmp_path / "spaces" / "mine.py").write_text("def build(hp): ...\n")
+    (tmp_path / "conf" / "narrow.toml").write_text('space = "mlp"\n')
     assert SearchConfig("iris", space=space).validate().study == study

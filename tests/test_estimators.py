@@ -12,7 +12,7 @@ from sklearn.preprocessing import StandardScaler
 
 from automl import AutoClassifier, AutoRegressor, UsageError
 
-FAST = {"space": "mlp", "trials": 2, "max_epochs": 15, "pruner": "none"}
+FAST = {"space": "mlp", "trials": 2, "max_epochs": 10, "pruner": "none"}
 
 
 def test_classifier_passes_cross_val_score():
@@ -42,7 +42,7 @@ def test_classifier_in_a_pipeline_with_string_labels():
 def test_regressor_fits_and_scores_r2():
     """AutoRegressor searches a regression head (val MSE) and scores with R^2."""
     x, y = load_diabetes(return_X_y=True)
-    model = AutoRegressor(**{**FAST, "trials": 3, "max_epochs": 40}).fit(x, y)
+    model = AutoRegressor(**{**FAST, "max_epochs": 30}).fit(x, y)
     predicted = model.predict(x[:7])
     assert predicted.shape == (7,)
     assert model.score(x, y) > 0.2

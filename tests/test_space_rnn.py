@@ -76,7 +76,7 @@ def test_random_points_build_call_and_train(kind):
     they act."""
     x, y = _digits(kind)
     spec = _spec(kind)
-    for seed in range(4):
+    for seed in range(2):
         study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
         for _ in range(2):
             trial = study.ask()

@@ -159,4 +159,3 @@ class AutoRegressor(RegressorMixin, _AutoEstimator):
     def predict(self, X: Any) -> np.ndarray:  # noqa: N803
         """The predicted value of each row."""
         return self._raw_predict(X).reshape(-1)
-

@@ -14,59 +14,20 @@ Every model is real: built from real Optuna trials, compiled, called and trained
 
 from __future__ import annotations
 
-import functools
-
 import keras
 import numpy as np
 import optuna
 import pytest
 from optuna.trial import FixedTrial
-from sklearn.datasets import load_digits
 
 from automl import UsageError
 from automl.spaces import HyperParameters, ModelSpec
 from search_spaces import rnn
+from tests._digits import N_TRAIN, digits_as, digits_spec
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-N_TRAIN = 1400
 KINDS = ("sequence", "text", "image")
-
-
-@functools.cache
-def _digits(kind: str) -> tuple[np.ndarray, np.ndarray]:
-    """Digits as `kind` data (or "short_text"), shuffled once (the raw order groups writers)."""
-    digits = load_digits()
-    order = np.random.default_rng(0).permutation(len(digits.target))
-    pixels, labels = digits.data[order], digits.target[order]
-    if kind == "short_text":
-        blocks = pixels.reshape(-1, 4, 2, 4, 2).mean(axis=(2, 4))
-        return np.rint(blocks).reshape(-1, 16).astype("int32"), labels
-    if kind == "sequence":
-        return pixels.reshape(-1, 8, 8).astype("float32"), labels
-    if kind == "text":
-        return pixels.astype("int32"), labels
-    return (pixels.reshape(-1, 8, 8, 1) * (255 / 16)).astype("float32"), labels
-
-
-def _spec(kind: str, task: str = "classification", max_epochs: int = 3) -> ModelSpec:
-    x, y = _digits(kind)
-    kind = "text" if kind == "short_text" else kind
-    normalization = None
-    if kind == "sequence":  # per feature, over training rows and timesteps
-        train = x[:N_TRAIN]
-        normalization = (train.mean(axis=(0, 1)), train.var(axis=(0, 1)))
-    return ModelSpec(
-        input_shape=x.shape[1:],
-        kind=kind,
-        task=task,
-        num_classes=1 if task == "regression" else 10,
-        n_train=N_TRAIN,
-        max_epochs=max_epochs,
-        normalization=normalization,
-        vocab_size=17 if kind == "text" else None,
-        target_stats=(float(y.mean()), float(y.std())) if task == "regression" else None,
-    )
 
 
 @pytest.mark.parametrize("kind", ["sequence", "short_text", "image"])
@@ -74,8 +35,8 @@ def test_random_points_build_call_and_train(kind):
     """Random points build compiled models that take raw data, output one probability per
     class, and take a training step; text-only and dense-only names appear only where
     they act."""
-    x, y = _digits(kind)
-    spec = _spec(kind)
+    x, y = digits_as(kind)
+    spec = digits_spec(kind)
     for seed in range(2):
         study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
         for _ in range(2):
@@ -99,8 +60,8 @@ def test_random_points_build_call_and_train(kind):
 
 def test_regression_head_has_one_unit_in_target_units():
     """A regression spec gets one linear output rescaled by the target mean and std."""
-    x, _ = _digits("sequence")
-    spec = _spec("sequence", task="regression")
+    x, _ = digits_as("sequence")
+    spec = digits_spec("sequence", task="regression")
     model = rnn.build(HyperParameters(optuna.create_study().ask()), spec)
     assert model.outputs[0].shape[-1] == 1
     assert model.loss == "mean_squared_error"
@@ -112,9 +73,9 @@ def test_regression_head_has_one_unit_in_target_units():
 def test_starting_point_is_exactly_one_point_of_the_space(kind):
     """For each kind, the starting point names every param the build samples, no other,
     and is a one-layer bidirectional LSTM."""
-    (point,) = rnn.starting_points(_spec(kind))
+    (point,) = rnn.starting_points(digits_spec(kind))
     trial = FixedTrial(point)  # raises if the build asks for a param the point lacks
-    model = rnn.build(HyperParameters(trial), _spec(kind))
+    model = rnn.build(HyperParameters(trial), digits_spec(kind))
     assert trial.params == point
     (wrapper,) = [layer for layer in model.layers if isinstance(layer, keras.layers.Bidirectional)]
     assert isinstance(wrapper.forward_layer, keras.layers.LSTM)
@@ -124,8 +85,8 @@ def test_starting_point_is_exactly_one_point_of_the_space(kind):
 
 def test_starting_point_learns_digit_rows():
     """The starting point reads digits row by row and beats chance (10 %) by far in 3 epochs."""
-    x, y = _digits("sequence")
-    spec = _spec("sequence", max_epochs=3)
+    x, y = digits_as("sequence")
+    spec = digits_spec("sequence", max_epochs=3)
     keras.utils.set_random_seed(0)
     hp = HyperParameters(FixedTrial(rnn.starting_points(spec)[0]))
     model = rnn.build(hp, spec)
@@ -152,8 +113,8 @@ def test_images_are_read_row_by_row():
 def test_text_padding_steps_are_skipped():
     """Token 0 is masked: whatever its embedding, the predictions do not change; padding in
     mid-sequence is why text never takes the cuDNN kernels."""
-    x, _ = _digits("short_text")
-    spec = _spec("short_text")
+    x, _ = digits_as("short_text")
+    spec = digits_spec("short_text")
     assert (x[:8] == 0).any(axis=1).all()  # every row has padding to skip
     for cell in ("lstm", "gru", "simple_rnn"):
         point = {**rnn.starting_points(spec)[0], "cell": cell, "layers": 2}

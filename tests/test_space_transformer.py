@@ -11,14 +11,11 @@ Every model is real: built from real Optuna trials, compiled, called, trained, s
 
 from __future__ import annotations
 
-import functools
-
 import keras
 import numpy as np
 import optuna
 import pytest
 from optuna.trial import FixedTrial
-from sklearn.datasets import load_digits
 
 from automl import UsageError
 from automl.spaces import HyperParameters, ModelSpec
@@ -28,48 +25,16 @@ from automl.spaces.layers import (
     SinusoidalPositionEmbedding,
 )
 from search_spaces import transformer
+from tests._digits import N_TRAIN, digits_as, digits_spec
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-N_TRAIN = 1400
 KINDS = ("sequence", "text", "image")
-
-
-@functools.cache
-def _digits(kind: str) -> tuple[np.ndarray, np.ndarray]:
-    """Digits as `kind` data, shuffled once (the raw order groups writers)."""
-    digits = load_digits()
-    order = np.random.default_rng(0).permutation(len(digits.target))
-    pixels, labels = digits.data[order], digits.target[order]
-    if kind == "sequence":
-        return pixels.reshape(-1, 8, 8).astype("float32"), labels
-    if kind == "text":
-        return pixels.astype("int32"), labels
-    return (pixels.reshape(-1, 8, 8, 1) * (255 / 16)).astype("float32"), labels
-
-
-def _spec(kind: str, task: str = "classification", max_epochs: int = 3) -> ModelSpec:
-    x, y = _digits(kind)
-    normalization = None
-    if kind == "sequence":  # per feature, over training rows and timesteps
-        train = x[:N_TRAIN]
-        normalization = (train.mean(axis=(0, 1)), train.var(axis=(0, 1)))
-    return ModelSpec(
-        input_shape=x.shape[1:],
-        kind=kind,
-        task=task,
-        num_classes=1 if task == "regression" else 10,
-        n_train=N_TRAIN,
-        max_epochs=max_epochs,
-        normalization=normalization,
-        vocab_size=17 if kind == "text" else None,
-        target_stats=(float(y.mean()), float(y.std())) if task == "regression" else None,
-    )
 
 
 def _point(kind: str, **changes) -> dict:
     """The starting point for `kind`, with some values changed."""
-    (point,) = transformer.starting_points(_spec(kind))
+    (point,) = transformer.starting_points(digits_spec(kind))
     return {**point, **changes}
 
 
@@ -84,8 +49,8 @@ def _numpy(tensor) -> np.ndarray:
 def test_random_points_build_call_and_train(kind):
     """Random points build compiled models that take raw data, output one probability per
     class and take a training step; kind-specific names appear only for their kind."""
-    x, y = _digits(kind)
-    spec = _spec(kind)
+    x, y = digits_as(kind)
+    spec = digits_spec(kind)
     for seed in range(2):
         study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
         for _ in range(2):
@@ -113,7 +78,7 @@ def test_shared_names_have_one_distribution_across_kinds():
     distributions = {}
     for kind in KINDS:
         trial = optuna.create_study().ask()
-        transformer.build(HyperParameters(trial), _spec(kind))
+        transformer.build(HyperParameters(trial), digits_spec(kind))
         distributions[kind] = trial.distributions
         keras.utils.clear_session()
     shared = set.intersection(*(set(d) for d in distributions.values()))
@@ -126,8 +91,8 @@ def test_shared_names_have_one_distribution_across_kinds():
 
 def test_regression_head_has_one_unit_in_target_units():
     """A regression spec gets one linear output rescaled by the target mean and std."""
-    x, _ = _digits("text")
-    spec = _spec("text", task="regression")
+    x, _ = digits_as("text")
+    spec = digits_spec("text", task="regression")
     model = transformer.build(HyperParameters(FixedTrial(_point("text"))), spec)
     assert model.outputs[0].shape[-1] == 1
     assert model.loss == "mean_squared_error"
@@ -141,7 +106,7 @@ def test_starting_point_is_exactly_one_point_of_the_space(kind):
     2 blocks of 4 heads with key dim 32, learned positions, AdamW."""
     point = _point(kind)
     trial = FixedTrial(point)  # raises if the build asks for a param the point lacks
-    model = transformer.build(HyperParameters(trial), _spec(kind))
+    model = transformer.build(HyperParameters(trial), digits_spec(kind))
     assert trial.params == point
     attention = [
         layer for layer in model.layers if isinstance(layer, keras.layers.MultiHeadAttention)
@@ -153,8 +118,8 @@ def test_starting_point_is_exactly_one_point_of_the_space(kind):
 
 def test_starting_point_learns_digit_rows():
     """The starting point beats chance (10 %) by far in 3 epochs on digits as sequences."""
-    x, y = _digits("sequence")
-    spec = _spec("sequence", max_epochs=3)
+    x, y = digits_as("sequence")
+    spec = digits_spec("sequence", max_epochs=3)
     keras.utils.set_random_seed(0)
     hp = HyperParameters(FixedTrial(_point("sequence")))
     model = transformer.build(hp, spec)
@@ -181,9 +146,9 @@ def test_starting_point_learns_digit_rows():
 def test_saves_to_keras_and_loads_back_in_safe_mode(tmp_path, kind, changes):
     """Models with the custom layers (and a smoothed loss) round-trip through `.keras`
     with identical predictions; no Lambda layers, so safe mode loads them."""
-    x, _ = _digits(kind)
+    x, _ = digits_as(kind)
     point = _point(kind, label_smoothing=0.1, **changes)
-    model = transformer.build(HyperParameters(FixedTrial(point)), _spec(kind))
+    model = transformer.build(HyperParameters(FixedTrial(point)), digits_spec(kind))
     rng = np.random.default_rng(0)
     for weight in model.weights:  # every weight off its initial value, norms included
         weight.assign(rng.normal(0.0, 0.2, weight.shape).astype(weight.dtype))
@@ -200,9 +165,10 @@ def test_saves_to_keras_and_loads_back_in_safe_mode(tmp_path, kind, changes):
 @pytest.mark.parametrize("pooling", ["mean", "max"])
 def test_text_padding_is_masked_out_of_attention_and_pooling(pooling):
     """Token 0 is masked: whatever its embedding, the predictions do not change."""
-    x, _ = _digits("text")
+    x, _ = digits_as("text")
     model = transformer.build(
-        HyperParameters(FixedTrial(_point("text", pooling=pooling, dropout=0.0))), _spec("text")
+        HyperParameters(FixedTrial(_point("text", pooling=pooling, dropout=0.0))),
+        digits_spec("text"),
     )
     before = model.predict(x[:16], verbose=0)
     embedding = model.get_layer("token_embedding")

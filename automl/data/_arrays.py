@@ -44,7 +44,7 @@ def from_arrays(
     """
     from sklearn.utils.multiclass import type_of_target
 
-    from automl.data._split import split_classification, split_regression
+    from automl.data._split import split_dataset
 
     x, y = np.asarray(x), np.asarray(y)
     if len(x) != len(y):
@@ -64,12 +64,12 @@ def from_arrays(
     if task == "regression":
         y = y.astype("float32")
         test = _hold_out(x, y, test_split, stratify=False)
-        return split_regression(name, kind, test[0], test[1], seed=seed, source="arrays")
+        return split_dataset(name, kind, [], test[0], test[1], seed=seed, source="arrays")
     labels, y_index = np.unique(y, return_inverse=True)
     if len(labels) < 2:
         raise UsageError(f"classification needs at least 2 classes, but y has {len(labels)}.")
     test = _hold_out(x, y_index.astype("int64"), test_split, stratify=True)
-    return split_classification(
+    return split_dataset(
         name, kind, [str(v) for v in labels], test[0], test[1], seed=seed, source="arrays"
     )
 

@@ -17,7 +17,7 @@ import numpy as np
 from automl._errors import UsageError
 from automl.data._dataset import Dataset
 from automl.data._images import has_class_folders, load_split_folders, unpack_archive
-from automl.data._split import split_classification
+from automl.data._split import split_dataset
 
 logger = logging.getLogger("automl")
 
@@ -87,7 +87,7 @@ def load_keras(name: str, *, data_dir: Path | None = None, seed: int | None = 0)
     if x_train.ndim == 3:
         x_train, x_test = x_train[..., None], x_test[..., None]
     y_train, y_test = y_train.reshape(-1).astype("int64"), y_test.reshape(-1).astype("int64")
-    return split_classification(
+    return split_dataset(
         name,
         "image",
         CLASS_NAMES[name],

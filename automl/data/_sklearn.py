@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from automl.data._dataset import Dataset
-from automl.data._split import hold_out_test, split_classification, split_regression
+from automl.data._split import hold_out_test, split_dataset
 
 
 def load_sklearn(name: str, *, data_dir: Path | None = None, seed: int | None = 0) -> Dataset:
@@ -26,13 +26,13 @@ def load_sklearn(name: str, *, data_dir: Path | None = None, seed: int | None = 
     if name == "diabetes":  # the one regression set
         y_float = np.asarray(bunch.target, dtype="float32")
         x_rest, y_rest, x_test, y_test = hold_out_test(x, y_float, stratify=False)
-        return split_regression(
-            name, "vector", (x_rest, y_rest), (x_test, y_test), seed=seed, source=source
+        return split_dataset(
+            name, "vector", [], (x_rest, y_rest), (x_test, y_test), seed=seed, source=source
         )
     y = np.asarray(bunch.target, dtype="int64")
     names = [str(n) for n in getattr(bunch, "target_names", np.unique(y))]
     x_rest, y_rest, x_test, y_test = hold_out_test(x, y)
-    return split_classification(
+    return split_dataset(
         name,
         "vector",
         names,

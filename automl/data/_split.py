@@ -46,7 +46,7 @@ def hold_out_test(
     return x_tr, y_tr, x_te, y_te
 
 
-def split_classification(
+def split_dataset(
     name: str,
     kind: str,
     class_names: list[str],
@@ -56,39 +56,20 @@ def split_classification(
     seed: int | None,
     source: str,
 ) -> Dataset:
-    """A classification `Dataset` whose validation split is carved from `train`."""
-    x_train, y_train, x_val, y_val = carve_validation(*train, seed=seed)
-    return Dataset(
-        name=name,
-        kind=kind,
-        task="classification",
-        class_names=class_names,
-        x_train=x_train,
-        y_train=y_train,
-        x_val=x_val,
-        y_val=y_val,
-        x_test=test[0],
-        y_test=test[1],
-        source=source,
+    """A `Dataset` whose validation split is carved from `train`.
+
+    With `class_names` it is a classification set and the split is stratified; an empty
+    list means regression, split at random.
+    """
+    task = "classification" if class_names else "regression"
+    x_train, y_train, x_val, y_val = carve_validation(
+        *train, seed=seed, stratify=task == "classification"
     )
-
-
-def split_regression(
-    name: str,
-    kind: str,
-    train: tuple[np.ndarray, np.ndarray],
-    test: tuple[np.ndarray, np.ndarray],
-    *,
-    seed: int | None,
-    source: str,
-) -> Dataset:
-    """A regression `Dataset` whose validation split is carved at random from `train`."""
-    x_train, y_train, x_val, y_val = carve_validation(*train, seed=seed, stratify=False)
     return Dataset(
         name=name,
         kind=kind,
-        task="regression",
-        class_names=[],
+        task=task,
+        class_names=class_names,
         x_train=x_train,
         y_train=y_train,
         x_val=x_val,

@@ -196,6 +196,42 @@ def test_space_mistakes_exit_2_before_anything_is_written(tmp_path, space, fragm
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(SPACE_FILES)
 
 
+def test_cli_runs_a_keras_tuner_space_file(tmp_path):
+    """`--space spaces.py:build_model` runs a keras-tuner style function from a file, and a
+    TOML config narrows it further, without touching its code."""
+    (tmp_path / "spaces.py").write_text(
+        textwrap.dedent("""
+            import keras
+
+            def build_model(hp):
+                model = keras.Sequential([
+                    keras.Input((4,)),
+                    keras.layers.Dense(hp.Int("units", 8, 64, step=8), activation="relu"),
+                    keras.layers.Dense(3, activation="softmax"),
+                ])
+                lr = hp.Float("lr", 1e-3, 1e-1, sampling="log")
+                model.compile(keras.optimizers.Adam(lr), "sparse_categorical_crossentropy",
+                              metrics=["accuracy"])
+                return model
+        """)
+    )
+    (tmp_path / "narrow.toml").write_text(
+        'space = "spaces.py:build_model"\n[params]\nunits = [16, 32]\n'
+    )
+    for space, study in (
+        ("spaces.py:build_model", "iris-spaces.build_model"),
+        ("narrow.toml", "iris-narrow"),
+    ):
+        done = run_cli(
+            "search", "iris", "--space", space, "--trials", "2", "--max-epochs", "3", cwd=tmp_path
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        summary = json.loads((tmp_path / "automl-out" / study / "summary.json").read_text())
+        assert summary["space"] == space and summary["trials"]["complete"] >= 1
+    study = optuna.load_study(study_name="iris-narrow", storage=sqlite_url(tmp_path / "automl.db"))
+    assert {t.params["units"] for t in study.trials} <= {16, 32}
+
+
 UNREACHABLE = [
     (
         ["search", "iris", "--storage", SECRET_DB],

@@ -1,7 +1,7 @@
 """`auto`: a conditional top-level choice among the spaces that fit the data.
 
 The first parameter, `family`, picks a space; that space's parameters are then sampled
-under its name (`cnn.stages`, `resnet.width`, ...), so families never share a
+under its name (`cnn.stages`, `resnet.width_multiplier`, ...), so families never share a
 distribution and Optuna's samplers learn each one separately. The starting points of the
 chosen families are enqueued first, cheapest first: for images the tutorial CNN, then
 the modern CNN and the residual recipe.
@@ -31,17 +31,22 @@ FAMILIES = {
 def families(spec: ModelSpec) -> list[str]:
     """The spaces `auto` chooses among for this data."""
     names = list(FAMILIES[spec.kind])
-    if spec.kind == "image":
-        from search_spaces.transfer import backbones_available
-
-        if backbones_available():
-            names.append("transfer")
+    if spec.kind == "image" and _cached_backbones():
+        names.append("transfer")
     return names
+
+
+def _cached_backbones() -> list[str]:
+    from search_spaces.transfer import backbones_available
+
+    return backbones_available()
 
 
 def build(hp: HyperParameters, spec: ModelSpec) -> Any:
     """Pick a family, then build that space's model with its names prefixed."""
     family = hp.Choice("family", families(spec))
+    if family == "transfer":  # only backbones whose ImageNet weights are cached
+        hp.overrides.setdefault("transfer.backbone", _cached_backbones())
     module = importlib.import_module(SPACES[family].module)
     with hp.name_scope(family):
         return module.build(hp, spec)
@@ -52,5 +57,7 @@ def starting_points(spec: ModelSpec) -> list[dict[str, Any]]:
     points = []
     for family in families(spec):
         for point in resolve_space(family).starting_points(spec):
+            if family == "transfer" and point.get("backbone") not in _cached_backbones():
+                continue
             points.append({"family": family, **{f"{family}.{k}": v for k, v in point.items()}})
     return points

@@ -353,3 +353,25 @@ def test_starting_points_are_the_first_trials_of_a_new_image_study(cifar_search)
     for trial in (first, second):
         assert trial.user_attrs.get("starting_point") is True
         assert trial.state.name == "COMPLETE", trial.user_attrs.get("reason")
+
+
+def test_auto_offers_transfer_only_with_cached_backbones(monkeypatch, tmp_path):
+    """auto adds `transfer` when some ImageNet file is cached and narrows its backbone to
+    the cached ones, so it never samples a backbone it cannot load."""
+    from search_spaces import auto
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))  # an empty Keras cache
+
+    spec = _cifar_spec()
+    monkeypatch.setattr(auto, "_cached_backbones", lambda: [])
+    assert auto.families(spec) == ["cnn", "resnet", "transformer"]
+    monkeypatch.setattr(auto, "_cached_backbones", lambda: ["mobilenet_v3_small"])
+    assert auto.families(spec)[-1] == "transfer"
+    trial = _trial()
+    hp = HyperParameters(trial, {"family": "transfer"})
+    with pytest.raises(UsageError, match="mobilenet_v3_small"):  # no file in this cache
+        auto.build(hp, spec)
+    assert trial.distributions["transfer.backbone"] == CategoricalDistribution(
+        ["mobilenet_v3_small"]
+    )
+    assert all(p["family"] != "transfer" for p in auto.starting_points(spec))  # v2 not cached

@@ -51,3 +51,19 @@ def digits_spec(kind: str, task: str = "classification", max_epochs: int = 3) ->
         vocab_size=17 if kind == "text" else None,
         target_stats=(float(y.mean()), float(y.std())) if task == "regression" else None,
     )
+
+
+def fit_on_digits(model, hp, kind: str, epochs: int = 3) -> list[float]:
+    """Train on the first N_TRAIN rows with the space's callbacks and fit arguments;
+    returns the validation accuracy of each epoch on the rest."""
+    x, y = digits_as(kind)
+    history = model.fit(
+        x[:N_TRAIN],
+        y[:N_TRAIN],
+        validation_data=(x[N_TRAIN:], y[N_TRAIN:]),
+        epochs=epochs,
+        verbose=0,
+        callbacks=hp.callbacks,
+        **hp.fit_kwargs,
+    )
+    return history.history["val_accuracy"]

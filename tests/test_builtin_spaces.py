@@ -47,6 +47,7 @@ def tracking(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("builtin_spaces")
 
 
+@pytest.mark.slow  # ~100 s in all; .ci/run runs the slow marker after the default suite
 @pytest.mark.parametrize(("space", "kind"), CASES, ids=[f"{s}-{k}" for s, k in CASES])
 def test_space_trains_one_trial_and_logs_its_params(tracking, space, kind):
     """One trial completes (or is a clear FAIL reason), and the MLflow trial run holds

@@ -25,7 +25,7 @@ from automl.spaces.layers import (
     SinusoidalPositionEmbedding,
 )
 from search_spaces import transformer
-from tests._digits import N_TRAIN, digits_as, digits_spec
+from tests._digits import digits_as, digits_spec, fit_on_digits
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -123,16 +123,7 @@ def test_starting_point_learns_digit_rows():
     keras.utils.set_random_seed(0)
     hp = HyperParameters(FixedTrial(_point("sequence")))
     model = transformer.build(hp, spec)
-    history = model.fit(
-        x[:N_TRAIN],
-        y[:N_TRAIN],
-        validation_data=(x[N_TRAIN:], y[N_TRAIN:]),
-        epochs=3,
-        verbose=0,
-        callbacks=hp.callbacks,
-        **hp.fit_kwargs,
-    )
-    assert history.history["val_accuracy"][-1] > 0.5
+    assert fit_on_digits(model, hp, "sequence")[-1] > 0.5
 
 
 @pytest.mark.parametrize(

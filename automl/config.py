@@ -112,20 +112,14 @@ class SearchConfig:
             UsageError: On the first field that breaks a rule, naming it and the fix.
         """
         from automl.data import DATASETS
-        from automl.spaces import SPACES
+        from automl.spaces._resolve import check_space_name
 
         if not in_memory_data and self.dataset not in DATASETS:
             raise UsageError(
                 f"unknown dataset {self.dataset!r}; choose one of: {', '.join(DATASETS)}."
             )
-        if self.space is not None and not _names_a_space(self.space, SPACES):
-            raise UsageError(
-                f"unknown space {self.space!r}; give a built-in name ({', '.join(SPACES)}), "
-                f"file.py:function, package.module:function, or a .toml/.yaml space config."
-            )
-        space_file = _space_file(self.space)
-        if space_file is not None and not Path(space_file).is_file():
-            raise UsageError(f"space file {space_file} does not exist; check the path.")
+        if self.space is not None:
+            check_space_name(self.space)
         if self.trials is not None and self.trials < 1:
             raise UsageError(f"--trials must be at least 1, but got {self.trials}.")
         if self.trials is None and self.timeout is None:
@@ -175,27 +169,14 @@ class SearchConfig:
         return self
 
 
-def _names_a_space(space: str, builtins: dict) -> bool:
-    """Cheap shape check; `automl.spaces.resolve_space` does the real import."""
-    return space in builtins or ":" in space or space.endswith((".toml", ".yaml", ".yml"))
-
-
-def _space_file(space: str | None) -> str | None:
-    """The file a space reference or config names, if it names one."""
-    if space is None:
-        return None
-    if space.endswith((".toml", ".yaml", ".yml")):
-        return space
-    target = space.rpartition(":")[0]
-    return target if target.endswith(".py") or "/" in target else None
-
-
 def _space_slug(space: str) -> str:
     """A file-name-safe short form: `spaces/mine.py:build` -> `mine.build`."""
-    if space.endswith((".toml", ".yaml", ".yml")):
+    from automl.spaces._resolve import CONFIG_SUFFIXES, space_file
+
+    if space.endswith(CONFIG_SUFFIXES):
         return Path(space).stem
     target, _, attr = space.rpartition(":")
     if not target:
         return space
-    stem = Path(target).stem if target.endswith(".py") else target.rsplit(".", 1)[-1]
+    stem = Path(target).stem if space_file(space) else target.rsplit(".", 1)[-1]
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{stem}.{attr}")

@@ -21,12 +21,7 @@ from automl.spaces.blocks import (
     choose_regularizer,
     output_head,
 )
-from automl.spaces.training import (
-    choose_batch_size,
-    choose_label_smoothing,
-    choose_optimizer,
-    compile_for_task,
-)
+from automl.spaces.training import choose_training
 
 FILTERS = {1: [16, 32, 64], 2: [32, 64, 128], 3: [64, 128, 256]}
 
@@ -107,10 +102,8 @@ def build(hp: HyperParameters, spec: ModelSpec) -> keras.Model:
     batch_norm = hp.Boolean("batch_norm")
     spatial_dropout = choose_dropout(hp, name="spatial_dropout", high=0.3)
     dropout = choose_dropout(hp)
-    smoothing = choose_label_smoothing(hp, spec)
     recipe = choose_augmentation(hp)
-    batch_size = choose_batch_size(hp, spec)
-    optimizer = choose_optimizer(hp, spec, batch_size=batch_size)
+    compile_model = choose_training(hp, spec)
 
     inputs, x = spec.inputs()
     x = augment(x, recipe)
@@ -147,4 +140,4 @@ def build(hp: HyperParameters, spec: ModelSpec) -> keras.Model:
     if dropout > 0:
         x = keras.layers.Dropout(dropout)(x)
     model = keras.Model(inputs, output_head(x, spec, initializer), name="cnn")
-    return compile_for_task(model, optimizer, spec, label_smoothing=smoothing)
+    return compile_model(model)

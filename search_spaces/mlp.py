@@ -14,12 +14,7 @@ from automl.spaces.blocks import (
     normalization_layer,
     output_head,
 )
-from automl.spaces.training import (
-    choose_batch_size,
-    choose_label_smoothing,
-    choose_optimizer,
-    compile_for_task,
-)
+from automl.spaces.training import choose_training
 
 
 def build(hp: HyperParameters, spec: ModelSpec) -> keras.Model:
@@ -37,9 +32,7 @@ def build(hp: HyperParameters, spec: ModelSpec) -> keras.Model:
     regularizer = choose_regularizer(hp)
     norm = choose_normalization(hp)
     dropout = choose_dropout(hp)
-    smoothing = choose_label_smoothing(hp, spec)
-    batch_size = choose_batch_size(hp, spec)
-    optimizer = choose_optimizer(hp, spec, batch_size=batch_size)
+    compile_model = choose_training(hp, spec)
 
     inputs, x = spec.inputs()
     if spec.kind == "text":
@@ -61,4 +54,4 @@ def build(hp: HyperParameters, spec: ModelSpec) -> keras.Model:
         if dropout > 0:
             x = keras.layers.Dropout(dropout)(x)
     model = keras.Model(inputs, output_head(x, spec, initializer), name="mlp")
-    return compile_for_task(model, optimizer, spec, label_smoothing=smoothing)
+    return compile_model(model)

@@ -30,12 +30,7 @@ from automl.spaces.blocks import (
     choose_regularizer,
     output_head,
 )
-from automl.spaces.training import (
-    choose_batch_size,
-    choose_label_smoothing,
-    choose_optimizer,
-    compile_for_task,
-)
+from automl.spaces.training import choose_training
 
 # Filters of stages 1-4 at width multiplier 1; a bottleneck block outputs `expansion` times
 # its stage's filters.
@@ -88,10 +83,8 @@ def build(hp: HyperParameters, spec: ModelSpec) -> keras.Model:
     regularizer = choose_regularizer(hp)
     spatial_dropout = choose_dropout(hp, name="spatial_dropout", high=0.3)
     dropout = choose_dropout(hp)
-    smoothing = choose_label_smoothing(hp, spec)
     recipe = choose_augmentation(hp)
-    batch_size = choose_batch_size(hp, spec)
-    optimizer = choose_optimizer(hp, spec, batch_size=batch_size)
+    compile_model = choose_training(hp, spec)
 
     widths = [max(8, int(round(base * multiplier))) for base in BASE_WIDTHS[:stages]]
     conv = _ConvFactory(initializer, regularizer, activation)
@@ -115,7 +108,7 @@ def build(hp: HyperParameters, spec: ModelSpec) -> keras.Model:
     if dropout > 0:
         x = keras.layers.Dropout(dropout)(x)
     model = keras.Model(inputs, output_head(x, spec, initializer), name="resnet")
-    return compile_for_task(model, optimizer, spec, label_smoothing=smoothing)
+    return compile_model(model)
 
 
 class _ConvFactory:

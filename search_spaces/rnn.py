@@ -20,8 +20,7 @@ from typing import Any
 
 import keras
 
-from automl._errors import UsageError
-from automl.spaces import HyperParameters, ModelSpec
+from automl.spaces import SPACES, HyperParameters, ModelSpec
 from automl.spaces.blocks import (
     choose_activation,
     choose_dropout,
@@ -29,14 +28,9 @@ from automl.spaces.blocks import (
     choose_regularizer,
     output_head,
 )
-from automl.spaces.training import (
-    choose_batch_size,
-    choose_label_smoothing,
-    choose_optimizer,
-    compile_for_task,
-)
+from automl.spaces.training import choose_training
 
-KINDS = ("sequence", "text", "image")
+KINDS = SPACES["rnn"].kinds
 CELLS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU, "simple_rnn": keras.layers.SimpleRNN}
 # Recurrent dropout is a choice among a few rates, 0 included: any rate above 0 makes
 # Keras fall back from the fused (cuDNN) LSTM/GRU kernels to the generic step loop, which
@@ -87,11 +81,7 @@ def build(hp: HyperParameters, spec: ModelSpec) -> keras.Model:
     Raises:
         UsageError: For data kinds other than sequence, text and image.
     """
-    if spec.kind not in KINDS:
-        raise UsageError(
-            f"the rnn space builds for {'/'.join(KINDS)} data, but got {spec.kind} data; "
-            f"pick another space (mlp fits vectors)."
-        )
+    SPACES["rnn"].require_kind(spec)
     cell = hp.Choice("cell", list(CELLS))
     layers = hp.Int("layers", 1, 3)
     units = hp.Int("units", 16, 256, sampling="log")
@@ -107,9 +97,7 @@ def build(hp: HyperParameters, spec: ModelSpec) -> keras.Model:
         activation = choose_activation(hp)
     initializer = choose_initializer(hp)
     regularizer = choose_regularizer(hp)
-    smoothing = choose_label_smoothing(hp, spec)
-    batch_size = choose_batch_size(hp, spec)
-    optimizer = choose_optimizer(hp, spec, batch_size=batch_size)
+    compile_model = choose_training(hp, spec)
 
     inputs, x = spec.inputs()
     if spec.kind == "text":
@@ -150,4 +138,4 @@ def build(hp: HyperParameters, spec: ModelSpec) -> keras.Model:
         if dropout > 0:
             x = keras.layers.Dropout(dropout)(x)
     model = keras.Model(inputs, output_head(x, spec, initializer), name="rnn")
-    return compile_for_task(model, optimizer, spec, label_smoothing=smoothing)
+    return compile_model(model)

@@ -37,12 +37,7 @@ import numpy as np
 from automl import UsageError
 from automl.spaces import HyperParameters, ModelSpec
 from automl.spaces.blocks import augment, choose_augmentation, choose_dropout, output_head
-from automl.spaces.training import (
-    choose_batch_size,
-    choose_label_smoothing,
-    choose_optimizer,
-    compile_for_task,
-)
+from automl.spaces.training import choose_training
 
 # ImageNet statistics of the "torch" preprocessing mode (DenseNet, EfficientNet).
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -136,17 +131,14 @@ def build(hp: HyperParameters, spec: ModelSpec) -> keras.Model:
     with hp.conditional_scope("head_dense", True):
         head_units = hp.Choice("head_units", [128, 256, 512])
     dropout = choose_dropout(hp)
-    smoothing = choose_label_smoothing(hp, spec)
     recipe = choose_augmentation(hp)
-    batch_size = choose_batch_size(hp, spec)
     # A frozen backbone trains only the head, which takes the usual rates (as does a
     # network trained from scratch); fine-tuning pretrained layers needs rates 10-100x
     # lower or it wipes out what they learned.
     usual = fine_tune == 0.0 or from_scratch
-    optimizer = choose_optimizer(
+    compile_model = choose_training(
         hp,
         spec,
-        batch_size=batch_size,
         choices=OPTIMIZERS,
         learning_rate=(1e-4, 1e-2) if usual else (1e-5, 1e-3),
         learning_rate_name="learning_rate" if usual else "fine_tune_learning_rate",
@@ -172,7 +164,7 @@ def build(hp: HyperParameters, spec: ModelSpec) -> keras.Model:
     if dropout > 0:
         x = keras.layers.Dropout(dropout, name="head_dropout")(x)
     model = keras.Model(inputs, output_head(x, spec), name="transfer")
-    return compile_for_task(model, optimizer, spec, label_smoothing=smoothing)
+    return compile_model(model)
 
 
 def backbones_available() -> list[str]:

@@ -30,8 +30,7 @@ from typing import Any
 
 import keras
 
-from automl._errors import UsageError
-from automl.spaces import HyperParameters, ModelSpec
+from automl.spaces import SPACES, HyperParameters, ModelSpec
 from automl.spaces.blocks import (
     augment,
     choose_activation,
@@ -44,14 +43,9 @@ from automl.spaces.layers import (
     PositionEmbedding,
     SinusoidalPositionEmbedding,
 )
-from automl.spaces.training import (
-    choose_batch_size,
-    choose_label_smoothing,
-    choose_optimizer,
-    compile_for_task,
-)
+from automl.spaces.training import choose_training
 
-KINDS = ("sequence", "text", "image")
+KINDS = SPACES["transformer"].kinds
 D_MODELS = (32, 64, 128, 256)
 HEADS = (1, 2, 4, 8)
 KEY_DIMS = (16, 32, 64)
@@ -173,11 +167,7 @@ def build(hp: HyperParameters, spec: ModelSpec) -> keras.Model:
     Raises:
         UsageError: For data kinds other than sequence, text and image.
     """
-    if spec.kind not in KINDS:
-        raise UsageError(
-            f"the transformer space builds for {'/'.join(KINDS)} data, but got {spec.kind} "
-            f"data; pick another space (mlp fits vectors)."
-        )
+    SPACES["transformer"].require_kind(spec)
     d_model = hp.Choice("d_model", list(D_MODELS))
     layers = hp.Int("layers", 1, 4)
     heads = hp.Choice("heads", list(HEADS))
@@ -195,11 +185,7 @@ def build(hp: HyperParameters, spec: ModelSpec) -> keras.Model:
     else:
         position = hp.Choice("position", list(POSITIONS))
         pooling = hp.Choice("pooling", list(POOLINGS))
-    smoothing = choose_label_smoothing(hp, spec)
-    batch_size = choose_batch_size(hp, spec)
-    optimizer = choose_optimizer(
-        hp, spec, batch_size=batch_size, choices=OPTIMIZERS, learning_rate=LEARNING_RATE
-    )
+    compile_model = choose_training(hp, spec, choices=OPTIMIZERS, learning_rate=LEARNING_RATE)
 
     inputs, x = spec.inputs()
     if spec.kind == "text":
@@ -240,4 +226,4 @@ def build(hp: HyperParameters, spec: ModelSpec) -> keras.Model:
     if dropout > 0:
         x = keras.layers.Dropout(dropout, name="head_dropout")(x)
     model = keras.Model(inputs, output_head(x, spec), name="transformer")
-    return compile_for_task(model, optimizer, spec, label_smoothing=smoothing)
+    return compile_model(model)

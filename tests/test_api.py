@@ -230,3 +230,67 @@ def test_arrays_as_data(tmp_path):
     result = automl.search("mlp", dataset=(x, y), trials=1, **_options(tmp_path, "arr"))
     assert result.study.user_attrs["dataset"] == "arrays"
     assert result.summary["test"]["metrics"]["accuracy"] > 0.6
+
+
+def test_hypermodel_fit_may_return_its_metrics(tmp_path):
+    """keras-tuner lets `fit` return a dict of metrics; when it trains without passing
+    our callbacks on, that dict is the trial's value."""
+
+    class Quiet(keras_tuner.HyperModel):
+        def build(self, hp):
+            inputs = keras.Input((64,))
+            x = keras.layers.Dense(hp.Int("units", 16, 64, step=16), activation="relu")(inputs)
+            return keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(x))
+
+        def fit(self, hp, model, x, y, validation_data, epochs, **kwargs):
+            model.fit(x, y, epochs=epochs, verbose=0)
+            _, accuracy = model.evaluate(*validation_data, verbose=0)
+            return {"val_accuracy": accuracy}
+
+    result = automl.search(Quiet, dataset="digits", trials=1, **_options(tmp_path, "quiet"))
+    trial = result.study.trials[0]
+    assert trial.state.name == "COMPLETE" and 0.5 < trial.value <= 1.0
+
+
+def without_accuracy(hp):
+    """Compiled by the user without the metric the search scores."""
+    inputs = keras.Input((64,))
+    model = keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(inputs))
+    model.compile("adam", "sparse_categorical_crossentropy")
+    return model
+
+
+def test_a_model_without_the_scored_metric_fails_with_the_fix(tmp_path):
+    """The trial fails in one line that says which metric to compile with."""
+    result = automl.search(
+        without_accuracy, dataset="digits", trials=1, **_options(tmp_path, "nometric")
+    )
+    reason = result.study.trials[0].user_attrs["reason"]
+    assert "reports no val_accuracy" in reason and "metrics=['accuracy']" in reason
+    assert result.best_model is None and result.summary["best"] is None
+
+
+def test_estimator_with_no_completed_trial_says_so():
+    """AutoClassifier.fit raises a UsageError instead of keeping no model."""
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    with pytest.raises(UsageError, match="no trial completed in 1 trials"):
+        automl.AutoClassifier(without_accuracy, trials=1, max_epochs=1).fit(x, y)
+
+
+@pytest.mark.parametrize(
+    ("x", "y", "options", "match"),
+    [
+        (np.zeros((10, 2)), np.zeros(9), {}, "same length, but got 10 and 9"),
+        (np.zeros((10, 2)), np.zeros((10, 2)), {}, "one label or value per row"),
+        (np.zeros(10), np.arange(10) % 2, {}, "cannot tell what x of shape"),
+        (np.zeros((10, 2)), np.arange(10) % 2, {"task": "ranking"}, "task must be"),
+        (np.zeros((6, 2)), np.arange(6) % 2, {}, "too little data to split"),
+    ],
+)
+def test_array_mistakes_are_usage_errors(x, y, options, match):
+    from automl.data import from_arrays
+
+    with pytest.raises(UsageError, match=match):
+        from_arrays(x, y, **options)

@@ -59,6 +59,18 @@ def probe(argv: list[str], cwd: Path) -> dict:
     return result
 
 
+def _files_in(folder: Path) -> list[str]:
+    """Flags that put the study, the MLflow database and the outputs in `folder`."""
+    return [
+        "--storage",
+        sqlite_url(folder / "automl.db"),
+        "--tracking-uri",
+        sqlite_url(folder / "mlflow.db"),
+        "--out",
+        str(folder / "out"),
+    ]
+
+
 def assert_usage_error(done: subprocess.CompletedProcess[str], fragment: str) -> str:
     """Exit code 2, nothing on stdout, exactly one line on stderr that contains `fragment`."""
     assert done.returncode == 2, (done.stdout, done.stderr)
@@ -310,12 +322,7 @@ def cli_search(tmp_path_factory) -> dict:
         "3",
         "--max-epochs",
         "3",
-        "--storage",
-        sqlite_url(files / "automl.db"),
-        "--tracking-uri",
-        sqlite_url(files / "mlflow.db"),
-        "--out",
-        str(files / "out"),
+        *_files_in(files),
     ]
     done = run_cli(*args, cwd=cwd)
     return {"done": done, "cwd": cwd, "files": files, "args": args}
@@ -459,12 +466,7 @@ def test_ctrl_c_closes_everything_and_the_same_command_resumes(tmp_path):
         "40",
         "--pruner",
         "none",
-        "--storage",
-        sqlite_url(tmp_path / "automl.db"),
-        "--tracking-uri",
-        sqlite_url(tmp_path / "mlflow.db"),
-        "--out",
-        str(tmp_path / "out"),
+        *_files_in(tmp_path),
     ]
     process = subprocess.Popen(
         [sys.executable, "-m", "automl", *args],
@@ -527,12 +529,7 @@ def test_cli_search_on_a_cifar10_slice(cifar_root, tmp_path):
         "2",
         "--max-epochs",
         "1",
-        "--storage",
-        sqlite_url(tmp_path / "automl.db"),
-        "--tracking-uri",
-        sqlite_url(tmp_path / "mlflow.db"),
-        "--out",
-        str(tmp_path / "out"),
+        *_files_in(tmp_path),
     ]
     done = run_cli(*args, cwd=tmp_path, env=cli_env(AUTOML_CACHE_DIR=str(tmp_path / "cache")))
     assert done.returncode == 0, done.stderr[-3000:]

@@ -150,3 +150,31 @@ def test_export_with_a_missing_checkpoint_is_a_usage_error(tmp_path):
         r"rerun the search",
     ):
         automl_export.best_checkpoint(study)
+
+
+def test_models_with_automl_layers_load_with_automl_load_model(tmp_path):
+    """A transformer (automl's position layers) trained with label smoothing, saved as the
+    engine saves checkpoints: in a fresh Python, `automl.load_model` reads it and gives
+    the same predictions, and its loss is Keras' own again."""
+    from optuna.trial import FixedTrial
+
+    from automl.spaces import HyperParameters
+    from search_spaces import transformer
+    from tests._digits import digits_as, digits_spec
+
+    x, _ = digits_as("text")
+    point = {**transformer.starting_points(digits_spec("text"))[0], "label_smoothing": 0.1}
+    model = transformer.build(HyperParameters(FixedTrial(point)), digits_spec("text"))
+    expected = model.predict(x[:8], verbose=0)
+    automl_export.save_plain(model, tmp_path / "m.keras")
+    np.save(tmp_path / "x.npy", x[:8])
+    code = textwrap.dedent(f"""
+        import automl, numpy as np
+        model = automl.load_model({str(tmp_path / "m.keras")!r})
+        assert model.loss == "sparse_categorical_crossentropy", model.loss
+        np.save("out.npy", model.predict(np.load("x.npy"), verbose=0))
+    """)
+    subprocess.run(
+        [sys.executable, "-c", code], check=True, env=cli_env(), cwd=tmp_path, timeout=300
+    )
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), expected, atol=1e-5)

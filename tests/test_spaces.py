@@ -375,3 +375,68 @@ def test_auto_offers_transfer_only_with_cached_backbones(monkeypatch, tmp_path):
         ["mobilenet_v3_small"]
     )
     assert all(p["family"] != "transfer" for p in auto.starting_points(spec))  # v2 not cached
+
+
+# -- space configs and references ---------------------------------------------------------
+
+CONFIG_ERRORS = [
+    ("noname.toml", "[params]\nlayers = 2\n", "must say which space it narrows"),
+    ("extra.toml", 'space = "mlp"\nextra = 1\n', r"unknown key\(s\) extra"),
+    ("flat.yaml", "space: mlp\nparams: [1, 2]\n", "'params' must be a table"),
+    ("empty.toml", 'space = "mlp"\n[params]\nlayers = []\n', "params.layers must be a value"),
+    ("base.toml", 'space = "nope"\n', "unknown space 'nope'"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "match"), CONFIG_ERRORS, ids=[c[0] for c in CONFIG_ERRORS]
+)
+def test_space_config_mistakes_are_usage_errors(tmp_path, name, text, match):
+    """Each malformed config names what is wrong, before any model is built."""
+    (tmp_path / name).write_text(text)
+    with pytest.raises(UsageError, match=match):
+        resolve_space(str(tmp_path / name))
+
+
+def test_range_given_for_a_choice_is_refused_at_the_first_build(tmp_path):
+    """{min, max} on a categorical parameter is refused when the space asks for it."""
+    from automl.engine._space_check import check_space
+
+    (tmp_path / "c.toml").write_text('space = "mlp"\n[params]\nactivation = {min = 1}\n')
+    with pytest.raises(UsageError, match="gives 'activation' a min/max range"):
+        check_space(resolve_space(str(tmp_path / "c.toml")), _spec(), seed=0)
+
+
+def test_a_space_file_that_fails_to_import_is_a_usage_error(tmp_path):
+    (tmp_path / "bad.py").write_text("import not_a_module_anywhere\n")
+    with pytest.raises(UsageError, match="cannot import space file .*ModuleNotFoundError"):
+        resolve_space(f"{tmp_path / 'bad.py'}:build")
+
+
+def test_a_hypermodel_class_that_needs_arguments_is_a_usage_error():
+    import keras_tuner
+
+    class Needs(keras_tuner.HyperModel):
+        def __init__(self, classes):
+            super().__init__()
+
+    with pytest.raises(UsageError, match="HyperModel Needs needs constructor arguments"):
+        resolve_space(Needs)
+
+
+def test_config_drops_starting_points_it_contradicts(tmp_path):
+    """Fixing cnn's optimizer to AdamW keeps the modern CNN point and drops the tutorial
+    CNN (Adam), as the README says."""
+    (tmp_path / "w.toml").write_text('space = "cnn"\n[params]\noptimizer = "adamw"\n')
+    assert resolve_space(str(tmp_path / "w.toml")).starting_points(_cifar_spec()) == [cnn.MODERN]
+
+
+def test_auto_configs_name_prefixed_parameters(tmp_path):
+    """For auto, `mlp.layers` narrows mlp; the bare `layers` names nothing auto asks for."""
+    from automl.engine._space_check import check_space
+
+    (tmp_path / "ok.toml").write_text('space = "auto"\n[params]\n"mlp.layers" = 2\n')
+    check_space(resolve_space(str(tmp_path / "ok.toml")), _spec(), seed=0)
+    (tmp_path / "bare.toml").write_text('space = "auto"\n[params]\nlayers = 2\n')
+    with pytest.raises(UsageError, match="names 'layers', which space .* never asks for"):
+        check_space(resolve_space(str(tmp_path / "bare.toml")), _spec(), seed=0)

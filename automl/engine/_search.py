@@ -35,6 +35,7 @@ from automl.engine._trainer import (
     TrialOutcome,
     build_model,
     fit_trial,
+    one_line,
 )
 from automl.export import best_trial_or_none, export_best, save_plain
 from automl.preflight import check_storage_url, check_tracking_uri
@@ -264,7 +265,7 @@ class _TrialRunner:
             reason = str(exc)
             raise
         except Exception as exc:
-            reason = _one_line(exc)
+            reason = one_line(exc)
             if isinstance(exc, SpaceFailed):
                 trial.set_user_attr("space_failed", True)
             raise TrialFailed(reason) from exc
@@ -364,13 +365,3 @@ def _fixed(hp: HyperParameters, trial: optuna.Trial) -> dict[str, Any]:
     for key, value in fixed.items():
         trial.set_user_attr(f"fixed_{key}", value)
     return fixed
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    message = text[0] if text else ""
-    if isinstance(exc, MemoryError) or "ResourceExhausted" in type(exc).__name__:
-        return f"out of memory: {message}"[:500]
-    if isinstance(exc, TrialFailed):
-        return message[:500]
-    return f"{type(exc).__name__}: {message}"[:500]

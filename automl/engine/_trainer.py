@@ -72,7 +72,7 @@ def build_model(space: Space, hp: HyperParameters, spec: ModelSpec) -> keras.Mod
     except (UsageError, KeyboardInterrupt):
         raise
     except Exception as exc:
-        raise SpaceFailed(f"the space raised while building: {_one_line(exc)}") from exc
+        raise SpaceFailed(f"the space raised while building: {one_line(exc)}") from exc
     if not isinstance(model, keras.Model):
         raise SpaceFailed(f"the space returned {type(model).__name__}, not a keras.Model.")
     shape = tuple(model.outputs[0].shape) if model.outputs else None
@@ -173,7 +173,13 @@ def _returned_values(returned: Any, monitor: str) -> list[float]:
     return []
 
 
-def _one_line(exc: BaseException) -> str:
-    """`Type: first line of the message`, at most 300 characters."""
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:300]
+def one_line(exc: BaseException) -> str:
+    """A trial's failure reason: `Type: first line`, "out of memory: ..." for OOM, at most
+    500 characters; a `TrialFailed` message is already a reason and stands alone."""
+    text = str(exc).strip().splitlines()
+    message = text[0] if text else ""
+    if isinstance(exc, MemoryError) or "ResourceExhausted" in type(exc).__name__:
+        return f"out of memory: {message}"[:500]
+    if isinstance(exc, TrialFailed):
+        return message[:500]
+    return f"{type(exc).__name__}: {message}"[:500]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from automl._errors import UsageError
 from automl.spaces._hp import HyperParameters
 from automl.spaces._resolve import Space, resolve_space
 from automl.spaces._spec import ModelSpec
@@ -36,6 +37,18 @@ class SpaceInfo:
     kinds: tuple[str, ...]
     tasks: tuple[str, ...]
     module: str
+
+    def require_kind(self, spec: ModelSpec) -> None:
+        """Refuse data this space does not build for (for direct calls of its build).
+
+        Raises:
+            UsageError: Naming the kinds it builds for.
+        """
+        if spec.kind not in self.kinds:
+            raise UsageError(
+                f"the {self.name} space builds for {'/'.join(self.kinds)} data, but got "
+                f"{spec.kind} data; pick another space (`automl spaces`)."
+            )
 
 
 SPACES: dict[str, SpaceInfo] = {

@@ -50,31 +50,18 @@ class Space:
 
     def starting_points(self, spec: ModelSpec) -> list[dict[str, Any]]:
         """Starting points that agree with the overrides (the others are dropped)."""
-        kept = []
-        for point in self.points(spec):
-            if all(_allowed(point[k], v) for k, v in self.overrides.items() if k in point):
-                kept.append(
-                    {
-                        k: v
-                        for k, v in point.items()
-                        if k not in self.overrides or isinstance(self.overrides[k], list | dict)
-                    }
-                )
-        return kept
+        return [
+            point
+            for point in self.points(spec)
+            if all(_allowed(point[k], v) for k, v in self.overrides.items() if k in point)
+        ]
 
     def check_fits(self, spec: ModelSpec, dataset: str) -> None:
-        """Refuse a built-in space that cannot build for this data or task."""
-        if self.info is None:
-            return
-        if spec.kind not in self.info.kinds:
+        """Refuse a built-in space that cannot build for this kind of data."""
+        if self.info is not None and spec.kind not in self.info.kinds:
             raise UsageError(
                 f"space {self.info.name!r} builds for {'/'.join(self.info.kinds)} data, but "
                 f"{dataset!r} is {spec.kind} data; pick another --space (`automl spaces`)."
-            )
-        if spec.task not in self.info.tasks:
-            raise UsageError(
-                f"space {self.info.name!r} fits {'/'.join(self.info.tasks)}, not {spec.task}; "
-                f"pick another --space."
             )
 
 
@@ -88,20 +75,50 @@ def resolve_space(value: Any) -> Space:
         return value
     if isinstance(value, str | os.PathLike):
         text = os.fspath(value)
+        check_space_name(text)
         from automl.spaces import SPACES
 
         if text in SPACES:
             return _builtin(text)
         if text.endswith(CONFIG_SUFFIXES):
             return _from_config(Path(text))
-        if ":" in text:
-            target, _, attr = text.rpartition(":")
-            return _from_object(_import_attr(target, attr), label=text)
+        target, _, attr = text.rpartition(":")
+        return _from_object(_import_attr(target, attr), label=text)
+    return _from_object(value, label=None)
+
+
+def check_space_name(text: str) -> None:
+    """The cheap check (no import): a built-in name, or a reference or config whose file
+    exists. `resolve_space` does the rest.
+
+    Raises:
+        UsageError: Naming the forms a space may take, or the missing file.
+    """
+    from automl.spaces import SPACES
+
+    if text in SPACES:
+        return
+    if not (text.endswith(CONFIG_SUFFIXES) or ":" in text):
         raise UsageError(
             f"unknown space {text!r}; give a built-in name ({', '.join(SPACES)}), "
             f"file.py:function, package.module:function, or a .toml/.yaml space config."
         )
-    return _from_object(value, label=None)
+    path = space_file(text)
+    if path is not None and not Path(path).is_file():
+        raise UsageError(f"space file {path} does not exist; check the path.")
+
+
+def space_file(text: str) -> str | None:
+    """The file a space config or `file.py:function` reference names (None otherwise)."""
+    if text.endswith(CONFIG_SUFFIXES):
+        return text
+    target = text.rpartition(":")[0]
+    return target if _is_file_target(target) else None
+
+
+def _is_file_target(target: str) -> bool:
+    """`path/to/file.py` (a file) rather than `package.module` (an import)."""
+    return target.endswith(".py") or os.sep in target or "/" in target
 
 
 def _builtin(name: str) -> Space:
@@ -172,10 +189,8 @@ def _hypermodel_base(cls: type) -> type | None:
 
 def _import_attr(target: str, attr: str) -> Any:
     """Import `attr` from a .py file path or a dotted module name."""
-    if target.endswith(".py") or os.sep in target or "/" in target:
+    if _is_file_target(target):
         path = Path(target)
-        if not path.is_file():
-            raise UsageError(f"space file {target} does not exist; check the path.")
         module_name = f"automl_user_space_{path.stem}"
         spec = importlib.util.spec_from_file_location(module_name, path)
         if spec is None or spec.loader is None:
@@ -206,8 +221,6 @@ def _import_attr(target: str, attr: str) -> Any:
 
 def _from_config(path: Path) -> Space:
     """A TOML/YAML file: `space = "<name or reference>"` and a `params` table."""
-    if not path.is_file():
-        raise UsageError(f"space file {path} does not exist; check the path.")
     content = _read_config(path)
     base = content.get("space")
     if not isinstance(base, str) or base.endswith(CONFIG_SUFFIXES):

@@ -8,6 +8,7 @@ trial's epoch budget.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -144,3 +145,23 @@ def compile_for_task(
         optimizer=optimizer, loss=task_loss(spec, label_smoothing), metrics=task_metrics(spec)
     )
     return model
+
+
+def choose_training(
+    hp: HyperParameters, spec: ModelSpec, **optimizer_options: Any
+) -> Callable[[keras.Model], keras.Model]:
+    """Sample label smoothing, batch size and the optimizer with its schedule.
+
+    Args:
+        hp: The trial's hyperparameters.
+        spec: Data facts.
+        **optimizer_options: Passed to `choose_optimizer` (choices, learning-rate range
+            and name).
+
+    Returns:
+        The function that compiles a built model with what was sampled.
+    """
+    smoothing = choose_label_smoothing(hp, spec)
+    batch_size = choose_batch_size(hp, spec)
+    optimizer = choose_optimizer(hp, spec, batch_size=batch_size, **optimizer_options)
+    return lambda model: compile_for_task(model, optimizer, spec, label_smoothing=smoothing)

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from automl.data._encoding import Encoded, Encoder
+
+if TYPE_CHECKING:
+    from automl.spaces import HyperParameters
 
 
 @dataclasses.dataclass
@@ -13,13 +19,17 @@ class Dataset:
 
     Attributes:
         name: Dataset name.
-        kind: "image" (uint8 pixels, HxWxC) or "vector" (float features).
-        task: "classification" (the only task so far).
-        class_names: Label names, index = integer label.
-        x_train, y_train: Data the models are fitted on.
+        kind: The raw data: "image" (uint8 pixels, HxWxC), "vector" (float features),
+            "sequence" (float timesteps x features), "text" (int token ids, or strings
+            with an encoder) or "table" (a pandas DataFrame of columns).
+        task: "classification" or "regression".
+        class_names: Label names, index = integer label; [] for regression.
+        x_train, y_train: Data the models are fitted on (raw; see `encoder`).
         x_val, y_val: Stratified hold-out from the training part, used for choosing.
         x_test, y_test: Scored once, for the best model only.
         source: Where the data came from (shown to the user and logged).
+        encoder: Turns raw tables or strings into model-ready arrays, and builds the
+            exported model that takes them raw; None when `x` is model-ready.
     """
 
     name: str
@@ -33,6 +43,20 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
     source: str = ""
+    encoder: Encoder | None = None
+
+    def encode(self, hp: HyperParameters | None = None) -> Encoded:
+        """The train and validation arrays a trial fits on (see `Encoder.encode`)."""
+        if self.encoder is None:
+            return Encoded(self.x_train, self.x_val, self.kind)
+        return self.encoder.encode(self.x_train, self.x_val, hp)
+
+    def raw_sample(self, n: int = 2) -> Any:
+        """The first `n` test rows (else validation rows), as `model.predict` takes them."""
+        from automl.data._encoding import model_input
+
+        part = self.x_test if len(self.x_test) else self.x_val
+        return model_input(part[:n])
 
     @property
     def num_classes(self) -> int:

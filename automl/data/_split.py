@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from sklearn.model_selection import train_test_split
 
+from automl._errors import UsageError
 from automl.data._dataset import Dataset
+from automl.data._encoding import Encoder
 
 
 def carve_validation(
@@ -55,11 +59,12 @@ def split_dataset(
     *,
     seed: int | None,
     source: str,
+    encoder: Encoder | None = None,
 ) -> Dataset:
     """A `Dataset` whose validation split is carved from `train`.
 
     With `class_names` it is a classification set and the split is stratified; an empty
-    list means regression, split at random.
+    list means regression, split at random. `x` may be an array or a DataFrame.
     """
     task = "classification" if class_names else "regression"
     x_train, y_train, x_val, y_val = carve_validation(
@@ -77,4 +82,25 @@ def split_dataset(
         x_test=test[0],
         y_test=test[1],
         source=source,
+        encoder=encoder,
     )
+
+
+def hold_out(
+    x: Any, y: np.ndarray, *, test_split: bool = True, stratify: bool = True
+) -> tuple[tuple[Any, np.ndarray], tuple[Any, np.ndarray]]:
+    """(train part, test part) of data without its own test split.
+
+    The test part is `hold_out_test`'s fixed 20 %, or empty without `test_split`.
+
+    Raises:
+        UsageError: When there is too little data to split (10 rows, 3 per class).
+    """
+    if len(x) < 10 or (stratify and np.bincount(y).min() < 3):
+        raise UsageError(
+            f"too little data to split ({len(x)} rows); give at least 10 rows and 3 per class."
+        )
+    if not test_split:
+        return (x, y), (x[:0], y[:0])
+    x_rest, y_rest, x_test, y_test = hold_out_test(x, y, stratify=stratify)
+    return (x_rest, y_rest), (x_test, y_test)

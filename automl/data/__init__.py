@@ -32,10 +32,15 @@ DATASETS: dict[str, DatasetInfo] = {
     info.name: info
     for info in [
         DatasetInfo("cifar10", "32x32 colour images, 10 classes (50k/10k)", "keras", "auto", 6),
+        DatasetInfo("cifar100", "32x32 colour images, 100 classes (50k/10k)", "keras", "auto", 6),
         DatasetInfo("mnist", "28x28 handwritten digits, 10 classes (60k/10k)", "keras", "auto", 6),
         DatasetInfo(
             "fashion_mnist", "28x28 clothing images, 10 classes (60k/10k)", "keras", "auto", 10
         ),
+        DatasetInfo(
+            "imdb", "movie reviews as word ids, positive/negative (25k/25k)", "keras", "auto", 6
+        ),
+        DatasetInfo("reuters", "newswires as word ids, 46 topics (8982/2246)", "keras", "auto", 10),
         DatasetInfo(
             "digits", "8x8 handwritten digits as 64 features, 10 classes", "sklearn", "auto", 40
         ),

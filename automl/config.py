@@ -17,6 +17,20 @@ from automl._errors import UsageError
 
 SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc")
 PRUNERS = ("hyperband", "median", "sha", "none")
+# --metric name -> (tasks it applies to, direction of better).
+METRICS: dict[str, tuple[tuple[str, ...], str]] = {
+    "accuracy": (("classification",), "maximize"),
+    "auc": (("classification",), "maximize"),
+    "f1": (("classification",), "maximize"),
+    "rmse": (("regression",), "minimize"),
+    "mse": (("regression",), "minimize"),
+    "mae": (("regression",), "minimize"),
+    "r2": (("regression",), "maximize"),
+    "loss": (("classification", "regression"), "minimize"),
+}
+TASKS = ("binary", "multiclass", "classification", "regression")
+TABLE_SUFFIXES = (".csv", ".tsv", ".tab", ".parquet", ".pq")
+ARRAY_SUFFIXES = (".npz",)
 DEFAULT_STORAGE = "sqlite:///automl.db"
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 
@@ -67,7 +81,8 @@ class SearchConfig:
     """Everything one search needs, as plain values.
 
     Attributes:
-        dataset: A built-in dataset name (or the name of in-memory data).
+        dataset: A built-in dataset name, a path (a table, an image folder, an `.npz`
+            file), or the name of in-memory data.
         space: A built-in space name, `file.py:function`, `package.module:function`, or
             a .toml/.yaml space config; None picks the dataset's default (`auto`).
         trials: Total trials the study may hold (finished ones from earlier runs count).
@@ -82,6 +97,13 @@ class SearchConfig:
         out: Output folder; `./automl-out/<study>` when None.
         data_dir: Folder holding local copies of datasets.
         patience: Early-stopping patience in epochs; None picks max(3, max_epochs // 5).
+        target: The column to predict, for tables and texts.
+        text_column: The column holding text, for text tables.
+        task: "binary", "multiclass", "classification" or "regression"; None detects it.
+        metric: The validation metric trials are scored on (a key of `METRICS`); None
+            means accuracy, or RMSE for regression.
+        class_weight: "balanced" weighs classes inversely to their frequency; None
+            weighs every example the same.
     """
 
     dataset: str
@@ -98,6 +120,11 @@ class SearchConfig:
     out: Path | None = None
     data_dir: Path | None = None
     patience: int | None = None
+    target: str | None = None
+    text_column: str | None = None
+    task: str | None = None
+    metric: str | None = None
+    class_weight: str | None = None
 
     def validate(self, *, in_memory_data: bool = False) -> SearchConfig:
         """Check every field against the rules and fill derived defaults.
@@ -115,8 +142,17 @@ class SearchConfig:
         from automl.spaces._resolve import check_space_name
 
         if not in_memory_data and self.dataset not in DATASETS:
+            self._check_data_path()
+        if self.task is not None and self.task not in TASKS:
+            raise UsageError(f"--task must be one of {', '.join(TASKS)}, but got {self.task!r}.")
+        if self.metric is not None and self.metric not in METRICS:
             raise UsageError(
-                f"unknown dataset {self.dataset!r}; choose one of: {', '.join(DATASETS)}."
+                f"unknown metric {self.metric!r}; choose one of: {', '.join(METRICS)}."
+            )
+        if self.class_weight not in (None, "balanced"):
+            raise UsageError(
+                f"--class-weight must be 'balanced', but got {self.class_weight!r}; leave it "
+                f"out to weigh every example the same."
             )
         if self.space is not None:
             check_space_name(self.space)
@@ -160,13 +196,46 @@ class SearchConfig:
         if self.patience is None:
             self.patience = max(3, self.max_epochs // 5)
         if self.study is None:
-            self.study = f"{self.dataset}-{_space_slug(self.space)}"
+            self.study = f"{_data_slug(self.dataset)}-{_space_slug(self.space)}"
         if self.out is None:
             self.out = Path("automl-out") / self.study
         self.out = Path(self.out)
         if self.data_dir is not None:
             self.data_dir = Path(self.data_dir)
         return self
+
+    def _check_data_path(self) -> None:
+        """A dataset that is not a built-in name must be a readable table, folder or .npz."""
+        from automl.data import DATASETS
+
+        path = Path(self.dataset)
+        if not path.exists():
+            looks_like_path = "/" in self.dataset or path.suffix
+            raise UsageError(
+                f"no such file or folder: {self.dataset}; check the path."
+                if looks_like_path
+                else f"unknown dataset {self.dataset!r}; choose one of: {', '.join(DATASETS)}, "
+                f"or pass a path to a table, an image folder or an .npz file."
+            )
+        suffix = path.suffix.lower()
+        if path.is_file() and suffix not in TABLE_SUFFIXES + ARRAY_SUFFIXES:
+            raise UsageError(
+                f"{self.dataset}: cannot read {suffix or 'extensionless'} files; pass a table "
+                f"({', '.join(TABLE_SUFFIXES)}), an .npz file or an image folder."
+            )
+        if suffix in TABLE_SUFFIXES and not self.target:
+            raise UsageError(
+                f"{self.dataset} is a table: pass --target COLUMN to name the column to predict."
+            )
+        if self.text_column and suffix not in TABLE_SUFFIXES:
+            raise UsageError("--text-column needs a table (.csv, .tsv, .parquet) of texts.")
+
+
+def _data_slug(dataset: str) -> str:
+    """A study-name-safe short form of a dataset: a built-in name, or a path's stem."""
+    if "/" not in dataset and not Path(dataset).suffix:
+        return dataset
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(dataset).stem or "data")
 
 
 def _space_slug(space: str) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -62,35 +63,55 @@ def copy_best_model(study: optuna.Study, target: Path) -> Path:
     return target
 
 
-def save_plain(model: keras.Model, path: Path) -> None:
-    """Save a trained model so that plain `keras.models.load_model` reads it.
+def save_plain(
+    model: keras.Model, path: Path, wrap: Callable[[keras.Model], keras.Model] | None = None
+) -> None:
+    """Save a trained model so that it takes raw data and loads without surprises.
 
-    A model trained with label smoothing carries automl's loss; once training is over it
-    is recompiled with Keras' own sparse cross-entropy (the weights are unchanged), so
-    loading needs no automl import. Models with automl's custom layers (transformer
-    positions) still need `automl.load_model`.
+    automl's own training objects (the smoothed loss, the AUC/F1 metrics on integer
+    labels) are swapped for Keras' built-ins first (the weights are unchanged), so a
+    model without automl's custom layers loads with plain `keras.models.load_model`.
+    With `wrap` (tables, texts), the saved model is the dataset's preprocessing in front
+    of `model`; it is saved uncompiled, for prediction.
     """
-    from automl.spaces.losses import SparseCategoricalCrossentropyWithSmoothing
+    _compile_without_automl_objects(model)
+    (wrap(model) if wrap is not None else model).save(path)
 
-    if isinstance(getattr(model, "loss", None), SparseCategoricalCrossentropyWithSmoothing):
-        model.compile(
-            optimizer=model.optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"]
-        )
-    model.save(path)
+
+def _compile_without_automl_objects(model: keras.Model) -> None:
+    """Recompile with built-in loss/metrics when automl's registered ones are in use."""
+    config = model.get_compile_config() if model.compiled else None
+    if not config:
+        return
+
+    def ours(item: Any) -> bool:
+        return isinstance(item, dict) and str(item.get("registered_name")).startswith("automl>")
+
+    metrics = list(config.get("metrics") or [])
+    if not (ours(config.get("loss")) or any(ours(m) for m in metrics)):
+        return
+    loss = "sparse_categorical_crossentropy" if ours(config.get("loss")) else model.loss
+    model.compile(optimizer=model.optimizer, loss=loss, metrics=[m for m in metrics if not ours(m)])
 
 
 def load_model(path: str | Path) -> keras.Model:
     """Load a model automl saved, with automl's custom layers and losses registered."""
     import keras
 
+    import automl.data.layers  # noqa: F401 - registers the preprocessing layers
     import automl.spaces.layers  # noqa: F401 - registers the custom layers
     import automl.spaces.losses  # noqa: F401 - registers the custom losses
+    import automl.spaces.metrics  # noqa: F401 - registers the custom metrics
 
     return keras.models.load_model(path, safe_mode=True)
 
 
 def test_metrics(model: keras.Model, data: Dataset) -> dict[str, float]:
-    """Score `model` on the test split with scikit-learn's metrics (empty: no test split)."""
+    """Score `model` (which takes raw data) on the test split with scikit-learn's metrics.
+
+    Classification: accuracy, macro F1, ROC AUC (one-vs-rest macro for several
+    classes), log loss; regression: R², RMSE, MAE. Empty without a test split.
+    """
     import numpy as np
     from sklearn.metrics import (
         accuracy_score,
@@ -98,27 +119,37 @@ def test_metrics(model: keras.Model, data: Dataset) -> dict[str, float]:
         log_loss,
         mean_absolute_error,
         r2_score,
+        roc_auc_score,
         root_mean_squared_error,
     )
 
+    from automl.data._encoding import model_input
+
     if len(data.x_test) == 0:
         return {}
+    output = model.predict(model_input(data.x_test), batch_size=512, verbose=0)
     if data.task == "regression":
-        predicted = model.predict(data.x_test, batch_size=512, verbose=0).reshape(-1)
+        predicted = output.reshape(-1)
         return {
             "r2": float(r2_score(data.y_test, predicted)),
             "rmse": float(root_mean_squared_error(data.y_test, predicted)),
             "mae": float(mean_absolute_error(data.y_test, predicted)),
         }
-    probabilities = model.predict(data.x_test, batch_size=512, verbose=0)
-    predicted = np.argmax(probabilities, axis=-1)
-    return {
+    predicted = np.argmax(output, axis=-1)
+    labels = list(range(data.num_classes))
+    metrics = {
         "accuracy": float(accuracy_score(data.y_test, predicted)),
         "f1_macro": float(f1_score(data.y_test, predicted, average="macro")),
-        "log_loss": float(
-            log_loss(data.y_test, probabilities, labels=list(range(data.num_classes)))
-        ),
+        "log_loss": float(log_loss(data.y_test, output, labels=labels)),
     }
+    if len(np.unique(data.y_test)) == data.num_classes:  # AUC needs every class present
+        probabilities = output / output.sum(axis=-1, keepdims=True)
+        metrics["auc"] = float(
+            roc_auc_score(data.y_test, probabilities[:, 1])
+            if data.num_classes == 2
+            else roc_auc_score(data.y_test, probabilities, multi_class="ovr", labels=labels)
+        )
+    return metrics
 
 
 def export_best(
@@ -146,7 +177,7 @@ def export_best(
         tracker.log_metrics(tracker.parent_run_id, {f"test_{k}": v for k, v in metrics.items()})
         tracker.log_metrics(tracker.parent_run_id, {"best_val_metric": best.value})
         try:
-            tracker.log_model(model, data.x_test[:2])
+            tracker.log_model(model, data.raw_sample())
         except Exception as exc:  # noqa: BLE001 - the files on disk are the contract
             logger.warning("could not log the model to MLflow: %s", exc)
     write_json(out / "summary.json", summary)

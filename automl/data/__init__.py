@@ -88,4 +88,54 @@ def load_dataset(name: str, *, data_dir: Path | None = None, seed: int | None = 
     return loader(name, data_dir=data_dir, seed=seed)
 
 
-__all__ = ["DATASETS", "Dataset", "DatasetInfo", "from_arrays", "load_dataset"]
+def load_data(
+    dataset: str,
+    *,
+    data_dir: Path | None = None,
+    seed: int | None = 0,
+    target: str | None = None,
+    text_column: str | None = None,
+    task: str | None = None,
+) -> Dataset:
+    """Load a built-in by name, or the user's data from a path.
+
+    Args:
+        dataset: A key of `DATASETS`; an image folder (one subfolder per class,
+            optionally under `train/` and `test/`); a table (.csv, .tsv, .parquet) with
+            `target`, of texts when `text_column` is given; or an `.npz` file holding
+            `x_train`, `y_train` and optionally `x_test`, `y_test`.
+        data_dir: Folder with local copies of the built-ins.
+        seed: Seed of the validation split.
+        target: The column to predict, for tables.
+        text_column: The column of texts, for text tables.
+        task: "binary", "multiclass", "classification" or "regression"; None detects it.
+
+    Raises:
+        UsageError: On missing files or columns, unreadable data, or a task the data
+            cannot have.
+    """
+    from automl.data._targets import check_task
+
+    if dataset in DATASETS:
+        return check_task(load_dataset(dataset, data_dir=data_dir, seed=seed), task)
+    path = Path(dataset)
+    if path.is_dir():
+        from automl.data._images import load_image_folder
+
+        return check_task(load_image_folder(path, seed=seed), task)
+    if path.suffix.lower() == ".npz":
+        from automl.data._npz import load_npz
+
+        return load_npz(path, task=task, seed=seed)
+    if text_column:
+        from automl.data._text import load_text_table
+
+        return load_text_table(
+            path, target=target or "", text_column=text_column, task=task, seed=seed
+        )
+    from automl.data._table import load_table
+
+    return load_table(path, target=target or "", task=task, seed=seed)
+
+
+__all__ = ["DATASETS", "Dataset", "DatasetInfo", "from_arrays", "load_data", "load_dataset"]

@@ -6,11 +6,14 @@ Shared by every loader, so arrays, tables, texts and `.npz` files agree on what
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from automl._errors import UsageError
+
+if TYPE_CHECKING:
+    from automl.data._dataset import Dataset
 
 # What users may pass as --task; "classification" lets the class count decide.
 TASK_CHOICES = ("binary", "multiclass", "classification", "regression")
@@ -85,3 +88,20 @@ def _missing(y: np.ndarray) -> np.ndarray:
     if y.dtype.kind == "U":
         return y == ""
     return np.zeros(len(y), dtype=bool)
+
+
+def check_task(data: Dataset, task: str | None) -> Dataset:
+    """Refuse a `--task` that a dataset with a known task cannot have; returns `data`."""
+    if task is None:
+        return data
+    wanted = "regression" if task == "regression" else "classification"
+    if wanted != data.task:
+        raise UsageError(
+            f"{data.name} is a {data.task} dataset; --task {task} does not apply to it."
+        )
+    if task == "binary" and data.num_classes != 2:
+        raise UsageError(
+            f"--task binary needs exactly 2 classes, but {data.name} has {data.num_classes}; "
+            f"pass --task multiclass."
+        )
+    return data

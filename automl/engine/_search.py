@@ -19,7 +19,8 @@ import optuna
 from automl import tracking
 from automl._errors import TrialFailed, UsageError
 from automl.config import SearchConfig, mask_url
-from automl.data import Dataset, load_dataset
+from automl.data import Dataset, load_data
+from automl.data._encoding import Encoded
 from automl.engine._interrupt import graceful_interrupt, raise_if
 from automl.engine._observer import SearchObserver
 from automl.engine._space_check import check_space, stop_if_space_is_broken
@@ -95,11 +96,19 @@ def run_search(
     space = space or resolve_space(config.space)
     observer.stage("loading data")
     if data is None:
-        data = load_dataset(config.dataset, data_dir=config.data_dir, seed=config.seed)
-    spec = model_spec(data, config.max_epochs)
+        data = load_data(
+            config.dataset,
+            data_dir=config.data_dir,
+            seed=config.seed,
+            target=config.target,
+            text_column=config.text_column,
+            task=config.task,
+        )
+    spec = model_spec(data, data.encode(None), config.max_epochs)
     space.check_fits(spec, data.name)
-    check_space(space, spec, config.seed)
-    objective = Objective.for_task(data.task)
+    check_space(space, spec, config.seed, choose=getattr(data.encoder, "choose", None))
+    objective = Objective.for_task(data.task, config.metric)
+    class_weight = _class_weight(config.class_weight, data)
 
     out = Path(config.out)
     try:
@@ -122,6 +131,7 @@ def run_search(
         for point in space.starting_points(spec):
             study.enqueue_trial(point, user_attrs={"starting_point": True})
     _check_same_search(study, config)
+    objective = _recorded_objective(study, config, objective)
     tracker = tracking.make_tracker(config.tracking_uri, config.study)
     parent = tracker.start_study(
         study.user_attrs.get("mlflow_run_id"), config.study, _study_params(config, data)
@@ -142,6 +152,7 @@ def run_search(
             run_trial = _TrialRunner(
                 config, data, spec, space, objective, tracker, out, observer, deadline, pressed
             )
+            run_trial.class_weight = class_weight
             remaining = None if config.trials is None else max(0, config.trials - done)
             if remaining != 0:
                 study.optimize(
@@ -164,24 +175,28 @@ def run_search(
     return SearchResult(study=study, summary=summary, best_model=model)
 
 
-def model_spec(data: Dataset, max_epochs: int) -> ModelSpec:
-    """The facts about `data` a space builds from, with its preprocessing statistics."""
+def model_spec(data: Dataset, encoded: Encoded, max_epochs: int) -> ModelSpec:
+    """The facts about `data` (as `encoded` for a space) a space builds from."""
     normalization = None
-    if data.kind in ("vector", "sequence"):  # per feature, over rows (and timesteps)
-        axes = tuple(range(data.x_train.ndim - 1))
-        normalization = (data.x_train.mean(axis=axes), data.x_train.var(axis=axes))
+    x = encoded.x_train
+    if encoded.kind in ("vector", "sequence"):  # per feature, over rows (and timesteps)
+        axes = tuple(range(x.ndim - 1))
+        normalization = (x.mean(axis=axes), x.var(axis=axes))
     target_stats = None
     if data.task == "regression":
         target_stats = (float(data.y_train.mean()), float(data.y_train.std()) or 1.0)
+    vocab_size = encoded.vocab_size
+    if encoded.kind == "text" and vocab_size is None:
+        vocab_size = _vocab_size(data)
     return ModelSpec(
-        input_shape=data.input_shape,
-        kind=data.kind,
+        input_shape=encoded.input_shape,
+        kind=encoded.kind,
         task=data.task,
         num_classes=data.num_classes if data.task == "classification" else 1,
         n_train=len(data.x_train),
         max_epochs=max_epochs,
         normalization=normalization,
-        vocab_size=_vocab_size(data) if data.kind == "text" else None,
+        vocab_size=vocab_size,
         target_stats=target_stats,
     )
 
@@ -210,6 +225,7 @@ class _TrialRunner:
         self.config, self.data, self.spec, self.space = config, data, spec, space
         self.objective, self.tracker, self.out = objective, tracker, out
         self.observer, self.deadline, self.pressed = observer, deadline, pressed
+        self.class_weight: dict[int, float] | None = None
 
     def __call__(self, trial: optuna.Trial) -> float:
         raise_if(self.pressed)
@@ -229,14 +245,16 @@ class _TrialRunner:
 
         try:
             hp = HyperParameters(trial, self.space.overrides)
-            model = build_model(self.space, hp, self.spec)
+            encoded = self.data.encode(hp)
+            model = build_model(self.space, hp, self._spec_for(encoded))
             params = {**trial.params, **_fixed(hp, trial)}
             self.tracker.log_params(run_id, {**params, "n_params": model.count_params()})
             self.observer.trial_started(trial.number, params)
             outcome = fit_trial(
                 trial,
                 model,
-                self.data,
+                (encoded.x_train, self.data.y_train),
+                (encoded.x_val, self.data.y_val),
                 batch_size=int(hp.fit_kwargs.get("batch_size", hp.values.get("batch_size", 32))),
                 max_epochs=self.config.max_epochs,
                 patience=self.config.patience,
@@ -247,10 +265,11 @@ class _TrialRunner:
                 interrupted=self.pressed,
                 hp=hp,
                 custom_fit=self.space.fit,
+                class_weight=self.class_weight,
             )
             late = {k: v for k, v in trial.params.items() if k not in params}
             self.tracker.log_params(run_id, late)  # sampled inside a HyperModel's fit
-            self._keep_if_best(trial, outcome)
+            self._keep_if_best(trial, outcome, encoded)
             trial.set_user_attr("best_epoch", outcome.best_epoch)
             state = "COMPLETE"
             return outcome.value
@@ -290,8 +309,23 @@ class _TrialRunner:
         raise_if(self.pressed)  # Ctrl-C between trials: stop before the next one
         stop_if_space_is_broken(study)
 
-    def _keep_if_best(self, trial: optuna.Trial, outcome: TrialOutcome) -> None:
-        """Save the model when it beats every earlier complete trial; drop the old best."""
+    def _spec_for(self, encoded: Encoded) -> ModelSpec:
+        """The study's spec, with this trial's input shape and vocabulary (text choices)."""
+        if (encoded.input_shape, encoded.vocab_size) == (
+            self.spec.input_shape,
+            self.spec.vocab_size,
+        ):
+            return self.spec
+        return dataclasses.replace(
+            self.spec, input_shape=encoded.input_shape, vocab_size=encoded.vocab_size
+        )
+
+    def _keep_if_best(self, trial: optuna.Trial, outcome: TrialOutcome, encoded: Encoded) -> None:
+        """Save the model when it beats every earlier complete trial; drop the old best.
+
+        The saved model takes raw data: `encoded.wrap` puts the dataset's preprocessing
+        (table columns, text vectorization) in front of the trained model.
+        """
         previous = best_trial_or_none(trial.study)
         better = previous is None or (
             outcome.value > previous.value
@@ -301,11 +335,25 @@ class _TrialRunner:
         if not better:
             return
         path = (self.out / "checkpoints" / f"trial-{trial.number}.keras").resolve()
-        save_plain(outcome.model, path)
+        save_plain(outcome.model, path, wrap=encoded.wrap)
         trial.set_user_attr("model_path", str(path))
         old = previous.user_attrs.get("model_path") if previous else None
         if old and Path(old).exists() and Path(old) != path:
             os.remove(old)
+
+
+def _class_weight(option: str | None, data: Dataset) -> dict[int, float] | None:
+    """scikit-learn's "balanced" weights (n / (classes * count)) for `--class-weight`."""
+    if option is None:
+        return None
+    if data.task != "classification":
+        raise UsageError("--class-weight applies to classification only; leave it out.")
+    import numpy as np
+    from sklearn.utils.class_weight import compute_class_weight
+
+    classes = np.arange(data.num_classes)
+    weights = compute_class_weight(option, classes=classes, y=data.y_train)
+    return {int(c): float(w) for c, w in zip(classes, weights, strict=True)}
 
 
 def _check_same_search(study: optuna.Study, config: SearchConfig) -> None:
@@ -317,6 +365,21 @@ def _check_same_search(study: optuna.Study, config: SearchConfig) -> None:
                 f"study {config.study!r} was created for {key} {recorded!r}, not {asked!r}; "
                 f"pass another --study to start a new one."
             )
+
+
+def _recorded_objective(
+    study: optuna.Study, config: SearchConfig, objective: Objective
+) -> Objective:
+    """A resumed study keeps the metric it was created with; another `--metric` is refused."""
+    recorded = study.user_attrs.get("metric", objective.monitor)
+    if recorded == objective.monitor:
+        return objective
+    if config.metric is not None:
+        raise UsageError(
+            f"study {config.study!r} scores trials on {recorded}, not val_{config.metric}; "
+            f"pass another --study to start a new one."
+        )
+    return Objective(recorded, study.user_attrs.get("direction", objective.direction))
 
 
 def _record_study_attrs(
@@ -348,6 +411,8 @@ def _study_params(config: SearchConfig, data: Dataset) -> dict[str, Any]:
         "pruner": config.pruner,
         "seed": config.seed,
         "patience": config.patience,
+        "metric": config.metric,
+        "class_weight": config.class_weight,
         "storage": mask_url(config.storage),
         **data.describe(),
         **tracking.library_versions(),

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import collections
 import logging
+from collections.abc import Callable
+from typing import Any
 
 import keras
 import optuna
@@ -24,8 +26,17 @@ DRY_BUILDS = 3
 FIRST_TRIALS = 3
 
 
-def check_space(space: Space, spec: ModelSpec, seed: int | None) -> None:
+def check_space(
+    space: Space,
+    spec: ModelSpec,
+    seed: int | None,
+    *,
+    choose: Callable[[HyperParameters], Any] | None = None,
+) -> None:
     """Build up to `DRY_BUILDS` random models; check every config name was used.
+
+    `choose` samples the data's own search dimensions (an encoder's `choose`, e.g. the
+    text vocabulary size), so config names for them count as used.
 
     Exceptions other than `UsageError` are left for the trials to report (as FAIL with
     a reason), so a space that fails only sometimes still runs.
@@ -42,6 +53,8 @@ def check_space(space: Space, spec: ModelSpec, seed: int | None) -> None:
             if point:
                 study.enqueue_trial(point)
             hp = HyperParameters(study.ask(), space.overrides)
+            if choose is not None:
+                choose(hp)
             try:
                 space.build(hp, spec)
                 built += 1

@@ -16,7 +16,6 @@ import keras
 import optuna
 
 from automl._errors import TrialFailed, UsageError
-from automl.data import Dataset
 from automl.engine._callbacks import Deadline, EpochReporter, TrialPruning
 from automl.engine._interrupt import StopOnInterrupt
 from automl.spaces import HyperParameters, ModelSpec, Space
@@ -45,11 +44,22 @@ class Objective:
     direction: str = "maximize"
 
     @classmethod
-    def for_task(cls, task: str) -> Objective:
-        """Validation accuracy for classification, validation MSE for regression."""
-        if task == "regression":
-            return cls("val_mse", "minimize")
-        return cls()
+    def for_task(cls, task: str, metric: str | None = None) -> Objective:
+        """The validation `metric` (default: accuracy, or RMSE for regression).
+
+        Raises:
+            UsageError: When the metric does not fit the task.
+        """
+        from automl.config import METRICS
+
+        metric = metric or ("rmse" if task == "regression" else "accuracy")
+        tasks, direction = METRICS[metric]
+        if task not in tasks:
+            fitting = [name for name, (ok, _) in METRICS.items() if task in ok]
+            raise UsageError(
+                f"--metric {metric} does not apply to {task}; choose one of: {', '.join(fitting)}."
+            )
+        return cls(f"val_{metric}", direction)
 
     def best(self, values: list[float]) -> tuple[float, int]:
         """Best value and its 0-based epoch."""
@@ -91,7 +101,8 @@ def build_model(space: Space, hp: HyperParameters, spec: ModelSpec) -> keras.Mod
 def fit_trial(
     trial: optuna.Trial,
     model: keras.Model,
-    data: Dataset,
+    train: tuple[Any, Any],
+    validation: tuple[Any, Any],
     *,
     batch_size: int,
     max_epochs: int,
@@ -103,6 +114,7 @@ def fit_trial(
     interrupted: Callable[[], bool] = lambda: False,
     hp: HyperParameters | None = None,
     custom_fit: Callable[..., Any] | None = None,
+    class_weight: dict[int, float] | None = None,
 ) -> TrialOutcome:
     """Fit with early stopping, Optuna pruning, NaN termination and the deadline.
 
@@ -110,7 +122,8 @@ def fit_trial(
     Callbacks the space asked for (`hp.callbacks`) run too. `custom_fit` is a keras-tuner
     `HyperModel.fit(hp, model, *args, **kwargs)` override: it gets the data, epochs,
     validation data and callbacks the way keras-tuner passes them, and may return a
-    History, a dict of metrics or the objective value.
+    History, a dict of metrics or the objective value. `train` and `validation` are
+    (x, y) pairs of model-ready (encoded) arrays.
 
     Raises:
         optuna.TrialPruned: When the pruner stops the trial, or the deadline comes before
@@ -132,15 +145,17 @@ def fit_trial(
         *(hp.callbacks if hp is not None else []),
     ]
     fit_args = {
-        "validation_data": (data.x_val, data.y_val),
+        "validation_data": validation,
         "epochs": max_epochs,
         "callbacks": callbacks,
         "verbose": 0,
     }
     if custom_fit is not None:
-        returned = custom_fit(hp, model, data.x_train, data.y_train, **fit_args)
+        if class_weight is not None:
+            fit_args["class_weight"] = class_weight
+        returned = custom_fit(hp, model, *train, **fit_args)
     else:
-        model.fit(data.x_train, data.y_train, batch_size=batch_size, **fit_args)
+        model.fit(*train, batch_size=batch_size, class_weight=class_weight, **fit_args)
         returned = None
     history = reporter.history
     if reporter.went_nan:

@@ -122,15 +122,23 @@ def task_loss(spec: ModelSpec, label_smoothing: float = 0.0) -> Any:
 
 
 def task_metrics(spec: ModelSpec) -> list[Any]:
-    """Metrics the engine scores trials on: accuracy, or MSE and MAE for regression."""
-    if spec.task == "regression":
-        import keras
+    """Metrics trials log and may be scored on (`--metric`).
 
+    Classification: accuracy, AUC (one-vs-rest, macro) and macro F1; regression: MSE,
+    RMSE, MAE and R².
+    """
+    import keras
+
+    if spec.task == "regression":
         return [
             keras.metrics.MeanSquaredError(name="mse"),
+            keras.metrics.RootMeanSquaredError(name="rmse"),
             keras.metrics.MeanAbsoluteError(name="mae"),
+            keras.metrics.R2Score(name="r2"),
         ]
-    return ["accuracy"]
+    from automl.spaces.metrics import SparseAUC, SparseF1
+
+    return ["accuracy", SparseAUC(spec.num_classes), SparseF1(spec.num_classes)]
 
 
 def compile_for_task(

@@ -14,7 +14,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from automl._errors import UsageError
-from automl.config import DEFAULT_STORAGE, DEFAULT_TRACKING_URI, PRUNERS, SAMPLERS
+from automl.config import (
+    DEFAULT_STORAGE,
+    DEFAULT_TRACKING_URI,
+    METRICS,
+    PRUNERS,
+    SAMPLERS,
+    TASKS,
+)
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -43,7 +50,25 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run a search; rerun with the same --study and --storage to resume. "
         "Finished trials count toward --trials.",
     )
-    search.add_argument("dataset", help="a built-in dataset (see `automl datasets`)")
+    search.add_argument(
+        "dataset",
+        help="a built-in dataset (see `automl datasets`), a table (.csv, .tsv, .parquet; "
+        "with --target), an image folder (one subfolder per class) or an .npz file",
+    )
+    search.add_argument("--target", help="the column to predict, for tables and texts")
+    search.add_argument("--text-column", help="the column of texts, for text tables")
+    search.add_argument(
+        "--task", help=f"one of {', '.join(TASKS)} (default: detected from the target)"
+    )
+    search.add_argument(
+        "--metric",
+        help=f"validation metric to optimize: {', '.join(METRICS)} "
+        "(default accuracy, or rmse for regression)",
+    )
+    search.add_argument(
+        "--class-weight",
+        help="'balanced' weighs classes inversely to their frequency (imbalanced classes)",
+    )
     search.add_argument(
         "--space",
         help="a built-in space (see `automl spaces`; default: auto), file.py:build, "
@@ -90,7 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", type=Path, required=True, help="a .keras file or a folder")
     _storage_args(export)
 
-    sub.add_parser("datasets", help="list the built-in datasets")
+    datasets = sub.add_parser("datasets", help="list the built-in datasets")
+    datasets.add_argument(
+        "--check", action="store_true", help="say which built-ins are available now, and where"
+    )
+    datasets.add_argument(
+        "--data-dir", type=Path, default=None, help="folder with local copies ($AUTOML_DATA_DIR)"
+    )
     sub.add_parser("spaces", help="list the built-in search spaces")
     return parser
 
@@ -133,6 +164,11 @@ def _cmd_search(args: argparse.Namespace) -> int:
         out=args.out,
         data_dir=args.data_dir,
         patience=args.patience,
+        target=args.target,
+        text_column=args.text_column,
+        task=args.task,
+        metric=args.metric,
+        class_weight=args.class_weight,
     )
     if config.trials is None and config.timeout is None:
         config.trials = 20
@@ -174,6 +210,14 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
 
     from automl.data import DATASETS
 
+    if args.check:
+        from automl.data._check import check_builtins
+
+        table = Table("name", "available", "from", box=None)
+        for name, available, where in check_builtins(args.data_dir):
+            table.add_row(name, "yes" if available else "no", where)
+        Console().print(table)
+        return 0
     table = Table("name", "description", "source", "default space", box=None)
     for info in DATASETS.values():
         table.add_row(info.name, info.description, info.source, info.default_space)

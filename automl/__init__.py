@@ -16,6 +16,7 @@ import.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 from automl._errors import TrialFailed, UsageError
@@ -47,12 +48,15 @@ def search(
         space_or_dataset: The space (a built-in name, `file.py:build`, a `build(hp)` or
             `build(hp, spec)` function, a `keras_tuner.HyperModel`, or a .toml/.yaml
             space config); or, when `dataset` is not given, the built-in dataset name.
-        dataset: A built-in dataset name, an `automl.data.Dataset`, or an `(x, y)` pair
-            of arrays (split with `automl.data.from_arrays`).
+        dataset: A built-in dataset name; a path to a table (.csv, .tsv, .parquet; with
+            `target=`, and `text_column=` for texts), an image folder or an `.npz` file;
+            an `automl.data.Dataset`; or an `(x, y)` pair of arrays (split with
+            `automl.data.from_arrays`).
         observer: Receives progress events (optional).
         **options: Any `SearchConfig` field: `space`, `trials`, `timeout`, `max_epochs`,
             `sampler`, `pruner`, `seed`, `study`, `storage`, `tracking_uri`, `out`,
-            `data_dir`, `patience`.
+            `data_dir`, `patience`, `target`, `text_column`, `task`, `metric`,
+            `class_weight`.
 
     Returns:
         A `SearchResult` with `study`, `summary`, `best_model` and `best_params`.
@@ -73,12 +77,15 @@ def search(
         space = space if space is not None else options.pop("space", None)
     data = None
     if isinstance(dataset, tuple) and len(dataset) == 2:
-        data = from_arrays(*dataset, seed=options.get("seed", 0))
+        data = from_arrays(*dataset, task=options.get("task"), seed=options.get("seed", 0))
     elif isinstance(dataset, Dataset):
         data = dataset
+    elif isinstance(dataset, os.PathLike):
+        dataset = os.fspath(dataset)
     elif not isinstance(dataset, str):
         raise UsageError(
-            f"dataset must be a built-in name, an automl.data.Dataset or an (x, y) pair, "
+            f"dataset must be a built-in name, a path, an automl.data.Dataset or an (x, y) "
+            f"pair, "
             f"but got {type(dataset).__name__}."
         )
     named = space is None or isinstance(space, str)

@@ -143,6 +143,8 @@ class SearchConfig:
 
         if not in_memory_data and self.dataset not in DATASETS:
             self._check_data_path()
+        if self.text_column and not self.dataset.lower().endswith(TABLE_SUFFIXES):
+            raise UsageError("--text-column needs a table (.csv, .tsv, .parquet) of texts.")
         if self.task is not None and self.task not in TASKS:
             raise UsageError(f"--task must be one of {', '.join(TASKS)}, but got {self.task!r}.")
         if self.metric is not None and self.metric not in METRICS:
@@ -227,8 +229,6 @@ class SearchConfig:
             raise UsageError(
                 f"{self.dataset} is a table: pass --target COLUMN to name the column to predict."
             )
-        if self.text_column and suffix not in TABLE_SUFFIXES:
-            raise UsageError("--text-column needs a table (.csv, .tsv, .parquet) of texts.")
 
 
 def _data_slug(dataset: str) -> str:

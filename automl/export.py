@@ -127,7 +127,7 @@ def test_metrics(model: keras.Model, data: Dataset) -> dict[str, float]:
 
     if len(data.x_test) == 0:
         return {}
-    output = model.predict(model_input(data.x_test), batch_size=512, verbose=0)
+    output = model.predict(model_input(data.x_test, model), batch_size=512, verbose=0)
     if data.task == "regression":
         predicted = output.reshape(-1)
         return {

@@ -51,7 +51,7 @@ def test_summary_json_has_the_documented_keys(iris_search):
     assert summary["study"] == "iris-auto" and summary["dataset"] == "iris"
     assert summary["space"] == "auto"
     assert {"trial", "params", "val_metric", "metric", "epochs", "seconds"} <= set(summary["best"])
-    assert set(summary["test"]["metrics"]) == {"accuracy", "f1_macro", "log_loss"}
+    assert set(summary["test"]["metrics"]) == {"accuracy", "f1_macro", "log_loss", "auc"}
     assert {"complete", "pruned", "failed"} <= set(summary["trials"])
     assert Path(summary["model_path"]) == (iris_search.out / "best_model.keras").resolve()
     assert not list(iris_search.out.glob("*.tmp"))  # written atomically

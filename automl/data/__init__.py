@@ -1,10 +1,12 @@
-"""Datasets: the built-in table, `load_dataset`, and the `Dataset` container.
+"""Datasets: the built-in table, `load_data` / `load_dataset`, and the `Dataset` container.
 
 The table (`DATASETS`) imports nothing heavy, so `automl datasets` and argument checks
-stay fast. Loading lives in private modules: `_sklearn` for scikit-learn's bundled sets,
-`_keras` for `keras.datasets` (with local image-folder copies for offline machines).
-In-memory arrays become a `Dataset` in `_arrays`; splitting into train/validation/test is
-in `_split`.
+stay fast. Loading lives in private modules, one per input kind: `_sklearn` (scikit-
+learn's bundled sets), `_keras` (`keras.datasets`, with local copies for offline
+machines; `_check` says where each would come from), `_images` (image folders),
+`_table` (CSV/TSV/Parquet), `_text` (text tables), `_npz` (saved arrays) and `_arrays`
+(in-memory arrays). Targets and tasks are `_targets`; splitting is `_split`; raw tables
+and texts become model-ready arrays through the encoders of `_encoding`.
 """
 
 from __future__ import annotations

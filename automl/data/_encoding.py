@@ -63,8 +63,15 @@ class Encoder(Protocol):
         ...
 
 
-def model_input(x: Any) -> Any:
-    """What `model.predict` takes for raw data `x`: a DataFrame becomes a dict of columns."""
-    if hasattr(x, "columns"):  # pandas.DataFrame, without importing pandas
-        return {str(c): x[c].to_numpy() for c in x.columns}
+def model_input(x: Any, model: keras.Model | None = None) -> Any:
+    """What `model.predict` takes for raw data `x`.
+
+    A DataFrame becomes a dict of columns in the dtypes Keras accepts (strings as object
+    arrays with "" for missing; see `automl.data._table.table_input`); with `model`,
+    only its input columns.
+    """
+    if hasattr(x, "columns"):  # pandas.DataFrame, without importing pandas here
+        from automl.data._table import table_input
+
+        return table_input(x, model)
     return x

@@ -24,14 +24,7 @@ def carve_validation(
         x_train, y_train, x_val, y_val.
     """
     fraction = 0.1 if len(x) > 10_000 else 0.2
-    x_tr, x_val, y_tr, y_val = train_test_split(
-        x,
-        y,
-        test_size=fraction,
-        stratify=y if stratify else None,
-        random_state=seed if seed is not None else 0,
-    )
-    return x_tr, y_tr, x_val, y_val
+    return _split(x, y, fraction, stratify=stratify, seed=seed if seed is not None else 0)
 
 
 def hold_out_test(
@@ -44,10 +37,24 @@ def hold_out_test(
     Returns:
         x_train, y_train, x_test, y_test.
     """
-    x_tr, x_te, y_tr, y_te = train_test_split(
-        x, y, test_size=0.2, stratify=y if stratify else None, random_state=0
-    )
-    return x_tr, y_tr, x_te, y_te
+    return _split(x, y, 0.2, stratify=stratify, seed=0)
+
+
+def _split(
+    x: Any, y: np.ndarray, fraction: float, *, stratify: bool, seed: int
+) -> tuple[Any, np.ndarray, Any, np.ndarray]:
+    """scikit-learn's split, with its too-few-rows errors as one-line `UsageError`s."""
+    try:
+        x_a, x_b, y_a, y_b = train_test_split(
+            x, y, test_size=fraction, stratify=y if stratify else None, random_state=seed
+        )
+    except ValueError as exc:
+        classes = f" of {len(np.unique(y))} classes" if stratify else ""
+        raise UsageError(
+            f"too little data to split {len(x)} rows{classes} into train, validation and "
+            f"test ({exc}); give more rows per class."
+        ) from None
+    return x_a, y_a, x_b, y_b
 
 
 def split_dataset(
@@ -96,7 +103,7 @@ def hold_out(
     Raises:
         UsageError: When there is too little data to split (10 rows, 3 per class).
     """
-    if len(x) < 10 or (stratify and np.bincount(y).min() < 3):
+    if len(x) < 10 or (stratify and np.unique(y, return_counts=True)[1].min() < 3):
         raise UsageError(
             f"too little data to split ({len(x)} rows); give at least 10 rows and 3 per class."
         )

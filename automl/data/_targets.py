@@ -68,7 +68,7 @@ def encode_target(
     labels, index = np.unique(y, return_inverse=True)
     if len(labels) < 2:
         raise UsageError(
-            f"{what} has a single class ({labels[0]!r} in every row); a classifier needs at "
+            f"{what} has a single class ({str(labels[0])!r} in every row); a classifier needs at "
             f"least 2 classes."
         )
     if task == "binary" and len(labels) != 2:

@@ -59,7 +59,7 @@ def load_text_table(
     if empty.any():
         first = int(np.flatnonzero(empty)[0])
         logger.warning(
-            "dropped %d rows with empty %r text (first at line %d of %s)",
+            "dropped %d rows whose %r text is empty (first at line %d of %s)",
             int(empty.sum()),
             text_column,
             first + 2,  # 1-based, after the header line

@@ -9,20 +9,8 @@ from pathlib import Path
 POSITIVE = ["great", "wonderful", "excellent", "loved", "superb", "fun", "brilliant", "moving"]
 NEGATIVE = ["awful", "boring", "terrible", "hated", "dull", "weak", "poor", "tedious"]
 FILLER = [
-    "the",
-    "movie",
-    "was",
-    "a",
-    "story",
-    "with",
-    "actors",
-    "and",
-    "music",
-    "plot",
-    "scenes",
-    "film",
-    "it",
-    "this",
+    *("the", "movie", "was", "a", "story", "with", "actors"),
+    *("and", "music", "plot", "scenes", "film", "it", "this"),
 ]
 
 

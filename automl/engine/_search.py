@@ -311,13 +311,11 @@ class _TrialRunner:
 
     def _spec_for(self, encoded: Encoded) -> ModelSpec:
         """The study's spec, with this trial's input shape and vocabulary (text choices)."""
-        if (encoded.input_shape, encoded.vocab_size) == (
-            self.spec.input_shape,
-            self.spec.vocab_size,
-        ):
+        vocab_size = encoded.vocab_size or self.spec.vocab_size  # token ids without encoder
+        if (encoded.input_shape, vocab_size) == (self.spec.input_shape, self.spec.vocab_size):
             return self.spec
         return dataclasses.replace(
-            self.spec, input_shape=encoded.input_shape, vocab_size=encoded.vocab_size
+            self.spec, input_shape=encoded.input_shape, vocab_size=vocab_size
         )
 
     def _keep_if_best(self, trial: optuna.Trial, outcome: TrialOutcome, encoded: Encoded) -> None:

@@ -188,11 +188,18 @@ def _returned_values(returned: Any, monitor: str) -> list[float]:
     return []
 
 
+_TF_NOISE = ("File ", "Detected at node", "Stack trace", "Node:", "Op:", "}}", "during")
+
+
 def one_line(exc: BaseException) -> str:
     """A trial's failure reason: `Type: first line`, "out of memory: ..." for OOM, at most
     500 characters; a `TrialFailed` message is already a reason and stands alone."""
     text = str(exc).strip().splitlines()
     message = text[0] if text else ""
+    if message.endswith("Graph execution error:"):  # TensorFlow: the cause is further down
+        causes = [line.split("[[")[0].strip() for line in text[1:]]
+        causes = [c for c in causes if c and not c.startswith(_TF_NOISE)]
+        message = f"{message} {causes[-1]}" if causes else message
     if isinstance(exc, MemoryError) or "ResourceExhausted" in type(exc).__name__:
         return f"out of memory: {message}"[:500]
     if isinstance(exc, TrialFailed):

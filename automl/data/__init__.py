@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from automl.data._arrays import from_arrays
 from automl.data._dataset import Dataset
@@ -140,4 +141,24 @@ def load_data(
     return load_table(path, target=target or "", task=task, seed=seed)
 
 
-__all__ = ["DATASETS", "Dataset", "DatasetInfo", "from_arrays", "load_data", "load_dataset"]
+def table_input(frame: Any, model: Any = None) -> dict[str, Any]:
+    """Raw table rows (a pandas DataFrame) as the dict of columns a table model predicts on.
+
+    Strings become object arrays with "" for missing values (Keras cannot feed None or
+    NaN to a string input); numbers stay numbers, NaN for missing. With `model`, only its
+    input columns, in its dtypes.
+    """
+    from automl.data._table import table_input as convert
+
+    return convert(frame, model)
+
+
+__all__ = [
+    "DATASETS",
+    "Dataset",
+    "DatasetInfo",
+    "from_arrays",
+    "load_data",
+    "load_dataset",
+    "table_input",
+]

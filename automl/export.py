@@ -127,7 +127,9 @@ def test_metrics(model: keras.Model, data: Dataset) -> dict[str, float]:
 
     if len(data.x_test) == 0:
         return {}
-    output = model.predict(model_input(data.x_test, model), batch_size=512, verbose=0)
+    stream = getattr(data.encoder, "batches", None)  # images decoded batch by batch
+    inputs = stream(data.x_test, None, 256) if stream else model_input(data.x_test, model)
+    output = model.predict(inputs, verbose=0, **({} if stream else {"batch_size": 512}))
     if data.task == "regression":
         predicted = output.reshape(-1)
         return {

@@ -55,8 +55,9 @@ class Dataset:
         """The first `n` test rows (else validation rows), as `model.predict` takes them."""
         from automl.data._encoding import model_input
 
-        part = self.x_test if len(self.x_test) else self.x_val
-        return model_input(part[:n])
+        part = (self.x_test if len(self.x_test) else self.x_val)[:n]
+        decode = getattr(self.encoder, "decode", None)  # file paths of a streamed folder
+        return decode(part) if decode else model_input(part)
 
     @property
     def num_classes(self) -> int:

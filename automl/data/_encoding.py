@@ -34,6 +34,9 @@ class Encoded:
         vocab_size: For "text": token ids are < vocab_size (0 = padding).
         wrap: Builds the exported model: raw input -> the same preprocessing -> the
             trained model. None means the trained model already takes raw input.
+        shape: The shape of one example, when `x_*` are not its values (file paths).
+        stream: `stream(x, y, batch_size, shuffle)` -> a `keras.utils.PyDataset` of
+            batches, for data decoded on the fly; None when `x_*` are the arrays.
     """
 
     x_train: np.ndarray
@@ -41,11 +44,13 @@ class Encoded:
     kind: str
     vocab_size: int | None = None
     wrap: Callable[[keras.Model], keras.Model] | None = None
+    shape: tuple[int, ...] | None = None
+    stream: Callable[..., Any] | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
         """Shape of one encoded example."""
-        return tuple(self.x_train.shape[1:])
+        return self.shape or tuple(self.x_train.shape[1:])
 
 
 class Encoder(Protocol):

@@ -79,7 +79,8 @@ def load_split_folders(
     Returns:
         x_train, y_train, x_test, y_test with uint8 pixels of shape (N, H, W, C).
     """
-    arrays = _decode_cached(root, {"train": root / "train", "test": root / "test"}, class_names)
+    folders = {"train": root / "train", "test": root / "test"}
+    arrays = _decode_cached(root, folders, class_names, _list_files(folders, class_names))
     return arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"]
 
 
@@ -124,7 +125,16 @@ def load_image_folder(path: Path, *, seed: int | None = 0) -> Dataset:
                 f"test classes must be among train's: {', '.join(class_names)}."
             )
         folders["test"] = root / "test"
-    arrays = _decode_cached(root, folders, class_names)
+    from automl.data._stream import memory_budget, scan
+
+    files = _list_files(folders, class_names)
+    encoder: Any = None
+    if _decoded_bytes(files) > memory_budget():
+        arrays, encoder = scan(root, files)
+    else:
+        arrays = _decode_cached(root, folders, class_names, files)
+        if int(arrays["sizes"]) > 1:
+            encoder = ResizeEncoder(*arrays["x_train"].shape[1:])
     x, y = arrays["x_train"], arrays["y_train"]
     counts = np.bincount(y, minlength=len(class_names))
     if counts.min() < MIN_PER_CLASS:
@@ -137,7 +147,6 @@ def load_image_folder(path: Path, *, seed: int | None = 0) -> Dataset:
         train, test = (x, y), (arrays["x_test"], arrays["y_test"])
     else:
         train, test = hold_out(x, y)
-    encoder = ResizeEncoder(*x.shape[1:]) if int(arrays["sizes"]) > 1 else None
     return split_dataset(
         root.resolve().name,
         "image",
@@ -208,8 +217,37 @@ def _class_folders(folder: Path, layout: str) -> list[str]:
     return with_images
 
 
+def _list_files(
+    folders: dict[str, Path], class_names: list[str]
+) -> dict[str, list[tuple[Path, int]]]:
+    """(path, label) of every image file, per split."""
+    return {
+        split: [
+            (p, label)
+            for label, name in enumerate(class_names)
+            if (folder / name).is_dir()
+            for p in _image_files(folder / name)
+        ]
+        for split, folder in folders.items()
+    }
+
+
+def _decoded_bytes(files: dict[str, list[tuple[Path, int]]]) -> int:
+    """Estimated bytes of all pixels decoded: the file count times the first image's size."""
+    count = sum(len(split_files) for split_files in files.values())
+    for split_files in files.values():
+        for path, _ in split_files[:20]:
+            image = _decode_one(path)
+            if image is not None:
+                return count * image.size * (3 if image.ndim == 2 else 1)
+    return 0
+
+
 def _decode_cached(
-    root: Path, folders: dict[str, Path], class_names: list[str]
+    root: Path,
+    folders: dict[str, Path],
+    class_names: list[str],
+    files: dict[str, list[tuple[Path, int]]],
 ) -> dict[str, np.ndarray]:
     """Decoded `x_<split>`/`y_<split>` for each folder, plus `sizes`, through the cache.
 
@@ -223,7 +261,7 @@ def _decode_cached(
         with np.load(cached) as stored:
             arrays = {k: stored[k] for k in stored.files}
     else:
-        arrays = _decode(root, folders, class_names)
+        arrays = _decode(root, files)
         partial = cached.with_suffix(".tmp.npz")
         np.savez(partial, **arrays)
         partial.replace(cached)  # atomic: a killed run never leaves half a cache file
@@ -245,16 +283,8 @@ def _decode_cached(
     return arrays
 
 
-def _decode(root: Path, folders: dict[str, Path], class_names: list[str]) -> dict[str, np.ndarray]:
+def _decode(root: Path, files: dict[str, list[tuple[Path, int]]]) -> dict[str, np.ndarray]:
     """Decode every split together, so all share one size and one channel count."""
-    files: dict[str, list[tuple[Path, int]]] = {}
-    for split, folder in folders.items():
-        files[split] = [
-            (p, label)
-            for label, name in enumerate(class_names)
-            if (folder / name).is_dir()
-            for p in _image_files(folder / name)
-        ]
     paths = [p for split_files in files.values() for p, _ in split_files]
     logger.info("decoding %d images from %s (cached afterwards)", len(paths), root)
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:

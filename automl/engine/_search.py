@@ -266,6 +266,7 @@ class _TrialRunner:
                 hp=hp,
                 custom_fit=self.space.fit,
                 class_weight=self.class_weight,
+                stream=encoded.stream,
             )
             late = {k: v for k, v in trial.params.items() if k not in params}
             self.tracker.log_params(run_id, late)  # sampled inside a HyperModel's fit

@@ -115,6 +115,7 @@ def fit_trial(
     hp: HyperParameters | None = None,
     custom_fit: Callable[..., Any] | None = None,
     class_weight: dict[int, float] | None = None,
+    stream: Callable[..., Any] | None = None,
 ) -> TrialOutcome:
     """Fit with early stopping, Optuna pruning, NaN termination and the deadline.
 
@@ -123,7 +124,8 @@ def fit_trial(
     `HyperModel.fit(hp, model, *args, **kwargs)` override: it gets the data, epochs,
     validation data and callbacks the way keras-tuner passes them, and may return a
     History, a dict of metrics or the objective value. `train` and `validation` are
-    (x, y) pairs of model-ready (encoded) arrays.
+    (x, y) pairs of model-ready (encoded) arrays, or of file paths with `stream` (see
+    `Encoded.stream`), which turns them into batches decoded on the fly.
 
     Raises:
         optuna.TrialPruned: When the pruner stops the trial, or the deadline comes before
@@ -144,6 +146,10 @@ def fit_trial(
         StopOnInterrupt(interrupted),
         *(hp.callbacks if hp is not None else []),
     ]
+    if stream is not None:  # data decoded batch by batch: PyDatasets carry x and y
+        train = (stream(*train, batch_size, shuffle=True), None)
+        validation = stream(*validation, batch_size)
+        batch_size = None
     fit_args = {
         "validation_data": validation,
         "epochs": max_epochs,

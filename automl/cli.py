@@ -66,6 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(default accuracy, or rmse for regression)",
     )
     search.add_argument(
+        "--subset",
+        type=float,
+        help="train trials on this stratified fraction of the training data and promote "
+        "the best to all of it (multi-fidelity; e.g. 0.25)",
+    )
+    search.add_argument(
         "--class-weight",
         help="'balanced' weighs classes inversely to their frequency (imbalanced classes)",
     )
@@ -169,6 +175,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
         task=args.task,
         metric=args.metric,
         class_weight=args.class_weight,
+        subset=args.subset,
     )
     if config.trials is None and config.timeout is None:
         config.trials = 20

@@ -104,6 +104,8 @@ class SearchConfig:
             means accuracy, or RMSE for regression.
         class_weight: "balanced" weighs classes inversely to their frequency; None
             weighs every example the same.
+        subset: Train trials on this stratified fraction of the training split (low
+            fidelity) and promote the best to all of it; None trains on all of it.
     """
 
     dataset: str
@@ -125,6 +127,7 @@ class SearchConfig:
     task: str | None = None
     metric: str | None = None
     class_weight: str | None = None
+    subset: float | None = None
 
     def validate(self, *, in_memory_data: bool = False) -> SearchConfig:
         """Check every field against the rules and fill derived defaults.
@@ -150,6 +153,10 @@ class SearchConfig:
         if self.metric is not None and self.metric not in METRICS:
             raise UsageError(
                 f"unknown metric {self.metric!r}; choose one of: {', '.join(METRICS)}."
+            )
+        if self.subset is not None and not 0 < self.subset < 1:
+            raise UsageError(
+                f"--subset must be a fraction between 0 and 1 (e.g. 0.25), but got {self.subset}."
             )
         if self.class_weight not in (None, "balanced"):
             raise UsageError(

@@ -45,18 +45,26 @@ class TrialPruning(keras.callbacks.Callback):
         monitor: The metric in the epoch logs, e.g. "val_accuracy".
         max_epochs: The trial's epoch cap.
         protected: Report only, never prune.
+        silent: Neither report nor prune (a promoted full-data trial: its curve must not
+            raise the bar for subset trials).
     """
 
     def __init__(
-        self, trial: optuna.Trial, monitor: str, *, max_epochs: int, protected: bool = False
+        self,
+        trial: optuna.Trial,
+        monitor: str,
+        *,
+        max_epochs: int,
+        protected: bool = False,
+        silent: bool = False,
     ) -> None:
         super().__init__()
         self.trial, self.monitor = trial, monitor
-        self.max_epochs, self.protected = max_epochs, protected
+        self.max_epochs, self.protected, self.silent = max_epochs, protected, silent
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         value = (logs or {}).get(self.monitor)
-        if value is None or not math.isfinite(float(value)):
+        if self.silent or value is None or not math.isfinite(float(value)):
             return
         step = epoch + 1
         self.trial.report(float(value), step=step)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 import optuna
 
 from automl import tracking
@@ -21,6 +22,7 @@ from automl._errors import TrialFailed, UsageError
 from automl.config import SearchConfig, mask_url
 from automl.data import Dataset, load_data
 from automl.data._encoding import Encoded
+from automl.engine._fidelity import is_promoted, promote_if_best, subset_indices
 from automl.engine._interrupt import graceful_interrupt, raise_if
 from automl.engine._observer import SearchObserver
 from automl.engine._space_check import check_space, stop_if_space_is_broken
@@ -153,6 +155,10 @@ def run_search(
                 config, data, spec, space, objective, tracker, out, observer, deadline, pressed
             )
             run_trial.class_weight = class_weight
+            if config.subset:
+                run_trial.subset = subset_indices(
+                    data.y_train, config.subset, config.seed, data.task == "classification"
+                )
             remaining = None if config.trials is None else max(0, config.trials - done)
             if remaining != 0:
                 study.optimize(
@@ -226,6 +232,7 @@ class _TrialRunner:
         self.objective, self.tracker, self.out = objective, tracker, out
         self.observer, self.deadline, self.pressed = observer, deadline, pressed
         self.class_weight: dict[int, float] | None = None
+        self.subset: np.ndarray | None = None  # --subset: the low-fidelity training rows
 
     def __call__(self, trial: optuna.Trial) -> float:
         raise_if(self.pressed)
@@ -250,10 +257,16 @@ class _TrialRunner:
             params = {**trial.params, **_fixed(hp, trial)}
             self.tracker.log_params(run_id, {**params, "n_params": model.count_params()})
             self.observer.trial_started(trial.number, params)
+            promoted = is_promoted(trial)
+            rows = None if promoted else self.subset
+            trial.set_user_attr("fidelity", 1.0 if rows is None else self.config.subset)
+            x_train, y_train = encoded.x_train, self.data.y_train
+            if rows is not None:
+                x_train, y_train = x_train[rows], y_train[rows]
             outcome = fit_trial(
                 trial,
                 model,
-                (encoded.x_train, self.data.y_train),
+                (x_train, y_train),
                 (encoded.x_val, self.data.y_val),
                 batch_size=int(hp.fit_kwargs.get("batch_size", hp.values.get("batch_size", 32))),
                 max_epochs=self.config.max_epochs,
@@ -261,7 +274,8 @@ class _TrialRunner:
                 objective=self.objective,
                 deadline=self.deadline,
                 report=report,
-                protected=bool(trial.user_attrs.get("starting_point")),
+                protected=bool(trial.user_attrs.get("starting_point")) or promoted,
+                silent=promoted,
                 interrupted=self.pressed,
                 hp=hp,
                 custom_fit=self.space.fit,
@@ -309,6 +323,8 @@ class _TrialRunner:
         )
         raise_if(self.pressed)  # Ctrl-C between trials: stop before the next one
         stop_if_space_is_broken(study)
+        if self.subset is not None:
+            promote_if_best(study, trial)
 
     def _spec_for(self, encoded: Encoded) -> ModelSpec:
         """The study's spec, with this trial's input shape and vocabulary (text choices)."""
@@ -412,6 +428,7 @@ def _study_params(config: SearchConfig, data: Dataset) -> dict[str, Any]:
         "patience": config.patience,
         "metric": config.metric,
         "class_weight": config.class_weight,
+        "subset": config.subset,
         "storage": mask_url(config.storage),
         **data.describe(),
         **tracking.library_versions(),

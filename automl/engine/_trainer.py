@@ -111,6 +111,7 @@ def fit_trial(
     deadline: float | None,
     report: Callable[[int, dict[str, float]], None],
     protected: bool = False,
+    silent: bool = False,
     interrupted: Callable[[], bool] = lambda: False,
     hp: HyperParameters | None = None,
     custom_fit: Callable[..., Any] | None = None,
@@ -119,7 +120,8 @@ def fit_trial(
 ) -> TrialOutcome:
     """Fit with early stopping, Optuna pruning, NaN termination and the deadline.
 
-    A `protected` trial (a space's starting point) reports to the pruner but is not pruned.
+    A `protected` trial (a space's starting point) reports to the pruner but is not pruned;
+    a `silent` one does not report either.
     Callbacks the space asked for (`hp.callbacks`) run too. `custom_fit` is a keras-tuner
     `HyperModel.fit(hp, model, *args, **kwargs)` override: it gets the data, epochs,
     validation data and callbacks the way keras-tuner passes them, and may return a
@@ -138,7 +140,9 @@ def fit_trial(
     callbacks = [
         keras.callbacks.TerminateOnNaN(),
         reporter,  # before the pruner, so a pruned epoch is still logged
-        TrialPruning(trial, objective.monitor, max_epochs=max_epochs, protected=protected),
+        TrialPruning(
+            trial, objective.monitor, max_epochs=max_epochs, protected=protected, silent=silent
+        ),
         keras.callbacks.EarlyStopping(
             objective.monitor, patience=patience, mode=mode, restore_best_weights=True
         ),

@@ -1,0 +1,57 @@
+"""Multi-fidelity by data: trials on a stratified subset, the best promoted to all of it.
+
+With `--subset F`, every trial trains on a fixed, stratified fraction F of the training
+split (validation stays whole, so scores compare), which makes a trial about 1/F times
+cheaper. Each time a subset trial completes as the best subset trial so far, after at
+least `PROMOTE_AFTER` of them, its parameters are enqueued once as a full-data trial
+(`promoted_from`), which runs next, is never pruned, and does not report to the pruner
+(its full-data curve would make every subset trial look bad).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import optuna
+
+PROMOTE_AFTER = 3
+
+
+def subset_indices(y: np.ndarray, fraction: float, seed: int | None, stratify: bool) -> np.ndarray:
+    """Sorted row indices of a fixed, stratified `fraction` of the training split."""
+    from sklearn.model_selection import train_test_split
+
+    rows = np.arange(len(y))
+    taken, _ = train_test_split(
+        rows, train_size=fraction, stratify=y if stratify else None, random_state=seed or 0
+    )
+    return np.sort(taken)
+
+
+def is_promoted(trial: optuna.trial.BaseTrial | optuna.trial.FrozenTrial) -> bool:
+    """Whether the trial is a full-data rerun of a subset trial."""
+    return trial.user_attrs.get("promoted_from") is not None
+
+
+def promote_if_best(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> int | None:
+    """Enqueue `trial`'s params on all the data if it is the best subset trial so far.
+
+    Returns:
+        The promoted trial's number, or None when nothing was promoted.
+    """
+    if trial.state != optuna.trial.TrialState.COMPLETE or is_promoted(trial):
+        return None
+    trials = study.get_trials(deepcopy=False)
+    subset = [
+        t for t in trials if t.state == optuna.trial.TrialState.COMPLETE and not is_promoted(t)
+    ]
+    if len(subset) < PROMOTE_AFTER:
+        return None
+    pick = max if study.direction == optuna.study.StudyDirection.MAXIMIZE else min
+    if pick(subset, key=lambda t: t.value).number != trial.number:
+        return None
+    promoted = {t.user_attrs.get("promoted_from") for t in trials}
+    waiting = any(t.state == optuna.trial.TrialState.WAITING for t in trials)
+    if trial.number in promoted or waiting:
+        return None
+    study.enqueue_trial(trial.params, user_attrs={"promoted_from": trial.number})
+    return trial.number

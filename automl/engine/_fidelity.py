@@ -2,8 +2,8 @@
 
 With `--subset F`, every trial trains on a fixed, stratified fraction F of the training
 split (validation stays whole, so scores compare), which makes a trial about 1/F times
-cheaper. Each time a subset trial completes as the best subset trial so far, after at
-least `PROMOTE_AFTER` of them, its parameters are enqueued once as a full-data trial
+cheaper. Once `PROMOTE_AFTER` subset trials completed, whenever the best of them has
+not been promoted yet, its parameters are enqueued once as a full-data trial
 (`promoted_from`), which runs next, is never pruned, and does not report to the pruner
 (its full-data curve would make every subset trial look bad).
 """
@@ -32,14 +32,15 @@ def is_promoted(trial: optuna.trial.BaseTrial | optuna.trial.FrozenTrial) -> boo
     return trial.user_attrs.get("promoted_from") is not None
 
 
-def promote_if_best(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> int | None:
-    """Enqueue `trial`'s params on all the data if it is the best subset trial so far.
+def promote_best(study: optuna.Study) -> int | None:
+    """Enqueue the best subset trial's params on all the data, once, if it is time.
+
+    It is time once `PROMOTE_AFTER` subset trials completed, when the best of them has
+    not been promoted yet and no promotion is waiting to run.
 
     Returns:
         The promoted trial's number, or None when nothing was promoted.
     """
-    if trial.state != optuna.trial.TrialState.COMPLETE or is_promoted(trial):
-        return None
     trials = study.get_trials(deepcopy=False)
     subset = [
         t for t in trials if t.state == optuna.trial.TrialState.COMPLETE and not is_promoted(t)
@@ -47,11 +48,10 @@ def promote_if_best(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> int
     if len(subset) < PROMOTE_AFTER:
         return None
     pick = max if study.direction == optuna.study.StudyDirection.MAXIMIZE else min
-    if pick(subset, key=lambda t: t.value).number != trial.number:
-        return None
+    best = pick(subset, key=lambda t: t.value)
     promoted = {t.user_attrs.get("promoted_from") for t in trials}
     waiting = any(t.state == optuna.trial.TrialState.WAITING for t in trials)
-    if trial.number in promoted or waiting:
+    if best.number in promoted or waiting:
         return None
-    study.enqueue_trial(trial.params, user_attrs={"promoted_from": trial.number})
-    return trial.number
+    study.enqueue_trial(best.params, user_attrs={"promoted_from": best.number})
+    return best.number

@@ -22,7 +22,7 @@ from automl._errors import TrialFailed, UsageError
 from automl.config import SearchConfig, mask_url
 from automl.data import Dataset, load_data
 from automl.data._encoding import Encoded
-from automl.engine._fidelity import is_promoted, promote_if_best, subset_indices
+from automl.engine._fidelity import is_promoted, promote_best, subset_indices
 from automl.engine._interrupt import graceful_interrupt, raise_if
 from automl.engine._observer import SearchObserver
 from automl.engine._space_check import check_space, stop_if_space_is_broken
@@ -324,7 +324,7 @@ class _TrialRunner:
         raise_if(self.pressed)  # Ctrl-C between trials: stop before the next one
         stop_if_space_is_broken(study)
         if self.subset is not None:
-            promote_if_best(study, trial)
+            promote_best(study)
 
     def _spec_for(self, encoded: Encoded) -> ModelSpec:
         """The study's spec, with this trial's input shape and vocabulary (text choices)."""
@@ -363,7 +363,6 @@ def _class_weight(option: str | None, data: Dataset) -> dict[int, float] | None:
         return None
     if data.task != "classification":
         raise UsageError("--class-weight applies to classification only; leave it out.")
-    import numpy as np
     from sklearn.utils.class_weight import compute_class_weight
 
     classes = np.arange(data.num_classes)

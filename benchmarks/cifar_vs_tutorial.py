@@ -40,7 +40,10 @@ def train_tutorial(minutes: float, data_dir: Path, seed: int) -> dict[str, float
     data = load_dataset("cifar10", data_dir=data_dir, seed=seed)
     keras.utils.set_random_seed(seed)
     started = time.monotonic()
-    model = build(HyperParameters(optuna.trial.FixedTrial(BASELINE)), model_spec(data, 1000))
+    model = build(
+        HyperParameters(optuna.trial.FixedTrial(BASELINE)),
+        model_spec(data, data.encode(None), 1000),
+    )
     history = model.fit(
         data.x_train,
         data.y_train,
@@ -87,7 +90,7 @@ def run_search(minutes: float, data_dir: Path, seed: int) -> dict[str, float]:
             check=True,
         )
         seconds = time.monotonic() - started
-        summary = json.loads((Path(work) / "automl-out/cifar10-cnn/summary.json").read_text())
+        summary = json.loads((Path(work) / "automl-out/cifar10-auto/summary.json").read_text())
     return {
         "test_accuracy": summary["test"]["metrics"]["accuracy"],
         "best_val_accuracy": summary["best"]["val_metric"],

@@ -21,7 +21,7 @@ from automl import UsageError
 from automl.data import DATASETS, _check, load_dataset
 from automl.data._check import check_builtins
 from automl.data._keras import CLASS_NAMES, NUM_WORDS, read_word_ids
-from tests.conftest import CIFAR_CLASSES, cli_env
+from tests.conftest import CIFAR_CLASSES, cli_env, run_cli
 
 
 def _texts(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -245,3 +245,21 @@ def test_check_builtins_is_fast_and_imports_no_keras(tmp_path):
     count, seconds, imported = done.stdout.split()
     assert int(count) == len(DATASETS) and imported == "False"
     assert float(seconds) < 5
+
+
+def test_datasets_check_on_the_command_line(tmp_path, no_keras_cache):
+    """`automl datasets --check --data-dir DIR` prints a table of what is available."""
+    _imdb(tmp_path / "shelf")
+    done = run_cli(
+        "datasets",
+        "--check",
+        "--data-dir",
+        tmp_path / "shelf",
+        cwd=tmp_path,
+        env=cli_env(HOME=str(no_keras_cache.parent.parent), KERAS_HOME=str(no_keras_cache.parent)),
+    )
+    assert done.returncode == 0, done.stderr
+    lines = {line.split()[0]: line for line in done.stdout.splitlines() if line.strip()}
+    assert lines["imdb"].split()[1] == "yes"  # the local copy (rich folds its long path)
+    assert lines["iris"].split()[1:3] == ["yes", "bundled"]
+    assert lines["name"].split() == ["name", "available", "from"]

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from automl._errors import UsageError
+from automl.config import TABLE_SUFFIXES
 from automl.data._dataset import Dataset
 from automl.data._encoding import Encoded
 
@@ -37,14 +38,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("automl")
 
-# Suffix -> separator; None means Parquet.
-TABLE_SUFFIXES: dict[str, str | None] = {
-    ".csv": ",",
-    ".tsv": "\t",
-    ".tab": "\t",
-    ".parquet": None,
-    ".pq": None,
-}
+# Separator of the text formats; the other TABLE_SUFFIXES are Parquet.
+_SEPARATORS = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
 MAX_CATEGORIES = 50  # most frequent training values one-hot encoded; the rest share the OOV slot
 MAX_INTEGER_CATEGORIES = 10  # integer columns with this few values are codes, not quantities
 NUMERIC_SHARE = 0.9  # a text column this numeric is a numeric column with a typo in it
@@ -74,7 +69,7 @@ def read_table(path: Path) -> pd.DataFrame:
             f"cannot read {path}: unsupported suffix {path.suffix!r}; save the table as one of "
             f"{', '.join(TABLE_SUFFIXES)}."
         )
-    sep = TABLE_SUFFIXES[suffix]
+    sep = _SEPARATORS.get(suffix)
     form = "Parquet" if sep is None else suffix[1:].upper()
     try:
         if sep is None:
@@ -216,7 +211,7 @@ def _kind(name: str, column: pd.Series, locate: Callable[[int], str]) -> str:
 
 def _locator(path: Path) -> Callable[[int], str]:
     """How errors name a row: its line in a text file (the header is line 1)."""
-    if TABLE_SUFFIXES[path.suffix.lower()] is None:
+    if path.suffix.lower() not in _SEPARATORS:
         return lambda i: f"row {i + 1}"
     return lambda i: f"line {i + 2}"
 

@@ -21,7 +21,7 @@ def load_npz(path: Path, *, task: str | None = None, seed: int | None = 0) -> Da
     Raises:
         UsageError: On a missing file, missing or mismatched arrays, or object arrays.
     """
-    from automl.data._arrays import from_arrays
+    from automl.data._arrays import _KIND_BY_RANK, from_arrays
     from automl.data._split import split_dataset
     from automl.data._targets import encode_target
 
@@ -64,7 +64,7 @@ def load_npz(path: Path, *, task: str | None = None, seed: int | None = 0) -> Da
     y, class_names, task = encode_target(
         np.concatenate([arrays["y_train"], arrays["y_test"]]), task, what=f"y in {path}"
     )
-    kind = {2: "vector", 3: "sequence", 4: "image"}.get(x_train.ndim)
+    kind = _KIND_BY_RANK.get(x_train.ndim)
     if kind is None:
         raise UsageError(
             f"{path}: x_train has shape {x_train.shape}; expected (n, features), (n, steps, "

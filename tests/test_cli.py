@@ -113,7 +113,10 @@ def test_help_and_listings_answer_without_heavy_imports(tmp_path, argv, expected
 
 
 USAGE_ERRORS = [
-    (["search", "nope"], "unknown dataset 'nope'; choose one of: " + ", ".join(DATASETS) + "."),
+    (
+        ["search", "nope"],
+        "unknown dataset 'nope'; choose one of: " + ", ".join(DATASETS) + ", or pass a path",
+    ),
     (
         ["search", "iris", "--space", "nope"],
         "unknown space 'nope'; give a built-in name (" + ", ".join(SPACES) + "), file.py:",

@@ -43,6 +43,7 @@ def test_the_best_subset_trial_is_promoted_once_after_enough_trials():
     assert promote_best(study) == trial.number
 
 
+@pytest.mark.slow
 def test_search_with_subset_promotes_the_best_to_full_data(tmp_path):
     result = automl.search(
         "digits",

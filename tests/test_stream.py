@@ -69,6 +69,7 @@ def test_a_folder_over_budget_keeps_paths_and_streams_batches(folder, caplog):
     assert np.array_equal(data.encoder.decode([data.x_train[row]])[0], pixels[0])
 
 
+@pytest.mark.slow
 def test_a_streamed_folder_searches_and_exports_a_pixel_model(folder, tmp_path):
     result = automl.search(
         str(folder),

@@ -111,6 +111,7 @@ def test_metric_and_balanced_class_weights_drive_a_search(tmp_path):
     assert resumed.summary["best"]["metric"] == "val_auc" and len(resumed.study.trials) == 3
 
 
+@pytest.mark.slow
 def test_regression_logs_rmse_mae_r2_and_can_maximize_r2(tmp_path):
     result = _search(tmp_path, "diabetes", metric="r2")
     assert result.study.direction.name == "MAXIMIZE"

@@ -253,7 +253,7 @@ class _TrialRunner:
         try:
             hp = HyperParameters(trial, self.space.overrides)
             encoded = self.data.encode(hp)
-            model = build_model(self.space, hp, self._spec_for(encoded))
+            model = build_model(self.space, hp, self._spec_for(encoded), self.objective)
             params = {**trial.params, **_fixed(hp, trial)}
             self.tracker.log_params(run_id, {**params, "n_params": model.count_params()})
             self.observer.trial_started(trial.number, params)

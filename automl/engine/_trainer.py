@@ -68,10 +68,14 @@ class Objective:
         return value, values.index(value)
 
 
-def build_model(space: Space, hp: HyperParameters, spec: ModelSpec) -> keras.Model:
+def build_model(
+    space: Space, hp: HyperParameters, spec: ModelSpec, objective: Objective | None = None
+) -> keras.Model:
     """Call the space, check its model fits the task, and compile it if it is not.
 
-    An uncompiled model gets Adam (learning rate 1e-3) and the task's loss and metrics.
+    An uncompiled model gets Adam (learning rate 1e-3), the task's loss and the one
+    metric the trials are scored on (so a user's `fit` that unpacks `evaluate` sees
+    [loss, metric], as with a model it compiled itself).
 
     Raises:
         UsageError: From the space (bad ranges, missing weights): the search must stop.
@@ -94,7 +98,8 @@ def build_model(space: Space, hp: HyperParameters, spec: ModelSpec) -> keras.Mod
             f"example (shape ({want},))."
         )
     if not model.compiled:
-        compile_for_task(model, keras.optimizers.Adam(1e-3), spec)
+        metric = (objective or Objective.for_task(spec.task)).monitor.removeprefix("val_")
+        compile_for_task(model, keras.optimizers.Adam(1e-3), spec, only=metric)
     return model
 
 

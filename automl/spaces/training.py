@@ -121,24 +121,28 @@ def task_loss(spec: ModelSpec, label_smoothing: float = 0.0) -> Any:
     return "sparse_categorical_crossentropy"
 
 
-def task_metrics(spec: ModelSpec) -> list[Any]:
+def task_metrics(spec: ModelSpec, only: str | None = None) -> list[Any]:
     """Metrics trials log and may be scored on (`--metric`).
 
     Classification: accuracy, AUC (one-vs-rest, macro) and macro F1; regression: MSE,
-    RMSE, MAE and R².
+    RMSE, MAE and R². `only` keeps the one of that name (none for "loss").
     """
     import keras
 
     if spec.task == "regression":
-        return [
+        metrics = [
             keras.metrics.MeanSquaredError(name="mse"),
             keras.metrics.RootMeanSquaredError(name="rmse"),
             keras.metrics.MeanAbsoluteError(name="mae"),
             keras.metrics.R2Score(name="r2"),
         ]
-    from automl.spaces.metrics import SparseAUC, SparseF1
+    else:
+        from automl.spaces.metrics import SparseAUC, SparseF1
 
-    return ["accuracy", SparseAUC(spec.num_classes), SparseF1(spec.num_classes)]
+        metrics = ["accuracy", SparseAUC(spec.num_classes), SparseF1(spec.num_classes)]
+    if only is None:
+        return metrics
+    return [m for m in metrics if (m if isinstance(m, str) else m.name) == only]
 
 
 def compile_for_task(
@@ -147,10 +151,13 @@ def compile_for_task(
     spec: ModelSpec,
     *,
     label_smoothing: float = 0.0,
+    only: str | None = None,
 ) -> keras.Model:
-    """Compile with the loss and metrics of `spec.task`; returns the model."""
+    """Compile with the loss and metrics of `spec.task` (`only`: just that metric)."""
     model.compile(
-        optimizer=optimizer, loss=task_loss(spec, label_smoothing), metrics=task_metrics(spec)
+        optimizer=optimizer,
+        loss=task_loss(spec, label_smoothing),
+        metrics=task_metrics(spec, only),
     )
     return model
 

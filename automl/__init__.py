@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from automl.engine import SearchObserver, SearchResult
     from automl.estimators import AutoClassifier, AutoRegressor
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 
 def search(

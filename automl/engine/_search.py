@@ -134,6 +134,7 @@ def run_search(
             study.enqueue_trial(point, user_attrs={"starting_point": True})
     _check_same_search(study, config)
     objective = _recorded_objective(study, config, objective)
+    spec = dataclasses.replace(spec, metric=objective.monitor.removeprefix("val_"))
     tracker = tracking.make_tracker(config.tracking_uri, config.study)
     parent = tracker.start_study(
         study.user_attrs.get("mlflow_run_id"), config.study, _study_params(config, data)

@@ -30,6 +30,8 @@ class ModelSpec:
             and sequences.
         vocab_size: Number of token ids for text (ids are < vocab_size).
         target_stats: (mean, std) of the training targets, for regression heads.
+        metric: The metric trials are scored on ("accuracy", "auc", "rmse", ...), so
+            `compile_for_task` logs it every epoch.
     """
 
     input_shape: tuple[int, ...]
@@ -41,6 +43,7 @@ class ModelSpec:
     normalization: tuple[np.ndarray, np.ndarray] | None = None
     vocab_size: int | None = None
     target_stats: tuple[float, float] | None = None
+    metric: str | None = None
 
     def steps_per_epoch(self, batch_size: int) -> int:
         """Optimizer steps in one epoch at `batch_size`."""

@@ -129,6 +129,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--data-dir", type=Path, default=None, help="folder with local copies ($AUTOML_DATA_DIR)"
     )
     sub.add_parser("spaces", help="list the built-in search spaces")
+
+    ui = sub.add_parser(
+        "ui",
+        help="open the MLflow UI on the tracking store a search wrote",
+        description="Start the MLflow UI (mlflow server) on the tracking store and print the "
+        "URL of each study's experiment; Ctrl-C stops it.",
+    )
+    ui.add_argument("--study", help="print this study's experiment URL (default: all)")
+    ui.add_argument(
+        "--tracking-uri",
+        default=DEFAULT_TRACKING_URI,
+        help=f"MLflow tracking URI the search used ({DEFAULT_TRACKING_URI})",
+    )
+    ui.add_argument("--port", type=int, default=5000, help="TCP port (5000)")
+    ui.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="interface to listen on (127.0.0.1: this machine only; 0.0.0.0 exposes it)",
+    )
     return parser
 
 
@@ -245,12 +264,19 @@ def _cmd_spaces(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_ui(args: argparse.Namespace) -> int:
+    from automl.ui import serve_ui
+
+    return serve_ui(args.tracking_uri, study=args.study, host=args.host, port=args.port)
+
+
 _COMMANDS = {
     "search": _cmd_search,
     "show": _cmd_show,
     "export": _cmd_export,
     "datasets": _cmd_datasets,
     "spaces": _cmd_spaces,
+    "ui": _cmd_ui,
 }
 
 

@@ -178,10 +178,6 @@ def export_best(
         summary["model_path"] = str(target.resolve())
         tracker.log_metrics(tracker.parent_run_id, {f"test_{k}": v for k, v in metrics.items()})
         tracker.log_metrics(tracker.parent_run_id, {"best_val_metric": best.value})
-        try:
-            tracker.log_model(model, data.raw_sample())
-        except Exception as exc:  # noqa: BLE001 - the files on disk are the contract
-            logger.warning("could not log the model to MLflow: %s", exc)
     write_json(out / "summary.json", summary)
     return summary, model
 

@@ -6,7 +6,9 @@ wrote (the shared iris search), plus direct checks of `StudyTracker` on its own 
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -118,8 +120,10 @@ def test_no_run_is_left_running(logged):
     assert runs and all(r.info.status != "RUNNING" for r in runs)
 
 
-def test_best_model_is_logged_to_the_parent_run_and_takes_raw_inputs(iris_search, logged):
-    """The parent run outputs an MLflow Keras model that predicts like the exported model."""
+def test_best_model_is_registered_as_champion_and_takes_raw_inputs(iris_search, logged):
+    """The parent run outputs the best model with a signature and an input example; it is
+    a version of the registered model named after the study, aliased `champion`, and
+    `models:/<name>@champion` predicts like the exported model."""
     from sklearn.datasets import load_iris
 
     client, experiment, parents, _ = logged
@@ -129,18 +133,54 @@ def test_best_model_is_logged_to_the_parent_run_and_takes_raw_inputs(iris_search
     outputs = client.get_run(parents[0].info.run_id).outputs.model_outputs
     assert [o.model_id for o in outputs] == [models[0].model_id]
 
+    best = iris_search.result.study.best_trial
+    champion = client.get_model_version_by_alias("iris-auto", "champion")
+    assert champion.tags["trial"] == str(best.number)
+    assert float(champion.tags["value"]) == pytest.approx(best.value)
+    assert champion.tags["metric"] == "val_accuracy"
+
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(iris_search.tracking_uri)
     try:
-        model = mlflow.keras.load_model(models[0].model_uri)
+        model = mlflow.pyfunc.load_model("models:/iris-auto@champion")
     finally:
         mlflow.set_tracking_uri(previous)
+    assert model.metadata.signature is not None
+    assert model.metadata.saved_input_example_info["type"] == "ndarray"
     raw = load_iris().data.astype("float32")
     np.testing.assert_allclose(
-        model.predict(raw, verbose=0),
+        model.predict(raw),
         iris_search.result.best_model.predict(raw, verbose=0),
         atol=1e-5,
     )
+
+
+def test_parent_run_holds_the_study_report(iris_search, logged):
+    """Plots (HTML and PNG), the leaderboard, the search space and the summary are
+    artifacts of the parent run under study/."""
+    client, _, parents, trials = logged
+    names = {a.path for a in client.list_artifacts(parents[0].info.run_id, "study")}
+    for stem in ("optimization_history", "parallel_coordinate", "intermediate_values"):
+        assert {f"study/{stem}.html", f"study/{stem}.png"} <= names
+    assert {"study/leaderboard.csv", "study/search_space.json", "study/summary.json"} <= names
+    local = client.download_artifacts(parents[0].info.run_id, "study/summary.json")
+    summary = json.loads(Path(local).read_text())
+    assert summary["best"] == json.loads(json.dumps(iris_search.result.summary["best"]))
+    assert summary["test"]["metrics"]
+    space = json.loads(
+        Path(
+            client.download_artifacts(parents[0].info.run_id, "study/search_space.json")
+        ).read_text()
+    )
+    assert space["space"] == "auto" and "family" in space["params"]
+
+
+def test_trial_runs_record_model_size_and_study(logged):
+    """n_params is a metric too (sortable in the UI); the study name is a tag."""
+    for run in logged[3].values():
+        if run.data.tags["state"] != "FAIL":
+            assert run.data.metrics["n_params"] > 0
+        assert run.data.tags["automl.study"] == "iris-auto"
 
 
 def test_library_versions_name_what_shapes_results():

@@ -25,6 +25,7 @@ from automl.data._encoding import Encoded
 from automl.engine._fidelity import is_promoted, promote_best, subset_indices
 from automl.engine._interrupt import graceful_interrupt, raise_if
 from automl.engine._observer import SearchObserver
+from automl.engine._reporting import StudyPublisher
 from automl.engine._space_check import check_space, stop_if_space_is_broken
 from automl.engine._study import (
     count_finished,
@@ -139,6 +140,7 @@ def run_search(
     parent = tracker.start_study(
         study.user_attrs.get("mlflow_run_id"), config.study, _study_params(config, data)
     )
+    publisher = StudyPublisher(tracker, config, data, out)
     state = "FAIL"
     with graceful_interrupt() as pressed:
         try:
@@ -156,6 +158,7 @@ def run_search(
                 config, data, spec, space, objective, tracker, out, observer, deadline, pressed
             )
             run_trial.class_weight = class_weight
+            run_trial.publisher = publisher
             if config.subset:
                 run_trial.subset = subset_indices(
                     data.y_train, config.subset, config.seed, data.task == "classification"
@@ -173,12 +176,15 @@ def run_search(
             raise_if(pressed)
             observer.stage("scoring the best model on the test set")
             summary, model = export_best(study, data, out, tracker, config)
+            observer.stage("writing the study report to MLflow")
+            publisher.refresh(study, summary)
             state = "COMPLETE"
         except KeyboardInterrupt:
             state = "INTERRUPTED"
             raise
         finally:
             tracker.end_run(parent, state)
+            tracker.finish(patience=_mlflow_patience())
     return SearchResult(study=study, summary=summary, best_model=model)
 
 
@@ -234,6 +240,7 @@ class _TrialRunner:
         self.observer, self.deadline, self.pressed = observer, deadline, pressed
         self.class_weight: dict[int, float] | None = None
         self.subset: np.ndarray | None = None  # --subset: the low-fidelity training rows
+        self.publisher: StudyPublisher | None = None
 
     def __call__(self, trial: optuna.Trial) -> float:
         raise_if(self.pressed)
@@ -256,7 +263,9 @@ class _TrialRunner:
             encoded = self.data.encode(hp)
             model = build_model(self.space, hp, self._spec_for(encoded), self.objective)
             params = {**trial.params, **_fixed(hp, trial)}
-            self.tracker.log_params(run_id, {**params, "n_params": model.count_params()})
+            n_params = model.count_params()
+            self.tracker.log_params(run_id, {**params, "n_params": n_params})
+            self.tracker.log_metrics(run_id, {"n_params": n_params})
             self.observer.trial_started(trial.number, params)
             promoted = is_promoted(trial)
             rows = None if promoted else self.subset
@@ -326,6 +335,8 @@ class _TrialRunner:
         stop_if_space_is_broken(study)
         if self.subset is not None:
             promote_best(study)
+        if self.publisher is not None:
+            self.publisher.refresh_if_due(study)
 
     def _spec_for(self, encoded: Encoded) -> ModelSpec:
         """The study's spec, with this trial's input shape and vocabulary (text choices)."""
@@ -356,6 +367,15 @@ class _TrialRunner:
         old = previous.user_attrs.get("model_path") if previous else None
         if old and Path(old).exists() and Path(old) != path:
             os.remove(old)
+
+
+def _mlflow_patience() -> float:
+    """Seconds the end of a search waits for an unreachable MLflow server to come back
+    (`AUTOML_MLFLOW_PATIENCE`, 120 by default)."""
+    try:
+        return float(os.environ.get("AUTOML_MLFLOW_PATIENCE", "120"))
+    except ValueError:
+        return 120.0
 
 
 def _class_weight(option: str | None, data: Dataset) -> dict[int, float] | None:

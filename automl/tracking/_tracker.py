@@ -1,23 +1,25 @@
-"""MLflow: one parent run per study, one nested run per trial, batched per-epoch metrics.
+"""MLflow runs: one parent run per study, one nested run per trial, batched metrics.
 
 The client and run ids are passed explicitly (no implicit active run), so a trial's
 logging can never land on the wrong run. Every run this module opens is closed by the
-caller's `finally`, so nothing is left RUNNING after an error or Ctrl-C.
+caller's `finally`, so nothing is left RUNNING after an error or Ctrl-C. Study artifacts
+live in `_report`, the model registry in `_registry`, delivery in `_outbox`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import platform
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from automl.tracking._outbox import Outbox, limit_http_retries
+
 if TYPE_CHECKING:
-    import keras
-    import numpy as np
     from mlflow import MlflowClient
 
 logger = logging.getLogger("automl")
@@ -51,6 +53,10 @@ def _artifacts(tracking_uri: str) -> str | None:
 class StudyTracker:
     """Logs one study to MLflow.
 
+    Every call after `start_study` goes through an `Outbox`, so an MLflow server that goes
+    away mid-search delays the logging but never the search: trial runs get local keys
+    until the server has created them.
+
     Args:
         tracking_uri: Where MLflow writes.
         experiment: Experiment name (the study name).
@@ -59,17 +65,26 @@ class StudyTracker:
     def __init__(self, tracking_uri: str, experiment: str) -> None:
         from mlflow import MlflowClient
 
+        from automl.config import mask_url
+
+        if tracking_uri.startswith(("http://", "https://")):
+            limit_http_retries()
         self.tracking_uri = tracking_uri
         self.client: MlflowClient = MlflowClient(tracking_uri=tracking_uri)
+        self.outbox = Outbox(mask_url(tracking_uri))
         found = self.client.get_experiment_by_name(experiment)
         self.experiment_id = (
             found.experiment_id
             if found
             else self.client.create_experiment(
-                experiment, artifact_location=_artifacts(tracking_uri)
+                experiment,
+                artifact_location=_artifacts(tracking_uri),
+                tags={"mlflow.experimentKind": "custom_model_development"},
             )
         )
         self.parent_run_id: str | None = None
+
+    enabled = True
 
     def start_study(self, run_id: str | None, name: str, params: Mapping[str, Any]) -> str:
         """Open (or reopen, on resume) the study's parent run and log its params."""
@@ -88,19 +103,22 @@ class StudyTracker:
         return self.parent_run_id
 
     def start_trial(self, number: int, study: str) -> str:
-        """Create the nested run `trial-<number>` and return its id."""
+        """Create the nested run `trial-<number>`; returns its id (or a local key for it)."""
         assert self.parent_run_id is not None, "start_study must come first"
-        run = self.client.create_run(
-            self.experiment_id,
-            run_name=f"trial-{number}",
-            tags={
-                "mlflow.parentRunId": self.parent_run_id,
-                "automl.role": "trial",
-                "automl.study": study,
-                "optuna.trial_number": str(number),
-            },
-        )
-        return run.info.run_id
+        key = self.outbox.new_key()
+        tags = {
+            "mlflow.parentRunId": self.parent_run_id,
+            "automl.role": "trial",
+            "automl.study": study,
+            "optuna.trial_number": str(number),
+        }
+
+        def create(_: Callable[[str], str]) -> None:
+            run = self.client.create_run(self.experiment_id, run_name=f"trial-{number}", tags=tags)
+            self.outbox.bind(key, run.info.run_id)
+
+        self.outbox.send(create)
+        return self.outbox.resolve(key)
 
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         """Log params in one batch (MLflow takes at most 100 per call)."""
@@ -108,7 +126,10 @@ class StudyTracker:
 
         items = [Param(str(k), str(v)[:6000]) for k, v in params.items()]
         for start in range(0, len(items), 100):
-            self.client.log_batch(run_id, params=items[start : start + 100])
+            chunk = items[start : start + 100]
+            self.outbox.send(
+                lambda resolve, c=chunk: self.client.log_batch(resolve(run_id), params=c)
+            )
 
     def log_metrics(
         self, run_id: str, metrics: Mapping[str, float], step: int | None = None
@@ -123,49 +144,59 @@ class StudyTracker:
             if v is not None and math.isfinite(float(v))
         ]
         if items:
-            self.client.log_batch(run_id, metrics=items)
+            self.outbox.send(lambda resolve: self.client.log_batch(resolve(run_id), metrics=items))
 
     def end_run(self, run_id: str, state: str, tags: Mapping[str, Any] | None = None) -> None:
         """Tag the run with its end `state` and close it with the matching MLflow status."""
         from mlflow.entities import RunTag
 
-        all_tags = {"state": state, **(tags or {})}
-        try:
-            self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in all_tags.items()])
-        finally:
-            self.client.set_terminated(run_id, status=_STATUS.get(state, "FAILED"))
+        all_tags = [RunTag(k, str(v)) for k, v in {"state": state, **(tags or {})}.items()]
+        status = _STATUS.get(state, "FAILED")
 
-    def log_model(self, model: keras.Model, example: np.ndarray) -> None:
-        """Log the best model as an MLflow Keras model, with its signature, on the parent run.
+        def close(resolve: Callable[[str], str]) -> None:
+            try:
+                self.client.log_batch(resolve(run_id), tags=all_tags)
+            finally:
+                self.client.set_terminated(resolve(run_id), status=status)
 
-        MLflow 3.17's Keras flavor fails to write `input_example` (its folder does not exist
-        yet when the example is saved), so only the inferred signature is logged.
-        """
-        import mlflow
-        from mlflow.models import infer_signature
+        self.outbox.send(close)
 
-        signature = infer_signature(example, model.predict(example, verbose=0))
-        # Explicit requirements: MLflow's inference imports the model in a subprocess (~15 s).
-        versions = library_versions()
-        requirements = [
-            f"{name}=={versions[f'version_{name}']}"
-            for name in ("keras", "tensorflow", "tensorflow-cpu")
-            if f"version_{name}" in versions
-        ]
+    def log_artifacts(self, folder: Path, artifact_path: str) -> None:
+        """Upload the files of `folder` under `artifact_path` of the parent run."""
+        parent = self.parent_run_id
+        assert parent is not None, "start_study must come first"
+        self.outbox.send(lambda _: self.client.log_artifacts(parent, str(folder), artifact_path))
 
-        previous = mlflow.get_tracking_uri()
-        mlflow.set_tracking_uri(self.tracking_uri)
-        try:
-            with mlflow.start_run(run_id=self.parent_run_id):
-                mlflow.keras.log_model(
-                    model, name="best_model", signature=signature, pip_requirements=requirements
-                )
-        finally:
-            mlflow.set_tracking_uri(previous)
+    def publish_model(
+        self, model_path: Path, example: Any, registered_name: str, facts: dict[str, Any]
+    ) -> None:
+        """Log the saved model on the parent run, register it as a version of
+        `registered_name` and move `champion` to it if it is the best (`publish_best_model`).
+        The file is deleted once delivered."""
+        from automl.tracking._registry import publish_best_model
+
+        parent = self.parent_run_id
+        assert parent is not None, "start_study must come first"
+
+        def publish(_: Callable[[str], str]) -> None:
+            publish_best_model(
+                self.tracking_uri, parent, model_path, example, registered_name, facts
+            )
+            model_path.unlink(missing_ok=True)  # a copy made for the upload
+            with contextlib.suppress(OSError):
+                model_path.parent.rmdir()  # when no other upload waits
+
+        self.outbox.send(publish)
+
+    def finish(self, patience: float) -> bool:
+        """Deliver what waits for the server, for up to `patience` seconds."""
+        return self.outbox.drain(patience)
 
 
 class NullTracker(StudyTracker):
     """Logs nothing: for searches run with `tracking_uri=None` (the scikit-learn estimators)."""
+
+    enabled = False
 
     def __init__(self) -> None:  # noqa: D107 - no client, no experiment
         self.tracking_uri = ""
@@ -189,8 +220,16 @@ class NullTracker(StudyTracker):
     def end_run(self, run_id: str, state: str, tags: Mapping[str, Any] | None = None) -> None:
         return None
 
-    def log_model(self, model: keras.Model, example: np.ndarray) -> None:
+    def log_artifacts(self, folder: Path, artifact_path: str) -> None:
         return None
+
+    def publish_model(
+        self, model_path: Path, example: Any, registered_name: str, facts: dict[str, Any]
+    ) -> None:
+        return None
+
+    def finish(self, patience: float) -> bool:
+        return True
 
 
 def make_tracker(tracking_uri: str | None, experiment: str) -> StudyTracker:

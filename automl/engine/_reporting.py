@@ -1,0 +1,74 @@
+"""What the engine shows in MLflow beyond runs: the study report and the champion model.
+
+Refreshed after a trial when the report is due (every `AUTOML_REPORT_EVERY` seconds) and
+once at the end of the search, with the final summary.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from automl.config import SearchConfig
+from automl.data import Dataset
+from automl.export import best_trial_or_none, summarize
+from automl.tracking import StudyReport, StudyTracker, registered_model_name
+
+
+class StudyPublisher:
+    """Keeps the parent run's artifacts and the registered champion up to date.
+
+    Args:
+        tracker: The study's tracker.
+        config: The search's options.
+        data: The dataset (for the model's raw input example).
+        out: The search's output folder.
+    """
+
+    def __init__(
+        self, tracker: StudyTracker, config: SearchConfig, data: Dataset, out: Path
+    ) -> None:
+        self.tracker, self.config, self.data, self.out = tracker, config, data, out
+        self.report = StudyReport(tracker, out / "report")
+        self.model_name = registered_model_name(config.study)
+
+    def refresh_if_due(self, study: optuna.Study) -> None:
+        """After a trial: refresh when the report is older than its interval."""
+        if self.tracker.enabled and self.report.due():
+            self.refresh(study, summarize(study, self.config))
+
+    def refresh(self, study: optuna.Study, summary: dict[str, Any]) -> None:
+        """Register a new best model, then rewrite and log the report."""
+        if not self.tracker.enabled:
+            return
+        self.publish_best(study)
+        space = {"space": self.config.space, "dataset": self.config.dataset}
+        self.report.write(study, summary, space)
+
+    def publish_best(self, study: optuna.Study) -> None:
+        """Log and register the best trial's model unless it is registered already.
+
+        The checkpoint is copied first: a later best deletes it, and the upload may wait
+        for an unreachable server.
+        """
+        best = best_trial_or_none(study)
+        checkpoint = Path(best.user_attrs.get("model_path", "")) if best else None
+        if best is None or checkpoint is None or not checkpoint.is_file():
+            return
+        if study.user_attrs.get("registered_trial") == best.number:
+            return
+        copy = self.out / "published" / f"trial-{best.number}.keras"
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(checkpoint, copy)
+        facts = {
+            "trial": best.number,
+            "value": best.value,
+            "metric": study.user_attrs.get("metric", ""),
+            "direction": study.direction.name.lower(),
+            "study": study.study_name,
+        }
+        self.tracker.publish_model(copy, self.data.raw_sample(), self.model_name, facts)
+        study.set_user_attr("registered_trial", best.number)

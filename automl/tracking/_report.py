@@ -1,0 +1,179 @@
+"""Study artifacts on the parent run: plots, a leaderboard, the search space, the summary.
+
+Written into `<out>/report/` and logged under the parent run's `study/` folder at the
+end of a search and, during a long one, every `AUTOML_REPORT_EVERY` seconds (600 by
+default) after a trial ends. Plots come from `optuna.visualization` (HTML, one
+self-contained file each, so they open offline in the MLflow UI) and from its matplotlib
+twin (PNG). A plot the study cannot draw yet (importances need two complete trials) is
+skipped, not an error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import optuna
+
+    from automl.tracking._tracker import StudyTracker
+
+logger = logging.getLogger("automl")
+
+DEFAULT_EVERY_SECONDS = 600.0
+
+# File stem -> the function's name in both optuna.visualization and its matplotlib module.
+PLOTS = {
+    "optimization_history": "plot_optimization_history",
+    "param_importances": "plot_param_importances",
+    "parallel_coordinate": "plot_parallel_coordinate",
+    "intermediate_values": "plot_intermediate_values",
+}
+
+
+class StudyReport:
+    """Writes a study's artifacts and logs them to its parent run.
+
+    Args:
+        tracker: Where the artifacts go (a `NullTracker` keeps them on disk only).
+        folder: The local folder for the files.
+        every: Seconds between refreshes during a search (default: `AUTOML_REPORT_EVERY`,
+            else 600).
+    """
+
+    def __init__(self, tracker: StudyTracker, folder: Path, *, every: float | None = None) -> None:
+        self.tracker = tracker
+        self.folder = folder
+        self.every = every if every is not None else _every_from_env()
+        self._written_at = time.monotonic()
+
+    def due(self) -> bool:
+        """True when the last refresh is older than `every` seconds."""
+        return time.monotonic() - self._written_at >= self.every
+
+    def write(self, study: optuna.Study, summary: dict[str, Any], space: dict[str, Any]) -> Path:
+        """Write every artifact into `folder` and log the folder as `study/`.
+
+        Args:
+            study: The study to report.
+            summary: The content of `summary.json`.
+            space: What the search space is (name, overrides); the distributions the
+                trials sampled are added here.
+        """
+        self.folder.mkdir(parents=True, exist_ok=True)
+        write_plots(study, self.folder)
+        write_leaderboard(study, self.folder / "leaderboard.csv")
+        _write_json(self.folder / "search_space.json", {**space, "params": sampled_space(study)})
+        _write_json(self.folder / "summary.json", summary)
+        self.tracker.log_artifacts(self.folder, "study")
+        self._written_at = time.monotonic()
+        return self.folder
+
+
+def write_plots(study: optuna.Study, folder: Path) -> list[str]:
+    """Draw each plot of `PLOTS` as HTML and PNG; returns the stems written."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, never a window
+    import matplotlib.pyplot as plt
+    import optuna.visualization as html_plots
+    import optuna.visualization.matplotlib as png_plots
+
+    finished = [
+        t for t in study.get_trials(deepcopy=False) if t.state.name in ("COMPLETE", "PRUNED")
+    ]
+    if not finished:
+        return []  # nothing to draw yet: no empty charts
+    complete = sum(t.state.name == "COMPLETE" for t in finished)
+    written = []
+    for stem, function in PLOTS.items():
+        if stem == "param_importances" and complete < 2:
+            continue  # Optuna would draw equal importances: noise, not information
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # experimental API, few-trial notes
+                figure = getattr(html_plots, function)(study)
+                axes = getattr(png_plots, function)(study)
+        except (ValueError, RuntimeError, ZeroDivisionError) as exc:
+            logger.debug("plot %s skipped: %s", stem, exc)
+            continue
+        if stem == "intermediate_values":
+            _mark_pruned(study, figure, axes)
+        figure.write_html(folder / f"{stem}.html", include_plotlyjs=True)
+        axes.figure.savefig(folder / f"{stem}.png", dpi=100, bbox_inches="tight")
+        plt.close(axes.figure)
+        written.append(stem)
+    return written
+
+
+def _mark_pruned(study: optuna.Study, figure: Any, axes: Any) -> None:
+    """Learning curves: a pruned trial's curve is dotted and ends in a cross, so the cut
+    shows; complete trials stay solid."""
+    pruned = {
+        f"Trial{t.number}" for t in study.get_trials(deepcopy=False) if t.state.name == "PRUNED"
+    }
+    for trace in figure.data:
+        if trace.name in pruned:
+            trace.update(line={"dash": "dot"}, marker={"symbol": "x", "size": 9})
+            trace.name = f"{trace.name} (pruned)"
+    for line in axes.get_lines():
+        if line.get_label() in pruned:
+            line.set_linestyle(":")
+            xs, ys = line.get_data()
+            if len(xs):
+                axes.plot(xs[-1:], ys[-1:], "x", color=line.get_color(), markersize=8)
+            line.set_label(f"{line.get_label()} (pruned)")
+    metric = study.user_attrs.get("metric", "value")
+    title = "Learning curves (dotted, ending in x: pruned)"
+    figure.update_layout(title=title, xaxis_title="epoch", yaxis_title=metric)
+    axes.set_title(title)
+    axes.set_xlabel("epoch")
+    axes.set_ylabel(metric)
+    if pruned:
+        axes.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))  # with the new labels
+
+
+def write_leaderboard(study: optuna.Study, path: Path) -> None:
+    """Every trial as a CSV row, best first: number, state, value, duration, params and
+    the attributes automl records (epochs, seconds, seed, reason, fidelity)."""
+    frame = study.trials_dataframe(
+        attrs=("number", "state", "value", "duration", "params", "user_attrs")
+    )
+    if frame.empty:
+        path.write_text("number,state,value\n")
+        return
+    frame = frame.drop(columns=["user_attrs_model_path"], errors="ignore")
+    frame["duration"] = frame["duration"].dt.total_seconds().round(2)
+    ascending = study.direction.name == "MINIMIZE"
+    frame["_complete"] = frame["state"] == "COMPLETE"
+    frame = frame.sort_values(["_complete", "value"], ascending=[False, ascending])
+    frame.drop(columns="_complete").to_csv(path, index=False)
+
+
+def sampled_space(study: optuna.Study) -> dict[str, Any]:
+    """Each parameter any trial sampled, with its Optuna distribution as JSON."""
+    from optuna.distributions import distribution_to_json
+
+    found: dict[str, Any] = {}
+    for trial in study.get_trials(deepcopy=False):
+        for name, distribution in trial.distributions.items():
+            found.setdefault(name, json.loads(distribution_to_json(distribution)))
+    return dict(sorted(found.items()))
+
+
+def _write_json(path: Path, content: dict[str, Any]) -> None:
+    path.write_text(json.dumps(content, indent=2, default=str))
+
+
+def _every_from_env() -> float:
+    raw = os.environ.get("AUTOML_REPORT_EVERY", "")
+    try:
+        return float(raw) if raw else DEFAULT_EVERY_SECONDS
+    except ValueError:
+        logger.warning("AUTOML_REPORT_EVERY=%r is not a number of seconds; using 600.", raw)
+        return DEFAULT_EVERY_SECONDS

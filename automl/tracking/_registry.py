@@ -75,6 +75,16 @@ def publish_best_model(
         if f"version_{lib}" in versions
     ]
     tags = {key: str(value) for key, value in facts.items()}
+    client = mlflow.MlflowClient(tracking_uri)
+    # Created here, in the run's experiment: Model.log would put it in the active
+    # (by default the Default) experiment.
+    logged = client.create_logged_model(
+        client.get_run(run_id).info.experiment_id,
+        name="best_model",
+        source_run_id=run_id,
+        tags=tags,
+        model_type="keras",
+    )
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(tracking_uri)
     try:
@@ -88,13 +98,12 @@ def publish_best_model(
             input_example=example,
             pip_requirements=requirements,
             run_id=run_id,
+            model_id=logged.model_id,
             registered_model_name=name,
-            tags=tags,
         )
     finally:
         mlflow.set_tracking_uri(previous)
     version = str(info.registered_model_version)
-    client = mlflow.MlflowClient(tracking_uri)
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)
     if _beats_champion(client, name, facts):

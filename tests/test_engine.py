@@ -92,7 +92,7 @@ def test_best_checkpoint_is_the_best_epoch_of_the_best_trial(iris_search):
 
 def test_observer_hears_every_step(iris_search):
     """The observer gets: loading data, search started, per trial its start, each epoch
-    (1-based, of max_epochs) and its end with the study's state; then the export stage."""
+    (1-based, of max_epochs) and its end with the study's state; then export and report."""
     obs: RecordingObserver = iris_search.observer
     study = iris_search.result.study
     assert obs.events[0] == ("stage", "loading data")
@@ -106,7 +106,10 @@ def test_observer_hears_every_step(iris_search):
     assert all(m == 4 and "val_accuracy" in logs for _, _, m, logs in obs.of("epoch_ended"))
     bests = [best for *_, best, _ in obs.of("trial_ended") if best is not None]
     assert bests == sorted(bests)  # best-so-far never gets worse
-    assert obs.events[-1] == ("stage", "scoring the best model on the test set")
+    assert obs.events[-2:] == [
+        ("stage", "scoring the best model on the test set"),
+        ("stage", "writing the study report to MLflow"),
+    ]
 
 
 def test_load_study_of_an_unknown_name_lists_the_studies(iris_search):

@@ -251,3 +251,53 @@ def test_start_study_reopens_the_parent_run_on_resume(tracking_uri):
     fresh = again.start_study("0123456789abcdef0123456789abcdef", "r", {"trials": 4})
     assert fresh != first
     again.end_run(fresh, "COMPLETE")
+
+
+def test_champion_moves_only_to_a_better_model(tracking_uri, tmp_path):
+    """Every published model is a new version; `champion` follows the best value only."""
+    import keras
+
+    tracker = StudyTracker(tracking_uri, "unit-registry")
+    parent = tracker.start_study(None, "unit-registry", {})
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    saved = tmp_path / "model.keras"
+    model.save(saved)
+    example = np.zeros((2, 4), dtype="float32")
+    for trial, value in enumerate([0.5, 0.4, 0.7]):
+        copy = tmp_path / f"trial-{trial}.keras"
+        copy.write_bytes(saved.read_bytes())
+        facts = {"trial": trial, "value": value, "metric": "val_accuracy", "direction": "maximize"}
+        tracker.publish_model(copy, example, "unit-registry", facts)
+        assert not copy.exists()  # the upload copy is removed once delivered
+        champion = MlflowClient(tracking_uri).get_model_version_by_alias(
+            "unit-registry", "champion"
+        )
+        assert champion.tags["trial"] == str({0: 0, 1: 0, 2: 2}[trial])
+    tracker.end_run(parent, "COMPLETE")
+    versions = MlflowClient(tracking_uri).search_model_versions("name='unit-registry'")
+    assert sorted(int(v.version) for v in versions) == [1, 2, 3]
+
+
+def test_long_searches_refresh_the_report_and_the_champion(tmp_path, monkeypatch):
+    """With AUTOML_REPORT_EVERY=0 the report and the champion follow every trial: each new
+    best during the search became a registered version."""
+    import automl
+
+    monkeypatch.setenv("AUTOML_REPORT_EVERY", "0")
+    tracking = sqlite_url(tmp_path / "mlflow.db")
+    result = automl.search(
+        "iris",
+        storage=sqlite_url(tmp_path / "automl.db"),
+        tracking_uri=tracking,
+        out=tmp_path / "out",
+        trials=3,
+        max_epochs=2,
+        pruner="none",
+        study="refresh",
+    )
+    values = [t.value for t in result.study.trials]
+    new_bests = [n for n, v in enumerate(values) if v > max(values[:n], default=-1)]
+    versions = MlflowClient(tracking).search_model_versions("name='refresh'")
+    assert sorted(int(v.tags["trial"]) for v in versions) == new_bests
+    champion = MlflowClient(tracking).get_model_version_by_alias("refresh", "champion")
+    assert champion.tags["trial"] == str(result.study.best_trial.number)

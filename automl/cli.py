@@ -96,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--pruner", default="hyperband", help=f"one of {', '.join(PRUNERS)} (hyperband)"
     )
     search.add_argument("--seed", type=int, default=0, help="seed for sampler, split, weights (0)")
+    search.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="worker processes on this machine sharing the study (1); see `automl worker`",
+    )
     search.add_argument("--study", help="study name (default DATASET-SPACE)")
     _storage_args(search)
     search.add_argument(
@@ -109,6 +115,30 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         help="folder with local dataset copies (else $AUTOML_DATA_DIR)",
+    )
+
+    worker = sub.add_parser(
+        "worker",
+        help="join an existing study as one more worker",
+        description="Run trials of a study another `automl search` created, on this or "
+        "another machine, until its shared --trials / --timeout budget is spent. The study "
+        "records its own configuration; the dataset path and space file must exist here.",
+    )
+    worker.add_argument("--study", required=True, help="the study to join")
+    worker.add_argument(
+        "--storage",
+        default=None,
+        help=f"its Optuna storage URL ($AUTOML_STORAGE, else {DEFAULT_STORAGE})",
+    )
+    worker.add_argument(
+        "--tracking-uri",
+        default=None,
+        help=f"MLflow tracking URI ($AUTOML_TRACKING_URI, else {DEFAULT_TRACKING_URI}; none: off)",
+    )
+    worker.add_argument("--timeout", help="this worker's wall-clock budget (the study's)")
+    worker.add_argument("--out", type=Path, help="checkpoint folder (./automl-out/STUDY)")
+    worker.add_argument(
+        "--data-dir", type=Path, default=None, help="local dataset copies on this machine"
     )
 
     show = sub.add_parser("show", help="print a study's leaderboard")
@@ -195,6 +225,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
         metric=args.metric,
         class_weight=args.class_weight,
         subset=args.subset,
+        jobs=args.jobs,
     )
     if config.trials is None and config.timeout is None:
         config.trials = 20
@@ -208,6 +239,28 @@ def _cmd_search(args: argparse.Namespace) -> int:
     with RichProgress() as progress:
         result = run_search(config, progress)
     progress.print_summary(result.summary)
+    return 0
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    _quiet_libraries()
+    from automl._progress import RichProgress
+    from automl.engine import run_search
+    from automl.engine._workers import worker_config
+
+    config = worker_config(
+        args.study,
+        args.storage,
+        tracking_uri=args.tracking_uri,
+        out=args.out,
+        timeout=args.timeout,
+        data_dir=args.data_dir,
+    )
+    with RichProgress() as progress:
+        result = run_search(config, progress, worker=True)
+    print(
+        f"worker done: study {config.study} holds {sum(result.summary['trials'].values())} trials"
+    )
     return 0
 
 
@@ -272,6 +325,7 @@ def _cmd_ui(args: argparse.Namespace) -> int:
 
 _COMMANDS = {
     "search": _cmd_search,
+    "worker": _cmd_worker,
     "show": _cmd_show,
     "export": _cmd_export,
     "datasets": _cmd_datasets,

@@ -106,6 +106,7 @@ class SearchConfig:
             weighs every example the same.
         subset: Train trials on this stratified fraction of the training split (low
             fidelity) and promote the best to all of it; None trains on all of it.
+        jobs: Worker processes on this machine sharing the study (1: this process only).
     """
 
     dataset: str
@@ -128,6 +129,7 @@ class SearchConfig:
     metric: str | None = None
     class_weight: str | None = None
     subset: float | None = None
+    jobs: int = 1
 
     def validate(self, *, in_memory_data: bool = False) -> SearchConfig:
         """Check every field against the rules and fill derived defaults.
@@ -165,6 +167,8 @@ class SearchConfig:
             )
         if self.space is not None:
             check_space_name(self.space)
+        if not isinstance(self.jobs, int) or self.jobs < 1:
+            raise UsageError(f"--jobs must be a whole number of at least 1, but got {self.jobs!r}.")
         if self.trials is not None and self.trials < 1:
             raise UsageError(f"--trials must be at least 1, but got {self.trials}.")
         if self.trials is None and self.timeout is None:

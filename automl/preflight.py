@@ -44,8 +44,10 @@ def check_tracking_uri(uri: str) -> None:
 def check_existing_sqlite(url: str, study: str) -> None:
     """For commands that read a study: a SQLite file that does not exist is an error
     (opening it would create an empty database)."""
-    if url.startswith("sqlite:///"):
-        path = Path(url.removeprefix("sqlite:///")).expanduser()
+    for prefix in ("sqlite:///", "journal:///"):
+        if not url.startswith(prefix):
+            continue
+        path = Path(url.removeprefix(prefix)).expanduser()
         if not path.is_file():
             raise UsageError(
                 f"no study {study!r}: storage file {path} does not exist; pass the --storage "
@@ -55,6 +57,10 @@ def check_existing_sqlite(url: str, study: str) -> None:
 
 def _check_database(url: str, *, flag: str, label: str) -> None:
     shown = mask_url(url)
+    if url.startswith("journal:///"):  # Optuna's JournalStorage on a file
+        folder = Path(url.removeprefix("journal:///")).expanduser().resolve().parent
+        _check_folder(folder, url, flag, label)
+        return
     if url.startswith("sqlite:///"):
         folder = Path(url.removeprefix("sqlite:///")).expanduser().resolve().parent
         _check_folder(folder, url, flag, label)

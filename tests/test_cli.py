@@ -457,9 +457,15 @@ def _running_epochs(mlflow_db: Path) -> int:
         return 0
 
 
-def test_ctrl_c_closes_everything_and_the_same_command_resumes(tmp_path):
-    """SIGINT during a trial: exit 130 with one hint line; the trial is FAIL ('interrupted'),
-    its MLflow run FAILED, the parent KILLED, nothing RUNNING. The same command resumes."""
+@pytest.mark.parametrize(
+    "stop_signal",
+    [signal.SIGINT, pytest.param(signal.SIGTERM, marks=pytest.mark.slow)],
+    ids=["ctrl-c", "sigterm"],
+)
+def test_ctrl_c_closes_everything_and_the_same_command_resumes(tmp_path, stop_signal):
+    """SIGINT (Ctrl-C) or SIGTERM during a trial: exit 130 with one hint line; the trial is
+    FAIL ('interrupted'), its MLflow run FAILED, the parent KILLED, nothing RUNNING. The
+    same command resumes."""
     args = [
         "search",
         "digits",
@@ -485,7 +491,7 @@ def test_ctrl_c_closes_everything_and_the_same_command_resumes(tmp_path):
             assert process.poll() is None, process.communicate()
             assert time.monotonic() < deadline, "the first trial never started"
             time.sleep(0.3)
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop_signal)
         stdout, stderr = process.communicate(timeout=60)
     finally:
         if process.poll() is None:

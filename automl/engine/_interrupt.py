@@ -1,5 +1,6 @@
-"""Ctrl-C at safe points: the first SIGINT sets a flag that the trial loop checks between
-batches and between trials; only then does `KeyboardInterrupt` rise. A signal landing in
+"""Ctrl-C and SIGTERM at safe points: the first SIGINT or SIGTERM sets a flag that the
+trial loop checks between batches and between trials; only then does `KeyboardInterrupt`
+rise, and the running trial ends FAIL ("interrupted"). A signal landing in
 the middle of an MLflow or Optuna database write would otherwise leave a SQLite
 transaction open and the cleanup that follows would find the database locked. A second
 Ctrl-C interrupts at once.
@@ -18,7 +19,7 @@ import keras
 
 @contextlib.contextmanager
 def graceful_interrupt() -> Iterator[Callable[[], bool]]:
-    """Install the handler; yields a function telling whether Ctrl-C was pressed."""
+    """Install the handler; yields a function telling whether Ctrl-C (or SIGTERM) came."""
     if threading.current_thread() is not threading.main_thread():
         yield lambda: False  # signals reach only the main thread
         return
@@ -29,11 +30,12 @@ def graceful_interrupt() -> Iterator[Callable[[], bool]]:
             raise KeyboardInterrupt
         pressed.set()
 
-    previous = signal.signal(signal.SIGINT, handler)
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield pressed.is_set
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler_before in previous.items():
+            signal.signal(sig, handler_before)
 
 
 def raise_if(pressed: Callable[[], bool]) -> None:

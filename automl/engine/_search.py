@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,7 +29,10 @@ from automl.engine._observer import SearchObserver
 from automl.engine._reporting import StudyPublisher
 from automl.engine._space_check import check_space, stop_if_space_is_broken
 from automl.engine._study import (
+    JOURNAL_PREFIX,
+    budget_spent,
     count_finished,
+    heartbeat_seconds,
     make_pruner,
     make_sampler,
     make_storage,
@@ -41,7 +45,13 @@ from automl.engine._trainer import (
     fit_trial,
     one_line,
 )
-from automl.export import best_trial_or_none, export_best, save_plain
+from automl.engine._workers import (
+    recorded_config,
+    spawn_workers,
+    stop_workers,
+    wait_for_workers,
+)
+from automl.export import best_trial_or_none, export_best, save_plain, summarize
 from automl.preflight import check_storage_url, check_tracking_uri
 from automl.spaces import HyperParameters, ModelSpec, Space, resolve_space
 
@@ -72,6 +82,7 @@ def run_search(
     *,
     space: Space | None = None,
     data: Dataset | None = None,
+    worker: bool = False,
 ) -> SearchResult:
     """Run (or resume) one search as `config` says.
 
@@ -81,12 +92,16 @@ def run_search(
         observer: Receives progress events.
         space: A resolved space (a user's function or HyperModel), instead of a name.
         data: An in-memory dataset, instead of a built-in name.
+        worker: Join the existing study as one more worker (`automl worker`): attach to
+            its MLflow parent run, run trials until the shared budget is spent, export
+            nothing.
 
     Raises:
         UsageError: For unknown names, unreachable URLs, or a space whose ranges or
             config are wrong, before any training; or when the first trials all fail in
             the space itself.
     """
+    data_given, space_given = data is not None, space is not None
     if data is not None:
         config.dataset = data.name
     if space is not None:
@@ -121,36 +136,41 @@ def run_search(
             f"cannot create --out {out} ({exc.strerror}); pass another folder."
         ) from None
 
+    lost_runs = _LostTrialRuns()
     study = optuna.create_study(
         study_name=config.study,
-        storage=make_storage(config.storage),
-        sampler=make_sampler(config.sampler, config.seed),
+        storage=make_storage(config.storage, on_stale_trial=lost_runs),
+        # Workers sample from their own random streams: one seed would repeat points.
+        sampler=make_sampler(config.sampler, None if worker else config.seed),
         pruner=make_pruner(config.pruner, config.max_epochs),
         direction=objective.direction,
         load_if_exists=True,
     )
-    if not study.trials:
-        _record_study_attrs(study, config, data, objective)
+    if not study.trials and not worker:
+        in_memory = data_given or space_given
+        _record_study_attrs(study, config, data, objective, in_memory=in_memory)
         for point in space.starting_points(spec):
             study.enqueue_trial(point, user_attrs={"starting_point": True})
     _check_same_search(study, config)
     objective = _recorded_objective(study, config, objective)
     spec = dataclasses.replace(spec, metric=objective.monitor.removeprefix("val_"))
     tracker = tracking.make_tracker(config.tracking_uri, config.study)
-    parent = tracker.start_study(
-        study.user_attrs.get("mlflow_run_id"), config.study, _study_params(config, data)
-    )
+    lost_runs.tracker = tracker
+    recorded_run = study.user_attrs.get("mlflow_run_id")
+    if worker:  # every worker logs its trials under the study's one parent run
+        parent = tracker.attach(recorded_run, config.study)
+    else:
+        parent = tracker.start_study(recorded_run, config.study, _study_params(config, data))
     publisher = StudyPublisher(tracker, config, data, out)
-    state = "FAIL"
+    state, workers, model = "FAIL", [], None
     with graceful_interrupt() as pressed:
         try:
             study.set_user_attr("mlflow_run_id", parent)
-            done = count_finished(study)
             observer.search_started(
                 study=config.study,
                 trials=config.trials,
                 timeout=config.timeout,
-                done=done,
+                done=count_finished(study),
                 best=_best_value(study),
             )
             deadline = time.monotonic() + config.timeout if config.timeout else None
@@ -163,29 +183,89 @@ def run_search(
                 run_trial.subset = subset_indices(
                     data.y_train, config.subset, config.seed, data.task == "classification"
                 )
-            remaining = None if config.trials is None else max(0, config.trials - done)
-            if remaining != 0:
+            if config.jobs > 1 and not worker:
+                workers = spawn_workers(config, config.jobs - 1)
+            if not budget_spent(study, config.trials):
                 study.optimize(
                     run_trial,
-                    n_trials=remaining,
                     timeout=config.timeout,
                     catch=(TrialFailed,),
                     gc_after_trial=True,
                     callbacks=[run_trial.after_trial],
                 )
             raise_if(pressed)
-            observer.stage("scoring the best model on the test set")
-            summary, model = export_best(study, data, out, tracker, config)
-            observer.stage("writing the study report to MLflow")
-            publisher.refresh(study, summary)
+            if workers:
+                observer.stage("waiting for the other workers to finish their trials")
+                wait_for_workers(workers, pressed)
+            if not worker:
+                _run_leftovers(study, run_trial)
+            if worker:
+                summary = summarize(study, config)
+            else:
+                observer.stage("scoring the best model on the test set")
+                summary, model = export_best(study, data, out, tracker, config)
+                observer.stage("writing the study report to MLflow")
+                publisher.refresh(study, summary)
             state = "COMPLETE"
         except KeyboardInterrupt:
             state = "INTERRUPTED"
             raise
         finally:
-            tracker.end_run(parent, state)
+            stop_workers(workers)
+            if tracker.owns_parent:
+                tracker.end_run(parent, state)
             tracker.finish(patience=_mlflow_patience())
     return SearchResult(study=study, summary=summary, best_model=model)
+
+
+def _run_leftovers(study: optuna.Study, run_trial: _TrialRunner) -> None:
+    """Give the budget of trials whose worker died to new trials.
+
+    A dead worker's trial still looks RUNNING until its heartbeat lapses; the loop above
+    may have stopped on a budget that counted it. Wait for such trials to end or go stale
+    (then they are failed and retried), and run what the budget still allows.
+    """
+    if run_trial.config.trials is None or run_trial.config.storage.startswith(JOURNAL_PREFIX):
+        return  # no count to fill, or no heartbeats (journal files)
+    give_up = time.monotonic() + 4 * heartbeat_seconds()
+    while time.monotonic() < give_up:
+        raise_if(run_trial.pressed)
+        fail_stale_trials(study)
+        if not budget_spent(study, run_trial.config.trials):
+            study.optimize(
+                run_trial,
+                n_trials=1,
+                catch=(TrialFailed,),
+                gc_after_trial=True,
+                callbacks=[run_trial.after_trial],
+            )
+            give_up = time.monotonic() + 4 * heartbeat_seconds()
+        elif not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            return
+        else:
+            time.sleep(1.0)
+
+
+def fail_stale_trials(study: optuna.Study) -> None:
+    """Optuna's `fail_stale_trials` (experimental API, warning silenced)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
+class _LostTrialRuns:
+    """Closes the MLflow run of a trial failed for a lost heartbeat (its worker died)."""
+
+    def __init__(self) -> None:
+        self.tracker: tracking.StudyTracker | None = None
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        run_id = trial.user_attrs.get("mlflow_run_id")
+        if self.tracker is not None and run_id:
+            reason = "worker lost (no heartbeat); retried as a new trial"
+            self.tracker.end_run(run_id, "FAIL", {"reason": reason})
 
 
 def model_spec(data: Dataset, encoded: Encoded, max_epochs: int) -> ModelSpec:
@@ -246,9 +326,12 @@ class _TrialRunner:
         raise_if(self.pressed)
         seed = (self.config.seed or 0) * 100_003 + trial.number
         trial.set_user_attr("seed", seed)
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         keras.utils.clear_session(free_memory=True)
         keras.utils.set_random_seed(seed)
         run_id = self.tracker.start_trial(trial.number, self.config.study)
+        if run_id and not run_id.startswith("pending-"):  # for closing it if the worker dies
+            trial.set_user_attr("mlflow_run_id", run_id)
         started = time.perf_counter()
         state, reason, epochs, tags = "FAIL", "", 0, {}
 
@@ -333,6 +416,9 @@ class _TrialRunner:
         )
         raise_if(self.pressed)  # Ctrl-C between trials: stop before the next one
         stop_if_space_is_broken(study)
+        fail_stale_trials(study)  # a dead worker's trial: FAIL, and retried
+        if budget_spent(study, self.config.trials):  # counted across every worker
+            study.stop()
         if self.subset is not None:
             promote_best(study)
         if self.publisher is not None:
@@ -418,7 +504,12 @@ def _recorded_objective(
 
 
 def _record_study_attrs(
-    study: optuna.Study, config: SearchConfig, data: Dataset, objective: Objective
+    study: optuna.Study,
+    config: SearchConfig,
+    data: Dataset,
+    objective: Objective,
+    *,
+    in_memory: bool,
 ) -> None:
     """Store what the study is, so `show`, `export` and resumed runs need no flags."""
     attrs = {
@@ -431,6 +522,7 @@ def _record_study_attrs(
         "direction": objective.direction,
         "data_dir": str(config.data_dir) if config.data_dir else None,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "config": recorded_config(config, in_memory=in_memory),  # for `automl worker`
     }
     for key, value in attrs.items():
         study.set_user_attr(key, value)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from automl._errors import UsageError
@@ -12,13 +14,67 @@ if TYPE_CHECKING:
     import optuna
 
 FINISHED_STATES = ("COMPLETE", "PRUNED", "FAIL")
+JOURNAL_PREFIX = "journal:///"
+MAX_RETRIES = 2
 
 
-def make_storage(url: str) -> optuna.storages.BaseStorage:
-    """An RDB storage with heartbeats, so a killed run's trials end as FAIL, not RUNNING."""
+def make_storage(
+    url: str,
+    on_stale_trial: Callable[[optuna.Study, optuna.trial.FrozenTrial], None] | None = None,
+) -> optuna.storages.BaseStorage:
+    """The Optuna storage for `url`.
+
+    A database URL (SQLite, PostgreSQL, MySQL) gets heartbeats: a trial whose worker
+    stops beating (killed, machine lost) is marked FAIL after the grace period by the next
+    worker that starts a trial, and retried (a WAITING copy with the same params, at most
+    `MAX_RETRIES` times), so no budget is silently lost. `journal:///file.log` is
+    Optuna's JournalStorage on a file, for shared file systems (no heartbeats there).
+
+    Args:
+        url: The storage URL.
+        on_stale_trial: Also called for each trial failed for a lost heartbeat.
+    """
     import optuna
+    from optuna.storages import RetryFailedTrialCallback
 
-    return optuna.storages.RDBStorage(url, heartbeat_interval=30, grace_period=90)
+    if url.startswith(JOURNAL_PREFIX):
+        from optuna.storages.journal import JournalFileBackend
+
+        return optuna.storages.JournalStorage(JournalFileBackend(journal_path(url)))
+    retry = RetryFailedTrialCallback(max_retry=MAX_RETRIES)
+
+    def stale(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        retry(study, trial)
+        if on_stale_trial is not None:
+            on_stale_trial(study, trial)
+
+    interval = heartbeat_seconds()
+    return optuna.storages.RDBStorage(
+        url,
+        heartbeat_interval=interval,
+        grace_period=3 * interval,
+        failed_trial_callback=stale,
+    )
+
+
+def heartbeat_seconds() -> int:
+    """Seconds between a running trial's heartbeats (`AUTOML_HEARTBEAT`, default 30); a
+    trial is declared lost after three missed beats."""
+    raw = os.environ.get("AUTOML_HEARTBEAT", "30")
+    if not raw.isdigit() or int(raw) < 1:
+        raise UsageError(f"AUTOML_HEARTBEAT must be a whole number of seconds, but got {raw!r}.")
+    return int(raw)
+
+
+def journal_path(url: str) -> str:
+    """The file of a journal URL: `journal:///file.log` (relative) or
+    `journal:////abs/file.log`, as SQLite URLs spell paths."""
+    return url.removeprefix(JOURNAL_PREFIX)
+
+
+def retried_numbers(trials: list[optuna.trial.FrozenTrial]) -> set[int]:
+    """Numbers of failed trials that a later trial retries (their budget moved to it)."""
+    return {t.system_attrs["failed_trial"] for t in trials if "failed_trial" in t.system_attrs}
 
 
 def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
@@ -63,11 +119,29 @@ def make_pruner(name: str, max_epochs: int) -> optuna.pruners.BasePruner:
 
 
 def count_finished(study: optuna.Study) -> int:
-    """Trials that count toward the budget: complete, pruned and failed ones."""
+    """Trials that count toward the budget: complete, pruned and failed ones (a failed
+    trial that was retried counts once, through its retry)."""
+    trials = study.get_trials(deepcopy=False)
+    retried = retried_numbers(trials)
+    return sum(t.state.name in FINISHED_STATES and t.number not in retried for t in trials)
+
+
+def budget_spent(study: optuna.Study, trials: int | None) -> bool:
+    """True when finished trials plus those running anywhere reach `trials`.
+
+    Shared by every worker of a study, so the budget holds across them; waiting
+    (enqueued) trials are not counted: they run before anything new is sampled.
+    """
+    if trials is None:
+        return False
+    running = len(study.get_trials(deepcopy=False, states=(_state("RUNNING"),)))
+    return count_finished(study) + running >= trials
+
+
+def _state(name: str) -> optuna.trial.TrialState:
     import optuna
 
-    states = tuple(getattr(optuna.trial.TrialState, s) for s in FINISHED_STATES)
-    return len(study.get_trials(deepcopy=False, states=states))
+    return getattr(optuna.trial.TrialState, name)
 
 
 def load_study(name: str, storage: str) -> optuna.Study:
@@ -80,10 +154,11 @@ def load_study(name: str, storage: str) -> optuna.Study:
 
     check_existing_sqlite(storage, name)
     check_storage_url(storage)
+    opened = make_storage(storage)
     try:
-        return optuna.load_study(study_name=name, storage=storage)
+        return optuna.load_study(study_name=name, storage=opened)
     except KeyError:
-        names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
+        names = [s.study_name for s in optuna.get_all_study_summaries(opened)]
         raise UsageError(
             f"no study {name!r} in {mask_url(storage)}; studies there: "
             f"{', '.join(names) or '(none)'}."

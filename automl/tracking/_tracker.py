@@ -83,6 +83,7 @@ class StudyTracker:
             )
         )
         self.parent_run_id: str | None = None
+        self.owns_parent = True  # False for a worker attached to the study's parent run
 
     enabled = True
 
@@ -101,6 +102,18 @@ class StudyTracker:
         self.parent_run_id = run.info.run_id
         self.log_params(self.parent_run_id, params)
         return self.parent_run_id
+
+    def attach(self, run_id: str | None, name: str) -> str:
+        """Log under an existing parent run without reopening it (another worker owns
+        it); start a new parent run when this tracking store does not have it."""
+        if run_id:
+            try:
+                self.client.get_run(run_id)
+                self.parent_run_id, self.owns_parent = run_id, False
+                return run_id
+            except Exception:  # noqa: BLE001 - another tracking store: a parent of our own
+                logger.warning("MLflow run %s not found here; starting a parent run", run_id)
+        return self.start_study(None, name, {"role": "worker"})
 
     def start_trial(self, number: int, study: str) -> str:
         """Create the nested run `trial-<number>`; returns its id (or a local key for it)."""
@@ -201,8 +214,13 @@ class NullTracker(StudyTracker):
     def __init__(self) -> None:  # noqa: D107 - no client, no experiment
         self.tracking_uri = ""
         self.parent_run_id = None
+        self.owns_parent = True
 
     def start_study(self, run_id: str | None, name: str, params: Mapping[str, Any]) -> str:
+        self.parent_run_id = ""
+        return ""
+
+    def attach(self, run_id: str | None, name: str) -> str:
         self.parent_run_id = ""
         return ""
 

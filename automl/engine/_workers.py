@@ -1,0 +1,145 @@
+"""Many workers on one study: `--jobs N` processes on this machine, `automl worker`
+anywhere that reaches the storage.
+
+The study records its own configuration when it is created, so a worker needs only the
+storage URL and the study name. Credentials never travel on a command line: spawned
+workers get the storage and tracking URLs through their environment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from automl._errors import UsageError
+from automl.config import DEFAULT_STORAGE, DEFAULT_TRACKING_URI, SearchConfig
+
+# SearchConfig fields a study records for its workers (no URLs: they may hold passwords).
+RECORDED = (
+    "dataset",
+    "space",
+    "trials",
+    "timeout",
+    "max_epochs",
+    "sampler",
+    "pruner",
+    "seed",
+    "patience",
+    "target",
+    "text_column",
+    "task",
+    "metric",
+    "class_weight",
+    "subset",
+    "data_dir",
+)
+STORAGE_ENV, TRACKING_ENV = "AUTOML_STORAGE", "AUTOML_TRACKING_URI"
+
+
+def recorded_config(config: SearchConfig, *, in_memory: bool) -> dict[str, Any]:
+    """What a study stores so that `automl worker` can rebuild `config`."""
+    fields = {name: getattr(config, name) for name in RECORDED}
+    fields["data_dir"] = str(config.data_dir) if config.data_dir else None
+    return {**fields, "in_memory": in_memory}
+
+
+def worker_config(
+    study: str,
+    storage: str | None = None,
+    *,
+    tracking_uri: str | None = None,
+    out: Path | None = None,
+    timeout: str | float | None = None,
+    data_dir: Path | None = None,
+) -> SearchConfig:
+    """The configuration a study recorded, with this worker's URLs and folders.
+
+    Args:
+        study: The study to join.
+        storage: Its storage URL (default `$AUTOML_STORAGE`, else `sqlite:///automl.db`).
+        tracking_uri: MLflow (default `$AUTOML_TRACKING_URI`, else `sqlite:///mlflow.db`;
+            `none` logs nothing).
+        out: This worker's output folder (checkpoints of new bests).
+        timeout: This worker's wall-clock budget; default: the study's recorded one.
+        data_dir: Where this machine keeps dataset copies; default: the recorded folder.
+
+    Raises:
+        UsageError: No such study, or one a worker cannot rebuild.
+    """
+    from automl.engine._study import load_study
+
+    storage = storage or os.environ.get(STORAGE_ENV) or DEFAULT_STORAGE
+    tracking_uri = tracking_uri or os.environ.get(TRACKING_ENV) or DEFAULT_TRACKING_URI
+    recorded = load_study(study, storage).user_attrs.get("config")
+    if recorded is None:
+        raise UsageError(
+            f"study {study!r} records no configuration (made by an older automl or by hand); "
+            f"rerun `automl search` for it once, or start a new study."
+        )
+    if recorded.pop("in_memory", False):
+        raise UsageError(
+            f"study {study!r} searches in-memory data or a space object; workers need a "
+            f"dataset name or path and a space name or file."
+        )
+    config = SearchConfig(
+        **recorded,
+        study=study,
+        storage=storage,
+        tracking_uri=None if tracking_uri.lower() == "none" else tracking_uri,
+        out=out,
+    )
+    if timeout is not None:
+        config.timeout = timeout
+    if data_dir is not None:
+        config.data_dir = data_dir
+    return config.validate()
+
+
+def spawn_workers(config: SearchConfig, count: int) -> list[subprocess.Popen[bytes]]:
+    """Start `count` `automl worker` processes on the study; logs go to `<out>/workers/`."""
+    folder = Path(config.out) / "workers"
+    folder.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, STORAGE_ENV: config.storage, TRACKING_ENV: config.tracking_uri or "none"}
+    command = [sys.executable, "-m", "automl", "worker", "--study", str(config.study)]
+    command += ["--out", str(config.out)]
+    if config.timeout:
+        command += ["--timeout", str(config.timeout)]
+    if config.data_dir:
+        command += ["--data-dir", str(config.data_dir)]
+    workers = []
+    for index in range(1, count + 1):
+        log = (folder / f"worker-{index}.log").open("wb")
+        workers.append(subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT))
+        log.close()  # the child holds its own handle
+    return workers
+
+
+def wait_for_workers(workers: list[subprocess.Popen[bytes]], pressed: Any) -> list[int]:
+    """Wait until every worker exits (checking for Ctrl-C); returns their exit codes."""
+    while any(w.poll() is None for w in workers):
+        if pressed():
+            raise KeyboardInterrupt
+        time.sleep(0.5)
+    return [w.returncode for w in workers]
+
+
+def stop_workers(workers: list[subprocess.Popen[bytes]], grace: float = 60.0) -> None:
+    """SIGTERM to the workers still running (each ends its trial as FAIL "interrupted"),
+    then wait; SIGKILL after `grace` seconds."""
+    for worker in workers:
+        if worker.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                worker.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for worker in workers:
+        try:
+            worker.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()

@@ -141,6 +141,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--data-dir", type=Path, default=None, help="local dataset copies on this machine"
     )
 
+    refit = sub.add_parser(
+        "refit",
+        help="retrain the best trial on train + validation and export it",
+        description="Rebuild the best trial's model with its params and seed, train it on "
+        "the training and validation rows for the trial's best epoch count, and write "
+        "refit_model.keras and refit.json (its test metrics next to the trial's).",
+    )
+    refit.add_argument("study")
+    refit.add_argument(
+        "--storage", default=None, help=f"Optuna storage URL ($AUTOML_STORAGE, {DEFAULT_STORAGE})"
+    )
+    refit.add_argument("--out", type=Path, help="output folder (./automl-out/STUDY)")
+    refit.add_argument("--data-dir", type=Path, default=None, help="local dataset copies")
+
     show = sub.add_parser("show", help="print a study's leaderboard")
     show.add_argument("study")
     _storage_args(show)
@@ -264,6 +278,22 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_refit(args: argparse.Namespace) -> int:
+    _quiet_libraries()
+    from automl.engine._refit import refit_best
+
+    report = refit_best(args.study, args.storage, out=args.out, data_dir=args.data_dir)
+
+    def shown(metrics: dict[str, float]) -> str:
+        return ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()) or "-"
+
+    print(f"refit trial {report['trial']} (seed {report['seed']}, {report['epochs']} epochs)")
+    print(f"test, refit on train + validation: {shown(report['test'])}")
+    print(f"test, the trial's own model:       {shown(report['trial_test'])}")
+    print(f"model: {report['model_path']}")
+    return 0
+
+
 def _cmd_show(args: argparse.Namespace) -> int:
     _quiet_libraries()
     from automl._leaderboard import print_leaderboard
@@ -326,6 +356,7 @@ def _cmd_ui(args: argparse.Namespace) -> int:
 _COMMANDS = {
     "search": _cmd_search,
     "worker": _cmd_worker,
+    "refit": _cmd_refit,
     "show": _cmd_show,
     "export": _cmd_export,
     "datasets": _cmd_datasets,

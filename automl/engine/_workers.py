@@ -80,7 +80,7 @@ def worker_config(
     if recorded is None:
         raise UsageError(
             f"study {study!r} records no configuration (made by an older automl or by hand); "
-            f"rerun `automl search` for it once, or start a new study."
+            f"start a new study with `automl search ... --study NEW`."
         )
     if recorded.pop("in_memory", False):
         raise UsageError(

@@ -1,0 +1,111 @@
+"""`automl refit STUDY`: retrain the best trial on train + validation and export it.
+
+The best trial's params, its recorded seed and its best epoch count rebuild the same
+model on the same data split; it trains on the training and validation rows together
+(no early stopping: the epoch count is already known) and is scored on the test split
+next to the trial's own model, so a user sees that the result reproduces.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import optuna
+
+from automl._errors import UsageError
+from automl.data import load_data
+from automl.engine._search import model_spec
+from automl.engine._study import load_study
+from automl.engine._trainer import Objective, build_model
+from automl.engine._workers import worker_config
+from automl.export import best_trial_or_none, load_model, save_plain, test_metrics
+from automl.spaces import HyperParameters, resolve_space
+
+
+def refit_best(
+    study_name: str,
+    storage: str | None = None,
+    *,
+    out: Path | None = None,
+    data_dir: Path | None = None,
+) -> dict[str, Any]:
+    """Refit the study's best trial and write `refit_model.keras` and `refit.json`.
+
+    Returns:
+        The content of `refit.json`: trial, seed, epochs, params, and the test metrics of
+        the refit model and of the trial's own model.
+
+    Raises:
+        UsageError: No complete trial, a space with its own `fit`, or streamed data.
+    """
+    config = worker_config(study_name, storage, tracking_uri="none", out=out, data_dir=data_dir)
+    study = load_study(study_name, config.storage)
+    best = best_trial_or_none(study)
+    if best is None:
+        raise UsageError(f"study {study_name!r} has no complete trial to refit yet.")
+    data = load_data(
+        config.dataset,
+        data_dir=config.data_dir,
+        seed=config.seed,
+        target=config.target,
+        text_column=config.text_column,
+        task=config.task,
+    )
+    space = resolve_space(config.space)
+    if space.fit is not None:
+        raise UsageError("refit does not support spaces with their own fit(); export instead.")
+    objective = Objective(study.user_attrs["metric"], study.user_attrs["direction"])
+    seed = int(best.user_attrs.get("seed", 0))
+    epochs = int(best.user_attrs.get("best_epoch") or best.user_attrs["epochs"])
+
+    keras.utils.clear_session(free_memory=True)
+    keras.utils.set_random_seed(seed)
+    hp = HyperParameters(optuna.trial.FixedTrial(best.params), space.overrides)
+    encoded = data.encode(hp)
+    if encoded.stream is not None:
+        raise UsageError("refit cannot stream image folders yet; use `automl export`.")
+    spec = model_spec(data, encoded, config.max_epochs)
+    spec = dataclasses.replace(spec, metric=objective.monitor.removeprefix("val_"))
+    model = build_model(space, hp, spec, objective)
+    x = _concat(encoded.x_train, encoded.x_val)
+    y = np.concatenate([data.y_train, data.y_val])
+    batch_size = int(hp.fit_kwargs.get("batch_size", hp.values.get("batch_size", 32)))
+    model.fit(
+        x,
+        y,
+        epochs=epochs,
+        batch_size=batch_size,
+        callbacks=[keras.callbacks.TerminateOnNaN()],
+        verbose=0,
+    )
+    folder = Path(config.out)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "refit_model.keras"
+    save_plain(model, path, wrap=encoded.wrap)
+    checkpoint = Path(best.user_attrs.get("model_path", ""))
+    report = {
+        "study": study_name,
+        "trial": best.number,
+        "seed": seed,
+        "epochs": epochs,
+        "params": best.params,
+        "val_metric": best.value,
+        "metric": objective.monitor,
+        "test": test_metrics(load_model(path), data),
+        "trial_test": test_metrics(load_model(checkpoint), data) if checkpoint.is_file() else {},
+        "model_path": str(path.resolve()),
+    }
+    (folder / "refit.json").write_text(json.dumps(report, indent=2, default=str))
+    return report
+
+
+def _concat(first: Any, second: Any) -> Any:
+    """Rows of two splits together: arrays, or dicts of column arrays (tables)."""
+    if isinstance(first, dict):
+        return {key: np.concatenate([first[key], second[key]]) for key in first}
+    return np.concatenate([first, second])

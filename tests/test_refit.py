@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from sklearn.datasets import load_iris
 
 from automl.export import load_model
 from tests.conftest import run_cli
 
 
+@pytest.mark.slow
 def test_refit_reproduces_the_best_trial_and_exports_it(iris_search, tmp_path):
     out = tmp_path / "refit"
     result = run_cli(

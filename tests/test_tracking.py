@@ -278,6 +278,7 @@ def test_champion_moves_only_to_a_better_model(tracking_uri, tmp_path):
     assert sorted(int(v.version) for v in versions) == [1, 2, 3]
 
 
+@pytest.mark.slow
 def test_long_searches_refresh_the_report_and_the_champion(tmp_path, monkeypatch):
     """With AUTOML_REPORT_EVERY=0 the report and the champion follow every trial: each new
     best during the search became a registered version."""

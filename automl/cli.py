@@ -260,6 +260,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     _quiet_libraries()
     from automl._progress import RichProgress
     from automl.engine import run_search
+    from automl.engine._memory import RECYCLE_EXIT
     from automl.engine._workers import worker_config
 
     config = worker_config(
@@ -272,9 +273,11 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     )
     with RichProgress() as progress:
         result = run_search(config, progress, worker=True)
-    print(
-        f"worker done: study {config.study} holds {sum(result.summary['trials'].values())} trials"
-    )
+    held = sum(result.summary["trials"].values())
+    if result.recycled:  # the process that started this one replaces it
+        print(f"worker retired (memory grew): study {config.study} holds {held} trials")
+        return RECYCLE_EXIT
+    print(f"worker done: study {config.study} holds {held} trials")
     return 0
 
 

@@ -1,54 +1,82 @@
-"""Memory across many trials in one worker: RSS after each trial of a real search.
+"""Memory across many trials: RSS of the worker after each trial, with and without
+recycling, side by side.
 
     python -m benchmarks.trial_memory --trials 50 --dataset digits
 
-Runs `automl.search` in this process (one worker, SQLite, MLflow on SQLite, the default
-space) and reads the process's resident set size from /proc after every trial. Prints
-RSS after trial 5 and after the last trial, the growth between them, and a least-squares
-slope per trial over trials 5..N, so a leak shows as a steady slope rather than as one
-noisy pair. The baseline is the same process after trial 5 (imports, data and the
-first graphs are in memory by then).
+Runs `automl search DATASET --trials N` twice from the command line in fresh folders:
+once with `AUTOML_RECYCLE_MB=0` (every trial in one process: the baseline) and once
+with the default (a process retires once its RSS grew 100 MB; fresh `automl worker`
+processes take over). Each trial records the RSS of the process that ran it
+(`rss_mb`). Prints, per arm: RSS after trial 5 and after the last trial, their
+difference, the least-squares slope in MB per trial within a process, the processes
+used, trial states and wall time.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import platform
+import os
+import subprocess
+import sys
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
-
-from automl.engine import SearchObserver
-
-
-def rss_mb() -> float:
-    """Resident set size of this process in MB (Linux /proc)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
-
-
-class RssAfterTrial(SearchObserver):
-    """Records (trial number, state, RSS MB) as each trial ends."""
-
-    def __init__(self) -> None:
-        self.rows: list[tuple[int, str, float]] = []
-
-    def trial_ended(self, number: int, state: str, value: Any, best: Any, reason: str) -> None:
-        self.rows.append((number, state, rss_mb()))
 
 
 def slope(points: list[tuple[int, float]]) -> float:
     """Least-squares MB per trial."""
     n = len(points)
+    if n < 2:
+        return 0.0
     mean_x = sum(x for x, _ in points) / n
     mean_y = sum(y for _, y in points) / n
     num = sum((x - mean_x) * (y - mean_y) for x, y in points)
     den = sum((x - mean_x) ** 2 for x, _ in points) or 1.0
     return num / den
+
+
+def run_arm(dataset: str, trials: int, max_epochs: int, recycle_mb: str) -> dict[str, Any]:
+    """One CLI search in a fresh folder; RSS per trial from the study."""
+    import optuna
+
+    with tempfile.TemporaryDirectory() as work:
+        started = time.monotonic()
+        subprocess.run(
+            [sys.executable, "-m", "automl", "search", dataset, "--trials", str(trials)]
+            + ["--max-epochs", str(max_epochs)],
+            cwd=work,
+            env={**os.environ, "AUTOML_RECYCLE_MB": recycle_mb},
+            check=True,
+            capture_output=True,
+        )
+        wall = time.monotonic() - started
+        study = optuna.load_study(
+            study_name=f"{dataset}-auto", storage=f"sqlite:///{work}/automl.db"
+        )
+    rss = {t.number + 1: t.user_attrs["rss_mb"] for t in study.trials}
+    workers = [t.user_attrs["worker"] for t in study.trials]
+    last = max(rss)
+    within = [
+        slope([(n, rss[n]) for n in rss if workers[n - 1] == w])
+        for w in dict.fromkeys(workers)
+        if workers.count(w) >= 3
+    ]
+    return {
+        "recycle_mb": recycle_mb,
+        "rss_after_trial_5_mb": rss[5],
+        f"rss_after_trial_{last}_mb": rss[last],
+        "growth_5_to_last_mb": round(rss[last] - rss[5], 1),
+        "max_rss_mb": max(rss.values()),
+        "slope_within_a_process_mb_per_trial": round(sorted(within)[len(within) // 2], 2),
+        "processes": len(set(workers)),
+        "states": {
+            s: sum(t.state.name == s for t in study.trials) for s in ("COMPLETE", "PRUNED", "FAIL")
+        },
+        "best_value": study.best_value,
+        "wall_s": round(wall, 1),
+        "rss_by_trial_mb": rss,
+    }
 
 
 def main() -> None:
@@ -57,39 +85,14 @@ def main() -> None:
     parser.add_argument("--dataset", default="digits")
     parser.add_argument("--max-epochs", type=int, default=5)
     args = parser.parse_args()
-
-    import automl
-
-    observer = RssAfterTrial()
-    started = time.monotonic()
-    with tempfile.TemporaryDirectory() as work:
-        automl.search(
-            args.dataset,
-            trials=args.trials,
-            max_epochs=args.max_epochs,
-            storage=f"sqlite:///{work}/automl.db",
-            tracking_uri=f"sqlite:///{work}/mlflow.db",
-            out=Path(work) / "out",
-            observer=observer,
-        )
-    wall = time.monotonic() - started
-    rss = {number + 1: mb for number, _, mb in observer.rows}  # by trials done
-    baseline, last = rss[5], rss[max(rss)]
-    report = {
-        "dataset": args.dataset,
-        "trials": len(rss),
-        "rss_after_trial_5_mb": round(baseline, 1),
-        f"rss_after_trial_{max(rss)}_mb": round(last, 1),
-        "growth_mb": round(last - baseline, 1),
-        "slope_mb_per_trial": round(slope([(k, v) for k, v in rss.items() if k >= 5]), 2),
-        "states": {
-            s: sum(row[1] == s for row in observer.rows) for s in ("COMPLETE", "PRUNED", "FAIL")
-        },
-        "wall_s": round(wall, 1),
-        "machine": f"{platform.machine()}, {platform.python_version()}",
-        "rss_by_trial_mb": {k: round(v, 1) for k, v in rss.items()},
-    }
-    print(json.dumps(report, indent=2))
+    arms = [run_arm(args.dataset, args.trials, args.max_epochs, mb) for mb in ("0", "100")]
+    print(json.dumps(arms, indent=2))
+    base, recycled = arms
+    print(
+        f"\\nRSS growth, trial 5 to {args.trials}: one process {base['growth_5_to_last_mb']} MB, "
+        f"recycled {recycled['growth_5_to_last_mb']} MB; wall time ratio recycled/one "
+        f"process {recycled['wall_s'] / base['wall_s']:.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -109,9 +109,12 @@ def _run_in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="session", autouse=True)
 def _hermetic_environment():
-    """No test reads the caller's local dataset folder (the Makefile exports one)."""
+    """No test reads the caller's local dataset folder (the Makefile exports one), and
+    searches stay in their process whatever their memory does (many run in one pytest
+    process; tests/test_scale.py checks recycling on its own)."""
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("AUTOML_DATA_DIR", raising=False)
+        mp.setenv("AUTOML_RECYCLE_MB", "0")
         yield
 
 

@@ -167,3 +167,21 @@ def test_journal_storage_on_a_file_serves_two_workers(tmp_path):
     assert len({t.user_attrs["worker"] for t in study.trials}) == 2
     shown = run_cli("show", "iris-auto", "--storage", storage, cwd=tmp_path)
     assert shown.returncode == 0 and "COMPLETE" in shown.stdout
+
+
+def test_a_worker_whose_memory_grows_hands_its_trials_to_fresh_processes(tmp_path):
+    """AUTOML_RECYCLE_MB=1: every process retires after its second trial; fresh worker
+    processes take over until the budget is spent, and the counts add up."""
+    storage = sqlite_url(tmp_path / "automl.db")
+    result = run_cli(
+        "search", "iris", "--trials", "6", "--max-epochs", "2", "--storage", storage,
+        "--tracking-uri", sqlite_url(tmp_path / "mlflow.db"), "--out", tmp_path / "out",
+        cwd=tmp_path, timeout=600, env=cli_env(AUTOML_RECYCLE_MB="1"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "fresh worker processes take the next trials" in result.stderr
+    study = load(storage)
+    assert count_finished(study) == 6 and len(study.trials) == 6
+    assert len({t.user_attrs["worker"] for t in study.trials}) >= 3
+    log = (tmp_path / "out" / "workers" / "worker-1.log").read_text()
+    assert "worker retired (memory grew)" in log and "worker done" in log

@@ -7,8 +7,10 @@ exporter, in that order; none of them calls back here.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import socket
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +27,7 @@ from automl.data import Dataset, load_data
 from automl.data._encoding import Encoded
 from automl.engine._fidelity import is_promoted, promote_best, subset_indices
 from automl.engine._interrupt import graceful_interrupt, raise_if
+from automl.engine._memory import MemoryWatch, recycle_limit_mb, rss_mb
 from automl.engine._observer import SearchObserver
 from automl.engine._reporting import StudyPublisher
 from automl.engine._space_check import check_space, stop_if_space_is_broken
@@ -55,6 +58,8 @@ from automl.export import best_trial_or_none, export_best, save_plain, summarize
 from automl.preflight import check_storage_url, check_tracking_uri
 from automl.spaces import HyperParameters, ModelSpec, Space, resolve_space
 
+logger = logging.getLogger("automl")
+
 
 @dataclasses.dataclass
 class SearchResult:
@@ -64,11 +69,13 @@ class SearchResult:
         study: The Optuna study, for anything else.
         summary: The content of `summary.json`.
         best_model: The best model (None when no trial completed).
+        recycled: A worker stopped early for a fresh process to go on.
     """
 
     study: optuna.Study
     summary: dict[str, Any]
     best_model: keras.Model | None
+    recycled: bool = False  # a worker that stopped because its memory grew
 
     @property
     def best_params(self) -> dict[str, Any]:
@@ -183,8 +190,11 @@ def run_search(
                 run_trial.subset = subset_indices(
                     data.y_train, config.subset, config.seed, data.task == "classification"
                 )
+            recorded = study.user_attrs.get("config") or {}
+            can_hand_off = bool(recorded) and not recorded.get("in_memory")
+            run_trial.memory = MemoryWatch(recycle_limit_mb() if can_hand_off else 0)
             if config.jobs > 1 and not worker:
-                workers = spawn_workers(config, config.jobs - 1)
+                workers = spawn_workers(config, range(1, config.jobs))
             if not budget_spent(study, config.trials):
                 study.optimize(
                     run_trial,
@@ -194,9 +204,18 @@ def run_search(
                     callbacks=[run_trial.after_trial],
                 )
             raise_if(pressed)
+            if run_trial.recycled and not worker:
+                logger.warning(
+                    "memory grew %.0f MB since the first trial (AUTOML_RECYCLE_MB=%g): fresh "
+                    "worker processes take the next trials; their logs are in %s",
+                    run_trial.memory.growth,
+                    run_trial.memory.limit_mb,
+                    out / "workers",
+                )
+                workers += spawn_workers(config, [len(workers) + 1])
             if workers:
                 observer.stage("waiting for the other workers to finish their trials")
-                wait_for_workers(workers, pressed)
+                wait_for_workers(workers, pressed, _Respawner(config, study, observer))
             if not worker:
                 _run_leftovers(study, run_trial)
             if worker:
@@ -215,7 +234,29 @@ def run_search(
             if tracker.owns_parent:
                 tracker.end_run(parent, state)
             tracker.finish(patience=_mlflow_patience())
-    return SearchResult(study=study, summary=summary, best_model=model)
+    return SearchResult(study, summary, model, recycled=run_trial.recycled)
+
+
+class _Respawner:
+    """While workers run: show their finished trials, and replace a worker that retired
+    for memory (exit `RECYCLE_EXIT`) as long as the budget is not spent."""
+
+    def __init__(self, config: SearchConfig, study: optuna.Study, observer: SearchObserver):
+        self.config, self.study, self.observer = config, study, observer
+        self.seen = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
+
+    def follow(self) -> None:
+        for trial in self.study.get_trials(deepcopy=False):
+            if trial.state.is_finished() and trial.number not in self.seen:
+                self.seen.add(trial.number)
+                reason = trial.user_attrs.get("reason", "")
+                best = _best_value(self.study)
+                self.observer.trial_ended(trial.number, trial.state.name, trial.value, best, reason)
+
+    def replace(self, index: int) -> subprocess.Popen[bytes] | None:
+        if budget_spent(self.study, self.config.trials):
+            return None
+        return spawn_workers(self.config, [index])[0]
 
 
 def _run_leftovers(study: optuna.Study, run_trial: _TrialRunner) -> None:
@@ -321,6 +362,8 @@ class _TrialRunner:
         self.class_weight: dict[int, float] | None = None
         self.subset: np.ndarray | None = None  # --subset: the low-fidelity training rows
         self.publisher: StudyPublisher | None = None
+        self.memory = MemoryWatch(0)
+        self.recycled = False  # stopped taking trials: its memory grew too much
 
     def __call__(self, trial: optuna.Trial) -> float:
         raise_if(self.pressed)
@@ -400,6 +443,9 @@ class _TrialRunner:
             seconds = time.perf_counter() - started
             trial.set_user_attr("epochs", epochs)
             trial.set_user_attr("seconds", round(seconds, 2))
+            rss = rss_mb()
+            if rss is not None:  # this worker's memory after the trial (see _memory)
+                trial.set_user_attr("rss_mb", round(rss, 1))
             if reason:
                 trial.set_user_attr("reason", reason)
             self.tracker.log_metrics(run_id, {"duration_s": seconds, "epochs": epochs})
@@ -418,6 +464,9 @@ class _TrialRunner:
         stop_if_space_is_broken(study)
         fail_stale_trials(study)  # a dead worker's trial: FAIL, and retried
         if budget_spent(study, self.config.trials):  # counted across every worker
+            study.stop()
+        elif self.memory.grown():  # a fresh process takes over (see _memory)
+            self.recycled = True
             study.stop()
         if self.subset is not None:
             promote_best(study)

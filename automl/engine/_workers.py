@@ -14,11 +14,13 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from automl._errors import UsageError
 from automl.config import DEFAULT_STORAGE, DEFAULT_TRACKING_URI, SearchConfig
+from automl.engine._memory import RECYCLE_EXIT
 
 # SearchConfig fields a study records for its workers (no URLs: they may hold passwords).
 RECORDED = (
@@ -101,8 +103,9 @@ def worker_config(
     return config.validate()
 
 
-def spawn_workers(config: SearchConfig, count: int) -> list[subprocess.Popen[bytes]]:
-    """Start `count` `automl worker` processes on the study; logs go to `<out>/workers/`."""
+def spawn_workers(config: SearchConfig, indices: Iterable[int]) -> list[subprocess.Popen[bytes]]:
+    """Start one `automl worker` process per index on the study; each logs to
+    `<out>/workers/worker-<index>.log` (appended, across replacements)."""
     folder = Path(config.out) / "workers"
     folder.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, STORAGE_ENV: config.storage, TRACKING_ENV: config.tracking_uri or "none"}
@@ -113,20 +116,32 @@ def spawn_workers(config: SearchConfig, count: int) -> list[subprocess.Popen[byt
     if config.data_dir:
         command += ["--data-dir", str(config.data_dir)]
     workers = []
-    for index in range(1, count + 1):
-        log = (folder / f"worker-{index}.log").open("wb")
+    for index in indices:
+        log = (folder / f"worker-{index}.log").open("ab")
         workers.append(subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT))
+        workers[-1].index = index  # type: ignore[attr-defined] - for its replacement
         log.close()  # the child holds its own handle
     return workers
 
 
-def wait_for_workers(workers: list[subprocess.Popen[bytes]], pressed: Any) -> list[int]:
-    """Wait until every worker exits (checking for Ctrl-C); returns their exit codes."""
-    while any(w.poll() is None for w in workers):
+def wait_for_workers(workers: list[subprocess.Popen[bytes]], pressed: Any, respawner: Any) -> None:
+    """Wait until every worker has exited, checking for Ctrl-C, showing finished trials
+    (`respawner.follow()`) and replacing a worker that retired for memory
+    (`respawner.replace(index)`, None once the budget is spent). `workers` is updated
+    in place, so a caller's cleanup sees the replacements."""
+    while True:
         if pressed():
             raise KeyboardInterrupt
+        respawner.follow()
+        for position, worker in enumerate(workers):
+            if worker.poll() == RECYCLE_EXIT:
+                fresh = respawner.replace(worker.index)  # type: ignore[attr-defined]
+                if fresh is not None:
+                    workers[position] = fresh
+        if all(w.poll() is not None for w in workers):
+            respawner.follow()
+            return
         time.sleep(0.5)
-    return [w.returncode for w in workers]
 
 
 def stop_workers(workers: list[subprocess.Popen[bytes]], grace: float = 60.0) -> None:

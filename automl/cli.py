@@ -203,6 +203,9 @@ def _storage_args(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `automl` console script; returns the exit code."""
+    # MLflow's usage telemetry phones home from a thread flushed at exit; off unless the
+    # user turns it on (offline machines would wait on it).
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     try:
         args = build_parser().parse_args(argv)
         return _COMMANDS[args.command](args)

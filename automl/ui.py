@@ -29,7 +29,7 @@ def serve_ui(
     study: str | None = None,
     host: str = "127.0.0.1",
     port: int = 5000,
-    say: Callable[[str], None] = print,
+    say: Callable[[str], None] = lambda line: print(line, flush=True),
 ) -> int:
     """Run the MLflow UI until interrupted.
 

@@ -115,7 +115,7 @@ def test_mlflow_ui_shows_trials_params_and_charts_in_headless_chromium(iris_sear
     finally:
         browser.quit()
         ui.send_signal(signal.SIGINT)
-        out, _ = ui.communicate(timeout=60)
+        out, _ = ui.communicate(timeout=120)
     assert ui.returncode == 0, out
     assert "MLflow UI stopped." in out
     with socket.socket() as probe:

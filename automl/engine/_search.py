@@ -194,7 +194,7 @@ def run_search(
             can_hand_off = bool(recorded) and not recorded.get("in_memory")
             run_trial.memory = MemoryWatch(recycle_limit_mb() if can_hand_off else 0)
             if config.jobs > 1 and not worker:
-                workers = spawn_workers(config, range(1, config.jobs))
+                workers = spawn_workers(config, range(1, config.jobs), deadline)
             if not budget_spent(study, config.trials):
                 study.optimize(
                     run_trial,
@@ -212,10 +212,10 @@ def run_search(
                     run_trial.memory.limit_mb,
                     out / "workers",
                 )
-                workers += spawn_workers(config, [len(workers) + 1])
+                workers += spawn_workers(config, [len(workers) + 1], deadline)
             if workers:
                 observer.stage("waiting for the other workers to finish their trials")
-                wait_for_workers(workers, pressed, _Respawner(config, study, observer))
+                wait_for_workers(workers, pressed, _Respawner(config, study, observer, deadline))
             if not worker:
                 _run_leftovers(study, run_trial)
             if worker:
@@ -241,8 +241,15 @@ class _Respawner:
     """While workers run: show their finished trials, and replace a worker that retired
     for memory (exit `RECYCLE_EXIT`) as long as the budget is not spent."""
 
-    def __init__(self, config: SearchConfig, study: optuna.Study, observer: SearchObserver):
+    def __init__(
+        self,
+        config: SearchConfig,
+        study: optuna.Study,
+        observer: SearchObserver,
+        deadline: float | None,
+    ) -> None:
         self.config, self.study, self.observer = config, study, observer
+        self.deadline = deadline
         self.seen = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
 
     def follow(self) -> None:
@@ -256,7 +263,8 @@ class _Respawner:
     def replace(self, index: int) -> subprocess.Popen[bytes] | None:
         if budget_spent(self.study, self.config.trials):
             return None
-        return spawn_workers(self.config, [index])[0]
+        fresh = spawn_workers(self.config, [index], self.deadline)
+        return fresh[0] if fresh else None
 
 
 def _run_leftovers(study: optuna.Study, run_trial: _TrialRunner) -> None:
@@ -269,7 +277,7 @@ def _run_leftovers(study: optuna.Study, run_trial: _TrialRunner) -> None:
     if run_trial.config.trials is None or run_trial.config.storage.startswith(JOURNAL_PREFIX):
         return  # no count to fill, or no heartbeats (journal files)
     give_up = time.monotonic() + 4 * heartbeat_seconds()
-    while time.monotonic() < give_up:
+    while time.monotonic() < min(give_up, run_trial.deadline or give_up):  # within --timeout
         raise_if(run_trial.pressed)
         fail_stale_trials(study)
         if not budget_spent(study, run_trial.config.trials):

@@ -103,16 +103,28 @@ def worker_config(
     return config.validate()
 
 
-def spawn_workers(config: SearchConfig, indices: Iterable[int]) -> list[subprocess.Popen[bytes]]:
+def spawn_workers(
+    config: SearchConfig, indices: Iterable[int], deadline: float | None = None
+) -> list[subprocess.Popen[bytes]]:
     """Start one `automl worker` process per index on the study; each logs to
-    `<out>/workers/worker-<index>.log` (appended, across replacements)."""
+    `<out>/workers/worker-<index>.log` (appended, across replacements).
+
+    Args:
+        config: The search's options.
+        indices: Worker numbers (for the log names).
+        deadline: `time.monotonic()` at which the search's `--timeout` ends: workers get
+            what is left of it; none start once it has passed.
+    """
     folder = Path(config.out) / "workers"
     folder.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, STORAGE_ENV: config.storage, TRACKING_ENV: config.tracking_uri or "none"}
     command = [sys.executable, "-m", "automl", "worker", "--study", str(config.study)]
     command += ["--out", str(config.out)]
-    if config.timeout:
-        command += ["--timeout", str(config.timeout)]
+    if deadline is not None:
+        left = deadline - time.monotonic()
+        if left < 1:
+            return []
+        command += ["--timeout", f"{left:.0f}"]
     if config.data_dir:
         command += ["--data-dir", str(config.data_dir)]
     workers = []

@@ -55,3 +55,11 @@ def test_jobs_must_be_a_positive_whole_number(tmp_path):
     result = run_cli("search", "iris", "--jobs", "0", cwd=tmp_path)
     assert result.returncode == 2
     assert "--jobs must be a whole number of at least 1" in result.stderr
+
+
+def test_jobs_refuse_in_memory_data_before_training(tmp_path):
+    from sklearn.datasets import load_iris
+
+    x, y = load_iris(return_X_y=True)
+    with pytest.raises(UsageError, match="jobs > 1 needs a dataset name or path"):
+        automl.search((x, y), jobs=2, trials=2, storage=sqlite_url(tmp_path / "a.db"))

@@ -109,6 +109,11 @@ def run_search(
             the space itself.
     """
     data_given, space_given = data is not None, space is not None
+    if config.jobs > 1 and (data_given or space_given):
+        raise UsageError(
+            "jobs > 1 needs a dataset name or path and a space name or file (worker "
+            "processes rebuild them); pass those, or leave jobs at 1."
+        )
     if data is not None:
         config.dataset = data.name
     if space is not None:

@@ -73,7 +73,12 @@ def serve_ui(
         text=True,
     )
     stop = _stopper(server)
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop())
+    # Our own handlers: a process started in the background inherits SIGINT ignored, and
+    # Python then never raises KeyboardInterrupt.
+    previous = {
+        sig: signal.signal(sig, signal.default_int_handler)
+        for sig in (signal.SIGINT, signal.SIGTERM)
+    }
     try:
         base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
         _wait_until_up(server, base)
@@ -86,7 +91,8 @@ def serve_ui(
         pass
     finally:
         stop()
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     say("MLflow UI stopped.")
     return 0
 

@@ -132,7 +132,7 @@ class Outbox:
         if not self._queue or self.flush():
             return True
         logger.warning(
-            "waiting up to %.0f s for MLflow at %s to deliver %d calls (Ctrl-C skips).",
+            "waiting up to %.0f s for MLflow at %s to deliver %d calls (a second Ctrl-C skips).",
             patience,
             self.where,
             len(self._queue),

@@ -177,7 +177,8 @@ def run_search(
     state, workers, model = "FAIL", [], None
     with graceful_interrupt() as pressed:
         try:
-            study.set_user_attr("mlflow_run_id", parent)
+            if not worker:  # a worker may log elsewhere: the study keeps the creator's run
+                study.set_user_attr("mlflow_run_id", parent)
             observer.search_started(
                 study=config.study,
                 trials=config.trials,
@@ -190,7 +191,7 @@ def run_search(
                 config, data, spec, space, objective, tracker, out, observer, deadline, pressed
             )
             run_trial.class_weight = class_weight
-            run_trial.publisher = publisher
+            run_trial.publisher = None if worker else publisher  # one process publishes
             if config.subset:
                 run_trial.subset = subset_indices(
                     data.y_train, config.subset, config.seed, data.task == "classification"

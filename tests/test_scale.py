@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -31,10 +32,14 @@ pytestmark = pytest.mark.slow
 def postgres():
     # Not under pytest's tmp folders: those are private to root, and the server runs as
     # the `postgres` user.
-    cluster = PostgresCluster(Path(tempfile.mkdtemp(prefix="automl-pg-")), free_port())
-    cluster.start()
-    yield cluster
-    cluster.stop()
+    folder = Path(tempfile.mkdtemp(prefix="automl-pg-"))
+    cluster = PostgresCluster(folder, free_port())
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def load(storage: str, name: str = "iris-auto") -> optuna.Study:

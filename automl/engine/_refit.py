@@ -18,8 +18,7 @@ import numpy as np
 import optuna
 
 from automl._errors import UsageError
-from automl.data import load_data
-from automl.engine._search import model_spec
+from automl.engine._search import load_config_data, model_spec
 from automl.engine._study import load_study
 from automl.engine._trainer import Objective, build_model
 from automl.engine._workers import worker_config
@@ -48,14 +47,7 @@ def refit_best(
     best = best_trial_or_none(study)
     if best is None:
         raise UsageError(f"study {study_name!r} has no complete trial to refit yet.")
-    data = load_data(
-        config.dataset,
-        data_dir=config.data_dir,
-        seed=config.seed,
-        target=config.target,
-        text_column=config.text_column,
-        task=config.task,
-    )
+    data = load_config_data(config)
     space = resolve_space(config.space)
     if space.fit is not None:
         raise UsageError("refit does not support spaces with their own fit(); export instead.")

@@ -126,14 +126,7 @@ def run_search(
     space = space or resolve_space(config.space)
     observer.stage("loading data")
     if data is None:
-        data = load_data(
-            config.dataset,
-            data_dir=config.data_dir,
-            seed=config.seed,
-            target=config.target,
-            text_column=config.text_column,
-            task=config.task,
-        )
+        data = load_config_data(config)
     spec = model_spec(data, data.encode(None), config.max_epochs)
     space.check_fits(spec, data.name)
     check_space(space, spec, config.seed, choose=getattr(data.encoder, "choose", None))
@@ -321,6 +314,18 @@ class _LostTrialRuns:
         if self.tracker is not None and run_id:
             reason = "worker lost (no heartbeat); retried as a new trial"
             self.tracker.end_run(run_id, "FAIL", {"reason": reason})
+
+
+def load_config_data(config: SearchConfig) -> Dataset:
+    """The dataset `config` names, split with its seed (the same split on every worker)."""
+    return load_data(
+        config.dataset,
+        data_dir=config.data_dir,
+        seed=config.seed,
+        target=config.target,
+        text_column=config.text_column,
+        task=config.task,
+    )
 
 
 def model_spec(data: Dataset, encoded: Encoded, max_epochs: int) -> ModelSpec:

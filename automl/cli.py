@@ -262,18 +262,26 @@ def _cmd_search(args: argparse.Namespace) -> int:
 def _cmd_worker(args: argparse.Namespace) -> int:
     _quiet_libraries()
     from automl._progress import RichProgress
-    from automl.engine import run_search
-    from automl.engine._memory import RECYCLE_EXIT
-    from automl.engine._workers import worker_config
+    from automl.engine._study import budget_spent
+    from automl.engine._workers import open_study, worker_config
+    from automl.export import summarize
 
+    study, storage = open_study(args.study, args.storage)
     config = worker_config(
-        args.study,
-        args.storage,
+        study,
+        storage,
         tracking_uri=args.tracking_uri,
         out=args.out,
         timeout=args.timeout,
         data_dir=args.data_dir,
     )
+    if budget_spent(study, config.trials):  # nothing to do: no TensorFlow, no data
+        held = sum(summarize(study, config)["trials"].values())
+        print(f"worker done: study {config.study} holds {held} trials")
+        return 0
+    from automl.engine import run_search
+    from automl.engine._memory import RECYCLE_EXIT
+
     with RichProgress() as progress:
         result = run_search(config, progress, worker=True)
     held = sum(result.summary["trials"].values())

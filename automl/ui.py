@@ -19,6 +19,7 @@ from pathlib import Path
 
 from automl._errors import UsageError
 from automl.config import mask_url
+from automl.preflight import check_tracking_uri
 
 STARTUP_SECONDS = 90.0
 
@@ -72,7 +73,6 @@ def serve_ui(
         stderr=subprocess.STDOUT,
         text=True,
     )
-    stop = _stopper(server)
     # Our own handlers: a process started in the background inherits SIGINT ignored, and
     # Python then never raises KeyboardInterrupt.
     previous = {
@@ -90,27 +90,25 @@ def serve_ui(
     except KeyboardInterrupt:
         pass
     finally:
-        stop()
+        _stop(server)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     say("MLflow UI stopped.")
     return 0
 
 
-def _stopper(server: subprocess.Popen[str]) -> Callable[[], None]:
-    def stop() -> None:
-        if server.poll() is not None:
-            return
-        try:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
-        except ProcessLookupError:
-            pass
-
-    return stop
+def _stop(server: subprocess.Popen[str]) -> None:
+    """SIGTERM to the server's process group; SIGKILL after 15 s."""
+    if server.poll() is not None:
+        return
+    try:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+    except ProcessLookupError:
+        pass
 
 
 def _check_store(tracking_uri: str) -> None:
@@ -126,6 +124,8 @@ def _check_store(tracking_uri: str) -> None:
             f"{mask_url(tracking_uri)} is a tracking server already: open it in a browser. "
             f"`automl ui` serves a database (sqlite:///mlflow.db, postgresql://...)."
         )
+    else:  # another database: reachable, as `automl search` checks it
+        check_tracking_uri(tracking_uri)
 
 
 def _check_port(host: str, port: int) -> None:

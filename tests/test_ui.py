@@ -56,6 +56,20 @@ def test_ui_on_a_busy_port_asks_for_another(iris_search, tmp_path):
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr and "--port" in result.stderr
 
 
+def test_ui_on_a_tracking_server_says_to_open_it_instead(tmp_path):
+    result = run_cli("ui", "--tracking-uri", "http://bob:secret@127.0.0.1:5999", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "is a tracking server already" in result.stderr and "secret" not in result.stderr
+
+
+def test_ui_port_must_be_a_tcp_port(iris_search, tmp_path):
+    result = run_cli(
+        "ui", "--tracking-uri", iris_search.tracking_uri, "--port", "70000", cwd=tmp_path
+    )
+    assert result.returncode == 2
+    assert "--port must be between 1 and 65535" in result.stderr
+
+
 @pytest.mark.slow
 def test_mlflow_ui_shows_trials_params_and_charts_in_headless_chromium(iris_search, tmp_path):
     """From the URL `automl ui` prints: the experiment lists the trial runs under the

@@ -19,9 +19,8 @@ import optuna
 
 from automl._errors import UsageError
 from automl.engine._search import load_config_data, model_spec
-from automl.engine._study import load_study
 from automl.engine._trainer import Objective, build_model
-from automl.engine._workers import worker_config
+from automl.engine._workers import open_study, worker_config
 from automl.export import best_trial_or_none, load_model, save_plain, test_metrics
 from automl.spaces import HyperParameters, resolve_space
 
@@ -42,8 +41,8 @@ def refit_best(
     Raises:
         UsageError: No complete trial, a space with its own `fit`, or streamed data.
     """
-    config = worker_config(study_name, storage, tracking_uri="none", out=out, data_dir=data_dir)
-    study = load_study(study_name, config.storage)
+    study, storage = open_study(study_name, storage)
+    config = worker_config(study, storage, tracking_uri="none", out=out, data_dir=data_dir)
     best = best_trial_or_none(study)
     if best is None:
         raise UsageError(f"study {study_name!r} has no complete trial to refit yet.")

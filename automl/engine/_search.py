@@ -35,6 +35,7 @@ from automl.engine._study import (
     JOURNAL_PREFIX,
     budget_spent,
     count_finished,
+    fail_stale_trials,
     heartbeat_seconds,
     make_pruner,
     make_sampler,
@@ -141,10 +142,10 @@ def run_search(
             f"cannot create --out {out} ({exc.strerror}); pass another folder."
         ) from None
 
-    lost_runs = _LostTrialRuns()
+    tracker = tracking.make_tracker(config.tracking_uri, config.study)
     study = optuna.create_study(
         study_name=config.study,
-        storage=make_storage(config.storage, on_stale_trial=lost_runs),
+        storage=make_storage(config.storage, on_stale_trial=tracker.close_lost_trial),
         # Workers sample from their own random streams: one seed would repeat points.
         sampler=make_sampler(config.sampler, None if worker else config.seed),
         pruner=make_pruner(config.pruner, config.max_epochs),
@@ -159,8 +160,6 @@ def run_search(
     _check_same_search(study, config)
     objective = _recorded_objective(study, config, objective)
     spec = dataclasses.replace(spec, metric=objective.monitor.removeprefix("val_"))
-    tracker = tracking.make_tracker(config.tracking_uri, config.study)
-    lost_runs.tracker = tracker
     recorded_run = study.user_attrs.get("mlflow_run_id")
     if worker:  # every worker logs its trials under the study's one parent run
         parent = tracker.attach(recorded_run, config.study)
@@ -294,28 +293,6 @@ def _run_leftovers(study: optuna.Study, run_trial: _TrialRunner) -> None:
             time.sleep(1.0)
 
 
-def fail_stale_trials(study: optuna.Study) -> None:
-    """Optuna's `fail_stale_trials` (experimental API, warning silenced)."""
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)
-
-
-class _LostTrialRuns:
-    """Closes the MLflow run of a trial failed for a lost heartbeat (its worker died)."""
-
-    def __init__(self) -> None:
-        self.tracker: tracking.StudyTracker | None = None
-
-    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        run_id = trial.user_attrs.get("mlflow_run_id")
-        if self.tracker is not None and run_id:
-            reason = "worker lost (no heartbeat); retried as a new trial"
-            self.tracker.end_run(run_id, "FAIL", {"reason": reason})
-
-
 def load_config_data(config: SearchConfig) -> Dataset:
     """The dataset `config` names, split with its seed (the same split on every worker)."""
     return load_data(
@@ -392,7 +369,7 @@ class _TrialRunner:
         keras.utils.clear_session(free_memory=True)
         keras.utils.set_random_seed(seed)
         run_id = self.tracker.start_trial(trial.number, self.config.study)
-        if run_id and not run_id.startswith("pending-"):  # for closing it if the worker dies
+        if self.tracker.created(run_id):  # for closing it if the worker dies
             trial.set_user_attr("mlflow_run_id", run_id)
         started = time.perf_counter()
         state, reason, epochs, tags = "FAIL", "", 0, {}

@@ -118,12 +118,14 @@ def make_pruner(name: str, max_epochs: int) -> optuna.pruners.BasePruner:
     raise UsageError(f"unknown pruner {name!r}.")
 
 
-def count_finished(study: optuna.Study) -> int:
+def count_finished(study: optuna.Study, *, running: bool = False) -> int:
     """Trials that count toward the budget: complete, pruned and failed ones (a failed
-    trial that was retried counts once, through its retry)."""
+    trial that was retried counts once, through its retry); with `running`, also those
+    running anywhere."""
     trials = study.get_trials(deepcopy=False)
     retried = retried_numbers(trials)
-    return sum(t.state.name in FINISHED_STATES and t.number not in retried for t in trials)
+    counted = (*FINISHED_STATES, "RUNNING") if running else FINISHED_STATES
+    return sum(t.state.name in counted and t.number not in retried for t in trials)
 
 
 def budget_spent(study: optuna.Study, trials: int | None) -> bool:
@@ -132,16 +134,19 @@ def budget_spent(study: optuna.Study, trials: int | None) -> bool:
     Shared by every worker of a study, so the budget holds across them; waiting
     (enqueued) trials are not counted: they run before anything new is sampled.
     """
-    if trials is None:
-        return False
-    running = len(study.get_trials(deepcopy=False, states=(_state("RUNNING"),)))
-    return count_finished(study) + running >= trials
+    return trials is not None and count_finished(study, running=True) >= trials
 
 
-def _state(name: str) -> optuna.trial.TrialState:
+def fail_stale_trials(study: optuna.Study) -> None:
+    """Optuna's `fail_stale_trials`: FAIL (and retry) trials whose heartbeat lapsed; a
+    no-op without heartbeats. Its experimental-API warning is silenced."""
+    import warnings
+
     import optuna
 
-    return getattr(optuna.trial.TrialState, name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
 
 
 def load_study(name: str, storage: str) -> optuna.Study:

@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from automl._errors import UsageError
 from automl.config import DEFAULT_STORAGE, DEFAULT_TRACKING_URI, SearchConfig
@@ -41,6 +41,9 @@ RECORDED = (
     "subset",
     "data_dir",
 )
+if TYPE_CHECKING:
+    import optuna
+
 STORAGE_ENV, TRACKING_ENV = "AUTOML_STORAGE", "AUTOML_TRACKING_URI"
 
 
@@ -51,9 +54,21 @@ def recorded_config(config: SearchConfig, *, in_memory: bool) -> dict[str, Any]:
     return {**fields, "in_memory": in_memory}
 
 
+def open_study(name: str, storage: str | None = None) -> tuple[optuna.Study, str]:
+    """The study and its storage URL (default `$AUTOML_STORAGE`, else `sqlite:///automl.db`).
+
+    Raises:
+        UsageError: No such study (the ones there are listed).
+    """
+    from automl.engine._study import load_study
+
+    storage = storage or os.environ.get(STORAGE_ENV) or DEFAULT_STORAGE
+    return load_study(name, storage), storage
+
+
 def worker_config(
-    study: str,
-    storage: str | None = None,
+    study: optuna.Study,
+    storage: str,
     *,
     tracking_uri: str | None = None,
     out: Path | None = None,
@@ -63,8 +78,8 @@ def worker_config(
     """The configuration a study recorded, with this worker's URLs and folders.
 
     Args:
-        study: The study to join.
-        storage: Its storage URL (default `$AUTOML_STORAGE`, else `sqlite:///automl.db`).
+        study: The study to join (`open_study`).
+        storage: Its storage URL.
         tracking_uri: MLflow (default `$AUTOML_TRACKING_URI`, else `sqlite:///mlflow.db`;
             `none` logs nothing).
         out: This worker's output folder (checkpoints of new bests).
@@ -74,24 +89,22 @@ def worker_config(
     Raises:
         UsageError: No such study, or one a worker cannot rebuild.
     """
-    from automl.engine._study import load_study
-
-    storage = storage or os.environ.get(STORAGE_ENV) or DEFAULT_STORAGE
     tracking_uri = tracking_uri or os.environ.get(TRACKING_ENV) or DEFAULT_TRACKING_URI
-    recorded = load_study(study, storage).user_attrs.get("config")
-    if recorded is None:
+    recorded = dict(study.user_attrs.get("config") or {})
+    name = study.study_name
+    if not recorded:
         raise UsageError(
-            f"study {study!r} records no configuration (made by an older automl or by hand); "
+            f"study {name!r} records no configuration (made by an older automl or by hand); "
             f"start a new study with `automl search ... --study NEW`."
         )
     if recorded.pop("in_memory", False):
         raise UsageError(
-            f"study {study!r} searches in-memory data or a space object; workers need a "
+            f"study {name!r} searches in-memory data or a space object; workers need a "
             f"dataset name or path and a space name or file."
         )
     config = SearchConfig(
         **recorded,
-        study=study,
+        study=name,
         storage=storage,
         tracking_uri=None if tracking_uri.lower() == "none" else tracking_uri,
         out=out,

@@ -25,6 +25,8 @@ logger = logging.getLogger("automl")
 # A call: runs against the client, resolving local run keys with the function it gets.
 Call = Callable[[Callable[[str], str]], Any]
 
+_LOCAL_KEY = "pending-run-"
+
 # HTTP answers of a server that is restarting or behind a proxy that lost it.
 _UNAVAILABLE = (
     "502",
@@ -84,7 +86,12 @@ class Outbox:
     def new_key(self) -> str:
         """A local name for a run that may not exist on the server yet."""
         self._keys += 1
-        return f"pending-run-{self._keys}"
+        return f"{_LOCAL_KEY}{self._keys}"
+
+    @staticmethod
+    def is_local(key: str) -> bool:
+        """True for a key from `new_key` (whether or not it is bound yet)."""
+        return key.startswith(_LOCAL_KEY)
 
     def bind(self, key: str, run_id: str) -> None:
         """Record the real id of the run known locally as `key`."""

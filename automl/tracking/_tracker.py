@@ -133,6 +133,18 @@ class StudyTracker:
         self.outbox.send(create)
         return self.outbox.resolve(key)
 
+    def created(self, run_id: str) -> bool:
+        """True when `run_id` is a run the server created, not a local key for one."""
+        return bool(run_id) and not self.outbox.is_local(run_id)
+
+    def close_lost_trial(self, study: Any, trial: Any) -> None:
+        """For Optuna's failed-trial callback: close the MLflow run of a trial whose worker
+        died (it recorded the run id as `mlflow_run_id`)."""
+        run_id = trial.user_attrs.get("mlflow_run_id")
+        if run_id:
+            reason = "worker lost (no heartbeat); retried as a new trial"
+            self.end_run(run_id, "FAIL", {"reason": reason})
+
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         """Log params in one batch (MLflow takes at most 100 per call)."""
         from mlflow.entities import Param
@@ -226,6 +238,12 @@ class NullTracker(StudyTracker):
 
     def start_trial(self, number: int, study: str) -> str:
         return ""
+
+    def created(self, run_id: str) -> bool:
+        return False
+
+    def close_lost_trial(self, study: Any, trial: Any) -> None:
+        return None
 
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         return None

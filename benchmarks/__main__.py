@@ -1,0 +1,160 @@
+"""One entry point for every benchmark of issue #7.
+
+    python -m benchmarks run --full     # ~1 h 15 min on 2 cores; writes benchmarks/RESULTS.md
+    python -m benchmarks run --quick    # under 10 min; writes benchmarks/quick/RESULTS.md
+    python -m benchmarks run --quick --only startup,scaling
+
+Each benchmark runs in its own process (`python -m benchmarks.<name> [--quick] --json`)
+one after the other, so none inherits another's TensorFlow state or competes with it
+for the two cores. The runner writes RESULTS.md (the command, the machine, the date,
+a table of what ran, then each benchmark's section) and results.json (every figure).
+A benchmark that crashes is reported in both files and makes the exit code 1; the
+numbers themselves are never asserted (CI runs `--quick` as a smoke test).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib
+import importlib.metadata
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).parent
+# Cheap and short first, so a smoke run fails fast; the long quality runs last.
+BENCHMARKS = ("startup", "overhead", "pruning", "trial_memory", "scaling", "quality")
+TITLES = {
+    "startup": "5. Start-up",
+    "overhead": "2. Overhead",
+    "pruning": "3. Pruning",
+    "trial_memory": "4. Memory",
+    "scaling": "6. Scaling",
+    "quality": "1. Search quality at equal budget",
+}
+PACKAGES = (
+    "keras",
+    "tensorflow-cpu",
+    "tensorflow",
+    "optuna",
+    "mlflow",
+    "keras-tuner",
+    "autokeras",
+    "scikit-learn",
+)
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            if not name.startswith("tensorflow"):  # one of the two TensorFlow builds
+                versions[name] = "not installed"
+    memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE
+    ).stdout.strip()
+    return {
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "memory_gib": round(memory_gib, 1),
+        "gpu": "none" if not Path("/dev/nvidia0").exists() else "present (unused: CPU builds)",
+        "python": platform.python_version(),
+        "packages": versions,
+        "commit": commit or "unknown",
+    }
+
+
+def run_benchmark(name: str, quick: bool) -> dict[str, Any]:
+    """`python -m benchmarks.<name>` in a fresh process; its JSON, or the error."""
+    with tempfile.TemporaryDirectory() as work:
+        out = Path(work) / "result.json"
+        command = [sys.executable, "-m", f"benchmarks.{name}", "--json", str(out)]
+        started = time.monotonic()
+        print(f"benchmarks: {name} ...", file=sys.stderr, flush=True)
+        done = subprocess.run(
+            [*command, *(["--quick"] if quick else [])],
+            cwd=HERE.parent,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        wall = round(time.monotonic() - started, 1)
+        print(f"benchmarks: {name} took {wall} s", file=sys.stderr, flush=True)
+        if done.returncode != 0 or not out.exists():
+            lines = [line for line in done.stderr.splitlines() if line.strip()]
+            tail = lines[-1] if lines else f"exit code {done.returncode}"
+            print(f"benchmarks: {name} FAILED: {tail}", file=sys.stderr)
+            return {"wall_s": wall, "error": tail}
+        return {"wall_s": wall, "result": json.loads(out.read_text())}
+
+
+def render(command: str, info: dict[str, Any], runs: dict[str, dict[str, Any]]) -> str:
+    """RESULTS.md: header, what ran, each section, then the hand-written notes."""
+    packages = ", ".join(f"{k} {v}" for k, v in info["packages"].items())
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Command: `{command}`, on {info['date']} at commit {info['commit']}.",
+        "",
+        f"Machine: {info['platform']}, {info['cpus']} CPU cores, {info['memory_gib']} GiB, "
+        f"GPU: {info['gpu']}; Python {info['python']}; {packages}.",
+        "",
+        "| benchmark | wall time | status |",
+        "|---|---|---|",
+    ]
+    for name, run in runs.items():
+        status = f"failed: {run['error']}" if "error" in run else "ok"
+        lines.append(f"| {TITLES[name]} | {run['wall_s']:.0f} s | {status} |")
+    lines.append("")
+    for name in sorted(runs, key=lambda n: TITLES[n]):
+        if "result" in runs[name]:
+            module = importlib.import_module(f"benchmarks.{name}")
+            lines += [module.section(runs[name]["result"]).rstrip(), ""]
+    for notes in ("NOTES.md", "EARLIER.md"):
+        if (HERE / notes).exists():
+            lines += [(HERE / notes).read_text().rstrip(), ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    """Parse `run --quick|--full [--only ...] [--out DIR]` and run the benchmarks."""
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("action", choices=["run"])
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--quick", action="store_true", help="smoke-sized budgets, under 10 min")
+    mode.add_argument("--full", action="store_true", help="the published figures")
+    parser.add_argument("--only", help=f"comma-separated subset of {','.join(BENCHMARKS)}")
+    parser.add_argument("--out", type=Path, help="folder for RESULTS.md and results.json")
+    args = parser.parse_args()
+    chosen = BENCHMARKS
+    if args.only:
+        chosen = tuple(name.strip() for name in args.only.split(","))
+        unknown = sorted(set(chosen) - set(BENCHMARKS))
+        if unknown:
+            parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {BENCHMARKS}")
+    out = args.out or (HERE / "quick" if args.quick else HERE)
+    out.mkdir(parents=True, exist_ok=True)
+    command = "python -m benchmarks " + " ".join(sys.argv[1:])
+    info = {**machine(), "date": datetime.date.today().isoformat()}
+    runs = {name: run_benchmark(name, args.quick) for name in chosen}
+    (out / "results.json").write_text(json.dumps({"command": command, **info, "runs": runs}))
+    (out / "RESULTS.md").write_text(render(command, info, runs))
+    print(f"benchmarks: wrote {out / 'RESULTS.md'} and {out / 'results.json'}", file=sys.stderr)
+    sys.exit(1 if any("error" in run for run in runs.values()) else 0)
+
+
+if __name__ == "__main__":
+    main()

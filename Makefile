@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export AUTOML_DATA_DIR ?= $(abspath ../shared/data)
 SEARCH_ARGS ?= --timeout 20m
 
-.PHONY: setup search test test-fast lint clean
+.PHONY: setup search test test-fast bench bench-quick lint clean
 
 $(BIN)/automl: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,9 +20,18 @@ setup: $(BIN)/automl
 search: setup
 	$(BIN)/automl search cifar10 $(SEARCH_ARGS)
 
-# The default suite, then the slow end-to-end checks (pytest exits 5 if none exist).
+# The default suite, the slow end-to-end checks (pytest exits 5 if none exist), then
+# every benchmark at smoke size (numbers not asserted; written to benchmarks/quick/).
 test: test-fast
 	$(BIN)/pytest -m slow || [ $$? -eq 5 ]
+	$(MAKE) bench-quick
+
+bench-quick: setup
+	$(BIN)/python -m benchmarks run --quick
+
+# The published figures: about 1 h 15 min on 2 cores; rewrites benchmarks/RESULTS.md.
+bench: setup
+	$(BIN)/python -m benchmarks run --full
 
 test-fast: setup
 	$(BIN)/ruff check automl search_spaces tests benchmarks

@@ -125,6 +125,9 @@ def run_automl(
     data: Dataset, spec: ModelSpec, space: str, budget_s: float, seed: int, patience: int
 ) -> dict[str, Any]:
     """`automl.search` with its default sampler (TPE) and pruner (Hyperband), MLflow on."""
+    import mlflow  # noqa: F401 - imported before the clock, as the others' libraries are
+    import optuna  # noqa: F401
+
     import automl
     from automl.engine import SearchObserver
 

@@ -193,7 +193,7 @@ def _fmt(value: float | None, digits: int = 3) -> str:
 
 def section(result: dict[str, Any]) -> str:
     """Markdown: one table per dataset, then what the numbers say."""
-    lines = ["## 1. Search quality at equal budget", ""]
+    lines = ["## Search quality at equal budget", ""]
     if not result["autokeras_installed"]:
         lines += ["AutoKeras is not installed here (`pip install autokeras`), so it is absent.", ""]
     verdicts = []

@@ -91,7 +91,7 @@ def section(result: dict[str, Any]) -> str:
     """Markdown: a row per arm, then what the growth means against the 100 MB target."""
     trials = result["trials"]
     lines = [
-        f"## 4. Memory across {trials} trials in one worker",
+        f"## Memory across {trials} trials in one worker",
         "",
         f"`automl search digits --trials {trials} --max-epochs {result['max_epochs']}` from "
         "the command line in fresh folders; RSS is the `rss_mb` each trial records for the "

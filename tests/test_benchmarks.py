@@ -1,0 +1,116 @@
+"""The benchmark runner and the pieces the quality benchmark's fairness rests on.
+
+The numbers themselves are never asserted: `make test` runs every benchmark at smoke size
+(`python -m benchmarks run --quick`) after the suites.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import keras_tuner as kt
+import pytest
+
+from automl.data import load_dataset
+from automl.engine._search import model_spec
+from benchmarks._kt_space import SpaceHyperModel
+from benchmarks.quality import reach_time, summarize
+from search_spaces.mlp import build
+
+ROOT = Path(__file__).parents[1]
+
+
+def test_keras_tuner_searches_the_same_space_with_its_batch_size(tmp_path):
+    """keras-tuner samples the mlp space's own parameters, and the sampled batch size is
+    the one `fit` uses (steps per epoch follow it)."""
+    data = load_dataset("iris", seed=0)
+    spec = model_spec(data, data.encode(None), 2)
+    steps: list[tuple[int, int]] = []
+
+    class Steps(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            steps.append(self.params["steps"])
+
+    tuner = kt.RandomSearch(
+        SpaceHyperModel(build, spec),
+        objective=kt.Objective("val_accuracy", "max"),
+        max_trials=3,
+        seed=1,
+        directory=tmp_path,
+        overwrite=True,
+    )
+    tuner.search(
+        data.x_train,
+        data.y_train,
+        validation_data=(data.x_val, data.y_val),
+        epochs=2,
+        verbose=0,
+        callbacks=[Steps()],
+    )
+    trials = list(tuner.oracle.trials.values())
+    assert len(trials) == 3 and len(steps) == 3
+    for trial, trial_steps in zip(trials, steps, strict=True):
+        values = trial.hyperparameters.values
+        assert {"layers", "units", "optimizer", "learning_rate", "batch_size"} <= set(values)
+        assert trial_steps == math.ceil(len(data.x_train) / values["batch_size"])
+        assert trial.score is not None
+
+
+def test_time_to_reach_and_summary_over_seeds():
+    """Reach time is the first epoch at or above the bar; failed runs are counted and their
+    error kept, never averaged in."""
+    timeline = [[1.0, 0.5], [2.5, 0.91], [4.0, 0.95]]
+    assert reach_time(timeline, 0.9) == 2.5
+    assert reach_time(timeline, 0.99) is None
+    runs = [
+        {"seed": 0, "timeline": timeline, "best_val_accuracy": 0.95, "test_accuracy": 0.9,
+         "trials": 3, "epochs": 3, "wall_s": 5.0},
+        {"seed": 1, "timeline": [[3.0, 0.8]], "best_val_accuracy": 0.8, "test_accuracy": 0.7,
+         "trials": 1, "epochs": 1, "wall_s": 5.0},
+        {"seed": 2, "error": "ValueError: boom"},
+    ]  # fmt: skip
+    row = summarize(runs, {"best_val_accuracy": 0.9})
+    assert row["failed"] == 1 and row["errors"] == ["ValueError: boom"]
+    assert row["reached"] == "1/2" and row["reach_s_median"] == 2.5
+    assert row["test_accuracy_median"] == 0.8
+    assert (row["test_accuracy_min"], row["test_accuracy_max"]) == (0.7, 0.9)
+
+
+def test_runner_writes_results_md_and_json(tmp_path):
+    """`python -m benchmarks run --quick --only startup` writes both files, with the
+    command, the machine and the benchmark's section."""
+    out = tmp_path / "bench"
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "run", "--quick", "--only", "startup"]
+        + ["--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    text = (out / "RESULTS.md").read_text()
+    assert "Command: `python -m benchmarks run --quick --only startup --out" in text
+    assert "CPU cores" in text and "| 5. Start-up |" in text and "`automl --help`" in text
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["runs"]["startup"]["result"]
+    assert saved["packages"]["keras"] == keras.__version__
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "--quick", "--only", "nope"], "unknown benchmark(s) nope"),
+        (["run"], "one of the arguments --quick --full is required"),
+    ],
+)
+def test_runner_refuses_bad_arguments(args, message):
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", *args], cwd=ROOT, capture_output=True, text=True
+    )
+    assert done.returncode == 2 and message in done.stderr

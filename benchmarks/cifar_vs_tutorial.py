@@ -7,7 +7,7 @@ validation epoch (restore_best_weights), so the baseline is given its best shot.
     python -m benchmarks.cifar_vs_tutorial --minutes 20 --data-dir ../shared/data
 
 Prints both test accuracies and their ratio, and appends a section to
-benchmarks/RESULTS.md.
+benchmarks/EARLIER.md (which `python -m benchmarks run` copies into RESULTS.md).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
+RESULTS = Path(__file__).with_name("EARLIER.md")
 
 
 def train_tutorial(minutes: float, data_dir: Path, seed: int) -> dict[str, float]:
@@ -138,7 +138,7 @@ def main() -> None:
             "",
         ]
     )
-    previous = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
+    previous = RESULTS.read_text() if RESULTS.exists() else "# Earlier measurements\n\n"
     RESULTS.write_text(previous + section)
 
 

@@ -8,7 +8,7 @@ on a stratified fraction F of the training split, the best promoted to all of it
 
 Prints, for each arm: test accuracy of the exported model, trials by state, distinct
 configurations trained, and full-data epoch equivalents (epochs x fidelity); then the
-ratio of test accuracies. The section for benchmarks/RESULTS.md is printed, not
+ratio of test accuracies. The section for benchmarks/EARLIER.md is printed, not
 written: numbers need the reading that goes with them.
 """
 

@@ -29,7 +29,7 @@ test: test-fast
 bench-quick: setup
 	$(BIN)/python -m benchmarks run --quick
 
-# The published figures: about 1 h 15 min on 2 cores; rewrites benchmarks/RESULTS.md.
+# The published figures: about an hour on 2 cores; rewrites benchmarks/RESULTS.md.
 bench: setup
 	$(BIN)/python -m benchmarks run --full
 

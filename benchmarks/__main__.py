@@ -1,6 +1,6 @@
 """One entry point for every benchmark of issue #7.
 
-    python -m benchmarks run --full     # ~1 h 15 min on 2 cores; writes benchmarks/RESULTS.md
+    python -m benchmarks run --full     # about 1 h on 2 cores; writes benchmarks/RESULTS.md
     python -m benchmarks run --quick    # under 10 min; writes benchmarks/quick/RESULTS.md
     python -m benchmarks run --quick --only startup,scaling
 

@@ -75,7 +75,7 @@ class TrialPruning(keras.callbacks.Callback):
 class EpochReporter(keras.callbacks.Callback):
     """Hands each epoch's logs to `report(epoch, logs)` and remembers them.
 
-    The engine uses it for MLflow (one batched call per epoch), the progress display,
+    The engine uses it for MLflow (`StudyTracker.log_epoch`), the progress display,
     and to know how many epochs a pruned or failed trial ran.
     """
 

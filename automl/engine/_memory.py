@@ -9,7 +9,10 @@ users report. So a process stops taking trials once its RSS has grown more than
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 RECYCLE_EXIT = 75  # a worker's exit code for "replace me" (BSD's EX_TEMPFAIL)
@@ -24,6 +27,26 @@ def rss_mb() -> float | None:
     except OSError:
         pass
     return None
+
+
+@contextlib.contextmanager
+def frozen_heap() -> Iterator[None]:
+    """Hide what is alive now (TensorFlow's modules, the data) from the garbage collector
+    during the trial loop.
+
+    Optuna's full collection after every trial then walks only what trials allocated:
+    0.5-0.75 s less per trial on digits (benchmarks/overhead.py). A caller's own
+    `gc.freeze()` is left as it is.
+    """
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def recycle_limit_mb() -> float:

@@ -27,7 +27,7 @@ from automl.data import Dataset, load_data
 from automl.data._encoding import Encoded
 from automl.engine._fidelity import is_promoted, promote_best, subset_indices
 from automl.engine._interrupt import graceful_interrupt, raise_if
-from automl.engine._memory import MemoryWatch, recycle_limit_mb, rss_mb
+from automl.engine._memory import MemoryWatch, frozen_heap, recycle_limit_mb, rss_mb
 from automl.engine._observer import SearchObserver
 from automl.engine._reporting import StudyPublisher
 from automl.engine._space_check import check_space, stop_if_space_is_broken
@@ -197,14 +197,16 @@ def run_search(
             if config.jobs > 1 and not worker:
                 workers = spawn_workers(config, range(1, config.jobs), deadline)
             if not budget_spent(study, config.trials):
-                study.optimize(
-                    run_trial,
-                    # At least one trial starts, even when setup used up the budget.
-                    timeout=None if deadline is None else max(1.0, deadline - time.monotonic()),
-                    catch=(TrialFailed,),
-                    gc_after_trial=True,
-                    callbacks=[run_trial.after_trial],
-                )
+                # At least one trial starts, even when setup used up the budget.
+                left = None if deadline is None else max(1.0, deadline - time.monotonic())
+                with frozen_heap():
+                    study.optimize(
+                        run_trial,
+                        timeout=left,
+                        catch=(TrialFailed,),
+                        gc_after_trial=True,
+                        callbacks=[run_trial.after_trial],
+                    )
             raise_if(pressed)
             if run_trial.recycled and not worker:
                 logger.warning(
@@ -219,7 +221,8 @@ def run_search(
                 observer.stage("waiting for the other workers to finish their trials")
                 wait_for_workers(workers, pressed, _Respawner(config, study, observer, deadline))
             if not worker:
-                _run_leftovers(study, run_trial)
+                with frozen_heap():
+                    _run_leftovers(study, run_trial)
             if worker:
                 summary = summarize(study, config)
             else:
@@ -371,7 +374,7 @@ class _TrialRunner:
         trial.set_user_attr("seed", seed)
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         # No gc.collect() here: Optuna collects after every trial (gc_after_trial), and
-        # check_space before the first; a second full pass costs 0.2-0.4 s a trial
+        # check_space before the first; a second full pass would cost 0.3-0.7 s a trial
         # on a TensorFlow-sized heap (benchmarks/overhead.py).
         keras.utils.clear_session(free_memory=False)
         keras.utils.set_random_seed(seed)
@@ -384,7 +387,7 @@ class _TrialRunner:
         def report(epoch: int, logs: dict[str, float]) -> None:
             nonlocal epochs
             epochs = epoch + 1
-            self.tracker.log_metrics(run_id, logs, step=epochs)  # 1-based, as Optuna's
+            self.tracker.log_epoch(run_id, logs, step=epochs)  # 1-based, as Optuna's
             self.observer.epoch_ended(trial.number, epochs, self.config.max_epochs, logs)
 
         try:

@@ -3,6 +3,7 @@
     python -m benchmarks run --full     # about 1 h on 2 cores; writes benchmarks/RESULTS.md
     python -m benchmarks run --quick    # under 10 min; writes benchmarks/quick/RESULTS.md
     python -m benchmarks run --quick --only startup,scaling
+    python -m benchmarks render --full  # RESULTS.md again from results.json (after a notes edit)
 
 Each benchmark runs in its own process (`python -m benchmarks.<name> [--quick] --json`)
 one after the other, so none inherits another's TensorFlow state or competes with it
@@ -128,11 +129,11 @@ def render(command: str, info: dict[str, Any], runs: dict[str, dict[str, Any]]) 
 
 
 def main() -> None:
-    """Parse `run --quick|--full [--only ...] [--out DIR]` and run the benchmarks."""
+    """Parse `run|render --quick|--full [--only ...] [--out DIR]` and act on it."""
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("action", choices=["run"])
+    parser.add_argument("action", choices=["run", "render"])
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--quick", action="store_true", help="smoke-sized budgets, under 10 min")
     mode.add_argument("--full", action="store_true", help="the published figures")
@@ -147,6 +148,10 @@ def main() -> None:
             parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {BENCHMARKS}")
     out = args.out or (HERE / "quick" if args.quick else HERE)
     out.mkdir(parents=True, exist_ok=True)
+    if args.action == "render":
+        saved = json.loads((out / "results.json").read_text())
+        (out / "RESULTS.md").write_text(render(saved["command"], saved, saved["runs"]))
+        return
     command = "python -m benchmarks " + " ".join(sys.argv[1:])
     info = {**machine(), "date": datetime.date.today().isoformat()}
     runs = {name: run_benchmark(name, args.quick) for name in chosen}

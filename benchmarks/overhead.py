@@ -19,10 +19,8 @@ Sets `AUTOML_RECYCLE_MB=0` so every trial runs in this process.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import gc
-import json
 import os
 import statistics
 import sys
@@ -30,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from benchmarks import benchmark_main
 
 TARGET = 1.03
 DATASET, SPACE, SEED, STUDY = "digits", "mlp", 0, "overhead"
@@ -300,15 +300,8 @@ def section(result: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    """Run, print the section, and write the JSON when asked."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="one small round (about 40 s)")
-    parser.add_argument("--json", type=Path, help="write the figures here as JSON")
-    args = parser.parse_args()
-    result = run(args.quick)
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
-    print(section(result))
+    """`python -m benchmarks.overhead [--quick] [--json PATH]`."""
+    benchmark_main(__doc__, run, section, "one small round (about 40 s)")
 
 
 if __name__ == "__main__":

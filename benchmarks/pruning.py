@@ -18,14 +18,14 @@ trials included). Sets `AUTOML_RECYCLE_MB=0` so every trial runs in this process
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from benchmarks import benchmark_main
 
 DATASET, SPACE, SAMPLER = "digits", "mlp", "tpe"
 ARMS = ("hyperband", "none")
@@ -193,15 +193,8 @@ def section(result: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    """Run, print the section, and write the JSON when asked."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="one seed, few trials")
-    parser.add_argument("--json", type=Path, help="write the figures here as JSON")
-    args = parser.parse_args()
-    result = run(args.quick)
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
-    print(section(result))
+    """`python -m benchmarks.pruning [--quick] [--json PATH]`."""
+    benchmark_main(__doc__, run, section, "one seed, few trials")
 
 
 if __name__ == "__main__":

@@ -22,8 +22,6 @@ PostgreSQL is a throwaway cluster (tests/_postgres.py), or a row that says why n
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import os
 import shutil
@@ -34,6 +32,8 @@ import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
+
+from benchmarks import benchmark_main
 
 WORKERS = (1, 2, 4)
 CPU_S = 0.01
@@ -355,14 +355,8 @@ def section(result: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="short windows, 300 trials")
-    parser.add_argument("--json", type=Path, help="also write the result here as JSON")
-    args = parser.parse_args()
-    result = run(args.quick)
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
-    print(section(result))
+    """`python -m benchmarks.scaling [--quick] [--json PATH]`."""
+    benchmark_main(__doc__, run, section, "short windows, 300 trials")
 
 
 if __name__ == "__main__":

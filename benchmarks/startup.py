@@ -12,14 +12,14 @@ medians and their ratio. The target (issue #7) is at most 0.5 s over the baselin
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from benchmarks import benchmark_main
 
 TARGET_S = 0.5
 
@@ -99,14 +99,8 @@ def section(result: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="10 runs each instead of 30")
-    parser.add_argument("--json", type=Path, help="also write the result here as JSON")
-    args = parser.parse_args()
-    result = run(args.quick)
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
-    print(section(result))
+    """`python -m benchmarks.startup [--quick] [--json PATH]`."""
+    benchmark_main(__doc__, run, section, "10 runs each instead of 30")
 
 
 if __name__ == "__main__":

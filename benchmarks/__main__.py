@@ -2,7 +2,7 @@
 
     python -m benchmarks run --full     # about 1 h on 2 cores; writes benchmarks/RESULTS.md
     python -m benchmarks run --quick    # under 10 min; writes benchmarks/quick/RESULTS.md
-    python -m benchmarks run --quick --only startup,scaling
+    python -m benchmarks run --quick --only startup,scaling   # replaces just those two
     python -m benchmarks render --full  # RESULTS.md again from results.json (after a notes edit)
 
 Each benchmark runs in its own process (`python -m benchmarks.<name> [--quick] --json`)
@@ -155,6 +155,11 @@ def main() -> None:
     command = "python -m benchmarks " + " ".join(sys.argv[1:])
     info = {**machine(), "date": datetime.date.today().isoformat()}
     runs = {name: run_benchmark(name, args.quick) for name in chosen}
+    previous = out / "results.json"
+    if args.only and previous.exists():  # keep the other benchmarks' published figures
+        saved = json.loads(previous.read_text())
+        runs = {**saved["runs"], **runs}
+        command = f"{saved['command']}`, then `{command}"
     (out / "results.json").write_text(json.dumps({"command": command, **info, "runs": runs}))
     (out / "RESULTS.md").write_text(render(command, info, runs))
     print(f"benchmarks: wrote {out / 'RESULTS.md'} and {out / 'results.json'}", file=sys.stderr)

@@ -156,7 +156,10 @@ def run_automl(
         finished = [t for t in result.study.trials if t.state.is_finished()]
         return {
             **_summary(clock, wall),
-            "test_accuracy": result.summary["test"]["metrics"]["accuracy"],
+            # Scored as the others are, on the model automl exported.
+            "test_accuracy": None
+            if result.best_model is None
+            else test_accuracy(result.best_model, data),
             "trials": len(finished),
         }
 

@@ -33,13 +33,13 @@ class KtHp:
 
     def Int(self, name: str, min_value: int, max_value: int, **kwargs: Any) -> int:  # noqa: N802
         value = self.hp.Int(name, min_value, max_value, **kwargs)
-        return min_value if value is None else value
+        return kwargs.get("default", min_value) if value is None else value
 
     def Float(  # noqa: N802
         self, name: str, min_value: float, max_value: float, **kwargs: Any
     ) -> float:
         value = self.hp.Float(name, min_value, max_value, **kwargs)
-        return min_value if value is None else value
+        return kwargs.get("default", min_value) if value is None else value
 
     def Choice(self, name: str, values: list[Any], **kwargs: Any) -> Any:  # noqa: N802
         value = self.hp.Choice(name, list(values), **kwargs)

@@ -111,14 +111,17 @@ def section(result: dict[str, Any]) -> str:
             f"{arm['processes']} | {arm['wall_s']:.0f} s | {arm['best_value']:.3f} |"
         )
     one, recycled = result["arms"]
-    verdict = "meets" if recycled["growth_5_to_last_mb"] <= 100 else "misses"
+    peak = recycled["max_rss_mb"] - recycled["rss_after_trial_5_mb"]
+    verdict = "meets" if max(recycled["growth_5_to_last_mb"], peak) <= 100 else "misses"
     lines += [
         "",
         f"What it means: in one process TensorFlow keeps about "
         f"{one['slope_within_a_process_mb_per_trial']} MB per trial, "
         f"{one['growth_5_to_last_mb']:+.0f} MB from trial 5 to {trials}. The default retires a "
         f"process once it grew 100 MB and a fresh worker takes over: growth "
-        f"{recycled['growth_5_to_last_mb']:+.0f} MB, which {verdict} the 100 MB target, at "
+        f"{recycled['growth_5_to_last_mb']:+.0f} MB (peak of all its processes "
+        f"{peak:+.0f} MB), which "
+        f"{verdict} the 100 MB target, at "
         f"{recycled['wall_s'] / one['wall_s']:.2f}x the wall time on trials of a few seconds.",
         "",
     ]

@@ -18,7 +18,8 @@ class SearchObserver:
         done: int,
         best: float | None,
     ) -> None:
-        """The study is open; `done` trials finished in earlier runs."""
+        """The study is open; `done` trials finished in earlier runs; `timeout` is the
+        seconds left of the budget, setup already spent (None: no time limit)."""
 
     def trial_started(self, number: int, params: dict[str, Any]) -> None:
         """A trial's model was built from these params."""

@@ -109,8 +109,8 @@ def run_search(
             config are wrong, before any training; or when the first trials all fail in
             the space itself.
     """
-    # --timeout is wall-clock time for the whole run: setup (imports, MLflow's and
-    # Optuna's database creation, data loading) comes out of the budget too.
+    # --timeout is wall-clock time for the whole run: setup (MLflow's and Optuna's
+    # database creation, data loading, the space check) comes out of the budget too.
     started = time.monotonic()
     data_given, space_given = data is not None, space is not None
     if config.jobs > 1 and (data_given or space_given):
@@ -174,14 +174,14 @@ def run_search(
         try:
             if not worker:  # a worker may log elsewhere: the study keeps the creator's run
                 study.set_user_attr("mlflow_run_id", parent)
+            deadline = started + config.timeout if config.timeout else None
             observer.search_started(
                 study=config.study,
                 trials=config.trials,
-                timeout=config.timeout,
+                timeout=None if deadline is None else max(0.0, deadline - time.monotonic()),
                 done=count_finished(study),
                 best=_best_value(study),
             )
-            deadline = started + config.timeout if config.timeout else None
             run_trial = _TrialRunner(
                 config, data, spec, space, objective, tracker, out, observer, deadline, pressed
             )

@@ -1,0 +1,45 @@
+"""What the benchmarks changed in the engine: SQLite in WAL mode, the frozen heap."""
+
+from __future__ import annotations
+
+import gc
+import sqlite3
+
+from automl.engine._memory import frozen_heap
+from automl.engine._study import _sqlite_file, make_storage
+
+
+def test_sqlite_storage_runs_in_wal_mode_with_normal_sync(tmp_path):
+    """The file stays in WAL mode, and the storage's connections skip the per-commit
+    fsync (synchronous=NORMAL is 1)."""
+    path = tmp_path / "automl.db"
+    storage = make_storage(f"sqlite:///{path}")
+    with sqlite3.connect(path) as other:
+        assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    with storage.engine.connect() as connection:
+        synchronous = connection.exec_driver_sql("PRAGMA synchronous").fetchone()[0]
+    assert synchronous == 1
+
+
+def test_sqlite_urls_wal_does_not_touch():
+    """In-memory databases and `uri=true` URLs are left as they are (no stray files)."""
+    assert _sqlite_file("sqlite:///:memory:") is None
+    assert _sqlite_file("sqlite://") is None
+    assert _sqlite_file("sqlite:///file:x.db?mode=ro&uri=true") is None
+    assert _sqlite_file("postgresql://u@h/db") is None
+    assert _sqlite_file("sqlite:////tmp/a.db") == "/tmp/a.db"
+
+
+def test_frozen_heap_is_undone_and_leaves_a_callers_freeze_alone():
+    assert gc.get_freeze_count() == 0
+    with frozen_heap():
+        assert gc.get_freeze_count() > 0
+    assert gc.get_freeze_count() == 0
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with frozen_heap():
+            pass
+        assert gc.get_freeze_count() == frozen  # the caller's freeze holds
+    finally:
+        gc.unfreeze()

@@ -45,6 +45,9 @@ if TYPE_CHECKING:
     import optuna
 
 STORAGE_ENV, TRACKING_ENV = "AUTOML_STORAGE", "AUTOML_TRACKING_URI"
+# A worker spends a few seconds importing TensorFlow and loading data before its own
+# budget starts; with less than this left it would only train a trial past the deadline.
+MIN_WORKER_SECONDS = 15
 
 
 def recorded_config(config: SearchConfig, *, in_memory: bool) -> dict[str, Any]:
@@ -126,7 +129,7 @@ def spawn_workers(
         config: The search's options.
         indices: Worker numbers (for the log names).
         deadline: `time.monotonic()` at which the search's `--timeout` ends: workers get
-            what is left of it; none start once it has passed.
+            what is left of it; none start with less than `MIN_WORKER_SECONDS` left.
     """
     folder = Path(config.out) / "workers"
     folder.mkdir(parents=True, exist_ok=True)
@@ -135,7 +138,7 @@ def spawn_workers(
     command += ["--out", str(config.out)]
     if deadline is not None:
         left = deadline - time.monotonic()
-        if left < 1:
+        if left < MIN_WORKER_SECONDS:  # its own start-up would use up what is left
             return []
         command += ["--timeout", f"{left:.0f}"]
     if config.data_dir:

@@ -92,12 +92,14 @@ def run_benchmark(name: str, quick: bool) -> dict[str, Any]:
         )
         wall = round(time.monotonic() - started, 1)
         print(f"benchmarks: {name} took {wall} s", file=sys.stderr, flush=True)
+        run: dict[str, Any] = {"wall_s": wall}
+        if out.exists():  # figures written before a failure are kept and shown
+            run["result"] = json.loads(out.read_text())
         if done.returncode != 0 or not out.exists():
             lines = [line for line in done.stderr.splitlines() if line.strip()]
-            tail = lines[-1] if lines else f"exit code {done.returncode}"
-            print(f"benchmarks: {name} FAILED: {tail}", file=sys.stderr)
-            return {"wall_s": wall, "error": tail}
-        return {"wall_s": wall, "result": json.loads(out.read_text())}
+            run["error"] = lines[-1] if lines else f"exit code {done.returncode}"
+            print(f"benchmarks: {name} FAILED: {run['error']}", file=sys.stderr)
+        return run
 
 
 def render(command: str, info: dict[str, Any], runs: dict[str, dict[str, Any]]) -> str:

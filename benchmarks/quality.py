@@ -275,6 +275,14 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
     print(text)
+    failed = [
+        f"{dataset} {name}: {error}"
+        for dataset, block in result.get("datasets", {}).items()
+        for name, row in block["contenders"].items()
+        for error in row["errors"]
+    ]
+    if failed:  # the figures are written; the runner reports this as a failure
+        sys.exit("quality: failed runs: " + "; ".join(failed))
 
 
 if __name__ == "__main__":

@@ -84,6 +84,29 @@ def early_stopping(patience: int) -> keras.callbacks.Callback:
     )
 
 
+def fit_arguments(data: Dataset, epochs: int, callbacks: list[Any]) -> dict[str, Any]:
+    """What every contender hands to `fit` (or `search`): the training and validation
+    splits, the epoch cap and its callbacks."""
+    return {
+        "x": data.x_train,
+        "y": data.y_train,
+        "validation_data": (data.x_val, data.y_val),
+        "epochs": epochs,
+        "verbose": 0,
+        "callbacks": callbacks,
+    }
+
+
+def stop_oracle(owner: Any) -> Callable[[], None]:
+    """A deadline action that ends a keras-tuner search: its oracle stops once it holds
+    `max_trials` (`owner.oracle` is looked up when the deadline hits)."""
+
+    def stop() -> None:
+        owner.oracle.max_trials = 1
+
+    return stop
+
+
 def test_accuracy(model: keras.Model, data: Dataset) -> float:
     """Accuracy of `model` on the test split."""
     import numpy as np
@@ -109,15 +132,8 @@ def run_reference(
     clock = Clock(float("inf"))
     hp = HyperParameters(optuna.trial.FixedTrial(params))
     model = build(hp, spec)
-    model.fit(
-        data.x_train,
-        data.y_train,
-        validation_data=(data.x_val, data.y_val),
-        epochs=epochs,
-        verbose=0,
-        callbacks=[*clock.callbacks(), early_stopping(epochs), *hp.callbacks],
-        **hp.fit_kwargs,
-    )
+    callbacks = [*clock.callbacks(), early_stopping(epochs), *hp.callbacks]
+    model.fit(**fit_arguments(data, epochs, callbacks), **hp.fit_kwargs)
     return _outcome(clock, model, data, trials=1)
 
 
@@ -178,15 +194,8 @@ def run_optuna_loop(
     def objective(trial: optuna.Trial) -> float:
         hp = HyperParameters(trial)
         model = build(hp, spec)
-        history = model.fit(
-            data.x_train,
-            data.y_train,
-            validation_data=(data.x_val, data.y_val),
-            epochs=spec.max_epochs,
-            verbose=0,
-            callbacks=[*clock.callbacks(), early_stopping(patience), *hp.callbacks],
-            **hp.fit_kwargs,
-        )
+        callbacks = [*clock.callbacks(), early_stopping(patience), *hp.callbacks]
+        history = model.fit(**fit_arguments(data, spec.max_epochs, callbacks), **hp.fit_kwargs)
         value = max(history.history.get("val_accuracy", [0.0]))
         if value > best["value"]:
             best.update(value=value, model=model)
@@ -228,18 +237,8 @@ def run_keras_tuner(
             )
         else:
             tuner = getattr(kt, tuner_name)(hypermodel, max_trials=100_000, **common)
-
-        def stop() -> None:
-            tuner.oracle.max_trials = 1  # the oracle stops once it holds max_trials
-
-        tuner.search(
-            data.x_train,
-            data.y_train,
-            validation_data=(data.x_val, data.y_val),
-            epochs=spec.max_epochs,
-            verbose=0,
-            callbacks=[*clock.callbacks(stop), early_stopping(patience)],
-        )
+        callbacks = [*clock.callbacks(stop_oracle(tuner)), early_stopping(patience)]
+        tuner.search(**fit_arguments(data, spec.max_epochs, callbacks))
         model = tuner.get_best_models(1)[0]
         return _outcome(clock, model, data, trials=len(tuner.oracle.trials))
 
@@ -257,18 +256,8 @@ def run_autokeras(
             max_trials=100_000, directory=work, overwrite=True, seed=seed, objective="val_accuracy"
         )
         clock = Clock(budget_s)
-
-        def stop() -> None:
-            searcher.tuner.oracle.max_trials = 1
-
-        searcher.fit(
-            data.x_train,
-            data.y_train,
-            validation_data=(data.x_val, data.y_val),
-            epochs=spec.max_epochs,
-            verbose=0,
-            callbacks=[*clock.callbacks(stop), early_stopping(patience)],
-        )
+        callbacks = [*clock.callbacks(stop_oracle(searcher.tuner)), early_stopping(patience)]
+        searcher.fit(**fit_arguments(data, spec.max_epochs, callbacks))
         model = searcher.export_model()
         return _outcome(clock, model, data, trials=len(searcher.tuner.oracle.trials))
 

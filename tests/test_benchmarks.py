@@ -102,6 +102,30 @@ def test_runner_writes_results_md_and_json(tmp_path):
     assert saved["packages"]["keras"] == keras.__version__
 
 
+def test_only_keeps_other_figures_and_render_rebuilds_results_md(tmp_path):
+    """A second `--only` run merges into results.json (both commands in the header), and
+    `render` writes the same RESULTS.md again from it."""
+    out = tmp_path / "bench"
+    command = [sys.executable, "-m", "benchmarks", "run", "--quick", "--only", "startup"]
+    for _ in range(2):
+        done = subprocess.run(
+            [*command, "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 0, done.stderr
+    text = (out / "RESULTS.md").read_text()
+    assert "--only startup --out" in text and "`, then `python -m benchmarks run" in text
+    (out / "RESULTS.md").unlink()
+    rendered = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "render", "--quick", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert rendered.returncode == 0, rendered.stderr
+    assert (out / "RESULTS.md").read_text() == text
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

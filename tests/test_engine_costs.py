@@ -1,12 +1,16 @@
-"""What the benchmarks changed in the engine: SQLite in WAL mode, the frozen heap."""
+"""What the benchmarks changed in the engine: SQLite in WAL mode, the frozen heap, no
+late workers."""
 
 from __future__ import annotations
 
 import gc
 import sqlite3
+import time
 
+from automl.config import SearchConfig
 from automl.engine._memory import frozen_heap
 from automl.engine._study import _sqlite_file, make_storage
+from automl.engine._workers import MIN_WORKER_SECONDS, spawn_workers
 
 
 def test_sqlite_storage_runs_in_wal_mode_with_normal_sync(tmp_path):
@@ -43,3 +47,10 @@ def test_frozen_heap_is_undone_and_leaves_a_callers_freeze_alone():
         assert gc.get_freeze_count() == frozen  # the caller's freeze holds
     finally:
         gc.unfreeze()
+
+
+def test_no_worker_starts_when_too_little_budget_is_left(tmp_path):
+    """With under MIN_WORKER_SECONDS of --timeout left, its start-up alone would overrun."""
+    config = SearchConfig("iris", study="late", out=str(tmp_path / "out"))
+    deadline = time.monotonic() + MIN_WORKER_SECONDS - 5
+    assert spawn_workers(config, [1, 2], deadline) == []

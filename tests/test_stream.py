@@ -42,7 +42,8 @@ def test_memory_budget_reads_sizes_and_rejects_garbage(monkeypatch):
     monkeypatch.delenv("AUTOML_MEMORY_BUDGET")
     assert memory_budget() > 2**20  # a quarter of physical memory
     monkeypatch.setenv("AUTOML_MEMORY_BUDGET", "lots")
-    with pytest.raises(UsageError, match="must be a size like 800M or 2G, not 'lots'"):
+    message = "AUTOML_MEMORY_BUDGET must be a size like 800M or 2G, but got 'lots'"
+    with pytest.raises(UsageError, match=message):
         memory_budget()
 
 

@@ -6,10 +6,11 @@ Answers fast: no Keras or TensorFlow import, no unpacking, and at most one netwo
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 from pathlib import Path
+
+from automl import settings
 
 DOWNLOAD_HOST = "storage.googleapis.com"
 
@@ -42,7 +43,7 @@ def check_builtins(data_dir: Path | None) -> list[tuple[str, bool, str]]:
         if online:
             rows.append((name, True, "download from keras.datasets"))
         else:
-            where = data_dir or os.environ.get("AUTOML_DATA_DIR")
+            where = data_dir or settings.data_dir()
             missing = f"no local copy in {where}" if where else "no --data-dir/AUTOML_DATA_DIR"
             rows.append((name, False, f"{missing} and no network; see README 'Offline datasets'"))
     return rows

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from automl import settings
 from automl._errors import UsageError
 from automl.data._dataset import Dataset
 from automl.data._encoding import Encoded
@@ -40,8 +41,7 @@ MIN_PER_CLASS = 8
 
 def cache_dir() -> Path:
     """The folder for decoded arrays and unpacked archives."""
-    root = os.environ.get("AUTOML_CACHE_DIR") or Path.home() / ".cache" / "automl"
-    path = Path(root)
+    path = settings.cache_dir()
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from automl import settings
 from automl._errors import UsageError
 from automl.data._dataset import Dataset
 from automl.data._images import has_class_folders, load_split_folders, unpack_archive
@@ -104,7 +105,7 @@ _FOLDER_NAMES = {k: [n.replace("/", "_") for n in v] for k, v in CLASS_NAMES.ite
 
 def local_source(name: str, data_dir: Path | None) -> Path | None:
     """The local copy of `name` (a folder, an archive or an `.npz`), without unpacking it."""
-    roots = [p for p in (data_dir, os.environ.get("AUTOML_DATA_DIR")) if p]
+    roots = [p for p in (data_dir, settings.data_dir()) if p]
     for root in map(Path, roots):
         if name in TEXT_LENGTHS:
             if (root / f"{name}.npz").is_file():
@@ -310,7 +311,7 @@ def _download(name: str, data_dir: Path | None) -> tuple[Any, ...]:
         loader = getattr(keras.datasets, name).load_data
         (x_train, y_train), (x_test, y_test) = loader(**options)
     except Exception as exc:  # noqa: BLE001 - any network/file failure means "not available"
-        where = str(data_dir) if data_dir else os.environ.get("AUTOML_DATA_DIR", "(not set)")
+        where = str(data_dir or settings.data_dir() or "(not set)")
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if name in TEXT_LENGTHS:
             copy = f"{name}.npz (Keras' file, from {KERAS_URL}{name}.npz)"

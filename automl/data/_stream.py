@@ -12,7 +12,6 @@ import collections
 import dataclasses
 import logging
 import os
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import keras
 import numpy as np
 
+from automl import settings
 from automl._errors import UsageError
 from automl.data._encoding import Encoded
 
@@ -28,23 +28,18 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("automl")
 
-MEMORY_BUDGET_ENV = "AUTOML_MEMORY_BUDGET"
-_UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
-
 
 def memory_budget() -> int:
-    """Bytes of decoded pixels that may be held in memory.
+    """Bytes of decoded pixels that may be held in memory: `AUTOML_MEMORY_BUDGET`, else a
+    quarter of physical memory.
 
     Raises:
         UsageError: If `AUTOML_MEMORY_BUDGET` is not a size like 800M or 2G.
     """
-    text = os.environ.get(MEMORY_BUDGET_ENV, "").strip()
-    if not text:
+    budget = settings.memory_budget()
+    if budget is None:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?", text.lower())
-    if not match:
-        raise UsageError(f"{MEMORY_BUDGET_ENV} must be a size like 800M or 2G, not {text!r}.")
-    return int(float(match.group(1)) * _UNITS[match.group(2)])
+    return budget
 
 
 def scan(

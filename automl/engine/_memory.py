@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import os
 from collections.abc import Iterator
 from pathlib import Path
+
+from automl import settings
 
 RECYCLE_EXIT = 75  # a worker's exit code for "replace me" (BSD's EX_TEMPFAIL)
 
@@ -50,12 +51,12 @@ def frozen_heap() -> Iterator[None]:
 
 
 def recycle_limit_mb() -> float:
-    """`AUTOML_RECYCLE_MB`: growth in MB that retires a process (0: never)."""
-    raw = os.environ.get("AUTOML_RECYCLE_MB", "100")
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        return 100.0
+    """`AUTOML_RECYCLE_MB`: growth in MB that retires a process (0: never).
+
+    Raises:
+        UsageError: If the variable is not a number of MB, 0 or more.
+    """
+    return settings.recycle_mb()
 
 
 class MemoryWatch:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from automl._errors import UsageError
 from automl.config import mask_url
 from automl.preflight import check_existing_sqlite, check_storage_url
+from automl.settings import heartbeat_seconds
 
 if TYPE_CHECKING:
     import optuna
@@ -102,15 +102,6 @@ def _sync_at_checkpoints(storage: optuna.storages.RDBStorage) -> None:
 
     event.listen(storage.engine, "connect", on_connect)
     storage.engine.dispose()  # connections opened before the listener reopen with it
-
-
-def heartbeat_seconds() -> int:
-    """Seconds between a running trial's heartbeats (`AUTOML_HEARTBEAT`, default 30); a
-    trial is declared lost after three missed beats."""
-    raw = os.environ.get("AUTOML_HEARTBEAT", "30")
-    if not raw.isdigit() or int(raw) < 1:
-        raise UsageError(f"AUTOML_HEARTBEAT must be a whole number of seconds, but got {raw!r}.")
-    return int(raw)
 
 
 def journal_path(url: str) -> str:

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from automl import settings
 
 if TYPE_CHECKING:
     import optuna
@@ -24,8 +25,6 @@ if TYPE_CHECKING:
     from automl.tracking._tracker import StudyTracker
 
 logger = logging.getLogger("automl")
-
-DEFAULT_EVERY_SECONDS = 600.0
 
 # File stem -> the function's name in both optuna.visualization and its matplotlib module.
 PLOTS = {
@@ -49,7 +48,7 @@ class StudyReport:
     def __init__(self, tracker: StudyTracker, folder: Path, *, every: float | None = None) -> None:
         self.tracker = tracker
         self.folder = folder
-        self.every = every if every is not None else _every_from_env()
+        self.every = every if every is not None else settings.report_every()
         self._written_at = time.monotonic()
 
     def due(self) -> bool:
@@ -168,12 +167,3 @@ def sampled_space(study: optuna.Study) -> dict[str, Any]:
 
 def _write_json(path: Path, content: dict[str, Any]) -> None:
     path.write_text(json.dumps(content, indent=2, default=str))
-
-
-def _every_from_env() -> float:
-    raw = os.environ.get("AUTOML_REPORT_EVERY", "")
-    try:
-        return float(raw) if raw else DEFAULT_EVERY_SECONDS
-    except ValueError:
-        logger.warning("AUTOML_REPORT_EVERY=%r is not a number of seconds; using 600.", raw)
-        return DEFAULT_EVERY_SECONDS

@@ -18,7 +18,13 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from automl.spaces import SPACES, HyperParameters, ModelSpec, resolve_space
+from automl.spaces import HyperParameters, ModelSpec
+from search_spaces import SPACES, resolve_space
+
+DESCRIPTION = "a top-level choice among the spaces that fit the data; the default"
+KINDS = ("image", "vector", "sequence", "text")
+TASKS = ("classification", "regression")
+ORDER = 0
 
 FAMILIES = {
     "image": ("cnn", "resnet", "transformer"),

@@ -9,6 +9,8 @@ of the tutorial's speed on 2 CPU cores and generalizes much better.
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 
 from automl.spaces import HyperParameters, ModelSpec
@@ -22,6 +24,14 @@ from automl.spaces.blocks import (
     output_head,
 )
 from automl.spaces.training import choose_training
+
+DESCRIPTION = (
+    "convolution stacks: stages, filters, kernels, pooling, batch norm, "
+    "augmentation; starts from the tutorial CNN"
+)
+KINDS = ("image",)
+TASKS = ("classification", "regression")
+ORDER = 20
 
 FILTERS = {1: [16, 32, 64], 2: [32, 64, 128], 3: [64, 128, 256]}
 
@@ -76,6 +86,11 @@ MODERN = {  # two 3x3 convolutions per stage, as in the DESIGN notes' measured r
 }
 
 STARTING_POINTS = [BASELINE, MODERN]
+
+
+def starting_points(spec: ModelSpec) -> list[dict[str, Any]]:
+    """Fresh copies of `STARTING_POINTS`: the same recipes for every image set."""
+    return [dict(point) for point in STARTING_POINTS]
 
 
 def build(hp: HyperParameters, spec: ModelSpec) -> keras.Model:

@@ -16,6 +16,11 @@ from automl.spaces.blocks import (
 )
 from automl.spaces.training import choose_training
 
+DESCRIPTION = "dense networks: depth, width, activation, init, L1/L2, dropout, batch/layer norm"
+KINDS = ("vector", "image", "sequence", "text")
+TASKS = ("classification", "regression")
+ORDER = 10
+
 
 def build(hp: HyperParameters, spec: ModelSpec) -> keras.Model:
     """Build and compile one MLP.

@@ -18,6 +18,8 @@ the cnn space's modern starting point (78.0 %, about 130 s per epoch). Three sta
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 
 from automl.spaces import HyperParameters, ModelSpec
@@ -31,6 +33,11 @@ from automl.spaces.blocks import (
     output_head,
 )
 from automl.spaces.training import choose_training
+
+DESCRIPTION = "residual CNNs: stages, blocks per stage, width multiplier, basic or bottleneck"
+KINDS = ("image",)
+TASKS = ("classification", "regression")
+ORDER = 30
 
 # Filters of stages 1-4 at width multiplier 1; a bottleneck block outputs `expansion` times
 # its stage's filters.
@@ -62,6 +69,11 @@ FAST_CIFAR = {
 }
 
 STARTING_POINTS = [FAST_CIFAR]
+
+
+def starting_points(spec: ModelSpec) -> list[dict[str, Any]]:
+    """Fresh copies of `STARTING_POINTS`: the same recipe for every image set."""
+    return [dict(point) for point in STARTING_POINTS]
 
 
 def build(hp: HyperParameters, spec: ModelSpec) -> keras.Model:

@@ -20,7 +20,7 @@ from typing import Any
 
 import keras
 
-from automl.spaces import SPACES, HyperParameters, ModelSpec
+from automl.spaces import HyperParameters, ModelSpec
 from automl.spaces.blocks import (
     choose_activation,
     choose_dropout,
@@ -29,8 +29,13 @@ from automl.spaces.blocks import (
     output_head,
 )
 from automl.spaces.training import choose_training
+from search_spaces import SPACES
 
-KINDS = SPACES["rnn"].kinds
+DESCRIPTION = "LSTM, GRU and SimpleRNN, stacked or bidirectional (images read row by row)"
+KINDS = ("sequence", "text", "image")
+TASKS = ("classification", "regression")
+ORDER = 40
+
 CELLS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU, "simple_rnn": keras.layers.SimpleRNN}
 # Recurrent dropout is a choice among a few rates, 0 included: any rate above 0 makes
 # Keras fall back from the fused (cuDNN) LSTM/GRU kernels to the generic step loop, which

@@ -30,14 +30,20 @@ import dataclasses
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
 
-from automl import UsageError
+from automl._errors import UsageError
 from automl.spaces import HyperParameters, ModelSpec
 from automl.spaces.blocks import augment, choose_augmentation, choose_dropout, output_head
 from automl.spaces.training import choose_training
+
+DESCRIPTION = "a keras.applications backbone with a new head; frozen or fine-tuned layers"
+KINDS = ("image",)
+TASKS = ("classification", "regression")
+ORDER = 60
 
 # ImageNet statistics of the "torch" preprocessing mode (DenseNet, EfficientNet).
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -109,6 +115,11 @@ MOBILENET_FROZEN = {
 }
 
 STARTING_POINTS = [MOBILENET_FROZEN]
+
+
+def starting_points(spec: ModelSpec) -> list[dict[str, Any]]:
+    """Fresh copies of `STARTING_POINTS`: the same recipe for every image set."""
+    return [dict(point) for point in STARTING_POINTS]
 
 
 def build(hp: HyperParameters, spec: ModelSpec) -> keras.Model:

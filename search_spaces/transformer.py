@@ -30,7 +30,7 @@ from typing import Any
 
 import keras
 
-from automl.spaces import SPACES, HyperParameters, ModelSpec
+from automl.spaces import HyperParameters, ModelSpec
 from automl.spaces.blocks import (
     augment,
     choose_activation,
@@ -44,8 +44,16 @@ from automl.spaces.layers import (
     SinusoidalPositionEmbedding,
 )
 from automl.spaces.training import choose_training
+from search_spaces import SPACES
 
-KINDS = SPACES["transformer"].kinds
+DESCRIPTION = (
+    "attention encoders: heads, key dim, feed-forward width, layers, positions; "
+    "a ViT-style patch transformer for images"
+)
+KINDS = ("sequence", "text", "image")
+TASKS = ("classification", "regression")
+ORDER = 50
+
 D_MODELS = (32, 64, 128, 256)
 HEADS = (1, 2, 4, 8)
 KEY_DIMS = (16, 32, 64)

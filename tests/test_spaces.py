@@ -10,8 +10,8 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import FixedTrial
 
 from automl import UsageError
-from automl.spaces import SPACES, HyperParameters, ModelSpec, blocks, resolve_space, training
-from search_spaces import cnn
+from automl.spaces import HyperParameters, ModelSpec, blocks, training
+from search_spaces import SPACES, cnn, resolve_space
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

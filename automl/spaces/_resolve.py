@@ -1,9 +1,11 @@
 """Turn whatever names a space into one `Space`.
 
-Accepted: a built-in name (`cnn`), a reference to a function or `keras_tuner.HyperModel`
-(`path/to/file.py:build`, `package.module:build`), the object itself (a `build(hp)` or
-`build(hp, spec)` function, a HyperModel instance or class), or a TOML/YAML file that
-fixes or narrows another space's parameters. Mistakes raise `UsageError` in one line.
+Accepted: a reference to a function or `keras_tuner.HyperModel` (`path/to/file.py:build`,
+`package.module:build`), the object itself (a `build(hp)` or `build(hp, spec)` function, a
+HyperModel instance or class), a TOML/YAML file that fixes or narrows another space's
+parameters, or a plain name (`cnn`), which only a caller's `builtin` lookup can resolve:
+this layer knows no built-in spaces, the catalogue above it does and plugs itself in.
+Mistakes raise `UsageError` in one line.
 """
 
 from __future__ import annotations
@@ -14,14 +16,14 @@ import importlib.util
 import inspect
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from automl._errors import UsageError
 
 if TYPE_CHECKING:
-    from automl.spaces import SpaceInfo
+    from automl.spaces._builtin import SpaceInfo
     from automl.spaces._hp import HyperParameters
     from automl.spaces._spec import ModelSpec
 
@@ -65,8 +67,15 @@ class Space:
             )
 
 
-def resolve_space(value: Any) -> Space:
+def resolve_space(value: Any, *, builtin: Callable[[str], Space] | None = None) -> Space:
     """Resolve a space given by name, reference, object or config file.
+
+    Args:
+        value: A `Space`, a name, a reference, a config file path, or a function or
+            HyperModel.
+        builtin: Resolves a plain name (and a config file's base space given by name);
+            it raises `UsageError` for names it does not know. Without it, names are
+            refused.
 
     Raises:
         UsageError: When it names nothing that exists or is not a usable space.
@@ -75,37 +84,45 @@ def resolve_space(value: Any) -> Space:
         return value
     if isinstance(value, str | os.PathLike):
         text = os.fspath(value)
+        if not _is_reference(text):
+            if builtin is None:
+                raise UsageError(_unknown_space(text, builtins=()))
+            return builtin(text)
         check_space_name(text)
-        from automl.spaces import SPACES
-
-        if text in SPACES:
-            return _builtin(text)
         if text.endswith(CONFIG_SUFFIXES):
-            return _from_config(Path(text))
+            return _from_config(Path(text), builtin=builtin)
         target, _, attr = text.rpartition(":")
         return _from_object(_import_attr(target, attr), label=text)
     return _from_object(value, label=None)
 
 
-def check_space_name(text: str) -> None:
-    """The cheap check (no import): a built-in name, or a reference or config whose file
+def check_space_name(text: str, *, builtins: Collection[str] = ()) -> None:
+    """The cheap check (no import): one of `builtins`, or a reference or config whose file
     exists. `resolve_space` does the rest.
 
     Raises:
         UsageError: Naming the forms a space may take, or the missing file.
     """
-    from automl.spaces import SPACES
-
-    if text in SPACES:
+    if text in builtins:
         return
-    if not (text.endswith(CONFIG_SUFFIXES) or ":" in text):
-        raise UsageError(
-            f"unknown space {text!r}; give a built-in name ({', '.join(SPACES)}), "
-            f"file.py:function, package.module:function, or a .toml/.yaml space config."
-        )
+    if not _is_reference(text):
+        raise UsageError(_unknown_space(text, builtins))
     path = space_file(text)
     if path is not None and not Path(path).is_file():
         raise UsageError(f"space file {path} does not exist; check the path.")
+
+
+def _is_reference(text: str) -> bool:
+    """A config file or a `target:name` reference rather than a plain name."""
+    return text.endswith(CONFIG_SUFFIXES) or ":" in text
+
+
+def _unknown_space(text: str, builtins: Collection[str]) -> str:
+    named = f"a built-in name ({', '.join(builtins)}), " if builtins else ""
+    return (
+        f"unknown space {text!r}; give {named}file.py:function, package.module:function, "
+        f"or a .toml/.yaml space config."
+    )
 
 
 def space_file(text: str) -> str | None:
@@ -119,19 +136,6 @@ def space_file(text: str) -> str | None:
 def _is_file_target(target: str) -> bool:
     """`path/to/file.py` (a file) rather than `package.module` (an import)."""
     return target.endswith(".py") or os.sep in target or "/" in target
-
-
-def _builtin(name: str) -> Space:
-    from automl.spaces import SPACES
-
-    info = SPACES[name]
-    module = importlib.import_module(info.module)
-    if hasattr(module, "starting_points"):
-        points = module.starting_points
-    else:
-        fixed = [dict(p) for p in getattr(module, "STARTING_POINTS", [])]
-        points = lambda spec: [dict(p) for p in fixed]  # noqa: E731
-    return Space(label=name, build=module.build, points=points, info=info)
 
 
 def _from_object(obj: Any, label: str | None) -> Space:
@@ -219,7 +223,7 @@ def _import_attr(target: str, attr: str) -> Any:
     return getattr(module, attr)
 
 
-def _from_config(path: Path) -> Space:
+def _from_config(path: Path, *, builtin: Callable[[str], Space] | None) -> Space:
     """A TOML/YAML file: `space = "<name or reference>"` and a `params` table."""
     content = _read_config(path)
     base = content.get("space")
@@ -239,7 +243,7 @@ def _from_config(path: Path) -> Space:
         raise UsageError(f"space config {path}: 'params' must be a table of name = value.")
     for name, value in params.items():
         _check_override(path, name, value)
-    space = resolve_space(base)
+    space = resolve_space(base, builtin=builtin)
     return dataclasses.replace(space, label=str(path), overrides={**space.overrides, **params})
 
 

@@ -6,7 +6,7 @@ on) once this module is imported. No `Lambda` layers: they do not load in safe m
 Layers here are written with `keras.ops` only, so they run on every backend.
 
 What lives here: position embeddings for attention models and a mask-aware global max
-pooling. The spaces themselves (`search_spaces/`) and the shared `choose_*` helpers
+pooling. The spaces themselves (the built-in space modules) and the shared `choose_*` helpers
 (`automl.spaces.blocks`) do not.
 """
 

@@ -33,12 +33,13 @@ bench-quick: setup
 bench: setup
 	$(BIN)/python -m benchmarks run --full
 
-test-fast: setup
-	$(BIN)/ruff check automl search_spaces tests benchmarks
+test-fast: lint
 	$(BIN)/pytest -m "not slow"
 
+# ruff, and the layers contract of pyproject.toml ([tool.importlinter]).
 lint: setup
 	$(BIN)/ruff check automl search_spaces tests benchmarks
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf automl-out automl.db mlflow.db mlruns mlartifacts .pytest_cache

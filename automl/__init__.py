@@ -5,7 +5,7 @@ Public API::
     from automl import search
     result = search("digits", trials=10)                  # a built-in space and dataset
     result = search(build, dataset="digits", trials=20)   # your keras-tuner build(hp)
-    result.best_params, result.best_model, result.study
+    result.best_params, result.best_value, result.best_model, result.study
 
     from automl import AutoClassifier                     # scikit-learn estimators
     AutoClassifier(trials=5).fit(X, y).predict(X)
@@ -16,19 +16,21 @@ import.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from automl._errors import TrialFailed, UsageError
 from automl.config import SearchConfig
+from automl.engine import SearchObserver, SearchResult
 
 if TYPE_CHECKING:
     import keras
 
-    from automl.engine import SearchObserver, SearchResult
     from automl.estimators import AutoClassifier, AutoRegressor
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 
 def search(
@@ -37,6 +39,7 @@ def search(
     *,
     dataset: Any = None,
     observer: SearchObserver | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
     **options: Any,
 ) -> SearchResult:
     """Run a search.
@@ -53,20 +56,23 @@ def search(
             an `automl.data.Dataset`; or an `(x, y)` pair of arrays (split with
             `automl.data.from_arrays`).
         observer: Receives progress events (optional).
+        callbacks: Keras callbacks added to every trial's `fit` (they see each trial's
+            model; a callback should reset its state in `on_train_begin`).
         **options: Any `SearchConfig` field: `space`, `trials`, `timeout`, `max_epochs`,
             `sampler`, `pruner`, `seed`, `study`, `storage`, `tracking_uri`, `out`,
             `data_dir`, `patience`, `target`, `text_column`, `task`, `metric`,
-            `class_weight`.
+            `class_weight`, `subset`, `jobs`. Their defaults are the CLI's.
 
     Returns:
-        A `SearchResult` with `study`, `summary`, `best_model` and `best_params`.
+        A `SearchResult` with `study`, `summary`, `best_model`, `best_params` and
+        `best_value`.
 
     Raises:
         UsageError: On a bad option, space or dataset, before any training.
     """
     from automl.data import Dataset, from_arrays
     from automl.engine import run_search
-    from automl.spaces import resolve_space
+    from search_spaces import resolve_space
 
     if dataset is None:
         dataset, space = space_or_dataset, options.pop("space", None)
@@ -85,22 +91,27 @@ def search(
     elif not isinstance(dataset, str):
         raise UsageError(
             f"dataset must be a built-in name, a path, an automl.data.Dataset or an (x, y) "
-            f"pair, "
-            f"but got {type(dataset).__name__}."
+            f"pair. Received: dataset={type(dataset).__name__}."
         )
     named = space is None or isinstance(space, str)
+    unknown = sorted(set(options) - {f.name for f in dataclasses.fields(SearchConfig)})
+    if unknown:
+        raise UsageError(
+            f"search() got unknown options: {', '.join(unknown)}; see "
+            f"help(automl.SearchConfig) for the options."
+        )
     config = SearchConfig(
         dataset=data.name if data is not None else dataset,
         space=space if named else None,
         **options,
     )
     resolved = None if named else resolve_space(space)
-    return run_search(config, observer, space=resolved, data=data)
+    return run_search(config, observer, space=resolved, data=data, callbacks=callbacks)
 
 
 def load_model(path: str) -> keras.Model:
     """Load a `.keras` model automl saved (its custom layers and losses registered)."""
-    from automl.export import load_model as _load
+    from automl.models import load_model as _load
 
     return _load(path)
 
@@ -118,6 +129,8 @@ __all__ = [
     "AutoClassifier",
     "AutoRegressor",
     "SearchConfig",
+    "SearchObserver",
+    "SearchResult",
     "TrialFailed",
     "UsageError",
     "__version__",

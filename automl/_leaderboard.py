@@ -7,6 +7,9 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
+from automl.objective import ranked_trials
+from automl.record import StudyRecord, TrialRecord
+
 if TYPE_CHECKING:
     import optuna
 
@@ -34,23 +37,18 @@ def _fmt(value: Any) -> str:
 
 def leaderboard_rows(study: optuna.Study, top: int = 20) -> list[dict[str, Any]]:
     """Trials ordered best first (complete ones by value, then the rest by number)."""
-    reverse = study.direction.name == "MAXIMIZE"
-    trials = study.get_trials(deepcopy=False)
-    complete = sorted(
-        (t for t in trials if t.state.name == "COMPLETE"), key=lambda t: t.value, reverse=reverse
-    )
-    others = [t for t in trials if t.state.name != "COMPLETE"]
     rows = []
-    for trial in [*complete, *others][:top]:
+    for trial in ranked_trials(study)[:top]:
+        facts = TrialRecord.read(trial)
         rows.append(
             {
                 "trial": trial.number,
                 "state": trial.state.name,
                 "value": trial.value,
-                "epochs": trial.user_attrs.get("epochs"),
-                "seconds": trial.user_attrs.get("seconds"),
+                "epochs": facts.epochs,
+                "seconds": facts.seconds,
                 "params": trial.params,
-                "reason": trial.user_attrs.get("reason", ""),
+                "reason": facts.reason,
             }
         )
     return rows
@@ -66,7 +64,8 @@ def print_leaderboard(
     rows = leaderboard_rows(study, top)
     seen = {k for row in rows for k in row["params"]}
     keys = [k for k in KEY_PARAMS if k in seen][:4]
-    metric = study.user_attrs.get("metric", "value")
+    record = StudyRecord.read(study)
+    metric = record.monitor if record else "value"
     table = Table(
         "trial",
         "state",

@@ -13,15 +13,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from automl import __version__, settings
 from automl._errors import UsageError
-from automl.config import (
-    DEFAULT_STORAGE,
-    DEFAULT_TRACKING_URI,
-    METRICS,
-    PRUNERS,
-    SAMPLERS,
-    TASKS,
-)
+from automl.config import DEFAULT_TRIALS, PRUNERS, SAMPLERS, TASKS, SearchConfig
+from automl.objective import METRICS
+from automl.settings import DEFAULT_STORAGE, DEFAULT_TRACKING_URI
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -34,21 +30,51 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see `{self.prog} --help`)")
 
 
+def _default(name: str) -> object:
+    """A `SearchConfig` field's default: the CLI shows the Python API's defaults."""
+    return SearchConfig.__dataclass_fields__[name].default
+
+
+def _choices(values: Sequence[str]) -> str:
+    """`{a,b,c}`, as argparse shows choices (validation stays with SearchConfig)."""
+    return "{" + ",".join(values) + "}"
+
+
+_ENVIRONMENT = (
+    "environment: AUTOML_STORAGE and AUTOML_TRACKING_URI (else MLflow's own "
+    "MLFLOW_TRACKING_URI) apply to every subcommand without --storage / --tracking-uri; "
+    "see the README for every AUTOML_* variable."
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full command-line grammar."""
     parser = _Parser(
         prog="automl",
         description="Hyperparameter and architecture search for Keras 3: Optuna trials, "
         "MLflow tracking, an exported best model.",
-        epilog="Example: automl search digits --trials 10",
+        epilog=f"Example: automl search digits --trials 10. {_ENVIRONMENT}",
     )
+    parser.add_argument("--version", action="version", version=f"automl {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _search_args(sub)
+    _worker_args(sub)
+    _refit_args(sub)
+    _study_args(sub)
+    _listing_args(sub)
+    _ui_args(sub)
+    return parser
 
+
+def _search_args(sub: argparse._SubParsersAction) -> None:
+    # Flags a user leaves out stay out of the namespace: SearchConfig's defaults apply.
     search = sub.add_parser(
         "search",
         help="run or resume a search on a dataset",
         description="Run a search; rerun with the same --study and --storage to resume. "
         "Finished trials count toward --trials.",
+        argument_default=argparse.SUPPRESS,
+        epilog=_ENVIRONMENT,
     )
     search.add_argument(
         "dataset",
@@ -58,10 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--target", help="the column to predict, for tables and texts")
     search.add_argument("--text-column", help="the column of texts, for text tables")
     search.add_argument(
-        "--task", help=f"one of {', '.join(TASKS)} (default: detected from the target)"
+        "--task",
+        metavar=_choices(TASKS),
+        help=f"one of {', '.join(TASKS)} (default: detected from the target)",
     )
     search.add_argument(
         "--metric",
+        metavar=_choices(METRICS),
         help=f"validation metric to optimize: {', '.join(METRICS)} "
         "(default accuracy, or rmse for regression)",
     )
@@ -83,40 +112,51 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument(
         "--trials",
         type=int,
-        default=None,
-        help="total trials in the study (default 20 without --timeout)",
+        help=f"total trials in the study (default {DEFAULT_TRIALS} without --timeout)",
     )
     search.add_argument("--timeout", help="wall-clock budget of this run: 1800, 90s, 30m, 2h")
     search.add_argument("--max-epochs", type=int, help="epoch cap per trial (default per dataset)")
     search.add_argument(
         "--patience", type=int, help="early-stopping patience in epochs (max(3, max-epochs/5))"
     )
-    search.add_argument("--sampler", default="tpe", help=f"one of {', '.join(SAMPLERS)} (tpe)")
     search.add_argument(
-        "--pruner", default="hyperband", help=f"one of {', '.join(PRUNERS)} (hyperband)"
+        "--sampler",
+        metavar=_choices(SAMPLERS),
+        help=f"one of {', '.join(SAMPLERS)} (default {_default('sampler')})",
     )
-    search.add_argument("--seed", type=int, default=0, help="seed for sampler, split, weights (0)")
+    search.add_argument(
+        "--pruner",
+        metavar=_choices(PRUNERS),
+        help=f"one of {', '.join(PRUNERS)} (default {_default('pruner')})",
+    )
+    search.add_argument(
+        "--seed", type=int, help=f"seed for sampler, split, weights ({_default('seed')})"
+    )
     search.add_argument(
         "--jobs",
         type=int,
-        default=1,
-        help="worker processes on this machine sharing the study (1); see `automl worker`",
+        help=f"worker processes on this machine sharing the study ({_default('jobs')}); "
+        "see `automl worker`",
     )
     search.add_argument("--study", help="study name (default DATASET-SPACE)")
-    _storage_args(search)
     search.add_argument(
-        "--tracking-uri",
-        default=DEFAULT_TRACKING_URI,
-        help=f"MLflow tracking URI ({DEFAULT_TRACKING_URI})",
+        "--storage", help=f"Optuna storage URL ($AUTOML_STORAGE, else {DEFAULT_STORAGE})"
     )
+    search.add_argument("--tracking-uri", help=_TRACKING_HELP)
     search.add_argument("--out", type=Path, help="output folder (./automl-out/STUDY)")
     search.add_argument(
-        "--data-dir",
-        type=Path,
-        default=None,
-        help="folder with local dataset copies (else $AUTOML_DATA_DIR)",
+        "--data-dir", type=Path, help="folder with local dataset copies (else $AUTOML_DATA_DIR)"
     )
 
+
+_TRACKING_HELP = (
+    f"MLflow tracking URI ($AUTOML_TRACKING_URI, else $MLFLOW_TRACKING_URI, else "
+    f"{DEFAULT_TRACKING_URI}; none: no MLflow)"
+)
+_STORAGE_HELP = f"Optuna storage URL ($AUTOML_STORAGE, else {DEFAULT_STORAGE})"
+
+
+def _worker_args(sub: argparse._SubParsersAction) -> None:
     worker = sub.add_parser(
         "worker",
         help="join an existing study as one more worker",
@@ -125,22 +165,16 @@ def build_parser() -> argparse.ArgumentParser:
         "records its own configuration; the dataset path and space file must exist here.",
     )
     worker.add_argument("--study", required=True, help="the study to join")
-    worker.add_argument(
-        "--storage",
-        default=None,
-        help=f"its Optuna storage URL ($AUTOML_STORAGE, else {DEFAULT_STORAGE})",
-    )
-    worker.add_argument(
-        "--tracking-uri",
-        default=None,
-        help=f"MLflow tracking URI ($AUTOML_TRACKING_URI, else {DEFAULT_TRACKING_URI}; none: off)",
-    )
+    worker.add_argument("--storage", help=_STORAGE_HELP)
+    worker.add_argument("--tracking-uri", help=_TRACKING_HELP)
     worker.add_argument("--timeout", help="this worker's wall-clock budget (the study's)")
     worker.add_argument("--out", type=Path, help="checkpoint folder (./automl-out/STUDY)")
     worker.add_argument(
         "--data-dir", type=Path, default=None, help="local dataset copies on this machine"
     )
 
+
+def _refit_args(sub: argparse._SubParsersAction) -> None:
     refit = sub.add_parser(
         "refit",
         help="retrain the best trial on train + validation and export it",
@@ -149,22 +183,24 @@ def build_parser() -> argparse.ArgumentParser:
         "refit_model.keras and refit.json (its test metrics next to the trial's).",
     )
     refit.add_argument("study")
-    refit.add_argument(
-        "--storage", default=None, help=f"Optuna storage URL ($AUTOML_STORAGE, {DEFAULT_STORAGE})"
-    )
+    refit.add_argument("--storage", help=_STORAGE_HELP)
     refit.add_argument("--out", type=Path, help="output folder (./automl-out/STUDY)")
     refit.add_argument("--data-dir", type=Path, default=None, help="local dataset copies")
 
+
+def _study_args(sub: argparse._SubParsersAction) -> None:
     show = sub.add_parser("show", help="print a study's leaderboard")
     show.add_argument("study")
-    _storage_args(show)
+    show.add_argument("--storage", help=_STORAGE_HELP)
     show.add_argument("--top", type=int, default=20, help="rows to show (20)")
 
     export = sub.add_parser("export", help="write a study's best model again")
     export.add_argument("study")
     export.add_argument("--out", type=Path, required=True, help="a .keras file or a folder")
-    _storage_args(export)
+    export.add_argument("--storage", help=_STORAGE_HELP)
 
+
+def _listing_args(sub: argparse._SubParsersAction) -> None:
     datasets = sub.add_parser("datasets", help="list the built-in datasets")
     datasets.add_argument(
         "--check", action="store_true", help="say which built-ins are available now, and where"
@@ -174,6 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.add_parser("spaces", help="list the built-in search spaces")
 
+
+def _ui_args(sub: argparse._SubParsersAction) -> None:
     ui = sub.add_parser(
         "ui",
         help="open the MLflow UI on the tracking store a search wrote",
@@ -181,23 +219,12 @@ def build_parser() -> argparse.ArgumentParser:
         "URL of each study's experiment; Ctrl-C stops it.",
     )
     ui.add_argument("--study", help="print this study's experiment URL (default: all)")
-    ui.add_argument(
-        "--tracking-uri",
-        default=DEFAULT_TRACKING_URI,
-        help=f"MLflow tracking URI the search used ({DEFAULT_TRACKING_URI})",
-    )
+    ui.add_argument("--tracking-uri", help=f"the search's {_TRACKING_HELP}")
     ui.add_argument("--port", type=int, default=5000, help="TCP port (5000)")
     ui.add_argument(
         "--host",
         default="127.0.0.1",
         help="interface to listen on (127.0.0.1: this machine only; 0.0.0.0 exposes it)",
-    )
-    return parser
-
-
-def _storage_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--storage", default=DEFAULT_STORAGE, help=f"Optuna storage URL ({DEFAULT_STORAGE})"
     )
 
 
@@ -210,7 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return _COMMANDS[args.command](args)
     except UsageError as exc:
-        print(f"automl: error: {exc}", file=sys.stderr)
+        print(f"automl: error: {exc.for_cli()}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("automl: interrupted; run the same command again to resume.", file=sys.stderr)
@@ -218,37 +245,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
-    from automl.config import SearchConfig
     from automl.preflight import check_storage_url, check_tracking_uri
 
-    config = SearchConfig(
-        dataset=args.dataset,
-        space=args.space,
-        trials=args.trials,
-        timeout=args.timeout,
-        max_epochs=args.max_epochs,
-        sampler=args.sampler,
-        pruner=args.pruner,
-        seed=args.seed,
-        study=args.study,
-        storage=args.storage,
-        tracking_uri=args.tracking_uri,
-        out=args.out,
-        data_dir=args.data_dir,
-        patience=args.patience,
-        target=args.target,
-        text_column=args.text_column,
-        task=args.task,
-        metric=args.metric,
-        class_weight=args.class_weight,
-        subset=args.subset,
-        jobs=args.jobs,
-    )
-    if config.trials is None and config.timeout is None:
-        config.trials = 20
-    config.validate()
-    check_storage_url(config.storage)
-    check_tracking_uri(config.tracking_uri)
+    given = {k: v for k, v in vars(args).items() if k != "command"}
+    # Checked here, before the progress display and TensorFlow's import (run_search
+    # checks again: it takes configs from Python too).
+    config = SearchConfig(**given).resolved()
+    check_storage_url(str(config.storage))
+    if config.tracking_uri is not None:
+        check_tracking_uri(config.tracking_uri)
     _quiet_libraries()
     from automl._progress import RichProgress
     from automl.engine import run_search
@@ -276,7 +281,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
     )
     if budget_spent(study, config.trials):  # nothing to do: no TensorFlow, no data
-        held = sum(summarize(study, config)["trials"].values())
+        held = sum(summarize(study)["trials"].values())
         print(f"worker done: study {config.study} holds {held} trials")
         return 0
     from automl.engine import run_search
@@ -313,7 +318,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
     from automl._leaderboard import print_leaderboard
     from automl.engine._study import load_study
 
-    print_leaderboard(load_study(args.study, args.storage), top=args.top)
+    print_leaderboard(load_study(args.study, settings.storage_url(args.storage)), top=args.top)
     return 0
 
 
@@ -322,7 +327,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from automl.engine._study import load_study
     from automl.export import copy_best_model
 
-    target = copy_best_model(load_study(args.study, args.storage), args.out)
+    target = copy_best_model(load_study(args.study, settings.storage_url(args.storage)), args.out)
     print(f"wrote {target}")
     return 0
 
@@ -352,7 +357,7 @@ def _cmd_spaces(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from automl.spaces import SPACES
+    from search_spaces import SPACES
 
     table = Table("name", "data", "tasks", "description", box=None)
     for info in SPACES.values():
@@ -364,7 +369,10 @@ def _cmd_spaces(args: argparse.Namespace) -> int:
 def _cmd_ui(args: argparse.Namespace) -> int:
     from automl.ui import serve_ui
 
-    return serve_ui(args.tracking_uri, study=args.study, host=args.host, port=args.port)
+    uri = settings.tracking_uri(args.tracking_uri)
+    if uri is None:
+        raise UsageError("{tracking_uri} is none: there is no MLflow store to show.")
+    return serve_ui(uri, study=args.study, host=args.host, port=args.port)
 
 
 _COMMANDS = {

@@ -1,8 +1,10 @@
-"""One validated `SearchConfig`, built from CLI flags or Python keywords.
+"""One frozen `SearchConfig`, from CLI flags, a Python call or a study's record.
 
 Everything here is cheap: no TensorFlow, Optuna or MLflow imports, so that argument
-errors answer instantly. Validation happens once, in `SearchConfig.validate`, against the
-tables below (the scikit-learn habit: constructors store, one place checks).
+errors answer instantly. `SearchConfig` only stores what it is given (the scikit-learn
+habit); `resolved()` checks every field against the tables below, in one place, and
+returns a new, complete config with every default filled in. The CLI and the Python API
+share these defaults: the CLI passes only the flags a user gave.
 """
 
 from __future__ import annotations
@@ -11,28 +13,18 @@ import dataclasses
 import importlib.util
 import re
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any
 
+from automl import settings
 from automl._errors import UsageError
+from automl.objective import METRICS
 
 SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc")
 PRUNERS = ("hyperband", "median", "sha", "none")
-# --metric name -> (tasks it applies to, direction of better).
-METRICS: dict[str, tuple[tuple[str, ...], str]] = {
-    "accuracy": (("classification",), "maximize"),
-    "auc": (("classification",), "maximize"),
-    "f1": (("classification",), "maximize"),
-    "rmse": (("regression",), "minimize"),
-    "mse": (("regression",), "minimize"),
-    "mae": (("regression",), "minimize"),
-    "r2": (("regression",), "maximize"),
-    "loss": (("classification", "regression"), "minimize"),
-}
 TASKS = ("binary", "multiclass", "classification", "regression")
-TABLE_SUFFIXES = (".csv", ".tsv", ".tab", ".parquet", ".pq")
-ARRAY_SUFFIXES = (".npz",)
-DEFAULT_STORAGE = "sqlite:///automl.db"
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+DEFAULT_TRIALS = 20  # when neither trials nor timeout is given
+# tracking_uri's default: $AUTOML_TRACKING_URI, else $MLFLOW_TRACKING_URI, else SQLite.
+FROM_ENVIRONMENT = "from-environment"
 
 _DURATION = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -57,26 +49,16 @@ def parse_duration(text: str | float | int | None) -> float | None:
     else:
         match = _DURATION.match(text)
         if not match:
-            raise UsageError(f"--timeout must look like 1800, 90s, 30m or 2h, but got {text!r}.")
+            raise UsageError(
+                f"{{timeout}} must look like 1800, 90s, 30m or 2h, but got {text!r}."
+            )
         seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
     if seconds <= 0:
-        raise UsageError(f"--timeout must be positive, but got {text!r}.")
+        raise UsageError(f"{{timeout}} must be positive, but got {text!r}.")
     return seconds
 
 
-def mask_url(url: str) -> str:
-    """Hide the password in a URL (`postgresql://bob:secret@db/x` -> `bob:***@db/x`)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return url
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class SearchConfig:
     """Everything one search needs, as plain values.
 
@@ -85,15 +67,19 @@ class SearchConfig:
             file), or the name of in-memory data.
         space: A built-in space name, `file.py:function`, `package.module:function`, or
             a .toml/.yaml space config; None picks the dataset's default (`auto`).
-        trials: Total trials the study may hold (finished ones from earlier runs count).
-        timeout: Wall-clock seconds for this run, or None.
+        trials: Total trials the study may hold (finished ones from earlier runs count);
+            None: no count limit with a timeout, else `DEFAULT_TRIALS`.
+        timeout: Wall-clock budget of this run: seconds, or "90s", "30m", "2h"; None: none.
         max_epochs: Epoch cap per trial; None picks a default for the dataset.
         sampler: One of `SAMPLERS`.
         pruner: One of `PRUNERS`.
         seed: Seed for the sampler, the data split and each trial's weights.
         study: Optuna study name; derived from dataset and space when None.
-        storage: Optuna storage URL (any SQLAlchemy URL).
-        tracking_uri: MLflow tracking URI; None logs nothing to MLflow.
+        storage: Optuna storage URL (any SQLAlchemy URL); None: `$AUTOML_STORAGE`, else
+            `sqlite:///automl.db`.
+        tracking_uri: MLflow tracking URI; None or "none" logs nothing to MLflow; the
+            default takes `$AUTOML_TRACKING_URI`, else `$MLFLOW_TRACKING_URI`, else
+            `sqlite:///mlflow.db`.
         out: Output folder; `./automl-out/<study>` when None.
         data_dir: Folder holding local copies of datasets.
         patience: Early-stopping patience in epochs; None picks max(3, max_epochs // 5).
@@ -111,17 +97,17 @@ class SearchConfig:
 
     dataset: str
     space: str | None = None
-    trials: int | None = 20
-    timeout: float | None = None
+    trials: int | None = None
+    timeout: float | str | None = None
     max_epochs: int | None = None
     sampler: str = "tpe"
     pruner: str = "hyperband"
     seed: int | None = 0
     study: str | None = None
-    storage: str = DEFAULT_STORAGE
-    tracking_uri: str | None = DEFAULT_TRACKING_URI
-    out: Path | None = None
-    data_dir: Path | None = None
+    storage: str | None = None
+    tracking_uri: str | None = FROM_ENVIRONMENT
+    out: Path | str | None = None
+    data_dir: Path | str | None = None
     patience: int | None = None
     target: str | None = None
     text_column: str | None = None
@@ -131,115 +117,147 @@ class SearchConfig:
     subset: float | None = None
     jobs: int = 1
 
-    def validate(self, *, in_memory_data: bool = False) -> SearchConfig:
-        """Check every field against the rules and fill derived defaults.
+    def resolved(self, *, in_memory_data: bool = False) -> SearchConfig:
+        """A new config with every rule checked and every default filled in.
+
+        Resolving a resolved config gives the same config. The caller's config is
+        never changed.
 
         Args:
-            in_memory_data: The data comes as arrays, not a built-in dataset name.
-
-        Returns:
-            self, with `study` and `out` filled in.
+            in_memory_data: The data comes as arrays, not a built-in name or a path.
 
         Raises:
             UsageError: On the first field that breaks a rule, naming it and the fix.
         """
-        from automl.data import DATASETS
-        from automl.spaces._resolve import check_space_name
+        _check_names(self, in_memory_data)
+        _check_numbers(self)
+        return dataclasses.replace(self, **_defaults(self))
 
-        if not in_memory_data and self.dataset not in DATASETS:
-            self._check_data_path()
-        if self.text_column and not self.dataset.lower().endswith(TABLE_SUFFIXES):
-            raise UsageError("--text-column needs a table (.csv, .tsv, .parquet) of texts.")
-        if self.task is not None and self.task not in TASKS:
-            raise UsageError(f"--task must be one of {', '.join(TASKS)}, but got {self.task!r}.")
-        if self.metric is not None and self.metric not in METRICS:
-            raise UsageError(
-                f"unknown metric {self.metric!r}; choose one of: {', '.join(METRICS)}."
-            )
-        if self.subset is not None and not 0 < self.subset < 1:
-            raise UsageError(
-                f"--subset must be a fraction between 0 and 1 (e.g. 0.25), but got {self.subset}."
-            )
-        if self.class_weight not in (None, "balanced"):
-            raise UsageError(
-                f"--class-weight must be 'balanced', but got {self.class_weight!r}; leave it "
-                f"out to weigh every example the same."
-            )
-        if self.space is not None:
-            check_space_name(self.space)
-        if not isinstance(self.jobs, int) or self.jobs < 1:
-            raise UsageError(f"--jobs must be a whole number of at least 1, but got {self.jobs!r}.")
-        if self.trials is not None and self.trials < 1:
-            raise UsageError(f"--trials must be at least 1, but got {self.trials}.")
-        if self.trials is None and self.timeout is None:
-            raise UsageError("give --trials, --timeout or both, so the search knows when to stop.")
-        self.timeout = parse_duration(self.timeout)
-        if self.max_epochs is not None and self.max_epochs < 1:
-            raise UsageError(f"--max-epochs must be at least 1, but got {self.max_epochs}.")
-        if self.patience is not None and self.patience < 1:
-            raise UsageError(f"--patience must be at least 1, but got {self.patience}.")
-        if self.sampler not in SAMPLERS:
-            raise UsageError(
-                f"unknown sampler {self.sampler!r}; choose one of: {', '.join(SAMPLERS)}."
-            )
-        if self.sampler == "gp" and importlib.util.find_spec("torch") is None:
-            raise UsageError(
-                "--sampler gp needs PyTorch: pip install 'automl[gp]' (or torch), or pick "
-                "another sampler."
-            )
-        if self.data_dir is not None and not Path(self.data_dir).is_dir():
-            raise UsageError(
-                f"--data-dir {self.data_dir} is not a folder; pass the folder that holds the "
-                f"local dataset copy."
-            )
-        if self.out is not None:
-            out = Path(self.out)
-            existing = next(p for p in (out, *out.parents) if p.exists())
-            if not existing.is_dir():
-                raise UsageError(f"--out {self.out}: {existing} is a file; pass a folder.")
-        if self.pruner not in PRUNERS:
-            raise UsageError(
-                f"unknown pruner {self.pruner!r}; choose one of: {', '.join(PRUNERS)}."
-            )
-        info = DATASETS.get(self.dataset)
-        if self.space is None:
-            self.space = info.default_space if info else "auto"
-        if self.max_epochs is None:
-            self.max_epochs = info.default_epochs if info else 20
-        if self.patience is None:
-            self.patience = max(3, self.max_epochs // 5)
-        if self.study is None:
-            self.study = f"{_data_slug(self.dataset)}-{_space_slug(self.space)}"
-        if self.out is None:
-            self.out = Path("automl-out") / self.study
-        self.out = Path(self.out)
-        if self.data_dir is not None:
-            self.data_dir = Path(self.data_dir)
-        return self
+    def replace(self, **changes: Any) -> SearchConfig:
+        """A copy with `changes` (the config itself is frozen)."""
+        return dataclasses.replace(self, **changes)
 
-    def _check_data_path(self) -> None:
-        """A dataset that is not a built-in name must be a readable table, folder or .npz."""
-        from automl.data import DATASETS
 
-        path = Path(self.dataset)
-        if not path.exists():
-            looks_like_path = "/" in self.dataset or path.suffix
-            raise UsageError(
-                f"no such file or folder: {self.dataset}; check the path."
-                if looks_like_path
-                else f"unknown dataset {self.dataset!r}; choose one of: {', '.join(DATASETS)}, "
-                f"or pass a path to a table, an image folder or an .npz file."
-            )
-        suffix = path.suffix.lower()
-        if path.is_file() and suffix not in TABLE_SUFFIXES + ARRAY_SUFFIXES:
-            raise UsageError(
-                f"{self.dataset}: cannot read {suffix or 'extensionless'} files; pass a table "
-                f"({', '.join(TABLE_SUFFIXES)}), an .npz file or an image folder."
-            )
-        if suffix in TABLE_SUFFIXES and not self.target:
-            raise UsageError(
-                f"{self.dataset} is a table: pass --target COLUMN to name the column to predict."
-            )
+def _check_names(config: SearchConfig, in_memory_data: bool) -> None:
+    """Rules on names: dataset, space, task, metric, sampler, pruner, class weight."""
+    from automl.data import DATASETS, TABLE_SUFFIXES
+    from search_spaces import check_space_name
+
+    if not in_memory_data and config.dataset not in DATASETS:
+        _check_data_path(config)
+    if config.text_column and not config.dataset.lower().endswith(TABLE_SUFFIXES):
+        raise UsageError("{text_column} needs a table (.csv, .tsv, .parquet) of texts.")
+    if config.task is not None and config.task not in TASKS:
+        raise UsageError(f"{{task}} must be one of {', '.join(TASKS)}, but got {config.task!r}.")
+    if config.metric is not None and config.metric not in METRICS:
+        raise UsageError(
+            f"unknown {{metric}} {config.metric!r}; choose one of: {', '.join(METRICS)}."
+        )
+    if config.class_weight not in (None, "balanced"):
+        raise UsageError(
+            f"{{class_weight}} must be 'balanced', but got {config.class_weight!r}; leave it "
+            f"out to weigh every example the same."
+        )
+    if config.space is not None:
+        check_space_name(config.space)
+    if config.sampler not in SAMPLERS:
+        raise UsageError(
+            f"unknown {{sampler}} {config.sampler!r}; choose one of: {', '.join(SAMPLERS)}."
+        )
+    if config.sampler == "gp" and importlib.util.find_spec("torch") is None:
+        raise UsageError(
+            "{sampler} gp needs PyTorch: pip install 'automl[gp]' (or torch), or pick "
+            "another sampler."
+        )
+    if config.pruner not in PRUNERS:
+        raise UsageError(
+            f"unknown {{pruner}} {config.pruner!r}; choose one of: {', '.join(PRUNERS)}."
+        )
+    _check_folders(config)
+
+
+def _check_numbers(config: SearchConfig) -> None:
+    """Rules on counts and fractions (the timeout is parsed with the defaults)."""
+    if config.subset is not None and not 0 < config.subset < 1:
+        raise UsageError(
+            f"{{subset}} must be a fraction between 0 and 1 (e.g. 0.25), but got "
+            f"{config.subset}."
+        )
+    if not isinstance(config.jobs, int) or config.jobs < 1:
+        raise UsageError(f"{{jobs}} must be a whole number of at least 1, but got {config.jobs!r}.")
+    for name in ("trials", "max_epochs", "patience"):
+        value = getattr(config, name)
+        if value is not None and value < 1:
+            raise UsageError(f"{{{name}}} must be at least 1, but got {value}.")
+
+
+def _check_folders(config: SearchConfig) -> None:
+    """`data_dir` must be a folder; `out` must not lie inside a file."""
+    if config.data_dir is not None and not Path(config.data_dir).is_dir():
+        raise UsageError(
+            f"{{data_dir}} {config.data_dir} is not a folder; pass the folder that holds the "
+            f"local dataset copy."
+        )
+    if config.out is not None:
+        out = Path(config.out)
+        existing = next(p for p in (out, *out.parents) if p.exists())
+        if not existing.is_dir():
+            raise UsageError(f"{{out}} {config.out}: {existing} is a file; pass a folder.")
+
+
+def _defaults(config: SearchConfig) -> dict[str, Any]:
+    """Every field that is still open, filled in from the dataset's row and the
+    environment (`automl.settings`)."""
+    from automl.data import DATASETS
+
+    info = DATASETS.get(config.dataset)
+    timeout = parse_duration(config.timeout)
+    space = config.space or (info.default_space if info else "auto")
+    max_epochs = config.max_epochs or (info.default_epochs if info else 20)
+    study = config.study or f"{_data_slug(config.dataset)}-{_space_slug(space)}"
+    tracking_uri = config.tracking_uri
+    if tracking_uri == FROM_ENVIRONMENT:
+        tracking_uri = settings.tracking_uri()
+    elif tracking_uri is not None:
+        tracking_uri = settings.tracking_uri(tracking_uri)  # "none" -> None
+    return {
+        "space": space,
+        "trials": DEFAULT_TRIALS if config.trials is None and timeout is None else config.trials,
+        "timeout": timeout,
+        "max_epochs": max_epochs,
+        "patience": config.patience or max(3, max_epochs // 5),
+        "study": study,
+        "storage": settings.storage_url(config.storage),
+        "tracking_uri": tracking_uri,
+        "out": Path(config.out) if config.out is not None else Path("automl-out") / study,
+        "data_dir": Path(config.data_dir) if config.data_dir is not None else None,
+    }
+
+
+def _check_data_path(config: SearchConfig) -> None:
+    """A dataset that is not a built-in name must be a readable table, folder or .npz."""
+    from automl.data import ARRAY_SUFFIXES, DATASETS, TABLE_SUFFIXES
+
+    path = Path(config.dataset)
+    if not path.exists():
+        looks_like_path = "/" in config.dataset or path.suffix
+        raise UsageError(
+            f"no such file or folder: {config.dataset}; check the path."
+            if looks_like_path
+            else f"unknown dataset {config.dataset!r}; choose one of: {', '.join(DATASETS)}, "
+            f"or pass a path to a table, an image folder or an .npz file."
+        )
+    suffix = path.suffix.lower()
+    if path.is_file() and suffix not in TABLE_SUFFIXES + ARRAY_SUFFIXES:
+        raise UsageError(
+            f"{config.dataset}: cannot read {suffix or 'extensionless'} files; pass a table "
+            f"({', '.join(TABLE_SUFFIXES)}), an .npz file or an image folder."
+        )
+    if suffix in TABLE_SUFFIXES and not config.target:
+        raise UsageError(
+            f"{config.dataset} is a table: pass {{target}} COLUMN to name the column to "
+            f"predict."
+        )
 
 
 def _data_slug(dataset: str) -> str:

@@ -8,17 +8,17 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from automl._errors import UsageError
+from automl.models import load_model
+from automl.record import StudyRecord, TrialRecord
 
 if TYPE_CHECKING:
     import keras
     import optuna
 
-    from automl.config import SearchConfig
     from automl.data import Dataset
     from automl.tracking import StudyTracker
 
@@ -33,6 +33,12 @@ def best_trial_or_none(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
         return None
 
 
+def best_value(study: optuna.Study) -> float | None:
+    """The best complete trial's value, or None while no trial has completed."""
+    best = best_trial_or_none(study)
+    return None if best is None else float(best.value)
+
+
 def best_checkpoint(study: optuna.Study) -> tuple[optuna.trial.FrozenTrial, Path]:
     """The best trial and the path of its saved model.
 
@@ -44,13 +50,13 @@ def best_checkpoint(study: optuna.Study) -> tuple[optuna.trial.FrozenTrial, Path
         raise UsageError(
             f"study {study.study_name!r} has no complete trial yet; run `automl search` first."
         )
-    path = Path(best.user_attrs.get("model_path", ""))
-    if not path.is_file():
+    record = TrialRecord.read(best)
+    if record.model_file is None:
         raise UsageError(
-            f"the model of best trial {best.number} is missing ({path}); rerun the "
-            f"search with the same --study and --out to train a new best."
+            f"the model of best trial {best.number} is missing ({record.model_path or ''}); "
+            f"rerun the search with the same {{study}} and {{out}} to train a new best."
         )
-    return best, path
+    return best, record.model_file
 
 
 def copy_best_model(study: optuna.Study, target: Path) -> Path:
@@ -61,49 +67,6 @@ def copy_best_model(study: optuna.Study, target: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(path, target)
     return target
-
-
-def save_plain(
-    model: keras.Model, path: Path, wrap: Callable[[keras.Model], keras.Model] | None = None
-) -> None:
-    """Save a trained model so that it takes raw data and loads without surprises.
-
-    automl's own training objects (the smoothed loss, the AUC/F1 metrics on integer
-    labels) are swapped for Keras' built-ins first (the weights are unchanged), so a
-    model without automl's custom layers loads with plain `keras.models.load_model`.
-    With `wrap` (tables, texts), the saved model is the dataset's preprocessing in front
-    of `model`; it is saved uncompiled, for prediction.
-    """
-    _compile_without_automl_objects(model)
-    (wrap(model) if wrap is not None else model).save(path)
-
-
-def _compile_without_automl_objects(model: keras.Model) -> None:
-    """Recompile with built-in loss/metrics when automl's registered ones are in use."""
-    config = model.get_compile_config() if model.compiled else None
-    if not config:
-        return
-
-    def ours(item: Any) -> bool:
-        return isinstance(item, dict) and str(item.get("registered_name")).startswith("automl>")
-
-    metrics = list(config.get("metrics") or [])
-    if not (ours(config.get("loss")) or any(ours(m) for m in metrics)):
-        return
-    loss = "sparse_categorical_crossentropy" if ours(config.get("loss")) else model.loss
-    model.compile(optimizer=model.optimizer, loss=loss, metrics=[m for m in metrics if not ours(m)])
-
-
-def load_model(path: str | Path) -> keras.Model:
-    """Load a model automl saved, with automl's custom layers and losses registered."""
-    import keras
-
-    import automl.data.layers  # noqa: F401 - registers the preprocessing layers
-    import automl.spaces.layers  # noqa: F401 - registers the custom layers
-    import automl.spaces.losses  # noqa: F401 - registers the custom losses
-    import automl.spaces.metrics  # noqa: F401 - registers the custom metrics
-
-    return keras.models.load_model(path, safe_mode=True)
 
 
 def test_metrics(model: keras.Model, data: Dataset) -> dict[str, float]:
@@ -159,14 +122,13 @@ def export_best(
     data: Dataset,
     out: Path,
     tracker: StudyTracker,
-    config: SearchConfig,
 ) -> tuple[dict[str, Any], keras.Model | None]:
     """Export the best model, score it on test once, and write `summary.json`.
 
     Returns:
         The summary and the loaded best model (None if no trial completed).
     """
-    summary = summarize(study, config)
+    summary = summarize(study)
     model = None
     if summary["best"] is not None:
         best, checkpoint = best_checkpoint(study)
@@ -182,8 +144,9 @@ def export_best(
     return summary, model
 
 
-def summarize(study: optuna.Study, config: SearchConfig) -> dict[str, Any]:
+def summarize(study: optuna.Study) -> dict[str, Any]:
     """The machine-readable summary of a study (without test metrics)."""
+    record = StudyRecord.of(study)
     counts = {"complete": 0, "pruned": 0, "failed": 0, "running": 0}
     names = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running"}
     for trial in study.get_trials(deepcopy=False):
@@ -192,19 +155,20 @@ def summarize(study: optuna.Study, config: SearchConfig) -> dict[str, Any]:
     best = best_trial_or_none(study)
     best_info = None
     if best is not None:
+        facts = TrialRecord.read(best)
         best_info = {
             "trial": best.number,
             "params": best.params,
             "val_metric": best.value,
-            "metric": study.user_attrs.get("metric", "val_accuracy"),
-            "epochs": best.user_attrs.get("epochs"),
-            "seconds": best.user_attrs.get("seconds"),
+            "metric": record.monitor,
+            "epochs": facts.epochs,
+            "seconds": facts.seconds,
         }
     return {
         "study": study.study_name,
-        "dataset": config.dataset,
-        "task": study.user_attrs.get("task", "classification"),
-        "space": config.space,
+        "dataset": record.dataset,
+        "task": record.task,
+        "space": record.space,
         "best": best_info,
         "test": {"metrics": {}},
         "trials": counts,

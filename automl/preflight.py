@@ -13,7 +13,18 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from automl._errors import UsageError
-from automl.config import mask_url
+
+
+def mask_url(url: str) -> str:
+    """Hide the password in a URL (`postgresql://bob:secret@db/x` -> `bob:***@db/x`)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def check_storage_url(url: str) -> None:
@@ -22,7 +33,7 @@ def check_storage_url(url: str) -> None:
     Raises:
         UsageError: Naming the URL (credentials masked) and the fix.
     """
-    _check_database(url, flag="--storage", label="storage")
+    _check_database(url, flag="{storage}", label="storage")
 
 
 def check_tracking_uri(uri: str) -> None:
@@ -36,9 +47,9 @@ def check_tracking_uri(uri: str) -> None:
     elif uri.startswith("file:") or "://" not in uri:
         path = uri.removeprefix("file://").removeprefix("file:")
         folder = Path(path).expanduser().resolve().parent
-        _check_folder(folder, uri, "--tracking-uri", "MLflow tracking URI")
+        _check_folder(folder, uri, "{tracking_uri}", "MLflow tracking URI")
     else:
-        _check_database(uri, flag="--tracking-uri", label="MLflow tracking URI")
+        _check_database(uri, flag="{tracking_uri}", label="MLflow tracking URI")
 
 
 def check_existing_sqlite(url: str, study: str) -> None:
@@ -50,7 +61,7 @@ def check_existing_sqlite(url: str, study: str) -> None:
         path = Path(url.removeprefix(prefix)).expanduser()
         if not path.is_file():
             raise UsageError(
-                f"no study {study!r}: storage file {path} does not exist; pass the --storage "
+                f"no study {study!r}: storage file {path} does not exist; pass the {{storage}} "
                 f"the search used."
             )
 
@@ -110,5 +121,5 @@ def _check_server(uri: str) -> None:
         problem = str(getattr(exc, "reason", exc))
     raise UsageError(
         f"cannot reach the MLflow tracking server {mask_url(uri)} ({problem}); start it or pass "
-        f"another --tracking-uri."
+        f"another {{tracking_uri}}."
     )

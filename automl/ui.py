@@ -18,8 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from automl._errors import UsageError
-from automl.config import mask_url
-from automl.preflight import check_tracking_uri
+from automl.preflight import check_tracking_uri, mask_url
 
 STARTUP_SECONDS = 90.0
 
@@ -117,7 +116,7 @@ def _check_store(tracking_uri: str) -> None:
         if not path.is_file():
             raise UsageError(
                 f"no MLflow tracking database at {path}; run `automl search` here first, or "
-                f"pass the --tracking-uri the search used."
+                f"pass the {{tracking_uri}} the search used."
             )
     elif tracking_uri.startswith(("http://", "https://")):
         raise UsageError(
@@ -130,13 +129,13 @@ def _check_store(tracking_uri: str) -> None:
 
 def _check_port(host: str, port: int) -> None:
     if not 0 < port < 65536:
-        raise UsageError(f"--port must be between 1 and 65535. Received: port={port}")
+        raise UsageError(f"{{port}} must be between 1 and 65535, but got {port}.")
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
         try:
             probe.bind((host, port))
         except OSError as exc:
             raise UsageError(
-                f"cannot listen on {host}:{port} ({exc.strerror}); pass another --port."
+                f"cannot listen on {host}:{port} ({exc.strerror}); pass another {{port}}."
             ) from None
 
 
@@ -153,7 +152,7 @@ def _experiments(tracking_uri: str, study: str | None) -> list[tuple[str, str]]:
         known = ", ".join(sorted(name for name, _ in found if name != "Default")) or "none"
         raise UsageError(
             f"no study {study!r} in {mask_url(tracking_uri)} (studies there: {known}); "
-            f"pass one of them, or the --tracking-uri the search used."
+            f"pass one of them, or the {{tracking_uri}} the search used."
         )
     return matching
 

@@ -32,7 +32,7 @@ def train_tutorial(minutes: float, data_dir: Path, seed: int) -> dict[str, float
 
     from automl.data import load_dataset
     from automl.engine._callbacks import Deadline
-    from automl.engine._search import model_spec
+    from automl.engine._setup import model_spec
     from automl.export import test_metrics
     from automl.spaces import HyperParameters
     from search_spaces.cnn import BASELINE, build

@@ -209,7 +209,7 @@ def run(quick: bool) -> dict[str, Any]:
     import keras
 
     from automl.data import load_dataset
-    from automl.engine._search import model_spec
+    from automl.engine._setup import model_spec
 
     started = time.perf_counter()
     data = load_dataset(DATASET, seed=SEED)  # the split the engine makes with this seed

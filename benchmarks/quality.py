@@ -81,7 +81,7 @@ def run_one(contender: str, dataset: str, seed: int, budget_s: float) -> dict[st
     """One contender (or "reference") on one dataset, in this process."""
     import importlib
 
-    from automl.engine._search import model_spec
+    from automl.engine._setup import model_spec
     from benchmarks import _contenders as c
 
     setting = DATASETS[dataset]

@@ -38,9 +38,19 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite:///{Path(path).resolve()}"
 
 
+# Variables of the caller's that would redirect tests to their own data, storage or MLflow.
+CALLER_VARIABLES = (
+    "AUTOML_DATA_DIR",
+    "AUTOML_STORAGE",
+    "AUTOML_TRACKING_URI",
+    "MLFLOW_TRACKING_URI",
+)
+
+
 def cli_env(**extra: str) -> dict[str, str]:
-    """The environment for CLI subprocesses: no local data folder leaks in from the caller."""
-    env = {k: v for k, v in os.environ.items() if k != "AUTOML_DATA_DIR"}
+    """The environment for CLI subprocesses: no local data folder, storage or tracking
+    server leaks in from the caller."""
+    env = {k: v for k, v in os.environ.items() if k not in CALLER_VARIABLES}
     env.update(extra)
     return env
 
@@ -113,7 +123,8 @@ def _hermetic_environment():
     searches stay in their process whatever their memory does (many run in one pytest
     process; tests/test_scale.py checks recycling on its own)."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("AUTOML_DATA_DIR", raising=False)
+        for name in CALLER_VARIABLES:
+            mp.delenv(name, raising=False)
         mp.setenv("AUTOML_RECYCLE_MB", "0")
         yield
 

@@ -13,6 +13,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 
 import automl
 from automl import UsageError
+from automl.record import StudyRecord
 from automl.spaces.blocks import choose_activation
 from automl.spaces.training import choose_optimizer
 from tests.conftest import sqlite_url
@@ -71,7 +72,7 @@ def test_keras_tuner_build_model_runs_unchanged(tmp_path):
     result = automl.search(build_model, dataset="digits", trials=3, **_options(tmp_path, "kt"))
     study = result.study
     assert isinstance(study, optuna.Study) and len(study.trials) == 3
-    assert study.user_attrs["space"].endswith("test_api:build_model")
+    assert StudyRecord.of(study).space.endswith("test_api:build_model")
     dists = study.trials[0].distributions
     assert dists["num_layers"] == IntDistribution(1, 3)
     assert dists["units_0"] == IntDistribution(32, 512, step=32)
@@ -150,7 +151,7 @@ def test_hypermodel_class_without_fit_override(tmp_path):
 
     result = automl.search(Small, dataset="digits", trials=1, **_options(tmp_path, "cls"))
     assert result.study.trials[0].state.name == "COMPLETE"
-    assert result.study.user_attrs["space"].endswith("Small")
+    assert StudyRecord.of(result.study).space.endswith("Small")
 
 
 # -- composition, references, config files -------------------------------------------------
@@ -185,7 +186,7 @@ def test_module_reference_and_keyword_space(tmp_path, monkeypatch):
     result = automl.search(
         dataset="iris", space="my_spaces:build", trials=1, **_options(tmp_path, "ref")
     )
-    assert result.study.user_attrs["space"] == "my_spaces:build"
+    assert StudyRecord.of(result.study).space == "my_spaces:build"
     assert result.study.trials[0].state.name == "COMPLETE"
 
 
@@ -228,7 +229,7 @@ def test_arrays_as_data(tmp_path):
     x = rng.normal(size=(120, 3)).astype("float32")
     y = np.where(x[:, 0] + x[:, 1] > 0, "yes", "no")
     result = automl.search("mlp", dataset=(x, y), trials=1, **_options(tmp_path, "arr"))
-    assert result.study.user_attrs["dataset"] == "arrays"
+    assert StudyRecord.of(result.study).dataset == "arrays"
     assert result.summary["test"]["metrics"]["accuracy"] > 0.6
 
 

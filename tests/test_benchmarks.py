@@ -17,7 +17,7 @@ import keras_tuner as kt
 import pytest
 
 from automl.data import load_dataset
-from automl.engine._search import model_spec
+from automl.engine._setup import model_spec
 from benchmarks._kt_space import SpaceHyperModel
 from benchmarks.quality import reach_time, summarize
 from search_spaces.mlp import build

@@ -21,7 +21,7 @@ import optuna
 import pytest
 
 from automl.data import DATASETS
-from automl.spaces import SPACES
+from search_spaces import SPACES
 from tests.conftest import cli_env, run_cli, sqlite_url
 
 HEAVY = ("tensorflow", "keras", "optuna", "mlflow")

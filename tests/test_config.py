@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from automl import SearchConfig, UsageError
-from automl.config import PRUNERS, SAMPLERS, mask_url, parse_duration
+from automl.config import PRUNERS, SAMPLERS, parse_duration
 from automl.data import DATASETS
+from automl.preflight import mask_url
 
 
 @pytest.mark.parametrize(
@@ -37,14 +38,14 @@ def test_parse_duration_accepts_the_documented_forms(text, seconds):
 @pytest.mark.parametrize("text", ["abc", "5x", "", "30 minutes", "1e3"])
 def test_parse_duration_rejects_non_durations(text):
     """Anything else is a usage error that names the flag and shows the accepted forms."""
-    with pytest.raises(UsageError, match=r"--timeout must look like 1800, 90s, 30m or 2h"):
+    with pytest.raises(UsageError, match=r"^timeout must look like 1800, 90s, 30m or 2h"):
         parse_duration(text)
 
 
 @pytest.mark.parametrize("text", ["-5", "0", "0s", -1, 0])
 def test_parse_duration_rejects_non_positive(text):
     """A zero or negative budget is refused, quoting the value."""
-    with pytest.raises(UsageError, match=r"--timeout must be positive, but got"):
+    with pytest.raises(UsageError, match=r"^timeout must be positive, but got"):
         parse_duration(text)
 
 
@@ -68,9 +69,9 @@ def test_mask_url_hides_only_the_password(url, shown):
     assert "secret" not in mask_url(url)
 
 
-def test_validate_fills_derived_defaults(tmp_path):
+def test_resolved_fills_derived_defaults(tmp_path):
     """Space, epochs, patience, study name and out folder come from the dataset table."""
-    config = SearchConfig("iris").validate()
+    config = SearchConfig("iris").resolved()
     assert config.space == DATASETS["iris"].default_space == "auto"
     assert config.max_epochs == DATASETS["iris"].default_epochs
     assert config.patience == max(3, config.max_epochs // 5)
@@ -81,7 +82,7 @@ def test_validate_fills_derived_defaults(tmp_path):
     (tmp_path / "d").mkdir()
     image = SearchConfig(
         "cifar10", max_epochs=5, timeout="30m", out="x", data_dir=tmp_path / "d"
-    ).validate()
+    ).resolved()
     assert image.space == "auto"
     assert image.patience == 3  # never below 3
     assert image.study == "cifar10-auto"
@@ -89,7 +90,7 @@ def test_validate_fills_derived_defaults(tmp_path):
     assert image.out == Path("x") and image.data_dir == tmp_path / "d"
 
 
-def test_validate_keeps_explicit_values_and_is_idempotent():
+def test_resolved_keeps_explicit_values_and_is_idempotent():
     """Given values win over defaults, and validating twice changes nothing."""
     config = SearchConfig(
         "digits",
@@ -102,9 +103,9 @@ def test_validate_keeps_explicit_values_and_is_idempotent():
         trials=None,
         timeout="90s",
     )
-    first = dataclasses.asdict(config.validate())
+    first = dataclasses.asdict(config.resolved())
     assert first["study"] == "s" and first["patience"] == 2 and first["timeout"] == 90.0
-    assert dataclasses.asdict(config.validate()) == first
+    assert dataclasses.asdict(config.resolved()) == first
 
 
 @pytest.mark.parametrize(
@@ -112,30 +113,29 @@ def test_validate_keeps_explicit_values_and_is_idempotent():
     [
         ({"dataset": "nope"}, r"unknown dataset 'nope'; choose one of: cifar10, .*iris"),
         ({"space": "nope"}, r"unknown space 'nope'; give a built-in name \(auto, mlp, cnn, "),
-        ({"trials": 0}, r"--trials must be at least 1, but got 0\."),
-        ({"trials": -3}, r"--trials must be at least 1, but got -3\."),
-        ({"trials": None, "timeout": None}, r"give --trials, --timeout or both"),
-        ({"timeout": "abc"}, r"--timeout must look like"),
-        ({"timeout": -5}, r"--timeout must be positive"),
-        ({"max_epochs": 0}, r"--max-epochs must be at least 1, but got 0\."),
-        ({"patience": 0}, r"--patience must be at least 1, but got 0\."),
+        ({"trials": 0}, r"^trials must be at least 1, but got 0\."),
+        ({"trials": -3}, r"^trials must be at least 1, but got -3\."),
+        ({"timeout": "abc"}, r"^timeout must look like"),
+        ({"timeout": -5}, r"^timeout must be positive"),
+        ({"max_epochs": 0}, r"^max_epochs must be at least 1, but got 0\."),
+        ({"patience": 0}, r"^patience must be at least 1, but got 0\."),
         ({"sampler": "xx"}, r"unknown sampler 'xx'; choose one of: " + ", ".join(SAMPLERS)),
         ({"pruner": "xx"}, r"unknown pruner 'xx'; choose one of: " + ", ".join(PRUNERS)),
     ],
 )
-def test_validate_rejects_each_broken_rule_in_one_line(options, message):
+def test_resolved_rejects_each_broken_rule_in_one_line(options, message):
     """Every rule breaks with a UsageError naming the field, the value and the choices."""
     options = {"dataset": "iris", **options}
     with pytest.raises(UsageError, match=message) as caught:
-        SearchConfig(**options).validate()
+        SearchConfig(**options).resolved()
     assert "\n" not in str(caught.value)
 
 
-def test_config_is_cheap_to_import_and_validate():
+def test_config_is_cheap_to_import_and_resolve():
     """Building and validating a config imports no TensorFlow, Keras, Optuna or MLflow."""
     code = (
         "import sys, json; import automl; "
-        "automl.SearchConfig('cifar10', timeout='2h').validate(); "
+        "automl.SearchConfig('cifar10', timeout='2h').resolved(); "
         "print(json.dumps(sorted(m for m in ('tensorflow', 'keras', 'optuna', 'mlflow', "
         "'sklearn') if m in sys.modules)))"
     )
@@ -161,4 +161,4 @@ def test_custom_space_names_pass_validation_and_give_safe_study_names(
         (tmp_path / folder).mkdir()
     (tmp_path / "spaces" / "mine.py").write_text("def build(hp): ...\n")
     (tmp_path / "conf" / "narrow.toml").write_text('space = "mlp"\n')
-    assert SearchConfig("iris", space=space).validate().study == study
+    assert SearchConfig("iris", space=space).resolved().study == study

@@ -26,7 +26,7 @@ def _rows(x: np.ndarray, y: np.ndarray) -> Counter:
 
 def test_dataset_table_lists_sources_and_default_spaces():
     """Every built-in dataset names its source, a registered default space and epochs."""
-    from automl.spaces import SPACES
+    from search_spaces import SPACES
 
     assert {"cifar10", "mnist", "fashion_mnist", "digits", "iris", "wine", "breast_cancer"} <= set(
         DATASETS
@@ -168,7 +168,7 @@ def test_decode_cache_notices_new_images(cifar_root, tmp_path, monkeypatch):
 
 def test_data_dir_that_is_not_a_folder_is_a_usage_error(tmp_path):
     """A --data-dir that does not exist is named in a usage error."""
-    with pytest.raises(UsageError, match=r"--data-dir .*missing is not a folder"):
+    with pytest.raises(UsageError, match=r"^data_dir .*missing is not a folder"):
         load_dataset("cifar10", data_dir=tmp_path / "missing")
 
 

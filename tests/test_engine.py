@@ -16,6 +16,7 @@ from automl import UsageError
 from automl.config import PRUNERS, SAMPLERS
 from automl.data import load_dataset
 from automl.engine._study import count_finished, load_study, make_pruner, make_sampler
+from automl.record import StudyRecord, mlflow_run_id
 from automl.spaces import HyperParameters
 from tests.conftest import RecordingObserver, sqlite_url
 
@@ -60,14 +61,14 @@ def test_search_runs_the_whole_budget(iris_search):
 
 
 def test_study_records_what_it_is(iris_search):
-    """Study user attrs say dataset, space, metric and budget, so show/export need no flags;
-    each trial records its seed, epochs and seconds."""
+    """The study's record says dataset, space, metric and budget, so show/export need no
+    flags; each trial records its seed, epochs and seconds."""
     study = iris_search.result.study
-    attrs = study.user_attrs
-    assert attrs["dataset"] == "iris" and attrs["space"] == "auto"
-    assert attrs["metric"] == "val_accuracy" and attrs["direction"] == "maximize"
-    assert attrs["max_epochs"] == 4 and attrs["seed"] == 0
-    assert attrs["mlflow_run_id"]
+    record = StudyRecord.of(study)
+    assert record.dataset == "iris" and record.space == "auto"
+    assert record.monitor == "val_accuracy" and record.objective(study).direction == "maximize"
+    assert record.config.max_epochs == 4 and record.config.seed == 0
+    assert mlflow_run_id(study)
     assert study.direction == optuna.study.StudyDirection.MAXIMIZE
     for trial in study.trials:
         assert trial.user_attrs["seed"] == trial.number  # seed 0 * 100003 + number
@@ -346,7 +347,7 @@ def test_no_run_left_running_when_out_is_unusable(tmp_path):
     """An unusable --out is a usage error, found before any MLflow run is opened."""
     (tmp_path / "a_file").write_text("")
     tracking = sqlite_url(tmp_path / "mlflow.db")
-    with pytest.raises(automl.UsageError, match="--out"):
+    with pytest.raises(automl.UsageError, match="^out .*is a file; pass a folder"):
         automl.search(
             "iris",
             trials=1,

@@ -16,6 +16,7 @@ import pytest
 from automl import UsageError
 from automl import export as automl_export
 from automl.data import load_dataset
+from automl.models import save_plain
 from tests.conftest import cli_env, sqlite_url
 
 SUMMARY_KEYS = {"study", "dataset", "task", "space", "best", "test", "trials", "model_path"}
@@ -166,7 +167,7 @@ def test_models_with_automl_layers_load_with_automl_load_model(tmp_path):
     point = {**transformer.starting_points(digits_spec("text"))[0], "label_smoothing": 0.1}
     model = transformer.build(HyperParameters(FixedTrial(point)), digits_spec("text"))
     expected = model.predict(x[:8], verbose=0)
-    automl_export.save_plain(model, tmp_path / "m.keras")
+    save_plain(model, tmp_path / "m.keras")
     np.save(tmp_path / "x.npy", x[:8])
     code = textwrap.dedent(f"""
         import automl, numpy as np

@@ -64,5 +64,5 @@ def test_search_with_subset_promotes_the_best_to_full_data(tmp_path):
     source = trials[first.user_attrs["promoted_from"]]
     assert first.params == source.params and first.state.name == "COMPLETE"
     assert not first.intermediate_values  # silent: its full-data curve is not the pruner's
-    with pytest.raises(UsageError, match="--subset must be a fraction between 0 and 1"):
+    with pytest.raises(UsageError, match="^subset must be a fraction between 0 and 1"):
         automl.search("digits", subset=1.5, trials=1, tracking_uri=None)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_iris
 
-from automl.export import load_model
+from automl.models import load_model
 from tests.conftest import run_cli
 
 

@@ -11,7 +11,8 @@ import automl
 from automl import UsageError
 from automl.data import load_data
 from automl.data._targets import encode_target
-from automl.engine._trainer import Objective
+from automl.objective import Objective
+from automl.record import StudyRecord
 from automl.spaces.metrics import SparseAUC, SparseF1
 from tests.conftest import run_cli, sqlite_url
 
@@ -40,7 +41,7 @@ def test_the_task_is_detected_or_taken_from_task(y, task, expected):
     [
         (np.array(["a", "a", "a"]), None, "single class \\('a' in every row\\)"),
         (np.array([0, 1, 2]), "binary", "--task binary needs exactly 2 classes.*has 3"),
-        (np.array(["x", "y"]), "regression", "not numeric.*--task multiclass"),
+        (np.array(["x", "y"]), "regression", "not numeric.*pass task multiclass"),
         (np.array([1.0, np.nan, 2.0]), None, "1 missing values \\(first at row 1\\)"),
         (np.array([0, 1]), "ranking", "--task must be one of"),
     ],
@@ -51,9 +52,9 @@ def test_bad_targets_get_one_line_errors(y, task, fragment):
 
 
 def test_task_that_a_builtin_cannot_have_is_refused():
-    with pytest.raises(UsageError, match="iris is a classification dataset; --task regression"):
+    with pytest.raises(UsageError, match="iris is a classification dataset; task regression"):
         load_data("iris", task="regression")
-    with pytest.raises(UsageError, match="--task binary needs exactly 2 classes, but iris has 3"):
+    with pytest.raises(UsageError, match="^task binary needs exactly 2 classes, but iris has 3"):
         load_data("iris", task="binary")
     assert load_data("breast_cancer", task="binary").num_classes == 2
 
@@ -63,7 +64,7 @@ def test_metric_must_fit_the_task():
     assert Objective.for_task("regression") == Objective("val_rmse", "minimize")
     assert Objective.for_task("regression", "r2") == Objective("val_r2", "maximize")
     assert Objective.for_task("classification", "loss") == Objective("val_loss", "minimize")
-    with pytest.raises(UsageError, match="--metric auc does not apply to regression.*rmse"):
+    with pytest.raises(UsageError, match="^metric auc does not apply to regression.*rmse"):
         Objective.for_task("regression", "auc")
 
 
@@ -101,7 +102,7 @@ def test_metric_and_balanced_class_weights_drive_a_search(tmp_path):
     a resumed study refuses another metric."""
     result = _search(tmp_path, "breast_cancer", metric="auc", class_weight="balanced")
     study = result.study
-    assert study.user_attrs["metric"] == "val_auc"
+    assert StudyRecord.of(study).monitor == "val_auc"
     assert result.summary["best"]["metric"] == "val_auc"
     assert 0.5 <= study.best_value <= 1
     assert {"accuracy", "auc", "f1_macro"} <= set(result.summary["test"]["metrics"])
@@ -119,7 +120,7 @@ def test_regression_logs_rmse_mae_r2_and_can_maximize_r2(tmp_path):
     trial = result.study.best_trial
     assert trial.value == result.summary["best"]["val_metric"]
     assert {"r2", "rmse", "mae"} == set(result.summary["test"]["metrics"])
-    with pytest.raises(UsageError, match="--class-weight applies to classification only"):
+    with pytest.raises(UsageError, match="^class_weight applies to classification only"):
         _search(tmp_path, "diabetes", class_weight="balanced", study="other")
 
 

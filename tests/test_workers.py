@@ -28,7 +28,7 @@ def test_worker_rebuilds_the_recorded_configuration(iris_search):
         4,
     )
     assert config.tracking_uri is None
-    assert "sqlite" not in str(iris_search.result.study.user_attrs["config"])  # no URLs kept
+    assert "sqlite" not in str(iris_search.result.study.user_attrs)  # no URLs kept
 
 
 def test_worker_refuses_a_study_without_recorded_configuration(tmp_path):
@@ -84,10 +84,12 @@ def test_journal_storage_in_a_missing_folder_is_refused(tmp_path):
 def test_refit_needs_a_complete_trial(tmp_path):
     from automl.config import SearchConfig
     from automl.engine._refit import refit_best
-    from automl.engine._workers import recorded_config
+    from automl.objective import Objective
+    from automl.record import StudyRecord
 
     storage = sqlite_url(tmp_path / "empty.db")
     study = optuna.create_study(study_name="empty", storage=storage)
-    study.set_user_attr("config", recorded_config(SearchConfig("iris").validate(), in_memory=False))
+    config = SearchConfig("iris").resolved()
+    StudyRecord.new(config, "classification", Objective(), in_memory=False).write(study)
     with pytest.raises(UsageError, match="has no complete trial to refit yet"):
         refit_best("empty", storage)

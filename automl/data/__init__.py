@@ -19,6 +19,9 @@ from typing import Any
 from automl.data._arrays import from_arrays
 from automl.data._dataset import Dataset
 
+TABLE_SUFFIXES = (".csv", ".tsv", ".tab", ".parquet", ".pq")
+ARRAY_SUFFIXES = (".npz",)
+
 
 @dataclasses.dataclass(frozen=True)
 class DatasetInfo:

@@ -169,7 +169,8 @@ def load_keras(name: str, *, data_dir: Path | None = None, seed: int | None = 0)
 
     if data_dir is not None and not Path(data_dir).is_dir():
         raise UsageError(
-            f"--data-dir {data_dir} is not a folder; pass the folder that holds the {name} copy."
+            f"{{data_dir}} {data_dir} is not a folder; pass the folder that holds the {name} "
+            f"copy."
         )
     local = find_local_copy(name, data_dir)
     if local is None:
@@ -318,9 +319,9 @@ def _download(name: str, data_dir: Path | None) -> tuple[Any, ...]:
         else:
             copy = f"{name}/train/<class>/*.jpg and test/, or {name}-jpg.tar.xz"
         raise UsageError(
-            f"{name} is not available: no local copy in --data-dir/AUTOML_DATA_DIR ({where}) "
+            f"{name} is not available: no local copy in {{data_dir}}/AUTOML_DATA_DIR ({where}) "
             f"or Keras' cache ({keras_cache_dir()}) and the download failed ({reason}); fix: "
-            f"pass --data-dir DIR (or set AUTOML_DATA_DIR) to a folder with {copy}, or allow "
+            f"pass {{data_dir}} DIR (or set AUTOML_DATA_DIR) to a folder with {copy}, or allow "
             f"keras.datasets to download it."
         ) from exc
     return x_train, y_train, x_test, y_test

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from automl._errors import UsageError
-from automl.config import TABLE_SUFFIXES
+from automl.data import TABLE_SUFFIXES
 from automl.data._dataset import Dataset
 from automl.data._encoding import Encoded
 

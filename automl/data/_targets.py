@@ -44,7 +44,7 @@ def encode_target(
     from sklearn.utils.multiclass import type_of_target
 
     if task is not None and task not in TASK_CHOICES:
-        raise UsageError(f"--task must be one of {', '.join(TASK_CHOICES)}, but got {task!r}.")
+        raise UsageError(f"{{task}} must be one of {', '.join(TASK_CHOICES)}, but got {task!r}.")
     y = np.asarray(y)
     if y.ndim != 1:
         raise UsageError(f"{what} must be one label or value per row, but got shape {y.shape}.")
@@ -62,7 +62,7 @@ def encode_target(
             return y.astype("float32"), [], "regression"
         except (TypeError, ValueError):
             raise UsageError(
-                f"{what} is not numeric, so it cannot be a regression target; pass --task "
+                f"{what} is not numeric, so it cannot be a regression target; pass {{task}} "
                 f"multiclass (or binary), or pick a numeric target."
             ) from None
     labels, index = np.unique(y, return_inverse=True)
@@ -73,8 +73,8 @@ def encode_target(
         )
     if task == "binary" and len(labels) != 2:
         raise UsageError(
-            f"--task binary needs exactly 2 classes, but {what} has {len(labels)}; pass "
-            f"--task multiclass."
+            f"{{task}} binary needs exactly 2 classes, but {what} has {len(labels)}; pass "
+            f"{{task}} multiclass."
         )
     return index.astype("int64"), [str(v) for v in labels], "classification"
 
@@ -97,11 +97,11 @@ def check_task(data: Dataset, task: str | None) -> Dataset:
     wanted = "regression" if task == "regression" else "classification"
     if wanted != data.task:
         raise UsageError(
-            f"{data.name} is a {data.task} dataset; --task {task} does not apply to it."
+            f"{data.name} is a {data.task} dataset; {{task}} {task} does not apply to it."
         )
     if task == "binary" and data.num_classes != 2:
         raise UsageError(
-            f"--task binary needs exactly 2 classes, but {data.name} has {data.num_classes}; "
-            f"pass --task multiclass."
+            f"{{task}} binary needs exactly 2 classes, but {data.name} has "
+            f"{data.num_classes}; pass {{task}} multiclass."
         )
     return data

@@ -1,9 +1,21 @@
-"""The search engine: Optuna study, trial loop, trainer and callbacks.
+"""The search engine: one search as phases, on an Optuna study.
 
-`_study` makes storages, samplers and pruners; `_search` runs the trial loop;
-`_trainer` fits one trial; `_callbacks` holds the Keras callbacks it adds; `_observer`
-is how front ends hear about progress. `_search` imports TensorFlow, so it loads on
-first use: `automl show` and `automl export` use `_study` without paying for it.
+    _search     run_search: setup -> explore -> finish, and the cleanup however it ends
+    _setup      setup: resolve the config, load the data, open the study and MLflow run
+    _explore    explore: trials until the budget is spent, on every worker
+    _objective  one trial end to end (TrialContext, TrialObjective); between trials:
+                budget, memory hand-over, Ctrl-C, a broken space
+    _trainer    build and fit one model: early stopping, pruning, NaN, the deadline
+    _callbacks  the Keras callbacks of every fit; pruning is decided in TrialPruning
+    _finish     finish: export the best model, score it on test, refresh the report
+    _study      Optuna storages, samplers, pruners and budget counts
+    _workers    worker processes: spawned, followed, replaced when they retire
+    _fidelity   --subset: low-fidelity trials and promotion of the best
+    _reporting  the MLflow study report and the champion model
+    _refit      `automl refit`: the best trial retrained on train + validation
+
+`_search` imports TensorFlow, so it loads on first use: `automl show` and `automl export`
+use `_study` without paying for it.
 """
 
 from __future__ import annotations
@@ -11,16 +23,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from automl.engine._observer import SearchObserver
+from automl.engine._result import SearchResult
 
 if TYPE_CHECKING:
-    from automl.engine._search import SearchResult, run_search
+    from automl.engine._search import run_search
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("SearchResult", "run_search"):
+    if name == "run_search":
         from automl.engine import _search
 
-        return getattr(_search, name)
+        return _search.run_search
     raise AttributeError(f"module 'automl.engine' has no attribute {name!r}")
 
 

@@ -13,6 +13,9 @@ from __future__ import annotations
 import numpy as np
 import optuna
 
+from automl.objective import Objective
+from automl.record import TrialRecord
+
 PROMOTE_AFTER = 3
 
 
@@ -29,7 +32,7 @@ def subset_indices(y: np.ndarray, fraction: float, seed: int | None, stratify: b
 
 def is_promoted(trial: optuna.trial.BaseTrial | optuna.trial.FrozenTrial) -> bool:
     """Whether the trial is a full-data rerun of a subset trial."""
-    return trial.user_attrs.get("promoted_from") is not None
+    return TrialRecord.read(trial).promoted_from is not None
 
 
 def promote_best(study: optuna.Study) -> int | None:
@@ -47,11 +50,10 @@ def promote_best(study: optuna.Study) -> int | None:
     ]
     if len(subset) < PROMOTE_AFTER:
         return None
-    pick = max if study.direction == optuna.study.StudyDirection.MAXIMIZE else min
-    best = pick(subset, key=lambda t: t.value)
-    promoted = {t.user_attrs.get("promoted_from") for t in trials}
+    best = Objective(direction=study.direction.name.lower()).best_of(subset, lambda t: t.value)
+    promoted = {TrialRecord.read(t).promoted_from for t in trials}
     waiting = any(t.state == optuna.trial.TrialState.WAITING for t in trials)
     if best.number in promoted or waiting:
         return None
-    study.enqueue_trial(best.params, user_attrs={"promoted_from": best.number})
+    study.enqueue_trial(best.params, user_attrs=TrialRecord.attrs(promoted_from=best.number))
     return best.number

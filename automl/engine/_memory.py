@@ -76,3 +76,8 @@ class MemoryWatch:
             self.baseline = rss
         self.growth = rss - self.baseline
         return self.growth > self.limit_mb
+
+    @property
+    def exceeded(self) -> bool:
+        """Whether the last check found more growth than the limit (never with limit 0)."""
+        return bool(self.limit_mb) and self.growth > self.limit_mb

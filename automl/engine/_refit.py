@@ -18,11 +18,14 @@ import numpy as np
 import optuna
 
 from automl._errors import UsageError
-from automl.engine._search import load_config_data, model_spec
-from automl.engine._trainer import Objective, build_model
+from automl.engine._setup import load_config_data, model_spec
+from automl.engine._trainer import build_model
 from automl.engine._workers import open_study, worker_config
-from automl.export import best_trial_or_none, load_model, save_plain, test_metrics
-from automl.spaces import HyperParameters, resolve_space
+from automl.export import best_trial_or_none, test_metrics
+from automl.models import load_model, save_plain
+from automl.record import StudyRecord, TrialRecord
+from automl.spaces import HyperParameters
+from search_spaces import resolve_space
 
 
 def refit_best(
@@ -50,9 +53,10 @@ def refit_best(
     space = resolve_space(config.space)
     if space.fit is not None:
         raise UsageError("refit does not support spaces with their own fit(); export instead.")
-    objective = Objective(study.user_attrs["metric"], study.user_attrs["direction"])
-    seed = int(best.user_attrs.get("seed", 0))
-    epochs = int(best.user_attrs.get("best_epoch") or best.user_attrs["epochs"])
+    objective = StudyRecord.of(study).objective(study)
+    facts = TrialRecord.read(best)
+    seed = int(facts.seed or 0)
+    epochs = int(facts.best_epoch or facts.epochs or 1)
 
     keras.utils.clear_session(free_memory=True)
     keras.utils.set_random_seed(seed)
@@ -60,8 +64,8 @@ def refit_best(
     encoded = data.encode(hp)
     if encoded.stream is not None:
         raise UsageError("refit cannot stream image folders yet; use `automl export`.")
-    spec = model_spec(data, encoded, config.max_epochs)
-    spec = dataclasses.replace(spec, metric=objective.monitor.removeprefix("val_"))
+    spec = model_spec(data, encoded, int(config.max_epochs or 1))
+    spec = dataclasses.replace(spec, metric=objective.metric)
     model = build_model(space, hp, spec, objective)
     x = _concat(encoded.x_train, encoded.x_val)
     y = np.concatenate([data.y_train, data.y_val])
@@ -78,7 +82,7 @@ def refit_best(
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "refit_model.keras"
     save_plain(model, path, wrap=encoded.wrap)
-    checkpoint = Path(best.user_attrs.get("model_path", ""))
+    checkpoint = facts.model_file
     report = {
         "study": study_name,
         "trial": best.number,
@@ -88,7 +92,7 @@ def refit_best(
         "val_metric": best.value,
         "metric": objective.monitor,
         "test": test_metrics(load_model(path), data),
-        "trial_test": test_metrics(load_model(checkpoint), data) if checkpoint.is_file() else {},
+        "trial_test": test_metrics(load_model(checkpoint), data) if checkpoint else {},
         "model_path": str(path.resolve()),
     }
     (folder / "refit.json").write_text(json.dumps(report, indent=2, default=str))

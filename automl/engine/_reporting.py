@@ -1,7 +1,7 @@
 """What the engine shows in MLflow beyond runs: the study report and the champion model.
 
-Refreshed after a trial when the report is due (every `AUTOML_REPORT_EVERY` seconds) and
-once at the end of the search, with the final summary.
+Refreshed after a trial when the report is due (every `AUTOML_REPORT_EVERY` seconds, see
+`automl.settings`) and once at the end of the search, with the final summary.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import optuna
 from automl.config import SearchConfig
 from automl.data import Dataset
 from automl.export import best_trial_or_none, summarize
+from automl.record import StudyRecord, TrialRecord, registered_trial, set_registered_trial
 from automl.tracking import StudyReport, StudyTracker, registered_model_name
 
 
@@ -33,12 +34,12 @@ class StudyPublisher:
     ) -> None:
         self.tracker, self.config, self.data, self.out = tracker, config, data, out
         self.report = StudyReport(tracker, out / "report")
-        self.model_name = registered_model_name(config.study)
+        self.model_name = registered_model_name(str(config.study))
 
     def refresh_if_due(self, study: optuna.Study) -> None:
         """After a trial: refresh when the report is older than its interval."""
         if self.tracker.enabled and self.report.due():
-            self.refresh(study, summarize(study, self.config))
+            self.refresh(study, summarize(study))
 
     def refresh(self, study: optuna.Study, summary: dict[str, Any]) -> None:
         """Register a new best model, then rewrite and log the report."""
@@ -55,20 +56,19 @@ class StudyPublisher:
         for an unreachable server.
         """
         best = best_trial_or_none(study)
-        checkpoint = Path(best.user_attrs.get("model_path", "")) if best else None
-        if best is None or checkpoint is None or not checkpoint.is_file():
-            return
-        if study.user_attrs.get("registered_trial") == best.number:
+        checkpoint = TrialRecord.read(best).model_file if best else None
+        if best is None or checkpoint is None or registered_trial(study) == best.number:
             return
         copy = self.out / "published" / f"trial-{best.number}.keras"
         copy.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(checkpoint, copy)
+        objective = StudyRecord.of(study).objective(study)
         facts = {
             "trial": best.number,
             "value": best.value,
-            "metric": study.user_attrs.get("metric", ""),
-            "direction": study.direction.name.lower(),
+            "metric": objective.monitor,
+            "direction": objective.direction,
             "study": study.study_name,
         }
         self.tracker.publish_model(copy, self.data.raw_sample(), self.model_name, facts)
-        study.set_user_attr("registered_trial", best.number)
+        set_registered_trial(study, best.number)

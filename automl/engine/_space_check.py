@@ -18,6 +18,7 @@ import keras
 import optuna
 
 from automl._errors import UsageError
+from automl.record import TrialRecord
 from automl.spaces import HyperParameters, ModelSpec, Space
 
 logger = logging.getLogger("automl")
@@ -82,9 +83,10 @@ def stop_if_space_is_broken(study: optuna.Study) -> None:
     trials = study.get_trials(deepcopy=False)
     if len(trials) != FIRST_TRIALS:
         return
-    if not all(t.user_attrs.get("space_failed") for t in trials):
+    facts = [TrialRecord.read(t) for t in trials]
+    if not all(f.space_failed for f in facts):
         return
-    reasons = collections.Counter(t.user_attrs.get("reason", "") for t in trials)
+    reasons = collections.Counter(f.reason for f in facts)
     reason, _ = reasons.most_common(1)[0]
     raise UsageError(
         f"the first {FIRST_TRIALS} trials all failed in the space itself, so the search "

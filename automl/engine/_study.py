@@ -7,8 +7,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from automl._errors import UsageError
-from automl.config import mask_url
-from automl.preflight import check_existing_sqlite, check_storage_url
+from automl.preflight import check_existing_sqlite, check_storage_url, mask_url
 from automl.settings import heartbeat_seconds
 
 if TYPE_CHECKING:

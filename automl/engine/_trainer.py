@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 import optuna
@@ -20,6 +20,9 @@ from automl.engine._callbacks import Deadline, EpochReporter, TrialPruning
 from automl.engine._interrupt import StopOnInterrupt
 from automl.spaces import HyperParameters, ModelSpec, Space
 from automl.spaces.training import compile_for_task
+
+if TYPE_CHECKING:
+    from automl.objective import Objective
 
 
 class SpaceFailed(TrialFailed):
@@ -34,38 +37,6 @@ class TrialOutcome:
     value: float
     epochs: int
     best_epoch: int
-
-
-@dataclasses.dataclass(frozen=True)
-class Objective:
-    """The metric trials are scored on."""
-
-    monitor: str = "val_accuracy"
-    direction: str = "maximize"
-
-    @classmethod
-    def for_task(cls, task: str, metric: str | None = None) -> Objective:
-        """The validation `metric` (default: accuracy, or RMSE for regression).
-
-        Raises:
-            UsageError: When the metric does not fit the task.
-        """
-        from automl.config import METRICS
-
-        metric = metric or ("rmse" if task == "regression" else "accuracy")
-        tasks, direction = METRICS[metric]
-        if task not in tasks:
-            fitting = [name for name, (ok, _) in METRICS.items() if task in ok]
-            raise UsageError(
-                f"--metric {metric} does not apply to {task}; choose one of: {', '.join(fitting)}."
-            )
-        return cls(f"val_{metric}", direction)
-
-    def best(self, values: list[float]) -> tuple[float, int]:
-        """Best value and its 0-based epoch."""
-        pick = max if self.direction == "maximize" else min
-        value = pick(values)
-        return value, values.index(value)
 
 
 def build_model(
@@ -98,9 +69,38 @@ def build_model(
             f"example (shape ({want},))."
         )
     if not model.compiled:
-        metric = (objective or Objective.for_task(spec.task)).monitor.removeprefix("val_")
+        from automl.objective import Objective
+
+        metric = (objective or Objective.for_task(spec.task)).metric
         compile_for_task(model, keras.optimizers.Adam(1e-3), spec, only=metric)
     return model
+
+
+@dataclasses.dataclass(frozen=True)
+class FitPlan:
+    """How one trial trains.
+
+    Attributes:
+        batch_size: Examples per step.
+        max_epochs: The epoch cap.
+        patience: Early-stopping patience in epochs.
+        objective: The metric that is monitored, and its direction.
+        deadline: `time.monotonic()` at which training stops, or None.
+        protected: Report to the pruner but never be pruned (a space's starting point).
+        silent: Neither report nor be pruned (a promoted full-data trial).
+        class_weight: Per-class loss weights, or None.
+        callbacks: More Keras callbacks: the user's and the space's (`hp.callbacks`).
+    """
+
+    batch_size: int
+    max_epochs: int
+    patience: int
+    objective: Objective
+    deadline: float | None = None
+    protected: bool = False
+    silent: bool = False
+    class_weight: dict[int, float] | None = None
+    callbacks: tuple[keras.callbacks.Callback, ...] = ()
 
 
 def fit_trial(
@@ -108,78 +108,93 @@ def fit_trial(
     model: keras.Model,
     train: tuple[Any, Any],
     validation: tuple[Any, Any],
+    plan: FitPlan,
     *,
-    batch_size: int,
-    max_epochs: int,
-    patience: int,
-    objective: Objective,
-    deadline: float | None,
     report: Callable[[int, dict[str, float]], None],
-    protected: bool = False,
-    silent: bool = False,
     interrupted: Callable[[], bool] = lambda: False,
-    hp: HyperParameters | None = None,
     custom_fit: Callable[..., Any] | None = None,
-    class_weight: dict[int, float] | None = None,
+    hp: HyperParameters | None = None,
     stream: Callable[..., Any] | None = None,
 ) -> TrialOutcome:
     """Fit with early stopping, Optuna pruning, NaN termination and the deadline.
 
-    A `protected` trial (a space's starting point) reports to the pruner but is not pruned;
-    a `silent` one does not report either.
-    Callbacks the space asked for (`hp.callbacks`) run too. `custom_fit` is a keras-tuner
-    `HyperModel.fit(hp, model, *args, **kwargs)` override: it gets the data, epochs,
-    validation data and callbacks the way keras-tuner passes them, and may return a
-    History, a dict of metrics or the objective value. `train` and `validation` are
-    (x, y) pairs of model-ready (encoded) arrays, or of file paths with `stream` (see
-    `Encoded.stream`), which turns them into batches decoded on the fly.
+    `custom_fit` is a keras-tuner `HyperModel.fit(hp, model, *args, **kwargs)` override:
+    it gets the data, epochs, validation data and callbacks the way keras-tuner passes
+    them, and may return a History, a dict of metrics or the objective value. `train`
+    and `validation` are (x, y) pairs of model-ready (encoded) arrays, or of file paths
+    with `stream` (see `Encoded.stream`), which turns them into batches decoded on the fly.
 
     Raises:
         optuna.TrialPruned: When the pruner stops the trial, or the deadline comes before
             the first epoch ends.
         TrialFailed: When the loss goes NaN.
     """
-    mode = "max" if objective.direction == "maximize" else "min"
     reporter = EpochReporter(report)
-    deadline_cb = Deadline(deadline)
-    callbacks = [
-        keras.callbacks.TerminateOnNaN(),
-        reporter,  # before the pruner, so a pruned epoch is still logged
-        TrialPruning(
-            trial, objective.monitor, max_epochs=max_epochs, protected=protected, silent=silent
-        ),
-        keras.callbacks.EarlyStopping(
-            objective.monitor, patience=patience, mode=mode, restore_best_weights=True
-        ),
-        deadline_cb,
-        StopOnInterrupt(interrupted),
-        *(hp.callbacks if hp is not None else []),
-    ]
+    batch_size: int | None = plan.batch_size
     if stream is not None:  # data decoded batch by batch: PyDatasets carry x and y
-        train = (stream(*train, batch_size, shuffle=True), None)
-        validation = stream(*validation, batch_size)
+        train = (stream(*train, plan.batch_size, shuffle=True), None)
+        validation = stream(*validation, plan.batch_size)
         batch_size = None
     fit_args = {
         "validation_data": validation,
-        "epochs": max_epochs,
-        "callbacks": callbacks,
+        "epochs": plan.max_epochs,
+        "callbacks": _callbacks(trial, plan, reporter, interrupted),
         "verbose": 0,
     }
     if custom_fit is not None:
-        if class_weight is not None:
-            fit_args["class_weight"] = class_weight
+        if plan.class_weight is not None:
+            fit_args["class_weight"] = plan.class_weight
         returned = custom_fit(hp, model, *train, **fit_args)
     else:
-        model.fit(*train, batch_size=batch_size, class_weight=class_weight, **fit_args)
+        model.fit(*train, batch_size=batch_size, class_weight=plan.class_weight, **fit_args)
         returned = None
+    value, best_epoch = _score(reporter, plan.objective, returned)
+    return TrialOutcome(
+        model=model, value=value, epochs=len(reporter.history), best_epoch=best_epoch + 1
+    )
+
+
+def _callbacks(
+    trial: optuna.Trial,
+    plan: FitPlan,
+    reporter: EpochReporter,
+    interrupted: Callable[[], bool],
+) -> list[keras.callbacks.Callback]:
+    monitor = plan.objective.monitor
+    return [
+        keras.callbacks.TerminateOnNaN(),
+        reporter,  # before the pruner, so a pruned epoch is still logged
+        TrialPruning(
+            trial,
+            monitor,
+            max_epochs=plan.max_epochs,
+            protected=plan.protected,
+            silent=plan.silent,
+        ),
+        keras.callbacks.EarlyStopping(
+            monitor, patience=plan.patience, mode=plan.objective.mode, restore_best_weights=True
+        ),
+        Deadline(plan.deadline),
+        StopOnInterrupt(interrupted),
+        *plan.callbacks,
+    ]
+
+
+def _score(reporter: EpochReporter, objective: Objective, returned: Any) -> tuple[float, int]:
+    """The best epoch's value and its 0-based index, from the logs or what a custom
+    `fit` returned.
+
+    Raises:
+        TrialFailed: A NaN loss or value. SpaceFailed: the model logs no such metric.
+        optuna.TrialPruned: No epoch ended (the deadline came first).
+    """
     history = reporter.history
     if reporter.went_nan:
         raise TrialFailed(f"the loss became NaN or infinite at epoch {len(history)}.")
     if history and objective.monitor not in history[0]:
         raise SpaceFailed(
             f"the model reports no {objective.monitor} (it logged {', '.join(history[0])}); "
-            f"compile it with metrics=[{objective.monitor.removeprefix('val_')!r}] or leave "
-            f"it uncompiled."
+            f"compile it with metrics=[{objective.metric!r}] or leave it uncompiled."
         )
     values = [h[objective.monitor] for h in history if objective.monitor in h]
     if not values and returned is not None:
@@ -189,7 +204,7 @@ def fit_trial(
     value, best_epoch = objective.best(values)
     if not math.isfinite(value):
         raise TrialFailed(f"{objective.monitor} is not finite ({value}).")
-    return TrialOutcome(model=model, value=value, epochs=len(history), best_epoch=best_epoch + 1)
+    return value, best_epoch
 
 
 def _returned_values(returned: Any, monitor: str) -> list[float]:

@@ -1,9 +1,9 @@
 """Many workers on one study: `--jobs N` processes on this machine, `automl worker`
-anywhere that reaches the storage.
+anywhere that reaches the storage, and the replacement of a worker that retired.
 
-The study records its own configuration when it is created, so a worker needs only the
-storage URL and the study name. Credentials never travel on a command line: spawned
-workers get the storage and tracking URLs through their environment.
+The study records its own configuration when it is created (`StudyRecord`), so a worker
+needs only the storage URL and the study name. Credentials never travel on a command
+line: spawned workers get the storage and tracking URLs through their environment.
 """
 
 from __future__ import annotations
@@ -14,47 +14,24 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from automl._errors import UsageError
-from automl.config import DEFAULT_STORAGE, DEFAULT_TRACKING_URI, SearchConfig
+from automl import settings
+from automl.config import SearchConfig
 from automl.engine._memory import RECYCLE_EXIT
+from automl.engine._study import budget_spent
+from automl.record import StudyRecord
 
-# SearchConfig fields a study records for its workers (no URLs: they may hold passwords).
-RECORDED = (
-    "dataset",
-    "space",
-    "trials",
-    "timeout",
-    "max_epochs",
-    "sampler",
-    "pruner",
-    "seed",
-    "patience",
-    "target",
-    "text_column",
-    "task",
-    "metric",
-    "class_weight",
-    "subset",
-    "data_dir",
-)
 if TYPE_CHECKING:
     import optuna
 
-STORAGE_ENV, TRACKING_ENV = "AUTOML_STORAGE", "AUTOML_TRACKING_URI"
+    from automl.engine._observer import SearchObserver
+
 # A worker spends a few seconds importing TensorFlow and loading data before its own
 # budget starts; with less than this left it would only train a trial past the deadline.
 MIN_WORKER_SECONDS = 15
-
-
-def recorded_config(config: SearchConfig, *, in_memory: bool) -> dict[str, Any]:
-    """What a study stores so that `automl worker` can rebuild `config`."""
-    fields = {name: getattr(config, name) for name in RECORDED}
-    fields["data_dir"] = str(config.data_dir) if config.data_dir else None
-    return {**fields, "in_memory": in_memory}
 
 
 def open_study(name: str, storage: str | None = None) -> tuple[optuna.Study, str]:
@@ -65,7 +42,7 @@ def open_study(name: str, storage: str | None = None) -> tuple[optuna.Study, str
     """
     from automl.engine._study import load_study
 
-    storage = storage or os.environ.get(STORAGE_ENV) or DEFAULT_STORAGE
+    storage = settings.storage_url(storage)
     return load_study(name, storage), storage
 
 
@@ -83,8 +60,8 @@ def worker_config(
     Args:
         study: The study to join (`open_study`).
         storage: Its storage URL.
-        tracking_uri: MLflow (default `$AUTOML_TRACKING_URI`, else `sqlite:///mlflow.db`;
-            `none` logs nothing).
+        tracking_uri: MLflow (default `$AUTOML_TRACKING_URI`, else `$MLFLOW_TRACKING_URI`,
+            else `sqlite:///mlflow.db`; `none` logs nothing).
         out: This worker's output folder (checkpoints of new bests).
         timeout: This worker's wall-clock budget; default: the study's recorded one.
         data_dir: Where this machine keeps dataset copies; default: the recorded folder.
@@ -92,31 +69,13 @@ def worker_config(
     Raises:
         UsageError: No such study, or one a worker cannot rebuild.
     """
-    tracking_uri = tracking_uri or os.environ.get(TRACKING_ENV) or DEFAULT_TRACKING_URI
-    recorded = dict(study.user_attrs.get("config") or {})
-    name = study.study_name
-    if not recorded:
-        raise UsageError(
-            f"study {name!r} records no configuration (made by an older automl or by hand); "
-            f"start a new study with `automl search ... --study NEW`."
-        )
-    if recorded.pop("in_memory", False):
-        raise UsageError(
-            f"study {name!r} searches in-memory data or a space object; workers need a "
-            f"dataset name or path and a space name or file."
-        )
-    config = SearchConfig(
-        **recorded,
-        study=name,
-        storage=storage,
-        tracking_uri=None if tracking_uri.lower() == "none" else tracking_uri,
-        out=out,
-    )
+    changes = {"study": study.study_name, "storage": storage, "out": out}
+    changes["tracking_uri"] = settings.tracking_uri(tracking_uri)
     if timeout is not None:
-        config.timeout = timeout
+        changes["timeout"] = timeout
     if data_dir is not None:
-        config.data_dir = data_dir
-    return config.validate()
+        changes["data_dir"] = data_dir
+    return StudyRecord.of(study).rebuild_config(**changes)
 
 
 def spawn_workers(
@@ -126,14 +85,20 @@ def spawn_workers(
     `<out>/workers/worker-<index>.log` (appended, across replacements).
 
     Args:
-        config: The search's options.
+        config: The search's resolved options.
         indices: Worker numbers (for the log names).
         deadline: `time.monotonic()` at which the search's `--timeout` ends: workers get
             what is left of it; none start with less than `MIN_WORKER_SECONDS` left.
     """
     folder = Path(config.out) / "workers"
     folder.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, STORAGE_ENV: config.storage, TRACKING_ENV: config.tracking_uri or "none"}
+    # The URLs travel in the environment, never on a command line (they may hold
+    # passwords); the worker reads them through `automl.settings`.
+    env = {
+        **os.environ,
+        "AUTOML_STORAGE": str(config.storage),
+        "AUTOML_TRACKING_URI": config.tracking_uri or settings.TRACKING_OFF,
+    }
     command = [sys.executable, "-m", "automl", "worker", "--study", str(config.study)]
     command += ["--out", str(config.out)]
     if deadline is not None:
@@ -152,24 +117,71 @@ def spawn_workers(
     return workers
 
 
-def wait_for_workers(workers: list[subprocess.Popen[bytes]], pressed: Any, respawner: Any) -> None:
-    """Wait until every worker has exited, checking for Ctrl-C, showing finished trials
-    (`respawner.follow()`) and replacing a worker that retired for memory
-    (`respawner.replace(index)`, None once the budget is spent). `workers` is updated
-    in place, so a caller's cleanup sees the replacements."""
-    while True:
-        if pressed():
-            raise KeyboardInterrupt
-        respawner.follow()
-        for position, worker in enumerate(workers):
-            if worker.poll() == RECYCLE_EXIT:
-                fresh = respawner.replace(worker.index)  # type: ignore[attr-defined]
-                if fresh is not None:
-                    workers[position] = fresh
-        if all(w.poll() is not None for w in workers):
-            respawner.follow()
-            return
-        time.sleep(0.5)
+class WorkerPool:
+    """The worker processes one search started: spawned, followed, replaced, stopped.
+
+    A context manager: leaving it stops every worker still running (SIGTERM, then
+    SIGKILL after a grace period).
+
+    Args:
+        config: The search's resolved options.
+        deadline: `time.monotonic()` at which `--timeout` ends, or None.
+    """
+
+    def __init__(self, config: SearchConfig, deadline: float | None) -> None:
+        self.config, self.deadline = config, deadline
+        self.workers: list[subprocess.Popen[bytes]] = []
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Stop every worker still running (a no-op once they all exited)."""
+        stop_workers(self.workers)
+
+    def spawn(self, count: int) -> None:
+        """Start `count` more workers, numbered after those started so far."""
+        first = len(self.workers) + 1
+        self.workers += spawn_workers(self.config, range(first, first + count), self.deadline)
+
+    def wait(
+        self, study: optuna.Study, observer: SearchObserver, pressed: Callable[[], bool]
+    ) -> None:
+        """Until every worker has exited: check for Ctrl-C, show the trials they finish,
+        and replace a worker that retired for memory (exit `RECYCLE_EXIT`) while the
+        budget is not spent."""
+        seen = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
+        while True:
+            if pressed():
+                raise KeyboardInterrupt
+            _show_finished(study, observer, seen)
+            for position, worker in enumerate(self.workers):
+                if worker.poll() == RECYCLE_EXIT and not budget_spent(study, self.config.trials):
+                    index = worker.index  # type: ignore[attr-defined]
+                    fresh = spawn_workers(self.config, [index], self.deadline)
+                    if fresh:
+                        self.workers[position] = fresh[0]
+            if all(w.poll() is not None for w in self.workers):
+                _show_finished(study, observer, seen)
+                return
+            time.sleep(0.5)
+
+
+def _show_finished(study: optuna.Study, observer: SearchObserver, seen: set[int]) -> None:
+    """Tell the observer about trials other workers finished since the last look."""
+    from automl.export import best_value
+    from automl.record import TrialRecord
+
+    for trial in study.get_trials(deepcopy=False):
+        if trial.state.is_finished() and trial.number not in seen:
+            seen.add(trial.number)
+            reason = TrialRecord.read(trial).reason
+            observer.trial_ended(
+                trial.number, trial.state.name, trial.value, best_value(study), reason
+            )
 
 
 def stop_workers(workers: list[subprocess.Popen[bytes]], grace: float = 60.0) -> None:

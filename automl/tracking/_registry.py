@@ -62,7 +62,7 @@ def publish_best_model(
     import mlflow
     from mlflow.models import Model, infer_signature
 
-    from automl.export import load_model
+    from automl.models import load_model
     from automl.tracking._tracker import library_versions
 
     model = load_model(model_path)
@@ -122,5 +122,7 @@ def _beats_champion(client: Any, name: str, facts: dict[str, Any]) -> bool:
     held = champion.tags.get("value")
     if held is None or champion.tags.get("metric") != str(facts.get("metric")):
         return True  # another metric (or a hand-made version): the newest best takes it
-    value, held_value = float(facts["value"]), float(held)
-    return value >= held_value if facts.get("direction") == "maximize" else value <= held_value
+    from automl.objective import Objective
+
+    objective = Objective(str(facts["metric"]), str(facts["direction"]))
+    return not objective.is_better(float(held), than=float(facts["value"]))

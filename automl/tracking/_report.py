@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from automl import settings
+from automl.objective import ranked_trials
+from automl.record import StudyRecord
 
 if TYPE_CHECKING:
     import optuna
@@ -127,7 +129,8 @@ def _mark_pruned(study: optuna.Study, figure: Any, axes: Any) -> None:
             if len(xs):
                 axes.plot(xs[-1:], ys[-1:], "x", color=line.get_color(), markersize=8)
             line.set_label(f"{line.get_label()} (pruned)")
-    metric = study.user_attrs.get("metric", "value")
+    record = StudyRecord.read(study)
+    metric = record.monitor if record else "value"
     title = "Learning curves (dotted, ending in x: pruned)"
     figure.update_layout(title=title, xaxis_title="epoch", yaxis_title=metric)
     axes.set_title(title)
@@ -148,10 +151,11 @@ def write_leaderboard(study: optuna.Study, path: Path) -> None:
         return
     frame = frame.drop(columns=["user_attrs_model_path"], errors="ignore")
     frame["duration"] = frame["duration"].dt.total_seconds().round(2)
-    ascending = study.direction.name == "MINIMIZE"
-    frame["_complete"] = frame["state"] == "COMPLETE"
-    frame = frame.sort_values(["_complete", "value"], ascending=[False, ascending])
-    frame.drop(columns="_complete").to_csv(path, index=False)
+    # Best first: the order of `automl show` (`leaderboard_rows`), complete trials on top.
+    order = [t.number for t in ranked_trials(study)]
+    frame["_rank"] = frame["number"].map({number: i for i, number in enumerate(order)})
+    frame = frame.sort_values("_rank").drop(columns="_rank")
+    frame.to_csv(path, index=False)
 
 
 def sampled_space(study: optuna.Study) -> dict[str, Any]:

@@ -71,7 +71,7 @@ class StudyTracker:
     def __init__(self, tracking_uri: str, experiment: str) -> None:
         from mlflow import MlflowClient
 
-        from automl.config import mask_url
+        from automl.preflight import mask_url
 
         if tracking_uri.startswith(("http://", "https://")):
             limit_http_retries()
@@ -148,7 +148,9 @@ class StudyTracker:
     def close_lost_trial(self, study: Any, trial: Any) -> None:
         """For Optuna's failed-trial callback: close the MLflow run of a trial whose worker
         died (it recorded the run id as `mlflow_run_id`)."""
-        run_id = trial.user_attrs.get("mlflow_run_id")
+        from automl.record import TrialRecord
+
+        run_id = TrialRecord.read(trial).mlflow_run_id
         if run_id:
             reason = "worker lost (no heartbeat); retried as a new trial"
             self.end_run(run_id, "FAIL", {"reason": reason})

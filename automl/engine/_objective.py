@@ -1,0 +1,271 @@
+"""The Optuna objective: one call runs one trial end to end and logs it.
+
+`TrialContext` is everything a trial needs, frozen when setup ends; `TrialObjective`
+builds the model from the space, fits it (`_trainer`), keeps the best model on disk and
+reports to MLflow and the observer. `after_trial` is the study callback that decides,
+between trials, whether the loop goes on (budget, memory, Ctrl-C, a broken space).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import keras
+import numpy as np
+import optuna
+
+from automl._errors import TrialFailed, UsageError
+from automl.data._encoding import Encoded
+from automl.engine._fidelity import is_promoted, promote_best
+from automl.engine._interrupt import raise_if
+from automl.engine._memory import MemoryWatch, rss_mb
+from automl.engine._space_check import stop_if_space_is_broken
+from automl.engine._study import budget_spent, fail_stale_trials
+from automl.engine._trainer import (
+    FitPlan,
+    SpaceFailed,
+    TrialOutcome,
+    build_model,
+    fit_trial,
+    one_line,
+)
+from automl.export import best_trial_or_none, best_value
+from automl.models import save_plain
+from automl.record import TrialRecord, fixed_attr
+from automl.spaces import HyperParameters, ModelSpec, Space
+
+if TYPE_CHECKING:
+    from automl.config import SearchConfig
+    from automl.data import Dataset
+    from automl.engine._observer import SearchObserver
+    from automl.engine._reporting import StudyPublisher
+    from automl.objective import Objective
+    from automl.tracking import StudyTracker
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialContext:
+    """What every trial of one search shares; built once, after setup.
+
+    Attributes:
+        config: The resolved options.
+        data: The dataset, loaded once.
+        spec: The facts about the data a space builds from.
+        space: The resolved space.
+        objective: The metric trials are scored on.
+        tracker: MLflow (or nothing).
+        observer: Progress events.
+        deadline: `time.monotonic()` at which `--timeout` ends, or None.
+        pressed: Whether Ctrl-C (or SIGTERM) came.
+        memory: Tells when this process has grown enough to hand over.
+        class_weight: Per-class loss weights (`--class-weight`), or None.
+        subset: The low-fidelity training rows (`--subset`), or None.
+        publisher: Keeps MLflow's report and champion model fresh (one process only).
+        callbacks: The user's Keras callbacks, added to every trial's fit.
+    """
+
+    config: SearchConfig
+    data: Dataset
+    spec: ModelSpec
+    space: Space
+    objective: Objective
+    tracker: StudyTracker
+    observer: SearchObserver
+    deadline: float | None
+    pressed: Callable[[], bool]
+    memory: MemoryWatch
+    class_weight: dict[int, float] | None = None
+    subset: np.ndarray | None = None
+    publisher: StudyPublisher | None = None
+    callbacks: tuple[keras.callbacks.Callback, ...] = ()
+
+    @property
+    def out(self) -> Path:
+        """The search's output folder."""
+        return Path(self.config.out)
+
+
+class TrialObjective:
+    """Runs one trial per call (Optuna's objective) and judges the loop after each.
+
+    Args:
+        context: What every trial shares.
+    """
+
+    def __init__(self, context: TrialContext) -> None:
+        self.context = context
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        context = self.context
+        raise_if(context.pressed)
+        seed = (context.config.seed or 0) * 100_003 + trial.number
+        TrialRecord.write(trial, seed=seed, worker=f"{socket.gethostname()}:{os.getpid()}")
+        # No gc.collect() here: Optuna collects after every trial (gc_after_trial), and
+        # check_space before the first; a second full pass would cost 0.3-0.7 s a trial
+        # on a TensorFlow-sized heap (benchmarks/overhead.py).
+        keras.utils.clear_session(free_memory=False)
+        keras.utils.set_random_seed(seed)
+        run_id = context.tracker.start_trial(trial.number, str(context.config.study))
+        if context.tracker.created(run_id):  # for closing it if the worker dies
+            TrialRecord.write(trial, mlflow_run_id=run_id)
+        started = time.perf_counter()
+        log = _TrialLog(context, trial.number, run_id)
+        try:
+            value = self._train(trial, log)
+            log.state = "COMPLETE"
+            return value
+        except optuna.TrialPruned as exc:
+            log.state, log.reason = "PRUNED", str(exc)
+            log.tags["pruned_at_epoch"] = log.epochs
+            raise
+        except KeyboardInterrupt:
+            log.reason = "interrupted"
+            raise
+        except UsageError as exc:  # the space's ranges or config: stop the search
+            log.reason = str(exc)
+            raise
+        except Exception as exc:
+            log.reason = one_line(exc)
+            if isinstance(exc, SpaceFailed):
+                TrialRecord.write(trial, space_failed=True)
+            raise TrialFailed(log.reason) from exc
+        finally:
+            log.close(trial, time.perf_counter() - started)
+
+    def _train(self, trial: optuna.Trial, log: _TrialLog) -> float:
+        """Build, fit and keep the model if it is the best; returns the trial's value."""
+        context = self.context
+        hp = HyperParameters(trial, context.space.overrides)
+        encoded = context.data.encode(hp)
+        model = build_model(context.space, hp, self._spec_for(encoded), context.objective)
+        params = {**trial.params, **_fixed(hp, trial)}
+        n_params = model.count_params()
+        context.tracker.log_params(log.run_id, {**params, "n_params": n_params})
+        context.tracker.log_metrics(log.run_id, {"n_params": n_params})
+        context.observer.trial_started(trial.number, params)
+        promoted = is_promoted(trial)
+        rows = None if promoted else context.subset
+        TrialRecord.write(trial, fidelity=1.0 if rows is None else context.config.subset)
+        x_train, y_train = encoded.x_train, context.data.y_train
+        if rows is not None:
+            x_train, y_train = x_train[rows], y_train[rows]
+        outcome = fit_trial(
+            trial,
+            model,
+            (x_train, y_train),
+            (encoded.x_val, context.data.y_val),
+            self._plan(trial, hp, promoted),
+            report=log.epoch,
+            interrupted=context.pressed,
+            custom_fit=context.space.fit,
+            hp=hp,
+            stream=encoded.stream,
+        )
+        late = {k: v for k, v in trial.params.items() if k not in params}
+        context.tracker.log_params(log.run_id, late)  # sampled inside a HyperModel's fit
+        self._keep_if_best(trial, outcome, encoded)
+        TrialRecord.write(trial, best_epoch=outcome.best_epoch)
+        return outcome.value
+
+    def _plan(self, trial: optuna.Trial, hp: HyperParameters, promoted: bool) -> FitPlan:
+        config = self.context.config
+        return FitPlan(
+            batch_size=int(hp.fit_kwargs.get("batch_size", hp.values.get("batch_size", 32))),
+            max_epochs=int(config.max_epochs or 1),
+            patience=int(config.patience or 1),
+            objective=self.context.objective,
+            deadline=self.context.deadline,
+            protected=TrialRecord.read(trial).starting_point or promoted,
+            silent=promoted,
+            class_weight=self.context.class_weight,
+            callbacks=(*self.context.callbacks, *hp.callbacks),
+        )
+
+    def after_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        """Optuna study callback: runs once the trial's state is stored."""
+        context = self.context
+        reason = TrialRecord.read(trial).reason
+        context.observer.trial_ended(
+            trial.number, trial.state.name, trial.value, best_value(study), reason
+        )
+        raise_if(context.pressed)  # Ctrl-C between trials: stop before the next one
+        stop_if_space_is_broken(study)
+        fail_stale_trials(study)  # a dead worker's trial: FAIL, and retried
+        # The budget counts trials across every worker; a process whose memory grew hands
+        # over to a fresh one (see _memory).
+        if budget_spent(study, context.config.trials) or context.memory.grown():
+            study.stop()
+        if context.subset is not None:
+            promote_best(study)
+        if context.publisher is not None:
+            context.publisher.refresh_if_due(study)
+
+    def _spec_for(self, encoded: Encoded) -> ModelSpec:
+        """The study's spec, with this trial's input shape and vocabulary (text choices)."""
+        spec = self.context.spec
+        vocab_size = encoded.vocab_size or spec.vocab_size  # token ids without encoder
+        if (encoded.input_shape, vocab_size) == (spec.input_shape, spec.vocab_size):
+            return spec
+        return dataclasses.replace(spec, input_shape=encoded.input_shape, vocab_size=vocab_size)
+
+    def _keep_if_best(self, trial: optuna.Trial, outcome: TrialOutcome, encoded: Encoded) -> None:
+        """Save the model when it beats every earlier complete trial; drop the old best.
+
+        The saved model takes raw data: `encoded.wrap` puts the dataset's preprocessing
+        (table columns, text vectorization) in front of the trained model.
+        """
+        previous = best_trial_or_none(trial.study)
+        if not self.context.objective.is_better(
+            outcome.value, None if previous is None else previous.value
+        ):
+            return
+        path = (self.context.out / "checkpoints" / f"trial-{trial.number}.keras").resolve()
+        save_plain(outcome.model, path, wrap=encoded.wrap)
+        TrialRecord.write(trial, model_path=str(path))
+        old = TrialRecord.read(previous).model_file if previous else None
+        if old is not None and old != path:
+            os.remove(old)
+
+
+class _TrialLog:
+    """One trial's MLflow run and progress events: its epochs as they end, its state,
+    reason and tags at the end."""
+
+    def __init__(self, context: TrialContext, number: int, run_id: str) -> None:
+        self.context, self.number, self.run_id = context, number, run_id
+        self.state, self.reason, self.epochs = "FAIL", "", 0
+        self.tags: dict[str, Any] = {}
+
+    def epoch(self, epoch: int, logs: dict[str, float]) -> None:
+        """`fit_trial`'s report: one epoch (0-based) ended."""
+        self.epochs = epoch + 1
+        self.context.tracker.log_epoch(self.run_id, logs, step=self.epochs)  # 1-based
+        max_epochs = int(self.context.config.max_epochs or 1)
+        self.context.observer.epoch_ended(self.number, self.epochs, max_epochs, logs)
+
+    def close(self, trial: optuna.Trial, seconds: float) -> None:
+        """Record what the trial spent and end its MLflow run."""
+        TrialRecord.write(trial, epochs=self.epochs, seconds=round(seconds, 2))
+        rss = rss_mb()
+        if rss is not None:  # this worker's memory after the trial (see _memory)
+            TrialRecord.write(trial, rss_mb=round(rss, 1))
+        if self.reason:
+            TrialRecord.write(trial, reason=self.reason)
+        tracker = self.context.tracker
+        tracker.log_metrics(self.run_id, {"duration_s": seconds, "epochs": self.epochs})
+        tags = {**self.tags, **({"reason": self.reason} if self.reason else {})}
+        tracker.end_run(self.run_id, self.state, tags)
+
+
+def _fixed(hp: HyperParameters, trial: optuna.Trial) -> dict[str, Any]:
+    """`hp.Fixed` values: recorded with the trial though Optuna never sampled them."""
+    fixed = {k: v for k, v in hp.values.items() if k not in trial.params and k in hp.fixed}
+    for key, value in fixed.items():
+        trial.set_user_attr(fixed_attr(key), value)
+    return fixed

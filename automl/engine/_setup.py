@@ -1,0 +1,235 @@
+"""Setup, the first phase: from what the caller asked to an open study, ready for trials.
+
+Resolves the config, checks URLs, loads the data once, checks the space against it,
+opens (or resumes) the Optuna study with its `StudyRecord`, and opens the MLflow parent
+run. Nothing here trains; every mistake the user can make surfaces here, before the
+first trial, as a `UsageError`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import optuna
+
+from automl import tracking
+from automl._errors import UsageError
+from automl.data import Dataset, load_data
+from automl.data._encoding import Encoded
+from automl.engine._space_check import check_space
+from automl.engine._study import make_pruner, make_sampler, make_storage
+from automl.objective import Objective
+from automl.preflight import check_storage_url, check_tracking_uri, mask_url
+from automl.record import StudyRecord, TrialRecord, mlflow_run_id, set_mlflow_run_id
+from automl.spaces import ModelSpec, Space
+from search_spaces import resolve_space
+
+if TYPE_CHECKING:
+    from automl.config import SearchConfig
+    from automl.engine._observer import SearchObserver
+
+
+@dataclasses.dataclass(frozen=True)
+class Session:
+    """An open search: what setup resolved and opened.
+
+    Attributes:
+        config: The resolved options.
+        data: The dataset, loaded once.
+        spec: The facts about the data a space builds from.
+        space: The resolved space.
+        objective: The metric trials are scored on (the study's, when resumed).
+        study: The Optuna study.
+        tracker: MLflow (or nothing).
+        parent_run: The study's MLflow parent run.
+        class_weight: Per-class loss weights (`class_weight="balanced"`), or None.
+        in_memory: The data or the space came as objects (no worker can rebuild them).
+    """
+
+    config: SearchConfig
+    data: Dataset
+    spec: ModelSpec
+    space: Space
+    objective: Objective
+    study: optuna.Study
+    tracker: tracking.StudyTracker
+    parent_run: str
+    class_weight: dict[int, float] | None
+    in_memory: bool
+
+
+def open_session(
+    config: SearchConfig,
+    observer: SearchObserver,
+    *,
+    space: Space | None = None,
+    data: Dataset | None = None,
+    worker: bool = False,
+) -> Session:
+    """Resolve, load, check and open everything a search needs.
+
+    Raises:
+        UsageError: For unknown names, unreachable URLs, or a space whose ranges or
+            config are wrong, before any training.
+    """
+    in_memory = data is not None or space is not None
+    config = _resolve(config, space, data)
+    space = space or resolve_space(config.space)
+    observer.stage("loading data")
+    data = data or load_config_data(config)
+    spec = model_spec(data, data.encode(None), int(config.max_epochs or 1))
+    space.check_fits(spec, data.name)
+    check_space(space, spec, config.seed, choose=getattr(data.encoder, "choose", None))
+    objective = Objective.for_task(data.task, config.metric)
+    class_weight = class_weights(config.class_weight, data)
+    _make_out(Path(str(config.out)))
+    tracker = tracking.make_tracker(config.tracking_uri, str(config.study))
+    study = _open_study(config, tracker, objective, worker)
+    record = StudyRecord.read(study)
+    if record is None and not study.trials and not worker:
+        record = StudyRecord.new(config, data.task, objective, in_memory=in_memory)
+        record.write(study)
+        for point in space.starting_points(spec):
+            study.enqueue_trial(point, user_attrs=TrialRecord.attrs(starting_point=True))
+    if record is not None:
+        record.check_same_search(config, str(config.study))
+        objective = record.objective(study)
+    spec = dataclasses.replace(spec, metric=objective.metric)
+    parent = _open_parent_run(study, tracker, config, data, worker)
+    return Session(
+        config, data, spec, space, objective, study, tracker, parent, class_weight, in_memory
+    )
+
+
+def _resolve(config: SearchConfig, space: Space | None, data: Dataset | None) -> SearchConfig:
+    """The resolved config, labelled with in-memory objects' names; URLs reachable."""
+    if config.jobs > 1 and (data is not None or space is not None):
+        raise UsageError(
+            "{jobs} > 1 needs a dataset name or path and a space name or file (worker "
+            "processes rebuild them); pass those, or leave {jobs} at 1."
+        )
+    if data is not None:
+        config = config.replace(dataset=data.name)
+    if space is not None:
+        config = config.replace(space=space.label)
+    config = config.resolved(in_memory_data=data is not None)
+    check_storage_url(str(config.storage))
+    if config.tracking_uri is not None:
+        check_tracking_uri(config.tracking_uri)
+    return config
+
+
+def _make_out(out: Path) -> None:
+    try:
+        (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot create {{out}} {out} ({exc.strerror}); pass another folder."
+        ) from None
+
+
+def _open_study(
+    config: SearchConfig, tracker: tracking.StudyTracker, objective: Objective, worker: bool
+) -> optuna.Study:
+    return optuna.create_study(
+        study_name=config.study,
+        storage=make_storage(str(config.storage), on_stale_trial=tracker.close_lost_trial),
+        # Workers sample from their own random streams: one seed would repeat points.
+        sampler=make_sampler(config.sampler, None if worker else config.seed),
+        pruner=make_pruner(config.pruner, int(config.max_epochs or 1)),
+        direction=objective.direction,
+        load_if_exists=True,
+    )
+
+
+def _open_parent_run(
+    study: optuna.Study,
+    tracker: tracking.StudyTracker,
+    config: SearchConfig,
+    data: Dataset,
+    worker: bool,
+) -> str:
+    """The study's one MLflow parent run: started (or resumed) by the process that
+    created the study; a worker attaches to it and logs its trials under it."""
+    recorded = mlflow_run_id(study)
+    name = str(config.study)
+    if worker:
+        return tracker.attach(recorded, name)
+    parent = tracker.start_study(recorded, name, _study_params(config, data))
+    set_mlflow_run_id(study, parent)
+    return parent
+
+
+def _study_params(config: SearchConfig, data: Dataset) -> dict[str, Any]:
+    names = ("space", "trials", "max_epochs", "sampler", "pruner", "seed", "patience")
+    names += ("metric", "class_weight", "subset")
+    return {
+        **{name: getattr(config, name) for name in names},
+        "timeout_s": config.timeout,
+        "storage": mask_url(str(config.storage)),
+        **data.describe(),
+        **tracking.library_versions(),
+    }
+
+
+def load_config_data(config: SearchConfig) -> Dataset:
+    """The dataset `config` names, split with its seed (the same split on every worker)."""
+    return load_data(
+        config.dataset,
+        data_dir=config.data_dir,
+        seed=config.seed,
+        target=config.target,
+        text_column=config.text_column,
+        task=config.task,
+    )
+
+
+def model_spec(data: Dataset, encoded: Encoded, max_epochs: int) -> ModelSpec:
+    """The facts about `data` (as `encoded` for a space) a space builds from."""
+    normalization = None
+    x = encoded.x_train
+    if encoded.kind in ("vector", "sequence"):  # per feature, over rows (and timesteps)
+        axes = tuple(range(x.ndim - 1))
+        normalization = (x.mean(axis=axes), x.var(axis=axes))
+    target_stats = None
+    if data.task == "regression":
+        target_stats = (float(data.y_train.mean()), float(data.y_train.std()) or 1.0)
+    vocab_size = encoded.vocab_size
+    if encoded.kind == "text" and vocab_size is None:
+        vocab_size = _vocab_size(data)
+    return ModelSpec(
+        input_shape=encoded.input_shape,
+        kind=encoded.kind,
+        task=data.task,
+        num_classes=data.num_classes if data.task == "classification" else 1,
+        n_train=len(data.x_train),
+        max_epochs=max_epochs,
+        normalization=normalization,
+        vocab_size=vocab_size,
+        target_stats=target_stats,
+    )
+
+
+def _vocab_size(data: Dataset) -> int:
+    """Token ids run from 0 to the largest id in any split (an unseen id must not overflow)."""
+    return 1 + max(int(part.max()) for part in (data.x_train, data.x_val, data.x_test) if part.size)
+
+
+def class_weights(option: str | None, data: Dataset) -> dict[int, float] | None:
+    """scikit-learn's "balanced" weights (n / (classes * count)) for `class_weight`.
+
+    Raises:
+        UsageError: Class weights asked for a regression task.
+    """
+    if option is None:
+        return None
+    if data.task != "classification":
+        raise UsageError("{class_weight} applies to classification only; leave it out.")
+    from sklearn.utils.class_weight import compute_class_weight
+
+    classes = np.arange(data.num_classes)
+    weights = compute_class_weight(option, classes=classes, y=data.y_train)
+    return {int(c): float(w) for c, w in zip(classes, weights, strict=True)}

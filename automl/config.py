@@ -151,7 +151,7 @@ def _check_names(config: SearchConfig, in_memory_data: bool) -> None:
         raise UsageError(f"{{task}} must be one of {', '.join(TASKS)}, but got {config.task!r}.")
     if config.metric is not None and config.metric not in METRICS:
         raise UsageError(
-            f"unknown {{metric}} {config.metric!r}; choose one of: {', '.join(METRICS)}."
+            f"unknown metric {config.metric!r}; choose one of: {', '.join(METRICS)}."
         )
     if config.class_weight not in (None, "balanced"):
         raise UsageError(
@@ -162,7 +162,7 @@ def _check_names(config: SearchConfig, in_memory_data: bool) -> None:
         check_space_name(config.space)
     if config.sampler not in SAMPLERS:
         raise UsageError(
-            f"unknown {{sampler}} {config.sampler!r}; choose one of: {', '.join(SAMPLERS)}."
+            f"unknown sampler {config.sampler!r}; choose one of: {', '.join(SAMPLERS)}."
         )
     if config.sampler == "gp" and importlib.util.find_spec("torch") is None:
         raise UsageError(
@@ -171,7 +171,7 @@ def _check_names(config: SearchConfig, in_memory_data: bool) -> None:
         )
     if config.pruner not in PRUNERS:
         raise UsageError(
-            f"unknown {{pruner}} {config.pruner!r}; choose one of: {', '.join(PRUNERS)}."
+            f"unknown pruner {config.pruner!r}; choose one of: {', '.join(PRUNERS)}."
         )
     _check_folders(config)
 

@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from automl.record import TrialRecord
 from benchmarks import benchmark_main
 
 TARGET = 1.03
@@ -51,10 +52,11 @@ def _bare_fit(data: Any, spec: Any, trial: Any) -> tuple[float, float, bool]:
     from automl.spaces import HyperParameters
     from search_spaces.mlp import build
 
-    epochs = trial.user_attrs["epochs"]
+    facts = TrialRecord.read(trial)
+    epochs = facts.epochs
     # The engine collected garbage just before this hook; ours is collected below.
     keras.utils.clear_session(free_memory=False)
-    keras.utils.set_random_seed(trial.user_attrs["seed"])  # the engine's: the same weights
+    keras.utils.set_random_seed(facts.seed)  # the engine's: the same weights
     started, cpu = time.perf_counter(), time.process_time()
     hp = HyperParameters(optuna.trial.FixedTrial(trial.params))
     model = build(hp, spec)
@@ -120,7 +122,7 @@ def _paired_round(data: Any, spec: Any, trials: int, epochs: int) -> dict[str, A
                 self.rows.append(
                     {
                         "number": number,
-                        "epochs": trial.user_attrs["epochs"],
+                        "epochs": TrialRecord.read(trial).epochs,
                         "batch_size": trial.params["batch_size"],
                         "engine_s": span.total_seconds(),
                         "bare_s": bare_s,

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from automl.record import TrialRecord
 from benchmarks import benchmark_main
 
 DATASET, SPACE, SAMPLER = "digits", "mlp", "tpe"
@@ -57,7 +58,7 @@ def _search(pruner: str, seed: int, trials: int, epochs: int) -> dict[str, Any]:
     return {
         "pruner": pruner,
         "seed": seed,
-        "epochs": [t.user_attrs.get("epochs", len(t.intermediate_values)) for t in done],
+        "epochs": [TrialRecord.read(t).epochs or len(t.intermediate_values) for t in done],
         "values": [t.value if t.state.name == "COMPLETE" else None for t in done],
         "states": [t.state.name for t in done],
         "best_trial": best.number,

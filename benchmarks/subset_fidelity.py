@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from automl.record import TrialRecord
+
 
 def run_arm(minutes: float, data_dir: Path, seed: int, subset: float | None) -> dict[str, Any]:
     """One `automl search cifar10` in a fresh folder; its summary and per-trial facts."""
@@ -43,16 +45,15 @@ def run_arm(minutes: float, data_dir: Path, seed: int, subset: float | None) -> 
         summary = json.loads((Path(work) / "automl-out/cifar10-auto/summary.json").read_text())
         study = optuna.load_study(study_name="cifar10-auto", storage=f"sqlite:///{work}/automl.db")
         trials = study.get_trials(deepcopy=False)
-    equivalents = sum(
-        t.user_attrs.get("epochs", 0) * t.user_attrs.get("fidelity", 1.0) for t in trials
-    )
-    best = study.best_trial
+    facts = [TrialRecord.read(t) for t in trials]
+    equivalents = sum((f.epochs or 0) * (f.fidelity or 1.0) for f in facts)
+    best = TrialRecord.read(study.best_trial)
     return {
         "test_accuracy": summary["test"]["metrics"]["accuracy"],
         "best_val_accuracy": summary["best"]["val_metric"],
         "best_trial": summary["best"]["trial"],
-        "best_fidelity": best.user_attrs.get("fidelity", 1.0),
-        "best_promoted_from": best.user_attrs.get("promoted_from"),
+        "best_fidelity": best.fidelity or 1.0,
+        "best_promoted_from": best.promoted_from,
         "trials": summary["trials"],
         "configurations": len({json.dumps(t.params, sort_keys=True) for t in trials}),
         "full_data_epochs": round(equivalents, 2),

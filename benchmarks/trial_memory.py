@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from automl.record import TrialRecord
+
 
 def slope(points: list[tuple[int, float]]) -> float:
     """Least-squares MB per trial."""
@@ -55,8 +57,9 @@ def run_arm(dataset: str, trials: int, max_epochs: int, recycle_mb: str) -> dict
         study = optuna.load_study(
             study_name=f"{dataset}-auto", storage=f"sqlite:///{work}/automl.db"
         )
-    rss = {t.number + 1: t.user_attrs["rss_mb"] for t in study.trials}
-    workers = [t.user_attrs["worker"] for t in study.trials]
+    facts = [TrialRecord.read(t) for t in study.trials]
+    rss = {t.number + 1: f.rss_mb for t, f in zip(study.trials, facts, strict=True)}
+    workers = [f.worker for f in facts]
     last = max(rss)
     within = [
         slope([(n, rss[n]) for n in rss if workers[n - 1] == w])

@@ -156,7 +156,7 @@ def test_imdb_without_copy_or_network_names_where_it_looked(tmp_path):
     message = next(line for line in done.stdout.splitlines() if line.startswith("USAGE:"))
     assert "imdb is not available" in message
     assert str(empty) in message and str(home / ".keras" / "datasets") in message
-    assert "imdb.npz" in message and "--data-dir" in message
+    assert "imdb.npz" in message and "pass data_dir DIR" in message
 
 
 def test_cifar100_loads_from_a_local_folder_with_fine_label_names(cifar_root, tmp_path):

@@ -203,7 +203,7 @@ def test_no_local_copy_and_no_download_names_both_fixes(tmp_path):
         pytest.skip("this machine can download CIFAR-10, so the offline error cannot be shown")
     message = next(line for line in done.stdout.splitlines() if line.startswith("USAGE:"))
     assert "cifar10 is not available" in message
-    assert "--data-dir/AUTOML_DATA_DIR" in message
+    assert "data_dir/AUTOML_DATA_DIR" in message
     assert str(empty) in message
     assert "download" in message
     assert "\n" not in message

@@ -31,6 +31,7 @@ from automl.engine._trainer import (
     FitPlan,
     SpaceFailed,
     TrialOutcome,
+    batch_size_of,
     build_model,
     fit_trial,
     one_line,
@@ -176,7 +177,7 @@ class TrialObjective:
     def _plan(self, trial: optuna.Trial, hp: HyperParameters, promoted: bool) -> FitPlan:
         config = self.context.config
         return FitPlan(
-            batch_size=int(hp.fit_kwargs.get("batch_size", hp.values.get("batch_size", 32))),
+            batch_size=batch_size_of(hp),
             max_epochs=int(config.max_epochs or 1),
             patience=int(config.patience or 1),
             objective=self.context.objective,

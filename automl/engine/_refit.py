@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
@@ -19,13 +19,17 @@ import optuna
 
 from automl._errors import UsageError
 from automl.engine._setup import load_config_data, model_spec
-from automl.engine._trainer import build_model
+from automl.engine._trainer import batch_size_of, build_model
 from automl.engine._workers import open_study, worker_config
 from automl.export import best_trial_or_none, test_metrics
 from automl.models import load_model, save_plain
 from automl.record import StudyRecord, TrialRecord
 from automl.spaces import HyperParameters
 from search_spaces import resolve_space
+
+if TYPE_CHECKING:
+    from automl.data import Dataset
+    from automl.data._encoding import Encoded
 
 
 def refit_best(
@@ -67,17 +71,7 @@ def refit_best(
     spec = model_spec(data, encoded, int(config.max_epochs or 1))
     spec = dataclasses.replace(spec, metric=objective.metric)
     model = build_model(space, hp, spec, objective)
-    x = _concat(encoded.x_train, encoded.x_val)
-    y = np.concatenate([data.y_train, data.y_val])
-    batch_size = int(hp.fit_kwargs.get("batch_size", hp.values.get("batch_size", 32)))
-    model.fit(
-        x,
-        y,
-        epochs=epochs,
-        batch_size=batch_size,
-        callbacks=[keras.callbacks.TerminateOnNaN()],
-        verbose=0,
-    )
+    _fit_on_train_and_validation(model, encoded, data, epochs, batch_size_of(hp))
     folder = Path(config.out)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "refit_model.keras"
@@ -97,6 +91,20 @@ def refit_best(
     }
     (folder / "refit.json").write_text(json.dumps(report, indent=2, default=str))
     return report
+
+
+def _fit_on_train_and_validation(
+    model: keras.Model, encoded: Encoded, data: Dataset, epochs: int, batch_size: int
+) -> None:
+    """Train on both splits for a known epoch count (no early stopping to decide it)."""
+    model.fit(
+        _concat(encoded.x_train, encoded.x_val),
+        np.concatenate([data.y_train, data.y_val]),
+        epochs=epochs,
+        batch_size=batch_size,
+        callbacks=[keras.callbacks.TerminateOnNaN()],
+        verbose=0,
+    )
 
 
 def _concat(first: Any, second: Any) -> Any:

@@ -39,6 +39,12 @@ class TrialOutcome:
     best_epoch: int
 
 
+def batch_size_of(hp: HyperParameters) -> int:
+    """The batch size a trial trains with: its space's `fit` keyword, its sampled
+    `batch_size`, else Keras' 32."""
+    return int(hp.fit_kwargs.get("batch_size", hp.values.get("batch_size", 32)))
+
+
 def build_model(
     space: Space, hp: HyperParameters, spec: ModelSpec, objective: Objective | None = None
 ) -> keras.Model:

@@ -63,7 +63,7 @@ class Space:
         if self.info is not None and spec.kind not in self.info.kinds:
             raise UsageError(
                 f"space {self.info.name!r} builds for {'/'.join(self.info.kinds)} data, but "
-                f"{dataset!r} is {spec.kind} data; pick another --space (`automl spaces`)."
+                f"{dataset!r} is {spec.kind} data; pick another {{space}} (`automl spaces`)."
             )
 
 

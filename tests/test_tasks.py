@@ -40,10 +40,10 @@ def test_the_task_is_detected_or_taken_from_task(y, task, expected):
     ("y", "task", "fragment"),
     [
         (np.array(["a", "a", "a"]), None, "single class \\('a' in every row\\)"),
-        (np.array([0, 1, 2]), "binary", "--task binary needs exactly 2 classes.*has 3"),
+        (np.array([0, 1, 2]), "binary", "^task binary needs exactly 2 classes.*has 3"),
         (np.array(["x", "y"]), "regression", "not numeric.*pass task multiclass"),
         (np.array([1.0, np.nan, 2.0]), None, "1 missing values \\(first at row 1\\)"),
-        (np.array([0, 1]), "ranking", "--task must be one of"),
+        (np.array([0, 1]), "ranking", "^task must be one of"),
     ],
 )
 def test_bad_targets_get_one_line_errors(y, task, fragment):
@@ -127,7 +127,7 @@ def test_regression_logs_rmse_mae_r2_and_can_maximize_r2(tmp_path):
 @pytest.mark.parametrize(
     ("argv", "fragment"),
     [
-        (["iris", "--task", "ranking"], "--task must be one of"),
+        (["iris", "--task", "ranking"], "^task must be one of"),
         (["iris", "--metric", "precision"], "unknown metric 'precision'"),
         (["iris", "--class-weight", "auto"], "--class-weight must be 'balanced'"),
         (["missing.csv", "--target", "y"], "no such file or folder: missing.csv"),

@@ -31,7 +31,7 @@ from typing import Any
 
 HERE = Path(__file__).parent
 # Cheap and short first, so a smoke run fails fast; the long quality runs last.
-BENCHMARKS = ("startup", "overhead", "pruning", "trial_memory", "scaling", "quality")
+BENCHMARKS = ("startup", "overhead", "pruning", "trial_memory", "scaling", "quality", "recipes")
 TITLES = {
     "startup": "5. Start-up",
     "overhead": "2. Overhead",
@@ -39,6 +39,7 @@ TITLES = {
     "trial_memory": "4. Memory",
     "scaling": "6. Scaling",
     "quality": "1. Search quality at equal budget",
+    "recipes": "7. Fast image recipe",
 }
 PACKAGES = (
     "keras",

@@ -265,7 +265,7 @@ def test_space_table_and_loading():
     space = resolve_space("cnn")
     assert space.build is cnn.build and space.label == "cnn"
     points = space.starting_points(_cifar_spec())
-    assert points == cnn.STARTING_POINTS and points[0] == cnn.BASELINE
+    assert points == cnn.STARTING_POINTS and points[0] == cnn.FAST_RECIPE
     assert resolve_space("mlp").starting_points(_spec()) == []
 
 
@@ -340,16 +340,16 @@ def test_random_points_build_compiled_models(space, shape, kind):
 
 
 def test_starting_points_are_the_first_trials_of_a_new_image_study(cifar_search):
-    """A new cifar10 study (default space: auto) runs the tutorial CNN as trial 0 and the
-    modern CNN as trial 1, marked as starting points, and both train to the end (they are
-    never pruned)."""
+    """A new cifar10 study (default space: auto) runs the fast recipe as trial 0 and the
+    tutorial CNN as trial 1, marked as starting points, and both train to the end (they
+    are never pruned)."""
     first, second = cifar_search.result.study.trials[:2]
 
     def in_auto(point: dict) -> dict:
         return {"family": "cnn", **{f"cnn.{k}": v for k, v in point.items()}}
 
-    assert first.params == in_auto(cnn.BASELINE)
-    assert second.params == in_auto(cnn.MODERN)
+    assert first.params == in_auto(cnn.FAST_RECIPE)
+    assert second.params == in_auto(cnn.BASELINE)
     for trial in (first, second):
         assert trial.user_attrs.get("starting_point") is True
         assert trial.state.name == "COMPLETE", trial.user_attrs.get("reason")
@@ -426,7 +426,7 @@ def test_a_hypermodel_class_that_needs_arguments_is_a_usage_error():
 
 def test_config_drops_starting_points_it_contradicts(tmp_path):
     """Fixing cnn's optimizer to AdamW keeps the modern CNN point and drops the tutorial
-    CNN (Adam), as the README says."""
+    CNN (Adam) and the fast recipe (Nesterov SGD), as the README says."""
     (tmp_path / "w.toml").write_text('space = "cnn"\n[params]\noptimizer = "adamw"\n')
     assert resolve_space(str(tmp_path / "w.toml")).starting_points(_cifar_spec()) == [cnn.MODERN]
 

@@ -9,6 +9,7 @@ first trial, as a `UsageError`.
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,7 @@ from automl import tracking
 from automl._errors import UsageError
 from automl.data import Dataset, load_data
 from automl.data._encoding import Encoded
+from automl.engine._plan import Plan, make_plan
 from automl.engine._space_check import check_space
 from automl.engine._study import make_pruner, make_sampler, make_storage
 from automl.objective import Objective
@@ -47,6 +49,9 @@ class Session:
         parent_run: The study's MLflow parent run.
         class_weight: Per-class loss weights (`class_weight="balanced"`), or None.
         in_memory: The data or the space came as objects (no worker can rebuild them).
+        plan: What this machine measured, and how trials fit the budget.
+        started: `time.monotonic()` at the start of the run.
+        ready: `time.monotonic()` when setup ended.
     """
 
     config: SearchConfig
@@ -59,6 +64,14 @@ class Session:
     parent_run: str
     class_weight: dict[int, float] | None
     in_memory: bool
+    plan: Plan
+    started: float
+    ready: float
+
+    @property
+    def deadline(self) -> float | None:
+        """`time.monotonic()` at which the timeout ends, or None."""
+        return self.plan.deadline
 
 
 def open_session(
@@ -68,8 +81,11 @@ def open_session(
     space: Space | None = None,
     data: Dataset | None = None,
     worker: bool = False,
+    started: float,
 ) -> Session:
-    """Resolve, load, check and open everything a search needs.
+    """Resolve, load, check, measure and open everything a search needs.
+
+    `started` is `time.monotonic()` at the start of the run: the timeout counts from it.
 
     Raises:
         UsageError: For unknown names, unreachable URLs, or a space whose ranges or
@@ -85,6 +101,13 @@ def open_session(
     check_space(space, spec, config.seed, choose=getattr(data.encoder, "choose", None))
     objective = Objective.for_task(data.task, config.metric)
     class_weight = class_weights(config.class_weight, data)
+    observer.stage("measuring this machine")
+    deadline = started + float(config.timeout) if config.timeout else None
+    plan = make_plan(
+        space, data, spec, objective, seed=config.seed, deadline=deadline,
+        timeout=config.timeout, refuse=not worker,
+    )  # fmt: skip
+    observer.plan_made(plan.describe())
     _make_out(Path(str(config.out)))
     tracker = tracking.make_tracker(config.tracking_uri, str(config.study))
     study = _open_study(config, tracker, objective, worker)
@@ -99,9 +122,11 @@ def open_session(
         objective = record.objective(study)
     spec = dataclasses.replace(spec, metric=objective.metric)
     parent = _open_parent_run(study, tracker, config, data, worker)
+    tracker.set_tags(parent, {"automl.plan": plan.describe()})
     return Session(
-        config, data, spec, space, objective, study, tracker, parent, class_weight, in_memory
-    )
+        config, data, spec, space, objective, study, tracker, parent, class_weight, in_memory,
+        plan, started, time.monotonic(),
+    )  # fmt: skip
 
 
 def _resolve(config: SearchConfig, space: Space | None, data: Dataset | None) -> SearchConfig:
@@ -189,6 +214,8 @@ def load_config_data(config: SearchConfig) -> Dataset:
 
 def model_spec(data: Dataset, encoded: Encoded, max_epochs: int) -> ModelSpec:
     """The facts about `data` (as `encoded` for a space) a space builds from."""
+    from automl.spaces.whitening import image_sample
+
     normalization = None
     x = encoded.x_train
     if encoded.kind in ("vector", "sequence"):  # per feature, over rows (and timesteps)
@@ -210,6 +237,10 @@ def model_spec(data: Dataset, encoded: Encoded, max_epochs: int) -> ModelSpec:
         normalization=normalization,
         vocab_size=vocab_size,
         target_stats=target_stats,
+        # Raw pixels for layers fitted to the data (patch whitening), once per search.
+        image_sample=image_sample(encoded.x_train, data.y_train, encoded.stream)
+        if encoded.kind == "image"
+        else None,
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,6 +32,8 @@ class ModelSpec:
         target_stats: (mean, std) of the training targets, for regression heads.
         metric: The metric trials are scored on ("accuracy", "auc", "rmse", ...), so
             `compile_for_task` logs it every epoch.
+        image_sample: A few thousand raw training images (uint8, taken once per search),
+            for layers fitted to the data such as patch whitening; None for other kinds.
     """
 
     input_shape: tuple[int, ...]
@@ -44,6 +46,27 @@ class ModelSpec:
     vocab_size: int | None = None
     target_stats: tuple[float, float] | None = None
     metric: str | None = None
+    image_sample: np.ndarray | None = None
+    # Derived facts computed once per search, not per trial (and their one warning). A
+    # mutable dict in a frozen spec on purpose: `dataclasses.replace` shares it.
+    _derived: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
+
+    def patch_whitening(self, patch_size: int = 2) -> tuple[np.ndarray, np.ndarray] | None:
+        """The patch-whitening (kernel, bias) fitted to `image_sample` (pixels scaled to
+        [0, 1]), computed once per spec; None, with one warning, when the sample is too
+        small to estimate them (see `automl.spaces.whitening`)."""
+        key = f"patch_whitening_{patch_size}"
+        if key not in self._derived:
+            from automl.spaces.whitening import fit_whitening, too_few_images_message
+
+            sample = self.image_sample if self.image_sample is not None else np.zeros((0,))
+            fitted = fit_whitening(sample.astype(np.float32) / 255.0, patch_size)
+            if fitted is None:
+                import logging
+
+                logging.getLogger("automl").warning(too_few_images_message(len(sample)))
+            self._derived[key] = fitted
+        return self._derived[key]
 
     def steps_per_epoch(self, batch_size: int) -> int:
         """Optimizer steps in one epoch at `batch_size`."""

@@ -115,6 +115,30 @@ def augment(x: keras.KerasTensor, recipe: str) -> keras.KerasTensor:
     return x
 
 
+def patch_whitening(
+    x: keras.KerasTensor, spec: ModelSpec, patch_size: int = 2, *, name: str = "whiten"
+) -> keras.KerasTensor:
+    """A k x k "valid" convolution fitted to the training images' patch statistics.
+
+    Fitted like `Normalization.adapt`, once per search, from `spec.image_sample` (see
+    `automl.spaces.whitening`): the kernel whitens the patches, the bias centres them,
+    and the layer is frozen. It is a plain `Conv2D`, so its weights are saved in the
+    model and it loads without automl. When the sample is too small to estimate the
+    statistics (one warning per search), it is an ordinary trainable convolution with
+    the default initializer.
+    """
+    import keras
+
+    filters = 2 * patch_size * patch_size * x.shape[-1]
+    fitted = spec.patch_whitening(patch_size)
+    layer = keras.layers.Conv2D(filters, patch_size, padding="valid", name=name)
+    y = layer(x)
+    if fitted is not None:
+        layer.set_weights(list(fitted))
+        layer.trainable = False
+    return y
+
+
 def output_head(
     x: keras.KerasTensor, spec: ModelSpec, initializer: str = "glorot_uniform"
 ) -> keras.KerasTensor:
@@ -133,3 +157,29 @@ def output_head(
     return keras.layers.Dense(
         spec.num_classes, activation="softmax", kernel_initializer=initializer, name="output"
     )(x)
+
+
+def with_flip_tta(model: keras.Model) -> keras.Model:
+    """`model` with flip test-time augmentation: the mean of its predictions on each image
+    and on its left-right mirror image.
+
+    For a trained image model, at export: built from Keras' own layers only (the mirror is
+    a frozen 0/1 `Dense` over the width axis, exact in floating point), so the result
+    saves to `.keras` and loads in safe mode without automl, and takes the same raw
+    input as `model`, uncompiled (for prediction). It costs one more forward pass per
+    prediction.
+    """
+    import keras
+    import numpy as np
+
+    # The same layers as an uncompiled model: a compiled inner model would carry its loss
+    # (maybe automl's smoothed one) into the saved file.
+    body = keras.Model(model.inputs[0], model.outputs[0], name=model.name)
+    raw = keras.Input(model.inputs[0].shape[1:], dtype=model.inputs[0].dtype, name="raw_input")
+    width = raw.shape[2]
+    mirror = keras.layers.Dense(width, use_bias=False, trainable=False, name="mirror")
+    by_width = keras.layers.Permute((1, 3, 2))(raw)  # (H, C, W): Dense acts on W
+    mirrored = keras.layers.Permute((1, 3, 2))(mirror(by_width))
+    mirror.set_weights([np.eye(width, dtype="float32")[::-1]])
+    averaged = keras.layers.Average(name="flip_tta")([body(raw), body(mirrored)])
+    return keras.Model(raw, averaged, name=f"{model.name}_flip_tta")

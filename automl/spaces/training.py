@@ -3,12 +3,13 @@
 Conditional parameters are sampled only where they act: `momentum` only for the
 momentum and Nesterov SGD variants, `weight_decay` only for optimizers that decay
 weights decoupled from the gradient, the learning-rate `schedule` decays over the
-trial's epoch budget.
+trial's epoch budget. `weight_averaging` (offered where a space asks for it) keeps an
+exponential moving average of the weights and puts it in the model at every epoch's end.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -44,6 +45,8 @@ def choose_optimizer(
     choices: tuple[str, ...] = OPTIMIZERS,
     learning_rate: tuple[float, float] = (1e-4, 1e-1),
     learning_rate_name: str = "learning_rate",
+    learning_rates: Mapping[str, tuple[float, float]] | None = None,
+    averaging: bool = False,
 ) -> keras.optimizers.Optimizer:
     """Sample `optimizer`, the learning rate (log scale), `schedule` and their conditionals.
 
@@ -55,6 +58,11 @@ def choose_optimizer(
         choices: Optimizers to choose among (`OPTIMIZERS` names).
         learning_rate: (low, high) of the log-scale learning-rate range.
         learning_rate_name: Parameter name of the learning rate.
+        learning_rates: Optimizer name -> its own (low, high) range, for optimizers
+            whose useful rates lie elsewhere (SGD with batch norm and large batches
+            trains at 0.1-1, where Adam diverges); one parameter either way.
+        averaging: Also sample `weight_averaging` ("none" or "ema", see
+            `weight_averaging`).
 
     Returns:
         A Keras optimizer; with "reduce_on_plateau" a `ReduceLROnPlateau` callback is
@@ -63,7 +71,8 @@ def choose_optimizer(
     import keras
 
     name = hp.Choice("optimizer", list(choices))
-    lr = hp.Float(learning_rate_name, *learning_rate, sampling="log")
+    low, high = (learning_rates or {}).get(name, learning_rate)
+    lr = hp.Float(learning_rate_name, low, high, sampling="log")
     schedules = SCHEDULES if spec is not None else ("constant", "reduce_on_plateau")
     schedule = hp.Choice("schedule", list(schedules))
     rate: Any = lr
@@ -87,11 +96,13 @@ def choose_optimizer(
     decay = None
     if name in _DECOUPLED_DECAY:
         decay = hp.Float("weight_decay", 1e-6, 1e-1, sampling="log")
+    options: dict[str, Any] = {"weight_decay": decay}
+    if averaging and hp.Choice("weight_averaging", ["none", "ema"]) == "ema":
+        batch_size = batch_size or int(hp.fit_kwargs.get("batch_size", 32))
+        options.update(weight_averaging(spec, batch_size))
     if name in ("momentum", "nesterov"):
         momentum = hp.Float("momentum", 0.5, 0.99)
-        return keras.optimizers.SGD(
-            rate, momentum=momentum, nesterov=name == "nesterov", weight_decay=decay
-        )
+        return keras.optimizers.SGD(rate, momentum=momentum, nesterov=name == "nesterov", **options)
     return {
         "sgd": keras.optimizers.SGD,
         "adam": keras.optimizers.Adam,
@@ -100,7 +111,19 @@ def choose_optimizer(
         "rmsprop": keras.optimizers.RMSprop,
         "adagrad": keras.optimizers.Adagrad,
         "lion": keras.optimizers.Lion,
-    }[name](rate, weight_decay=decay)
+    }[name](rate, **options)
+
+
+def weight_averaging(spec: ModelSpec | None, batch_size: int) -> dict[str, Any]:
+    """Optimizer options for an exponential moving average of the weights (Keras' EMA).
+
+    The average replaces the model's weights at the end of every epoch (the last step
+    of each epoch, `spec.steps_per_epoch`): validation, early stopping and the saved
+    model all see the averaged weights, and training goes on from them, much like
+    Lookahead with one epoch as its period. Without a spec, only at the end of `fit`.
+    """
+    every = spec.steps_per_epoch(batch_size) if spec is not None else None
+    return {"use_ema": True, "ema_momentum": 0.99, "ema_overwrite_frequency": every}
 
 
 def choose_label_smoothing(hp: HyperParameters, spec: ModelSpec, high: float = 0.2) -> float:

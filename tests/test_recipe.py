@@ -1,0 +1,204 @@
+"""The fast image recipe: patch whitening, flip TTA, weight averaging, bad images.
+
+Real data throughout: a CIFAR-10 slice unpacked from the shared archive (conftest's
+`cifar_root`) and scikit-learn's digits as 8x8 grayscale images.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import keras
+import numpy as np
+import optuna
+import pytest
+from optuna.trial import FixedTrial
+
+from automl.data import from_arrays, load_data
+from automl.engine._setup import model_spec
+from automl.models import save_plain
+from automl.spaces import HyperParameters, ModelSpec
+from automl.spaces.blocks import patch_whitening, with_flip_tta
+from automl.spaces.whitening import MIN_IMAGES, fit_whitening
+from search_spaces import auto, cnn
+from tests._digits import digits_as
+from tests.conftest import cli_env
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+@pytest.fixture(scope="module")
+def cifar(cifar_root: Path, cifar_cache: Path):
+    """The CIFAR-10 slice (1,040 training images) and its spec, as a search makes them."""
+    data = load_data("cifar10", data_dir=cifar_root)
+    return data, model_spec(data, data.encode(None), 1)
+
+
+def _recipe_model(spec: ModelSpec, **changes) -> tuple[keras.Model, HyperParameters]:
+    keras.utils.set_random_seed(0)
+    point = {**cnn.starting_points(spec)[0], **changes}
+    hp = HyperParameters(FixedTrial(point))
+    return cnn.build(hp, spec), hp
+
+
+def _whiten(model: keras.Model) -> keras.layers.Conv2D:
+    return model.get_layer("whiten")
+
+
+def test_model_spec_carries_a_sample_of_training_images(cifar):
+    """Image specs hold a uint8 sample of the training split (all of a small one)."""
+    data, spec = cifar
+    assert spec.image_sample.dtype == np.uint8
+    assert spec.image_sample.shape == (len(data.x_train), 32, 32, 3)
+    digits = from_arrays(*digits_as("sequence"), kind="sequence")
+    assert model_spec(digits, digits.encode(None), 1).image_sample is None
+
+
+def test_patch_whitening_whitens_the_training_patches(cifar):
+    """Fitted from the data: frozen, and its outputs on training patches have zero mean
+    and (nearly) identity covariance."""
+    _, spec = cifar
+    raw, x = spec.inputs()
+    model = keras.Model(raw, patch_whitening(x, spec))
+    assert not _whiten(model).trainable
+    out = model.predict(spec.image_sample[:400], verbose=0)
+    half = out[..., : out.shape[-1] // 2].reshape(-1, out.shape[-1] // 2)  # v; the rest is -v
+    np.testing.assert_allclose(half.mean(axis=0), 0.0, atol=0.1)
+    covariance = np.cov(half, rowvar=False)
+    # epsilon damps the weakest directions; the strong ones are unit-variance.
+    np.testing.assert_allclose(np.diag(covariance)[-6:], 1.0, atol=0.15)
+    off_diagonal = covariance - np.diag(np.diag(covariance))
+    assert np.abs(off_diagonal).max() < 0.15
+
+
+def test_patch_whitening_is_saved_and_loads_in_a_fresh_process(cifar, tmp_path):
+    """The fitted kernel and bias are weights of the model: equal after a load in a new
+    process (automl.load_model, safe mode)."""
+    _, spec = cifar
+    model, _ = _recipe_model(spec)
+    save_plain(model, tmp_path / "m.keras")
+    code = textwrap.dedent(f"""
+        import numpy as np, automl
+        model = automl.load_model({str(tmp_path / "m.keras")!r})
+        layer = model.get_layer("whiten")
+        np.savez({str(tmp_path / "w.npz")!r}, *layer.get_weights(), trainable=layer.trainable)
+    """)
+    subprocess.run([sys.executable, "-c", code], check=True, env=cli_env(), timeout=120)
+    loaded = np.load(tmp_path / "w.npz")
+    kernel, bias = spec.patch_whitening()
+    np.testing.assert_array_equal(loaded["arr_0"], kernel)
+    np.testing.assert_array_equal(loaded["arr_1"], bias)
+    assert not loaded["trainable"]
+
+
+def test_too_small_split_falls_back_with_one_warning(cifar, caplog):
+    """Under MIN_IMAGES training images: the default initializer, trainable, and one
+    warning per search however many trials build."""
+    _, spec = cifar
+    small = dataclasses.replace(spec, image_sample=spec.image_sample[: MIN_IMAGES - 1])
+    small = dataclasses.replace(small, _derived={})
+    assert fit_whitening(small.image_sample / 255.0) is None
+    with caplog.at_level(logging.WARNING, logger="automl"):
+        for _ in range(2):
+            model, _ = _recipe_model(small)
+            assert _whiten(model).trainable
+    warnings = [r for r in caplog.records if "patch whitening" in r.getMessage()]
+    assert len(warnings) == 1
+    assert f"at least {MIN_IMAGES} training images" in warnings[0].getMessage()
+
+
+def test_recipe_trains_one_epoch_and_its_flip_tta_export_predicts_the_same(cifar, tmp_path):
+    """The recipe (whitening, GELU, Nesterov, label smoothing) trains on the slice; with
+    flip TTA the exported .keras loads in a fresh process in plain Keras' safe mode
+    (no automl), predicts what the in-process model predicts, and gives an image and
+    its mirror image the same prediction."""
+    data, spec = cifar
+    model, hp = _recipe_model(spec)
+    assert model.optimizer.nesterov
+    history = model.fit(
+        data.x_train, data.y_train, batch_size=hp.fit_kwargs["batch_size"], epochs=1, verbose=0
+    )
+    assert np.isfinite(history.history["loss"][0])
+    tta = with_flip_tta(model)
+    x = data.x_test[:16]
+    here = tta.predict(x, verbose=0)
+    mean = (model.predict(x, verbose=0) + model.predict(x[:, :, ::-1], verbose=0)) / 2
+    np.testing.assert_allclose(here, mean, atol=1e-6)
+    np.testing.assert_allclose(tta.predict(x[:, :, ::-1], verbose=0), here, atol=1e-6)
+    save_plain(tta, tmp_path / "best_model.keras")
+    np.save(tmp_path / "x.npy", x)
+    code = textwrap.dedent(f"""
+        import sys
+        import keras, numpy as np
+        model = keras.models.load_model({str(tmp_path / "best_model.keras")!r}, safe_mode=True)
+        np.save({str(tmp_path / "y.npy")!r}, model.predict(np.load({str(tmp_path / "x.npy")!r})))
+        assert "automl" not in sys.modules
+    """)
+    subprocess.run([sys.executable, "-c", code], check=True, env=cli_env(), timeout=120)
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), here, atol=1e-5)
+
+
+def test_weight_averaging_puts_the_average_in_the_model_each_epoch(cifar):
+    """With EMA (a parameter of the space; off in the recipe, where it lost on CIFAR-10),
+    the optimizer overwrites the weights with their average at every epoch's last step,
+    so validation sees the averaged weights."""
+    _, spec = cifar
+    model, hp = _recipe_model(spec, weight_averaging="ema")
+    steps = spec.steps_per_epoch(hp.fit_kwargs["batch_size"])
+    assert model.optimizer.use_ema
+    assert model.optimizer.ema_overwrite_frequency == steps
+
+
+def _images(kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """Real small image sets: 8x8 digits, digits upscaled to 24x24 grayscale, and
+    non-square 8x24 strips of three digits."""
+    x, y = digits_as("image")
+    x, y = x[:600].astype("uint8"), y[:600]
+    if kind == "grayscale 24x24":
+        return np.repeat(np.repeat(x, 3, axis=1), 3, axis=2), y
+    if kind == "non-square 8x24":
+        return np.concatenate([x, np.roll(x, 1, 0), np.roll(x, 2, 0)], axis=2), y
+    return x, y
+
+
+@pytest.mark.parametrize("kind", ["digits 8x8", "grayscale 24x24", "non-square 8x24"])
+def test_bad_images_adapt_the_recipe_and_never_crash(kind, caplog):
+    """Grayscale, non-square and tiny images: the recipe builds and trains (with its
+    stages adapted and one log line saying so where the map cannot halve three times)."""
+    x, y = _images(kind)
+    data = from_arrays(x, y, kind="image")
+    spec = model_spec(data, data.encode(None), 1)
+    with caplog.at_level(logging.INFO, logger="automl"):
+        point = cnn.starting_points(spec)[0]
+    adapted = [r for r in caplog.records if "fast recipe" in r.getMessage()]
+    assert len(adapted) == (0 if kind == "grayscale 24x24" else 1)
+    assert point["stem"] == "whiten"
+    model = cnn.build(HyperParameters(FixedTrial(point)), spec)
+    history = model.fit(data.x_train, data.y_train, batch_size=128, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    keras.utils.clear_session()
+
+
+def test_images_too_small_to_whiten_leave_the_recipe_out(caplog):
+    """3x3 images: the recipe is left out of the starting points, with one log line."""
+    spec = ModelSpec(
+        input_shape=(3, 3, 1), kind="image", task="classification", num_classes=2,
+        n_train=100, max_epochs=1,
+    )  # fmt: skip
+    with caplog.at_level(logging.INFO, logger="automl"):
+        points = cnn.starting_points(spec)
+    assert points == cnn.STARTING_POINTS[1:]
+    assert ["left out" in r.getMessage() for r in caplog.records] == [True]
+
+
+def test_auto_puts_the_recipe_first_for_images(cifar):
+    """auto's first image starting point is the fast recipe (the tutorial CNN follows)."""
+    _, spec = cifar
+    first, second = auto.starting_points(spec)[:2]
+    assert first == {"family": "cnn", **{f"cnn.{k}": v for k, v in cnn.FAST_RECIPE.items()}}
+    assert second["cnn.optimizer"] == "adam"  # the tutorial CNN

@@ -59,6 +59,24 @@ def test_model_spec_carries_a_sample_of_training_images(cifar):
     assert model_spec(digits, digits.encode(None), 1).image_sample is None
 
 
+def test_model_spec_decodes_a_sample_of_a_streamed_folder(cifar_root, tmp_path, monkeypatch):
+    """Image folders too large to hold decoded still give the spec its pixel sample."""
+    import shutil
+
+    monkeypatch.setenv("AUTOML_MEMORY_BUDGET", "1K")
+    monkeypatch.setenv("AUTOML_CACHE_DIR", str(tmp_path / "cache"))
+    for name in ("cat", "ship"):
+        (tmp_path / "pics" / name).mkdir(parents=True)
+        for path in sorted((cifar_root / "cifar10" / "train" / name).glob("*.jpg"))[:20]:
+            shutil.copy(path, tmp_path / "pics" / name / path.name)
+    data = load_data(str(tmp_path / "pics"))
+    encoded = data.encode(None)
+    assert encoded.stream is not None
+    sample = model_spec(data, encoded, 1).image_sample
+    assert sample.dtype == np.uint8 and sample.shape == (len(data.x_train), 32, 32, 3)
+    assert sample.max() > 0
+
+
 def test_patch_whitening_whitens_the_training_patches(cifar):
     """Fitted from the data: frozen, and its outputs on training patches have zero mean
     and (nearly) identity covariance."""

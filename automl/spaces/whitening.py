@@ -54,7 +54,8 @@ def image_sample(
     rows = np.sort(np.random.default_rng(0).choice(n, size, replace=False))
     if stream is None:
         return np.asarray(x_train[rows]).astype(np.uint8)
-    batches = stream(x_train[rows], y_train[rows], 500, shuffle=False)
+    paths = np.asarray(x_train, dtype=object)[rows]
+    batches = stream(paths, np.asarray(y_train)[rows], 500, shuffle=False)
     return np.concatenate([np.asarray(batches[i][0]) for i in range(len(batches))]).astype(np.uint8)
 
 

@@ -28,7 +28,7 @@ from automl.spaces.blocks import (
     output_head,
     patch_whitening,
 )
-from automl.spaces.training import choose_training
+from automl.spaces.training import choose_training, mixed_precision_on_gpu
 from search_spaces._recipe import FAST_RECIPE, fit_recipe
 
 DESCRIPTION = (
@@ -110,6 +110,12 @@ def starting_points(spec: ModelSpec) -> list[dict[str, Any]]:
 
 
 def build(hp: HyperParameters, spec: ModelSpec) -> keras.Model:
+    """Build and compile one CNN (in mixed precision on a GPU; see `_build`)."""
+    with mixed_precision_on_gpu():
+        return _build(hp, spec)
+
+
+def _build(hp: HyperParameters, spec: ModelSpec) -> keras.Model:
     """Build and compile one CNN.
 
     Varies the stem (a patch-whitening 2x2 convolution or none), stages (1-3),

@@ -220,3 +220,15 @@ def test_auto_puts_the_recipe_first_for_images(cifar):
     first, second = auto.starting_points(spec)[:2]
     assert first == {"family": "cnn", **{f"cnn.{k}": v for k, v in cnn.FAST_RECIPE.items()}}
     assert second["cnn.optimizer"] == "adam"  # the tutorial CNN
+
+
+def test_on_a_gpu_the_cnn_builds_in_mixed_precision_with_a_float32_head(cifar, monkeypatch):
+    """Where Keras lists a GPU, the body's layers compute in bfloat16 and the softmax in
+    float32; the global policy is restored afterwards. (No GPU here: the listing is faked.)"""
+    _, spec = cifar
+    monkeypatch.setattr(keras.distribution, "list_devices", lambda *a: ["gpu:0"])
+    model, _ = _recipe_model(spec)
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert {layer.dtype_policy.name for layer in convs} == {"mixed_bfloat16"}
+    assert model.get_layer("output").dtype_policy.name == "float32"
+    assert keras.config.dtype_policy().name == "float32"

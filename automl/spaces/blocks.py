@@ -146,16 +146,23 @@ def output_head(
 
     A regression head predicts standardized targets and rescales them with the training
     targets' mean and std, so the network works near unit scale and the model still
-    outputs raw units.
+    outputs raw units. The head computes in float32 whatever the global dtype policy
+    (under mixed precision the softmax must not round to 16 bits).
     """
     import keras
 
     if spec.task == "regression":
         mean, std = spec.target_stats or (0.0, 1.0)
-        x = keras.layers.Dense(1, kernel_initializer=initializer, name="output_standardized")(x)
-        return keras.layers.Rescaling(scale=std, offset=mean, name="output")(x)
+        x = keras.layers.Dense(
+            1, kernel_initializer=initializer, name="output_standardized", dtype="float32"
+        )(x)
+        return keras.layers.Rescaling(scale=std, offset=mean, name="output", dtype="float32")(x)
     return keras.layers.Dense(
-        spec.num_classes, activation="softmax", kernel_initializer=initializer, name="output"
+        spec.num_classes,
+        activation="softmax",
+        kernel_initializer=initializer,
+        name="output",
+        dtype="float32",
     )(x)
 
 

@@ -9,7 +9,8 @@ exponential moving average of the weights and puts it in the model at every epoc
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -213,3 +214,26 @@ def choose_training(
     batch_size = choose_batch_size(hp, spec)
     optimizer = choose_optimizer(hp, spec, batch_size=batch_size, **optimizer_options)
     return lambda model: compile_for_task(model, optimizer, spec, label_smoothing=smoothing)
+
+
+@contextlib.contextmanager
+def mixed_precision_on_gpu() -> Iterator[bool]:
+    """Build the layers created inside under `mixed_bfloat16` when Keras sees a GPU.
+
+    bfloat16 has float32's range, so no loss scaling is needed; build the output head
+    after the block, so the softmax stays in float32. On CPUs (where bfloat16 math is
+    slower) it changes nothing. Keras' device listing is backend-neutral, so no
+    TensorFlow call is needed. Yields whether mixed precision is on; the previous global
+    policy is restored on exit.
+    """
+    import keras
+
+    if not any(d.lower().startswith("gpu") for d in keras.distribution.list_devices()):
+        yield False
+        return
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        yield True
+    finally:
+        keras.config.set_dtype_policy(previous)

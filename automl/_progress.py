@@ -64,6 +64,9 @@ class RichProgress(SearchObserver):
         self.console.print(f"study [bold]{study}[/]{resumed}")
         self._redraw()
 
+    def plan_made(self, text: str) -> None:
+        self.console.print(f"plan: {text}")
+
     def trial_started(self, number: int, params: dict[str, Any]) -> None:
         self.trial_started_at = time.monotonic()
         self.current = f"trial {number}: building and training"
@@ -125,12 +128,19 @@ class RichProgress(SearchObserver):
         return min(estimates) if estimates else None
 
     def print_summary(self, summary: dict[str, Any]) -> None:
-        """The closing lines: best trial, test metrics, where the model is."""
+        """The closing lines: the spend, best trial, test metrics, where the model is."""
         trials = summary["trials"]
         self.console.print(
             f"finished: {trials['complete']} complete, {trials['pruned']} pruned, "
             f"{trials['failed']} failed"
         )
+        spent = summary.get("spent")
+        if spent:
+            self.console.print(
+                f"spent: {spent['total_s']:.0f} s (setup {spent['setup_s']:.0f} s, measuring "
+                f"{spent['measure_s']:.0f} s, trials {spent['trials_s']:.0f} s, export "
+                f"{spent['finish_s']:.0f} s)"
+            )
         best = summary.get("best")
         if not best:
             self.console.print("no trial completed; nothing exported.")

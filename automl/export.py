@@ -122,13 +122,15 @@ def export_best(
     data: Dataset,
     out: Path,
     tracker: StudyTracker,
+    extra: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], keras.Model | None]:
-    """Export the best model, score it on test once, and write `summary.json`.
+    """Export the best model, score it on test once, and write `summary.json` (with the
+    `extra` facts of this run: its plan and spend).
 
     Returns:
         The summary and the loaded best model (None if no trial completed).
     """
-    summary = summarize(study)
+    summary = {**summarize(study), **(extra or {})}
     model = None
     if summary["best"] is not None:
         best, checkpoint = best_checkpoint(study)

@@ -230,6 +230,9 @@ class TrialRecord:
         rss_mb: Its process's resident memory after it, in MB.
         reason: Why it was pruned or failed.
         fidelity: Fraction of the training split it trained on.
+        planned_epochs: The epochs it was planned for (the cap, or what fit the time).
+        planned_epoch_s: Its seconds per epoch as planned, when planned to the time.
+        estimated_epoch_s: The same before calibration on earlier trials (see `_plan`).
         model_path: Its saved model, while it is the best.
         mlflow_run_id: Its MLflow run.
         starting_point: Enqueued from the space's starting points.
@@ -245,6 +248,9 @@ class TrialRecord:
     rss_mb: float | None = None
     reason: str = ""
     fidelity: float | None = None
+    planned_epochs: int | None = None
+    planned_epoch_s: float | None = None
+    estimated_epoch_s: float | None = None
     model_path: str | None = None
     mlflow_run_id: str | None = None
     starting_point: bool = False

@@ -300,7 +300,8 @@ def test_a_space_that_always_fails_stops_after_the_first_trials(tmp_path, failin
 
 def test_timeout_holds_inside_a_running_trial(tmp_path):
     """A wall-clock budget stops the search, and the running trial, at the deadline: with
-    room for hundreds of epochs, trials end soon after `timeout`."""
+    room for hundreds of epochs, trials are planned to end by `timeout` (the deadline
+    callback stops any estimate that was short), and the search ends soon after it."""
     marks: dict[str, float] = {}
 
     class Clock(RecordingObserver):
@@ -318,13 +319,13 @@ def test_timeout_holds_inside_a_running_trial(tmp_path):
         "digits",
         study="deadline",
         trials=None,
-        timeout="4s",
+        timeout="15s",
         max_epochs=500,
         patience=500,
         pruner="none",
         observer=Clock(),
     )
-    assert marks["end"] - marks["start"] < 4 + 6
+    assert marks["end"] - marks["start"] < 15 + 6
     assert result.study.trials
     assert {t.state.name for t in result.study.trials} <= FINISHED
     assert all(t.user_attrs["epochs"] < 500 for t in result.study.trials)

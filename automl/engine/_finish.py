@@ -1,5 +1,5 @@
 """Finish, the last phase: the best model exported and scored on test once, the summary
-written, the MLflow report refreshed.
+written (with the plan and what each phase spent), the MLflow report refreshed.
 
 A worker exports nothing: the process that created the study does, once every worker is
 done.
@@ -7,10 +7,11 @@ done.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from automl.export import export_best, summarize
+from automl.export import export_best, summarize, write_json
 
 if TYPE_CHECKING:
     import keras
@@ -21,10 +22,20 @@ if TYPE_CHECKING:
 
 
 def finish(
-    session: Session, observer: SearchObserver, publisher: StudyPublisher | None
+    session: Session,
+    observer: SearchObserver,
+    publisher: StudyPublisher | None,
+    *,
+    explored: float,
 ) -> tuple[dict[str, Any], keras.Model | None]:
     """Export and score the best model, and publish the report (without a publisher, as
     on a worker: only the summary).
+
+    Args:
+        session: The open search.
+        observer: Progress events.
+        publisher: The MLflow report and champion (None on a worker).
+        explored: `time.monotonic()` when the trials ended.
 
     Returns:
         The summary and the best model (None when no trial completed or on a worker).
@@ -33,7 +44,29 @@ def finish(
         return summarize(session.study), None
     observer.stage("scoring the best model on the test set")
     out = Path(str(session.config.out))
-    summary, model = export_best(session.study, session.data, out, session.tracker)
+    extra = {"plan": session.plan.as_dict(), "spent": _spent(session, explored)}
+    summary, model = export_best(session.study, session.data, out, session.tracker, extra)
     observer.stage("writing the study report to MLflow")
     publisher.refresh(session.study, summary)
+    summary["spent"] = _spent(session, explored, finished=time.monotonic())
+    write_json(out / "summary.json", summary)
+    session.tracker.set_tags(session.parent_run, {"automl.spent": _spent_line(summary)})
     return summary, model
+
+
+def _spent(session: Session, explored: float, finished: float | None = None) -> dict[str, float]:
+    """Seconds per phase of this run (finish and total once it is over)."""
+    measure = session.plan.measure_s
+    spent = {
+        "setup_s": session.ready - session.started - measure,
+        "measure_s": measure,
+        "trials_s": explored - session.ready,
+        "finish_s": 0.0 if finished is None else finished - explored,
+    }
+    spent["total_s"] = (finished or explored) - session.started
+    return {key: round(value, 2) for key, value in spent.items()}
+
+
+def _spent_line(summary: dict[str, Any]) -> str:
+    spent = summary["spent"]
+    return ", ".join(f"{key.removesuffix('_s')} {value:.0f} s" for key, value in spent.items())

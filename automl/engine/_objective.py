@@ -25,6 +25,7 @@ from automl.data._encoding import Encoded
 from automl.engine._fidelity import is_promoted, promote_best
 from automl.engine._interrupt import raise_if
 from automl.engine._memory import MemoryWatch, rss_mb
+from automl.engine._plan import Plan, forward_seconds, rows_of
 from automl.engine._space_check import stop_if_space_is_broken
 from automl.engine._study import budget_spent, fail_stale_trials
 from automl.engine._trainer import (
@@ -65,6 +66,7 @@ class TrialContext:
         deadline: `time.monotonic()` at which `--timeout` ends, or None.
         pressed: Whether Ctrl-C (or SIGTERM) came.
         memory: Tells when this process has grown enough to hand over.
+        plan: What an epoch costs here; fits each trial's epochs to the time left.
         class_weight: Per-class loss weights (`--class-weight`), or None.
         subset: The low-fidelity training rows (`--subset`), or None.
         publisher: Keeps MLflow's report and champion model fresh (one process only).
@@ -81,6 +83,7 @@ class TrialContext:
     deadline: float | None
     pressed: Callable[[], bool]
     memory: MemoryWatch
+    plan: Plan
     class_weight: dict[int, float] | None = None
     subset: np.ndarray | None = None
     publisher: StudyPublisher | None = None
@@ -144,10 +147,17 @@ class TrialObjective:
         context = self.context
         hp = HyperParameters(trial, context.space.overrides)
         encoded = context.data.encode(hp)
-        model = build_model(context.space, hp, self._spec_for(encoded), context.objective)
+        spec = self._spec_for(encoded)
+        model = build_model(context.space, hp, spec, context.objective)
+        epochs = self._planned_epochs(trial, hp, model, encoded)
+        if epochs < spec.max_epochs:  # a schedule built for the epochs the time allows
+            spec = dataclasses.replace(spec, max_epochs=epochs)
+            model = self._rebuild(trial, hp, spec)
+        log.max_epochs = epochs
         params = {**trial.params, **_fixed(hp, trial)}
         n_params = model.count_params()
-        context.tracker.log_params(log.run_id, {**params, "n_params": n_params})
+        logged = {**params, "n_params": n_params, "planned_epochs": epochs}
+        context.tracker.log_params(log.run_id, logged)
         context.tracker.log_metrics(log.run_id, {"n_params": n_params})
         context.observer.trial_started(trial.number, params)
         promoted = is_promoted(trial)
@@ -161,7 +171,7 @@ class TrialObjective:
             model,
             (x_train, y_train),
             (encoded.x_val, context.data.y_val),
-            self._plan(trial, hp, promoted),
+            self._fit_plan(trial, hp, promoted, epochs),
             report=log.epoch,
             interrupted=context.pressed,
             custom_fit=context.space.fit,
@@ -174,11 +184,60 @@ class TrialObjective:
         TrialRecord.write(trial, best_epoch=outcome.best_epoch)
         return outcome.value
 
-    def _plan(self, trial: optuna.Trial, hp: HyperParameters, promoted: bool) -> FitPlan:
+    def _planned_epochs(
+        self, trial: optuna.Trial, hp: HyperParameters, model: keras.Model, encoded: Encoded
+    ) -> int:
+        """The epochs this trial gets: the cap, or as many as fit before the deadline.
+
+        Its epoch is estimated from one eager forward pass of its model, scaled by its
+        family's measured costs (see `_plan`).
+
+        Raises:
+            optuna.TrialPruned: Not even one epoch fits (and the study stops).
+        """
+        plan = self.context.plan
+        if not plan.fits_to_time:
+            return plan.max_epochs
+        speed = plan.speed_of(hp.values)
+        batch = batch_size_of(hp)
+        forward_s = speed.forward_s if encoded.stream else forward_seconds(
+            model, rows_of(encoded.x_train, batch)
+        )
+        val_batches = max(1, -(-len(self.context.data.y_val) // batch))
+        steps = self.context.spec.steps_per_epoch(batch)
+        estimate = speed.epoch_seconds(forward_s, steps, val_batches)
+        trials = trial.study.get_trials(deepcopy=False)
+        epoch_s = estimate * plan.calibration(trials, speed.family)
+        epochs = plan.epochs_for(speed, epoch_s)
+        TrialRecord.write(
+            trial,
+            planned_epochs=epochs,
+            planned_epoch_s=round(epoch_s, 3),
+            estimated_epoch_s=round(estimate, 4),
+        )
+        if epochs < 1:
+            trial.study.stop()
+            raise optuna.TrialPruned(
+                f"not started: one epoch needs about {epoch_s + speed.fit_overhead_s:.0f} s, "
+                f"more than the time left."
+            )
+        return epochs
+
+    def _rebuild(self, trial: optuna.Trial, hp: HyperParameters, spec: ModelSpec) -> keras.Model:
+        """The trial's model again, with the same params and seed, for another spec."""
+        keras.utils.clear_session(free_memory=False)
+        keras.utils.set_random_seed(TrialRecord.read(trial).seed or 0)
+        hp.callbacks.clear()  # the space adds them again as it builds
+        hp.fit_kwargs.clear()
+        return build_model(self.context.space, hp, spec, self.context.objective)
+
+    def _fit_plan(
+        self, trial: optuna.Trial, hp: HyperParameters, promoted: bool, epochs: int
+    ) -> FitPlan:
         config = self.context.config
         return FitPlan(
             batch_size=batch_size_of(hp),
-            max_epochs=int(config.max_epochs or 1),
+            max_epochs=epochs,
             patience=int(config.patience or 1),
             objective=self.context.objective,
             deadline=self.context.deadline,
@@ -241,14 +300,14 @@ class _TrialLog:
     def __init__(self, context: TrialContext, number: int, run_id: str) -> None:
         self.context, self.number, self.run_id = context, number, run_id
         self.state, self.reason, self.epochs = "FAIL", "", 0
+        self.max_epochs = int(context.config.max_epochs or 1)  # until the trial is planned
         self.tags: dict[str, Any] = {}
 
     def epoch(self, epoch: int, logs: dict[str, float]) -> None:
         """`fit_trial`'s report: one epoch (0-based) ended."""
         self.epochs = epoch + 1
         self.context.tracker.log_epoch(self.run_id, logs, step=self.epochs)  # 1-based
-        max_epochs = int(self.context.config.max_epochs or 1)
-        self.context.observer.epoch_ended(self.number, self.epochs, max_epochs, logs)
+        self.context.observer.epoch_ended(self.number, self.epochs, self.max_epochs, logs)
 
     def close(self, trial: optuna.Trial, seconds: float) -> None:
         """Record what the trial spent and end its MLflow run."""

@@ -21,6 +21,9 @@ class SearchObserver:
         """The study is open; `done` trials finished in earlier runs; `timeout` is the
         seconds left of the budget, setup already spent (None: no time limit)."""
 
+    def plan_made(self, text: str) -> None:
+        """The plan: what an epoch costs here and how trials fit the budget (one line)."""
+
     def trial_started(self, number: int, params: dict[str, Any]) -> None:
         """A trial's model was built from these params."""
 

@@ -72,9 +72,10 @@ def run_search(
     # database creation, data loading, the space check) comes out of the budget too.
     started = time.monotonic()
     observer = observer or SearchObserver()
-    session = open_session(config, observer, space=space, data=data, worker=worker)
-    timeout = session.config.timeout
-    deadline = started + float(timeout) if timeout else None
+    session = open_session(
+        config, observer, space=space, data=data, worker=worker, started=started
+    )
+    deadline = session.deadline
     out = Path(str(session.config.out))
     # One process publishes the report and the champion model: the one that created it.
     publisher = (
@@ -94,7 +95,7 @@ def run_search(
                 best=best_value(session.study),
             )
             recycled = explore(session.study, objective, pool, worker=worker)
-            summary, model = finish(session, observer, publisher)
+            summary, model = finish(session, observer, publisher, explored=time.monotonic())
             state = "COMPLETE"
         except KeyboardInterrupt:
             state = "INTERRUPTED"
@@ -136,6 +137,7 @@ def _context(
         pressed=pressed,
         memory=MemoryWatch(settings.recycle_mb() if can_hand_off else 0),
         class_weight=session.class_weight,
+        plan=session.plan,
         subset=subset,
         publisher=publisher,
         callbacks=callbacks,

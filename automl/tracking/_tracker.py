@@ -210,6 +210,13 @@ class StudyTracker:
 
         self.outbox.send(close)
 
+    def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
+        """Tag a run (values as text), in one batch."""
+        from mlflow.entities import RunTag
+
+        items = [RunTag(str(k), str(v)[:5000]) for k, v in tags.items()]
+        self.outbox.send(lambda resolve: self.client.log_batch(resolve(run_id), tags=items))
+
     def log_artifacts(self, folder: Path, artifact_path: str) -> None:
         """Upload the files of `folder` under `artifact_path` of the parent run."""
         parent = self.parent_run_id
@@ -281,6 +288,9 @@ class NullTracker(StudyTracker):
         return None
 
     def end_run(self, run_id: str, state: str, tags: Mapping[str, Any] | None = None) -> None:
+        return None
+
+    def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
         return None
 
     def log_artifacts(self, folder: Path, artifact_path: str) -> None:

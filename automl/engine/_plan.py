@@ -1,0 +1,356 @@
+"""Plan, the phase between setup and the trials: measure this machine, fit trials to time.
+
+Budgets are seconds, models train in epochs, and machines differ by 2x or more, so the
+plan measures before the first trial: for each family the space may choose (each
+`family` of `auto`, else the space itself), its reference model (the family's first
+starting point, else a random point) trains a few steps and validates a few batches
+here. That gives the fixed cost of a fit (tracing the train and test functions) and the
+cost of a training step and a validation batch, each as a multiple of one eager forward
+pass of the model.
+
+With a deadline, each trial is then planned to fit the time left: a trial's eager
+forward pass, scaled by its family's multiples, estimates its epoch, and the trial gets
+as many epochs (up to `max_epochs`) as fit before the deadline. Its learning-rate
+schedule is built for those epochs, so the deadline never cuts a schedule in the middle.
+Without a deadline the budget is `trials` x `max_epochs` and every trial gets the cap.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import statistics
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import keras
+import optuna
+
+from automl._errors import UsageError
+from automl.engine._trainer import batch_size_of, build_model
+from automl.record import TrialRecord
+from automl.spaces import HyperParameters
+
+if TYPE_CHECKING:
+    from automl.data import Dataset
+    from automl.data._encoding import Encoded
+    from automl.objective import Objective
+    from automl.spaces import ModelSpec, Space
+
+logger = logging.getLogger("automl")
+
+MEASURED_STEPS = 3  # timed training steps per reference model, after the traced one
+
+
+@dataclasses.dataclass(frozen=True)
+class Speed:
+    """How one family trains on this machine, measured on its reference model.
+
+    Attributes:
+        family: The family (`cnn`, ...), or the space's label.
+        fit_overhead_s: A fit's fixed cost: tracing its train and test functions.
+        forward_s: One eager forward pass of the reference model over one batch.
+        step_per_forward: A training step, in eager forward passes.
+        val_per_forward: A validation batch, in eager forward passes.
+        epoch_overhead_s: What an epoch costs besides its batches (callbacks, the
+            validation pass's set-up).
+        epoch_s: The reference model's epoch, validation included.
+    """
+
+    family: str
+    fit_overhead_s: float
+    forward_s: float
+    step_per_forward: float
+    val_per_forward: float
+    epoch_overhead_s: float
+    epoch_s: float
+
+    def epoch_seconds(self, forward_s: float, steps: int, val_batches: int) -> float:
+        """An epoch of a model whose eager forward pass takes `forward_s`."""
+        batches = steps * self.step_per_forward + val_batches * self.val_per_forward
+        return forward_s * batches + self.epoch_overhead_s
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """What this process measured, and how it fits trials to the time.
+
+    Attributes:
+        speeds: Per family (empty when no reference model could be measured: then every
+            trial gets the cap, and the deadline stops what runs over).
+        max_epochs: The epoch cap of every trial.
+        deadline: `time.monotonic()` at which the budget ends, or None.
+        measure_s: What measuring cost (it comes out of the budget).
+        budget_s: Seconds left for trials when the plan was made (None: no deadline).
+    """
+
+    speeds: dict[str, Speed]
+    max_epochs: int
+    deadline: float | None
+    measure_s: float
+    budget_s: float | None
+
+    @property
+    def fits_to_time(self) -> bool:
+        """Whether trials are planned to the time left (a deadline, and a measurement)."""
+        return self.deadline is not None and bool(self.speeds)
+
+    def speed_of(self, params: dict[str, Any]) -> Speed | None:
+        """The speed of the family a trial's params choose (the only one, or `auto`'s
+        `family` param); None when nothing was measured."""
+        family = params.get("family")
+        if family in self.speeds:
+            return self.speeds[family]
+        return next(iter(self.speeds.values()), None)
+
+    def epochs_for(self, speed: Speed | None, epoch_s: float, now: float | None = None) -> int:
+        """Epochs a trial whose epoch takes `epoch_s` gets: the cap, or as many as fit
+        before the deadline (0: not even one)."""
+        if self.deadline is None or speed is None:
+            return self.max_epochs
+        left = self.deadline - (time.monotonic() if now is None else now)
+        fitting = math.floor((left - speed.fit_overhead_s) / max(epoch_s, 1e-6))
+        return max(0, min(self.max_epochs, fitting))
+
+    def calibration(self, trials: list[optuna.trial.FrozenTrial], family: str) -> float:
+        """How much slower (> 1) or faster than estimated this family's finished trials
+        ran: the median ratio of their seconds per epoch to the estimate, in [0.2, 5].
+
+        Estimates scale a trial's eager forward pass, which misses how its cost differs
+        from the reference model's in ways a forward pass does not show; the trials that
+        ran say by how much.
+        """
+        speed = self.speeds.get(family) or next(iter(self.speeds.values()), None)
+        ratios = []
+        for trial in trials:
+            facts = TrialRecord.read(trial)
+            if not (trial.state.is_finished() and facts.estimated_epoch_s and facts.epochs):
+                continue
+            ran_as = self.speed_of(trial.params)
+            if facts.seconds is None or ran_as is None or ran_as.family != family:
+                continue
+            overhead = speed.fit_overhead_s if speed else 0.0
+            actual = max(facts.seconds - overhead, 0.0) / facts.epochs
+            ratios.append(actual / facts.estimated_epoch_s)
+        return min(5.0, max(0.2, statistics.median(ratios))) if ratios else 1.0
+
+    def shortest_trial_s(self) -> float:
+        """The quickest family's fit overhead and one epoch: the least a trial needs."""
+        return min((s.fit_overhead_s + s.epoch_s for s in self.speeds.values()), default=0.0)
+
+    def describe(self) -> str:
+        """One line for people: what an epoch costs here and how trials are fitted."""
+        epochs = ", ".join(
+            f"{s.family} {_seconds(s.epoch_s)}/epoch (+{_seconds(s.fit_overhead_s)} once)"
+            for s in self.speeds.values()
+        )
+        if not self.speeds:
+            return f"nothing measured; every trial trains up to {self.max_epochs} epochs"
+        if self.budget_s is None:
+            return f"measured here: {epochs}; every trial trains up to {self.max_epochs} epochs"
+        return (
+            f"measured here: {epochs}; {_seconds(self.budget_s)} left for trials, each "
+            f"planned for the epochs (up to {self.max_epochs}) that fit the time left, its "
+            f"schedule with them"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """For summary.json and MLflow."""
+        return {
+            "description": self.describe(),
+            "measure_s": round(self.measure_s, 2),
+            "budget_s": None if self.budget_s is None else round(self.budget_s, 1),
+            "max_epochs": self.max_epochs,
+            "epoch_s": {name: round(s.epoch_s, 3) for name, s in self.speeds.items()},
+            "fit_overhead_s": {name: round(s.fit_overhead_s, 3) for name, s in self.speeds.items()},
+        }
+
+
+def make_plan(
+    space: Space,
+    data: Dataset,
+    spec: ModelSpec,
+    objective: Objective,
+    *,
+    seed: int | None,
+    deadline: float | None,
+    timeout: float | str | None,
+    refuse: bool = True,
+) -> Plan:
+    """Measure every family's reference model, then check that one trial fits.
+
+    With `refuse` (the process that creates the study, not a worker), a deadline that
+    leaves no time for the quickest trial is a usage error.
+
+    A reference model that cannot be built or trained is left out (its trials will
+    report why); its family's trials are then planned like the first family measured.
+
+    Raises:
+        UsageError: The deadline leaves no time for the quickest trial, naming the
+            smallest budget that works here.
+    """
+    started = time.monotonic()
+    speeds = {}
+    for family, point in reference_points(space, spec).items():
+        try:
+            speeds[family] = _measure(space, data, spec, objective, family, point, seed)
+        except (UsageError, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the trials report it with its reason
+            logger.warning("plan: could not measure %s here (%s)", family, exc)
+    now = time.monotonic()
+    plan = Plan(
+        speeds=speeds,
+        max_epochs=spec.max_epochs,
+        deadline=deadline,
+        measure_s=now - started,
+        budget_s=None if deadline is None else max(0.0, deadline - now),
+    )
+    if refuse and plan.budget_s is not None and plan.budget_s < plan.shortest_trial_s():
+        _refuse(plan, float(timeout or 0.0))
+    return plan
+
+
+def reference_points(space: Space, spec: ModelSpec) -> dict[str, dict[str, Any]]:
+    """Per family, the point whose model is measured: its first starting point, else
+    just the family (the rest sampled at random)."""
+    points: dict[str, dict[str, Any]] = {}
+    for point in space.starting_points(spec):
+        points.setdefault(str(point.get("family", space.label)), point)
+    return points or {space.label: {}}
+
+
+def _measure(
+    space: Space,
+    data: Dataset,
+    spec: ModelSpec,
+    objective: Objective,
+    family: str,
+    point: dict[str, Any],
+    seed: int | None,
+) -> Speed:
+    """Time the reference model of one family: tracing, training steps, validation."""
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    if point:
+        study.enqueue_trial(point)
+    hp = HyperParameters(study.ask(), space.overrides)
+    encoded = data.encode(hp)
+    try:
+        model = build_model(space, hp, _spec_for(spec, encoded), objective)
+        batch = batch_size_of(hp)
+        train, val = _batches(encoded, data, batch)
+        forward_s = forward_seconds(model, rows_of(train[0], batch))
+
+        def fit(n: int) -> None:
+            x, y = rows_of(train[0], n * batch), train[1][: n * batch]
+            model.fit(x, y, batch_size=batch, epochs=1, verbose=0)
+
+        def evaluate(n: int) -> None:
+            x, y = rows_of(val[0], n * batch), val[1][: n * batch]
+            model.evaluate(x, y, batch_size=batch, verbose=0)
+
+        tracing, per_fit, step_s = _marginal(fit, len(train[1]) // batch)
+        val_tracing, per_evaluate, val_s = _marginal(evaluate, len(val[1]) // batch)
+    finally:
+        keras.utils.clear_session(free_memory=False)
+    steps = spec.steps_per_epoch(batch)
+    val_batches = max(1, math.ceil(len(data.y_val) / batch))
+    speed = Speed(
+        family=family,
+        fit_overhead_s=tracing + val_tracing,
+        forward_s=forward_s,
+        step_per_forward=step_s / forward_s,
+        val_per_forward=val_s / forward_s,
+        epoch_overhead_s=per_fit + per_evaluate,
+        epoch_s=steps * step_s + val_batches * val_s + per_fit + per_evaluate,
+    )
+    logger.info("plan: %s trains at %.3f s/epoch here", family, speed.epoch_s)
+    return speed
+
+
+def forward_seconds(model: keras.Model, x: Any) -> float:
+    """One eager forward pass over `x`, after one that builds what is lazy."""
+    model(x, training=False)
+    started = time.perf_counter()
+    model(x, training=False)
+    return max(time.perf_counter() - started, 1e-6)
+
+
+def _marginal(run: Callable[[int], None], available: int) -> tuple[float, float, float]:
+    """Time `run(n)` (n batches in one Keras call): (tracing, per-call cost, per-batch
+    cost). The first call traces; a 1-batch and an n-batch call then separate what a
+    call costs whatever its length from what each batch adds."""
+    extra = max(1, min(MEASURED_STEPS, available - 1))
+    first = _seconds_of(lambda: run(1))
+    one = _seconds_of(lambda: run(1))
+    many = _seconds_of(lambda: run(1 + extra))
+    per_batch = max((many - one) / extra, 1e-6)
+    per_call = max(0.0, one - per_batch)
+    return max(0.0, first - one), per_call, per_batch
+
+
+def _seconds_of(action: Callable[[], Any]) -> float:
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
+def _batches(
+    encoded: Encoded, data: Dataset, batch: int
+) -> tuple[tuple[Any, Any], tuple[Any, Any]]:
+    """A few batches of training and validation rows, model-ready."""
+    rows = batch * (MEASURED_STEPS + 1)
+    x_train, x_val = rows_of(encoded.x_train, rows), rows_of(encoded.x_val, rows)
+    if encoded.stream is not None:  # file paths: decode just these rows
+        x_train = _decoded(encoded, x_train, data.y_train[:rows], batch)
+        x_val = _decoded(encoded, x_val, data.y_val[:rows], batch)
+    return (x_train, data.y_train[:rows]), (x_val, data.y_val[:rows])
+
+
+def rows_of(x: Any, rows: int | slice) -> Any:
+    """The first `rows` rows (or a slice of them): arrays, or dicts of columns (tables)."""
+    cut = slice(0, rows) if isinstance(rows, int) else rows
+    if isinstance(x, dict):
+        return {key: column[cut] for key, column in x.items()}
+    return x[cut]
+
+
+def _decoded(encoded: Encoded, paths: Any, y: Any, batch: int) -> Any:
+    import numpy as np
+
+    stream = encoded.stream(paths, y, batch)
+    return np.concatenate([stream[i][0] for i in range(len(stream))])
+
+
+def _spec_for(spec: ModelSpec, encoded: Encoded) -> ModelSpec:
+    vocab_size = encoded.vocab_size or spec.vocab_size
+    return dataclasses.replace(spec, input_shape=encoded.input_shape, vocab_size=vocab_size)
+
+
+def _refuse(plan: Plan, timeout: float) -> None:
+    """The one-line refusal of a budget too small for one trial."""
+    needed = plan.shortest_trial_s()
+    budget = plan.budget_s or 0.0
+    smallest = (timeout - budget) + needed  # setup and measuring, then the quickest trial
+    raise UsageError(
+        f"{{timeout}} leaves {_seconds(budget)} for trials after setup and measuring, but the "
+        f"quickest trial here needs about {_seconds(needed)} (one epoch and its start-up); "
+        f"pass {{timeout}} {_suggest(1.2 * smallest)} or more."
+    )
+
+
+def _seconds(value: float) -> str:
+    if value < 10:
+        return f"{value:.1f} s"
+    if value < 120:
+        return f"{value:.0f} s"
+    return f"{value / 60:.1f} min"
+
+
+def _suggest(seconds: float) -> str:
+    """A round budget at least `seconds` long, as the flag takes it."""
+    if seconds <= 60:
+        return f"{math.ceil(seconds / 10) * 10}s"
+    return f"{math.ceil(seconds / 60)}m"

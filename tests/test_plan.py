@@ -1,0 +1,113 @@
+"""The plan phase: this machine measured before the first trial, trials fitted to time."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import mlflow
+import numpy as np
+import pytest
+
+import automl
+from automl import UsageError
+from automl.data import load_dataset
+from automl.engine._plan import make_plan, reference_points
+from automl.engine._setup import model_spec
+from automl.objective import Objective
+from automl.record import TrialRecord
+from search_spaces import resolve_space
+from tests.conftest import run_cli, sqlite_url
+
+SPEC_EPOCHS: list[int] = []
+
+
+def recording_build(hp, spec):
+    """A small dense space that remembers the epochs each model was built for (its
+    learning-rate schedule decays over them)."""
+    SPEC_EPOCHS.append(spec.max_epochs)
+    units = hp.Int("units", 8, 64, sampling="log")
+    inputs = keras.Input(spec.input_shape)
+    hidden = keras.layers.Dense(units, activation="relu")(inputs)
+    outputs = keras.layers.Dense(spec.num_classes, activation="softmax")(hidden)
+    model = keras.Model(inputs, outputs)
+    steps = spec.steps_per_epoch(32) * spec.max_epochs
+    schedule = keras.optimizers.schedules.CosineDecay(1e-2, decay_steps=steps)
+    model.compile(
+        optimizer=keras.optimizers.Adam(schedule),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def test_the_plan_measures_each_family_of_the_space():
+    data = load_dataset("digits", seed=0)
+    spec = model_spec(data, data.encode(None), 40)
+    space = resolve_space("auto")
+    plan = make_plan(space, data, spec, Objective(), seed=0, deadline=None, timeout=None)
+    assert set(plan.speeds) == set(reference_points(space, spec))
+    speed = next(iter(plan.speeds.values()))
+    assert speed.epoch_s > 0 and speed.step_per_forward > 0 and speed.fit_overhead_s >= 0
+    assert not plan.fits_to_time and plan.epochs_for(speed, 1.0) == 40
+    assert "/epoch" in plan.describe() and "up to 40 epochs" in plan.describe()
+
+
+def test_trials_are_planned_for_the_epochs_that_fit_the_time(tmp_path):
+    """With a deadline, each trial is built for the epochs that fit what is left (its
+    schedule with them), never more than the cap, and trains no more than that."""
+    SPEC_EPOCHS.clear()
+    result = automl.search(
+        recording_build,
+        dataset="digits",
+        timeout="25s",
+        max_epochs=400,
+        patience=400,
+        pruner="none",
+        storage=sqlite_url(tmp_path / "a.db"),
+        tracking_uri=sqlite_url(tmp_path / "mlflow.db"),
+        out=tmp_path / "out",
+    )
+    trials = result.study.trials
+    planned = [TrialRecord.read(t).planned_epochs for t in trials]
+    assert all(p is not None and 0 <= p < 400 for p in planned)
+    assert [p for p in planned if p] == [e for e in SPEC_EPOCHS if e < 400]
+    for trial, epochs in zip(trials, planned, strict=True):
+        assert (TrialRecord.read(trial).epochs or 0) <= epochs
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["plan"]["budget_s"] <= 25 and summary["plan"]["epoch_s"]
+    spent = summary["spent"]
+    assert spent["total_s"] == pytest.approx(
+        spent["setup_s"] + spent["measure_s"] + spent["trials_s"] + spent["finish_s"], abs=0.1
+    )
+    assert spent["setup_s"] + spent["measure_s"] + spent["trials_s"] < 25 + 5
+    client = mlflow.MlflowClient(sqlite_url(tmp_path / "mlflow.db"))
+    parent = client.get_run(result.study.user_attrs["mlflow_run_id"])
+    assert parent.data.tags["automl.plan"] == summary["plan"]["description"]
+    assert "trials" in parent.data.tags["automl.spent"]
+
+
+def test_a_timeout_too_small_for_one_trial_is_refused_before_anything_exists(tmp_path):
+    """One line naming the smallest budget that works here; no study, no MLflow run."""
+    with pytest.raises(UsageError, match=r"^timeout leaves .* pass timeout \d+s or more\.$"):
+        automl.search(
+            "digits", timeout=0.01, storage=sqlite_url(tmp_path / "a.db"), out=tmp_path / "o"
+        )
+    assert not (tmp_path / "a.db").exists() and not (tmp_path / "mlflow.db").exists()
+    cli = run_cli("search", "digits", "--timeout", "0.01", cwd=tmp_path)
+    assert cli.returncode == 2
+    line = cli.stderr.strip().splitlines()[-1]
+    assert line.startswith("automl: error: --timeout leaves ") and "pass --timeout" in line
+    assert not (tmp_path / "automl.db").exists() and not (tmp_path / "mlflow.db").exists()
+
+
+def test_arrays_of_a_table_shape_are_measured_too():
+    """Measuring works on whatever a space trains on: here vectors of a tiny split."""
+    x = np.random.default_rng(0).normal(size=(60, 5)).astype("float32")
+    y = (x[:, 0] > 0).astype("int64")
+    data = automl.data.from_arrays(x, y, seed=0)
+    spec = model_spec(data, data.encode(None), 5)
+    plan = make_plan(
+        resolve_space("mlp"), data, spec, Objective(), seed=0, deadline=None, timeout=None
+    )
+    assert next(iter(plan.speeds.values())).epoch_s > 0

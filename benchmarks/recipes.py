@@ -111,14 +111,16 @@ def epoch_seconds(point: dict[str, Any], data: Any, spec: Any, steps: int = 12) 
     return per_image * len(data.x_train) + per_val * len(data.x_val)
 
 
-def train_for_budget(point: dict[str, Any], data: Any, spec: Any, budget_s: float) -> dict:
-    """Train `point` for the epochs that fit `budget_s`; its test accuracy and timings."""
+def train_for_budget(
+    point: dict[str, Any], data: Any, spec: Any, budget_s: float, estimate: float
+) -> dict:
+    """Train `point` for the epochs of `estimate` seconds that fit `budget_s`; its test
+    accuracy and timings."""
     import keras
     import numpy as np
 
     from automl.spaces.blocks import with_flip_tta
 
-    estimate = epoch_seconds(point, data, spec)
     epochs = max(1, int(budget_s // estimate))
     model, hp = _build(point, spec, epochs)
     stop = keras.callbacks.EarlyStopping(
@@ -249,9 +251,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     result["compare"] = {}
     chosen = {k: v for k, v in contenders().items() if k in args.contenders.split(",")}
     if "compare" in parts:
+        # Every epoch time measured up front, close to T: the machine's load at one moment
+        # then plans all of them alike.
+        estimates = {name: epoch_seconds(point, data, spec) for name, point in chosen.items()}
         for budget in budgets:
             for name, point in chosen.items():
-                row = train_for_budget(point, data, spec, budget * t * scale)
+                row = train_for_budget(point, data, spec, budget * t * scale, estimates[name])
                 result["compare"][f"{budget:g}|{name}"] = row
                 _progress(f"{budget:g} T {name}: {row}")
     if "ablation" in parts:
@@ -260,8 +265,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         result["ablation_budget_T"] = budget
         result["ablation"] = {}
         variants = {"full recipe": {}, **ABLATIONS}
-        for name, change in list(variants.items())[: 2 if args.quick else None]:
-            row = train_for_budget({**recipe, **change}, data, spec, budget * t * scale)
+        points = {
+            name: {**recipe, **change}
+            for name, change in list(variants.items())[: 2 if args.quick else None]
+        }
+        estimates = {name: epoch_seconds(point, data, spec) for name, point in points.items()}
+        for name, point in points.items():
+            row = train_for_budget(point, data, spec, budget * t * scale, estimates[name])
             result["ablation"][name] = row
             _progress(f"ablation {name}: {row}")
     if "throughput" in parts:

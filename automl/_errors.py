@@ -6,15 +6,25 @@ reason; the study goes on.
 
 A message names options as placeholders, `{class_weight}`, so that it speaks the
 caller's language: `str(error)` says `class_weight` (the Python parameter), the CLI says
-`--class-weight` (`error.for_cli()`). A placeholder is `{` + lower_snake_case + `}`;
-other braces are left alone.
+`--class-weight` (`error.for_cli()`). A placeholder is `{name}` for a name of `OPTIONS`;
+other braces (in paths, values, library messages) are left alone.
 """
 
 from __future__ import annotations
 
 import re
 
-_OPTION = re.compile(r"\{([a-z][a-z0-9_]*)\}")
+# Every option a message may name: the Python parameter, and `--name-with-dashes` on the
+# command line (tests/test_public_api.py checks it covers every CLI flag).
+OPTIONS = frozenset(
+    {
+        "dataset", "space", "trials", "timeout", "max_epochs", "sampler", "pruner", "seed",
+        "study", "storage", "tracking_uri", "out", "data_dir", "patience", "target",
+        "text_column", "task", "metric", "class_weight", "subset", "jobs", "port", "host",
+        "top", "check",
+    }
+)  # fmt: skip
+_OPTION = re.compile(r"\{(" + "|".join(sorted(OPTIONS)) + r")\}")
 
 
 class UsageError(ValueError):

@@ -144,8 +144,7 @@ class StudyRecord:
         if record is None:
             raise UsageError(
                 f"study {study.study_name!r} records no configuration (made by an older "
-                f"automl or by hand); start a new study: pass another {{study}}, e.g. "
-                f"{{study}} NEW."
+                f"automl or by hand); start a new study under another {{study}} name."
             )
         return record
 

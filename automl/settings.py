@@ -225,6 +225,16 @@ VARIABLES: dict[str, Variable] = {
 }
 
 
+def check_all() -> None:
+    """Read every variable once, so a bad one stops a command before it opens anything.
+
+    Raises:
+        UsageError: For the first bad variable, naming it, its value and the fix.
+    """
+    for variable in VARIABLES.values():
+        variable.read()
+
+
 def describe() -> list[tuple[str, str, str]]:
     """(name, default, doc) for every variable, in table order: the README table and
     `--help` epilogs."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import keras
 import mlflow
@@ -45,12 +46,17 @@ def test_the_plan_measures_each_family_of_the_space():
     data = load_dataset("digits", seed=0)
     spec = model_spec(data, data.encode(None), 40)
     space = resolve_space("auto")
-    plan = make_plan(space, data, spec, Objective(), seed=0, deadline=None, timeout=None)
+    unlimited = make_plan(space, data, spec, Objective(), seed=0, deadline=None, timeout=None)
+    assert not unlimited.speeds and not unlimited.fits_to_time  # nothing to fit: no cost
+    assert "up to 40 epochs" in unlimited.describe()
+    deadline = time.monotonic() + 3600
+    plan = make_plan(space, data, spec, Objective(), seed=0, deadline=deadline, timeout=3600)
     assert set(plan.speeds) == set(reference_points(space, spec))
     speed = next(iter(plan.speeds.values()))
     assert speed.epoch_s > 0 and speed.step_per_forward > 0 and speed.fit_overhead_s >= 0
-    assert not plan.fits_to_time and plan.epochs_for(speed, 1.0) == 40
-    assert "/epoch" in plan.describe() and "up to 40 epochs" in plan.describe()
+    assert plan.fits_to_time and plan.epochs_for(speed, 1.0) == 40
+    assert plan.epochs_for(speed, 600.0) == 5  # an hour holds 5 epochs of 10 minutes
+    assert "/epoch" in plan.describe() and "(up to 40)" in plan.describe()
 
 
 def test_trials_are_planned_for_the_epochs_that_fit_the_time(tmp_path):
@@ -89,7 +95,7 @@ def test_trials_are_planned_for_the_epochs_that_fit_the_time(tmp_path):
 
 def test_a_timeout_too_small_for_one_trial_is_refused_before_anything_exists(tmp_path):
     """One line naming the smallest budget that works here; no study, no MLflow run."""
-    with pytest.raises(UsageError, match=r"^timeout leaves .* pass timeout \d+s or more\.$"):
+    with pytest.raises(UsageError, match=r"^timeout leaves .* pass a timeout of \d+s or more\.$"):
         automl.search(
             "digits", timeout=0.01, storage=sqlite_url(tmp_path / "a.db"), out=tmp_path / "o"
         )
@@ -97,7 +103,7 @@ def test_a_timeout_too_small_for_one_trial_is_refused_before_anything_exists(tmp
     cli = run_cli("search", "digits", "--timeout", "0.01", cwd=tmp_path)
     assert cli.returncode == 2
     line = cli.stderr.strip().splitlines()[-1]
-    assert line.startswith("automl: error: --timeout leaves ") and "pass --timeout" in line
+    assert line.startswith("automl: error: --timeout leaves ") and "pass a --timeout of" in line
     assert not (tmp_path / "automl.db").exists() and not (tmp_path / "mlflow.db").exists()
 
 
@@ -107,7 +113,24 @@ def test_arrays_of_a_table_shape_are_measured_too():
     y = (x[:, 0] > 0).astype("int64")
     data = automl.data.from_arrays(x, y, seed=0)
     spec = model_spec(data, data.encode(None), 5)
+    deadline = time.monotonic() + 600
     plan = make_plan(
-        resolve_space("mlp"), data, spec, Objective(), seed=0, deadline=None, timeout=None
+        resolve_space("mlp"), data, spec, Objective(), seed=0, deadline=deadline, timeout=600
     )
     assert next(iter(plan.speeds.values())).epoch_s > 0
+
+
+def test_once_no_trial_fits_no_more_are_started(tmp_path):
+    """With a trial count the time cannot hold, the search ends at the deadline with at
+    most one trial marked "not started", not one per remaining slot."""
+    result = automl.search(
+        "digits",
+        trials=200,
+        timeout="12s",
+        storage=sqlite_url(tmp_path / "a.db"),
+        tracking_uri=None,
+        out=tmp_path / "out",
+    )
+    reasons = [TrialRecord.read(t).reason for t in result.study.trials]
+    assert sum(r.startswith("not started") for r in reasons) <= 1
+    assert len(result.study.trials) < 200

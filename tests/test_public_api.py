@@ -48,6 +48,28 @@ def test_resolved_never_changes_the_callers_config():
         config.trials = 3  # type: ignore[misc]
 
 
+def test_every_cli_flag_and_config_field_can_be_named_in_an_error():
+    import argparse
+    import dataclasses
+
+    from automl._errors import OPTIONS
+
+    fields = {f.name for f in dataclasses.fields(SearchConfig)}
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    flags = {
+        option[2:].replace("-", "_")
+        for sub in subparsers.choices.values()
+        for action in sub._actions
+        for option in action.option_strings
+        if option.startswith("--") and option != "--help"
+    }
+    assert fields | flags <= OPTIONS
+    error = UsageError("{class_weight} in {/tmp/{x}/path} and {not_an_option}")
+    assert str(error) == "class_weight in {/tmp/{x}/path} and {not_an_option}"
+    assert error.for_cli() == "--class-weight in {/tmp/{x}/path} and {not_an_option}"
+
+
 def test_errors_name_the_parameter_in_python_and_the_flag_on_the_cli(tmp_path):
     with pytest.raises(UsageError) as caught:
         SearchConfig("iris", class_weight="heavy").resolved()

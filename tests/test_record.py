@@ -76,7 +76,7 @@ def test_a_study_written_by_automl_0_3_still_reads(tmp_path):
 def test_a_study_without_a_record_is_refused_in_one_line(tmp_path):
     study = _study(tmp_path)
     assert StudyRecord.read(study) is None
-    with pytest.raises(UsageError, match=r"records no configuration .*another study, e.g."):
+    with pytest.raises(UsageError, match=r"records no configuration .*under another study name"):
         StudyRecord.of(study)
 
 

@@ -2,6 +2,7 @@
 
     _search     run_search: setup -> explore -> finish, and the cleanup however it ends
     _setup      setup: resolve the config, load the data, open the study and MLflow run
+    _plan       plan: measure each family's epoch here; fit each trial's epochs to time
     _explore    explore: trials until the budget is spent, on every worker
     _objective  one trial end to end (TrialContext, TrialObjective); between trials:
                 budget, memory hand-over, Ctrl-C, a broken space

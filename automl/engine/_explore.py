@@ -46,7 +46,8 @@ def explore(
     if config.jobs > 1 and not worker:
         pool.spawn(config.jobs - 1)
     if not budget_spent(study, config.trials):
-        # At least one trial starts, even when setup used up the budget.
+        # A trial starts even when setup used up the budget, unless the plan knows that
+        # no trial fits (then it is not started, and pruned saying so).
         left = None if context.deadline is None else max(1.0, context.deadline - time.monotonic())
         with frozen_heap():
             _optimize(study, objective, timeout=left)
@@ -94,6 +95,8 @@ def _run_leftovers(study: optuna.Study, objective: TrialObjective) -> None:
     give_up = time.monotonic() + 4 * heartbeat_seconds()
     while time.monotonic() < min(give_up, context.deadline or give_up):  # within --timeout
         raise_if(context.pressed)
+        if context.plan.out_of_time():
+            return
         fail_stale_trials(study)
         if not budget_spent(study, trials):
             _optimize(study, objective, n_trials=1)

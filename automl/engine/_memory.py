@@ -14,8 +14,6 @@ import gc
 from collections.abc import Iterator
 from pathlib import Path
 
-from automl import settings
-
 RECYCLE_EXIT = 75  # a worker's exit code for "replace me" (BSD's EX_TEMPFAIL)
 
 
@@ -48,15 +46,6 @@ def frozen_heap() -> Iterator[None]:
         yield
     finally:
         gc.unfreeze()
-
-
-def recycle_limit_mb() -> float:
-    """`AUTOML_RECYCLE_MB`: growth in MB that retires a process (0: never).
-
-    Raises:
-        UsageError: If the variable is not a number of MB, 0 or more.
-    """
-    return settings.recycle_mb()
 
 
 class MemoryWatch:

@@ -147,9 +147,11 @@ class TrialObjective:
         context = self.context
         hp = HyperParameters(trial, context.space.overrides)
         encoded = context.data.encode(hp)
-        spec = self._spec_for(encoded)
+        promoted = is_promoted(trial)
+        rows = None if promoted else context.subset
+        spec = self._spec_for(encoded, rows)
         model = build_model(context.space, hp, spec, context.objective)
-        epochs = self._planned_epochs(trial, hp, model, encoded)
+        epochs = self._planned_epochs(trial, hp, model, encoded, spec)
         if epochs < spec.max_epochs:  # a schedule built for the epochs the time allows
             spec = dataclasses.replace(spec, max_epochs=epochs)
             model = self._rebuild(trial, hp, spec)
@@ -160,8 +162,6 @@ class TrialObjective:
         context.tracker.log_params(log.run_id, logged)
         context.tracker.log_metrics(log.run_id, {"n_params": n_params})
         context.observer.trial_started(trial.number, params)
-        promoted = is_promoted(trial)
-        rows = None if promoted else context.subset
         TrialRecord.write(trial, fidelity=1.0 if rows is None else context.config.subset)
         x_train, y_train = encoded.x_train, context.data.y_train
         if rows is not None:
@@ -185,7 +185,12 @@ class TrialObjective:
         return outcome.value
 
     def _planned_epochs(
-        self, trial: optuna.Trial, hp: HyperParameters, model: keras.Model, encoded: Encoded
+        self,
+        trial: optuna.Trial,
+        hp: HyperParameters,
+        model: keras.Model,
+        encoded: Encoded,
+        spec: ModelSpec,
     ) -> int:
         """The epochs this trial gets: the cap, or as many as fit before the deadline.
 
@@ -204,7 +209,7 @@ class TrialObjective:
             model, rows_of(encoded.x_train, batch)
         )
         val_batches = max(1, -(-len(self.context.data.y_val) // batch))
-        steps = self.context.spec.steps_per_epoch(batch)
+        steps = spec.steps_per_epoch(batch)
         estimate = speed.epoch_seconds(forward_s, steps, val_batches)
         trials = trial.study.get_trials(deepcopy=False)
         epoch_s = estimate * plan.calibration(trials, speed.family)
@@ -220,7 +225,7 @@ class TrialObjective:
             raise optuna.TrialPruned(
                 f"not started: one epoch needs about {epoch_s + speed.fit_overhead_s:.0f} s, "
                 f"more than the time left."
-            )
+            )  # _explore starts no other trial once the quickest does not fit either
         return epochs
 
     def _rebuild(self, trial: optuna.Trial, hp: HyperParameters, spec: ModelSpec) -> keras.Model:
@@ -266,13 +271,21 @@ class TrialObjective:
         if context.publisher is not None:
             context.publisher.refresh_if_due(study)
 
-    def _spec_for(self, encoded: Encoded) -> ModelSpec:
-        """The study's spec, with this trial's input shape and vocabulary (text choices)."""
+    def _spec_for(self, encoded: Encoded, rows: np.ndarray | None) -> ModelSpec:
+        """The study's spec, with this trial's input shape and vocabulary (text choices),
+        and the rows it trains on (a `--subset` trial's epoch has fewer steps)."""
         spec = self.context.spec
         vocab_size = encoded.vocab_size or spec.vocab_size  # token ids without encoder
-        if (encoded.input_shape, vocab_size) == (spec.input_shape, spec.vocab_size):
+        n_train = spec.n_train if rows is None else len(rows)
+        if (encoded.input_shape, vocab_size, n_train) == (
+            spec.input_shape,
+            spec.vocab_size,
+            spec.n_train,
+        ):
             return spec
-        return dataclasses.replace(spec, input_shape=encoded.input_shape, vocab_size=vocab_size)
+        return dataclasses.replace(
+            spec, input_shape=encoded.input_shape, vocab_size=vocab_size, n_train=n_train
+        )
 
     def _keep_if_best(self, trial: optuna.Trial, outcome: TrialOutcome, encoded: Encoded) -> None:
         """Save the model when it beats every earlier complete trial; drop the old best.

@@ -140,6 +140,13 @@ class Plan:
         """The quickest family's fit overhead and one epoch: the least a trial needs."""
         return min((s.fit_overhead_s + s.epoch_s for s in self.speeds.values()), default=0.0)
 
+    def out_of_time(self) -> bool:
+        """Whether the time left is too short for the quickest trial (never without a
+        deadline and a measurement)."""
+        if not self.fits_to_time or self.deadline is None:
+            return False
+        return self.deadline - time.monotonic() < self.shortest_trial_s()
+
     def describe(self) -> str:
         """One line for people: what an epoch costs here and how trials are fitted."""
         epochs = ", ".join(
@@ -147,7 +154,7 @@ class Plan:
             for s in self.speeds.values()
         )
         if not self.speeds:
-            return f"nothing measured; every trial trains up to {self.max_epochs} epochs"
+            return f"every trial trains up to {self.max_epochs} epochs (no time limit to fit)"
         if self.budget_s is None:
             return f"measured here: {epochs}; every trial trains up to {self.max_epochs} epochs"
         return (
@@ -193,7 +200,9 @@ def make_plan(
     """
     started = time.monotonic()
     speeds = {}
-    for family, point in reference_points(space, spec).items():
+    # Without a deadline nothing is fitted to time: measuring would only cost time.
+    references = reference_points(space, spec) if deadline is not None else {}
+    for family, point in references.items():
         try:
             speeds[family] = _measure(space, data, spec, objective, family, point, seed)
         except (UsageError, KeyboardInterrupt):
@@ -337,7 +346,7 @@ def _refuse(plan: Plan, timeout: float) -> None:
     raise UsageError(
         f"{{timeout}} leaves {_seconds(budget)} for trials after setup and measuring, but the "
         f"quickest trial here needs about {_seconds(needed)} (one epoch and its start-up); "
-        f"pass {{timeout}} {_suggest(1.2 * smallest)} or more."
+        f"pass a {{timeout}} of {_suggest(1.2 * smallest)} or more."
     )
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import optuna
 
-from automl import tracking
+from automl import settings, tracking
 from automl._errors import UsageError
 from automl.data import Dataset, load_data
 from automl.data._encoding import Encoded
@@ -112,10 +112,10 @@ def open_session(
     tracker = tracking.make_tracker(config.tracking_uri, str(config.study))
     study = _open_study(config, tracker, objective, worker)
     record = StudyRecord.read(study)
-    if record is None and not study.trials and not worker:
+    if record is None and not worker:  # new, or made elsewhere: it records itself now
         record = StudyRecord.new(config, data.task, objective, in_memory=in_memory)
         record.write(study)
-        for point in space.starting_points(spec):
+        for point in space.starting_points(spec) if not study.trials else []:
             study.enqueue_trial(point, user_attrs=TrialRecord.attrs(starting_point=True))
     if record is not None:
         record.check_same_search(config, str(config.study))
@@ -141,6 +141,7 @@ def _resolve(config: SearchConfig, space: Space | None, data: Dataset | None) ->
     if space is not None:
         config = config.replace(space=space.label)
     config = config.resolved(in_memory_data=data is not None)
+    settings.check_all()  # a bad AUTOML_* variable stops here, before anything is opened
     check_storage_url(str(config.storage))
     if config.tracking_uri is not None:
         check_tracking_uri(config.tracking_uri)

@@ -19,7 +19,9 @@ from automl.data import load_dataset
 from automl.models import save_plain
 from tests.conftest import cli_env, sqlite_url
 
-SUMMARY_KEYS = {"study", "dataset", "task", "space", "best", "test", "trials", "model_path"}
+SUMMARY_KEYS = {
+    "study", "dataset", "task", "space", "best", "test", "trials", "model_path", "plan", "spent",
+}  # fmt: skip
 
 
 def _predict_in_fresh_process(model_path: Path, inputs: np.ndarray, tmp_path: Path) -> np.ndarray:
@@ -56,6 +58,8 @@ def test_summary_json_has_the_documented_keys(iris_search):
     assert {"complete", "pruned", "failed"} <= set(summary["trials"])
     assert Path(summary["model_path"]) == (iris_search.out / "best_model.keras").resolve()
     assert not list(iris_search.out.glob("*.tmp"))  # written atomically
+    assert set(summary["spent"]) == {"setup_s", "measure_s", "trials_s", "finish_s", "total_s"}
+    assert summary["plan"]["max_epochs"] == 4 and summary["plan"]["description"]
 
 
 def test_exported_model_predicts_on_raw_features_in_a_fresh_process(iris_search, tmp_path):

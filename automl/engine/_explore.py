@@ -95,7 +95,7 @@ def _run_leftovers(study: optuna.Study, objective: TrialObjective) -> None:
     give_up = time.monotonic() + 4 * heartbeat_seconds()
     while time.monotonic() < min(give_up, context.deadline or give_up):  # within --timeout
         raise_if(context.pressed)
-        if context.plan.out_of_time():
+        if objective.out_of_time or context.plan.out_of_time():
             return
         fail_stale_trials(study)
         if not budget_spent(study, trials):

@@ -104,6 +104,7 @@ class TrialObjective:
 
     def __init__(self, context: TrialContext) -> None:
         self.context = context
+        self.out_of_time = False  # a trial found that not even one epoch fits any more
 
     def __call__(self, trial: optuna.Trial) -> float:
         context = self.context
@@ -221,6 +222,7 @@ class TrialObjective:
             estimated_epoch_s=round(estimate, 4),
         )
         if epochs < 1:
+            self.out_of_time = True
             trial.study.stop()
             raise optuna.TrialPruned(
                 f"not started: one epoch needs about {epoch_s + speed.fit_overhead_s:.0f} s, "

@@ -127,7 +127,7 @@ def test_regression_logs_rmse_mae_r2_and_can_maximize_r2(tmp_path):
 @pytest.mark.parametrize(
     ("argv", "fragment"),
     [
-        (["iris", "--task", "ranking"], "^task must be one of"),
+        (["iris", "--task", "ranking"], "--task must be one of"),
         (["iris", "--metric", "precision"], "unknown metric 'precision'"),
         (["iris", "--class-weight", "auto"], "--class-weight must be 'balanced'"),
         (["missing.csv", "--target", "y"], "no such file or folder: missing.csv"),

@@ -258,7 +258,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for name, point in chosen.items():
                 row = train_for_budget(point, data, spec, budget * t * scale, estimates[name])
                 result["compare"][f"{budget:g}|{name}"] = row
-                _progress(f"{budget:g} T {name}: {row}")
+                _progress(f"{budget:g} T {name}: {row}", result, args.json)
     if "ablation" in parts:
         budget = 1.0 if args.quick else args.ablation_budget
         recipe = contenders()["recipe"]
@@ -273,15 +273,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for name, point in points.items():
             row = train_for_budget(point, data, spec, budget * t * scale, estimates[name])
             result["ablation"][name] = row
-            _progress(f"ablation {name}: {row}")
+            _progress(f"ablation {name}: {row}", result, args.json)
     if "throughput" in parts:
         result["throughput"] = throughput(data, args.quick)
-        _progress(f"throughput: {result['throughput']}")
+        _progress(f"throughput: {result['throughput']}", result, args.json)
     return result
 
 
-def _progress(text: str) -> None:
+def _progress(text: str, result: dict[str, Any], path: Path | None) -> None:
+    """Say what finished, and save the figures so far (a later crash keeps them)."""
     print(f"recipes: {text}", flush=True, file=sys.stderr)
+    if path is not None:
+        path.write_text(json.dumps(result, indent=1))
 
 
 def section(result: dict[str, Any]) -> str:

@@ -247,6 +247,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "quick": args.quick,
         "T_s": round(t, 1),
         "train": len(data.x_train),
+        # Other processes on the machine stretch T and every timing: say how busy it was.
+        "load_average_at_start": round(os.getloadavg()[0], 2),
     }
     result["compare"] = {}
     chosen = {k: v for k, v in contenders().items() if k in args.contenders.split(",")}
@@ -277,6 +279,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if "throughput" in parts:
         result["throughput"] = throughput(data, args.quick)
         _progress(f"throughput: {result['throughput']}", result, args.json)
+    result["load_average_at_end"] = round(os.getloadavg()[0], 2)
     return result
 
 
@@ -295,8 +298,11 @@ def section(result: dict[str, Any]) -> str:
         "",
         f"Command: `{result['command']}`.",
         "",
+        *([result["note"], ""] if result.get("note") else []),
         f"T = {result['T_s']:.1f} s (one tutorial-CNN epoch on 45,000 images, this run); "
-        f"{mode}. Each model trained alone for the epochs its measured epoch time fits in "
+        f"{mode}; 1-minute load average {result.get('load_average_at_start', '?')} at the "
+        f"start, {result.get('load_average_at_end', '?')} at the end (2 means both cores "
+        "busy). Each model trained alone for the epochs its measured epoch time fits in "
         "the budget, its schedule decaying over exactly those epochs; the best validation "
         "epoch's weights scored once on the 10,000 test images, as trained and with flip "
         "test-time augmentation (`automl.spaces.blocks.with_flip_tta`).",

@@ -133,10 +133,13 @@ def test_a_worker_killed_mid_trial_is_retried_and_the_counts_add_up(postgres, tm
 def _running_trial_of_a_spawned_worker(storage: str, name: str, parent: int) -> dict:
     """Wait for a trial that a child of `parent` (a spawned worker) is training."""
     deadline = time.monotonic() + 300
+    opened = make_storage(storage)  # one connection pool: a new one per poll would leak
     while time.monotonic() < deadline:
         children = set(_children(parent))
         try:
-            trials = load(storage, name).get_trials(deepcopy=False)
+            trials = optuna.load_study(study_name=name, storage=opened).get_trials(
+                deepcopy=False
+            )
         except KeyError:
             trials = []
         for trial in trials:

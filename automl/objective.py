@@ -66,9 +66,9 @@ class Objective:
         return cls(f"val_{metric}", direction)
 
     @classmethod
-    def of_study(cls, study: optuna.Study, monitor: str) -> Objective:
+    def of_study(cls, study: optuna.Study, monitor: str = "value") -> Objective:
         """The objective of a study that scores trials on `monitor` (Optuna keeps the
-        direction)."""
+        direction; ranking trials needs only that)."""
         return cls(monitor, study.direction.name.lower())
 
     @property
@@ -105,7 +105,7 @@ class Objective:
 def ranked_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     """A study's trials as leaderboards show them: complete ones best first, then the
     others by number."""
-    objective = Objective(direction=study.direction.name.lower())
+    objective = Objective.of_study(study)
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state.name == "COMPLETE"]
     others = [t for t in trials if t.state.name != "COMPLETE"]

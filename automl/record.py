@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from automl._errors import UsageError
 from automl.config import SearchConfig
@@ -255,6 +255,8 @@ class TrialRecord:
     starting_point: bool = False
     promoted_from: int | None = None
     space_failed: bool = False
+
+    MODEL_PATH: ClassVar[str] = "model_path"  # the field's attribute name, for dataframes
 
     @classmethod
     def read(cls, trial: optuna.trial.FrozenTrial | optuna.trial.BaseTrial) -> TrialRecord:

@@ -50,7 +50,7 @@ def promote_best(study: optuna.Study) -> int | None:
     ]
     if len(subset) < PROMOTE_AFTER:
         return None
-    best = Objective(direction=study.direction.name.lower()).best_of(subset, lambda t: t.value)
+    best = Objective.of_study(study).best_of(subset, lambda t: t.value)
     promoted = {TrialRecord.read(t).promoted_from for t in trials}
     waiting = any(t.state == optuna.trial.TrialState.WAITING for t in trials)
     if best.number in promoted or waiting:

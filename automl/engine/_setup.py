@@ -124,9 +124,20 @@ def open_session(
     parent = _open_parent_run(study, tracker, config, data, worker)
     tracker.set_tags(parent, {"automl.plan": plan.describe()})
     return Session(
-        config, data, spec, space, objective, study, tracker, parent, class_weight, in_memory,
-        plan, started, time.monotonic(),
-    )  # fmt: skip
+        config=config,
+        data=data,
+        spec=spec,
+        space=space,
+        objective=objective,
+        study=study,
+        tracker=tracker,
+        parent_run=parent,
+        class_weight=class_weight,
+        in_memory=in_memory,
+        plan=plan,
+        started=started,
+        ready=time.monotonic(),
+    )
 
 
 def _resolve(config: SearchConfig, space: Space | None, data: Dataset | None) -> SearchConfig:

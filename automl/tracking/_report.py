@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from automl import settings
 from automl.objective import ranked_trials
-from automl.record import StudyRecord
+from automl.record import StudyRecord, TrialRecord
 
 if TYPE_CHECKING:
     import optuna
@@ -149,7 +149,8 @@ def write_leaderboard(study: optuna.Study, path: Path) -> None:
     if frame.empty:
         path.write_text("number,state,value\n")
         return
-    frame = frame.drop(columns=["user_attrs_model_path"], errors="ignore")
+    # A machine's local path says nothing in a shared report.
+    frame = frame.drop(columns=[f"user_attrs_{TrialRecord.MODEL_PATH}"], errors="ignore")
     frame["duration"] = frame["duration"].dt.total_seconds().round(2)
     # Best first: the order of `automl show` (`leaderboard_rows`), complete trials on top.
     order = [t.number for t in ranked_trials(study)]

@@ -55,7 +55,7 @@ class Setting:
 
 DATASETS = {
     "digits": Setting("mlp", 40, {"quick": 10, "full": 20}, {"quick": 1, "full": 3}),
-    "breast_cancer": Setting("mlp", 40, {"quick": 5, "full": 10}, {"quick": 1, "full": 3}),
+    "breast_cancer": Setting("mlp", 40, {"quick": 10, "full": 10}, {"quick": 1, "full": 3}),
     # 6 epochs a trial, automl's own cap for cifar10; the tutorial CNN trains its 10.
     "cifar10": Setting("cnn", 6, {"full": 240}, {"full": 1}, 10_000, 2_500, 10),
 }

@@ -1,11 +1,13 @@
 """`transformer`: attention encoders for text and sequences, and a ViT-style one for images.
 
 Text: token embedding to `d_model` (id 0 is padding: its mask keeps padded steps out of
-attention and pooling). Sequences: a dense projection of each timestep to `d_model`.
-Then a position embedding ("learned", "sinusoidal" or "none"), 1-4 encoder blocks
-(multi-head self-attention and a feed-forward layer, each with a residual connection and
-layer normalization before or after it), global mean or max pooling over steps, and the
-output head.
+attention and pooling). A text with no token ("", "!!!") is a row of padding only: Keras'
+masked softmax gives its attention all-zero weights, and the pooling gives it zeros, so
+it predicts from the head's bias alone instead of turning the loss NaN (issue #14).
+Sequences: a dense projection of each timestep to `d_model`. Then a position embedding
+("learned", "sinusoidal" or "none"), 1-4 encoder blocks (multi-head self-attention and a
+feed-forward layer, each with a residual connection and layer normalization before or
+after it), global mean or max pooling over steps, and the output head.
 
 Images: a small patch transformer. The image is cut into non-overlapping patches by a
 `Conv2D(d_model, patch, strides=patch)`, the patch grid is flattened to a sequence, a
@@ -39,6 +41,7 @@ from automl.spaces.blocks import (
     output_head,
 )
 from automl.spaces.layers import (
+    MaskedGlobalAveragePooling1D,
     MaskedGlobalMaxPooling1D,
     PositionEmbedding,
     SinusoidalPositionEmbedding,
@@ -135,7 +138,8 @@ def encoder_block(
     normalized (pre-norm: stabler in deep stacks and at high learning rates), otherwise
     its residual sum is (post-norm, the original Transformer's layout). Keras masks
     (padding) flow through every layer here and reach the attention as its query and
-    value masks.
+    value masks; Keras 3's masked softmax zeros the weights of a row with no unmasked
+    key, so an all-padding text stays finite here (its steps carry the output bias).
     """
     d_model = x.shape[-1]
 
@@ -228,7 +232,8 @@ def build(hp: HyperParameters, spec: ModelSpec) -> keras.Model:
     if norm_first:  # pre-norm leaves the residual stream unnormalized
         x = keras.layers.LayerNormalization(name="final_norm")(x)
     if pooling == "mean":
-        x = keras.layers.GlobalAveragePooling1D(name="pool")(x)  # masked steps left out
+        # Not Keras' GlobalAveragePooling1D: it pools a text with no token to 0/0 = NaN.
+        x = MaskedGlobalAveragePooling1D(name="pool")(x)
     else:
         x = MaskedGlobalMaxPooling1D(name="pool")(x)
     if dropout > 0:

@@ -124,6 +124,24 @@ def test_text_padding_steps_are_skipped():
         keras.utils.clear_session()
 
 
+def test_texts_with_no_token_train_and_predict_finite():
+    """Issue #14: a text with no token (every step padding) leaves the recurrent layers
+    at their initial state, not NaN: at a high learning rate every cell, one way and both
+    ways, trains with a finite loss and predicts finite probabilities for such texts."""
+    x, y = digits_as("short_text")
+    x, y = x[:64].copy(), y[:64]
+    x[::4] = 0  # every batch holds all-padding rows
+    spec = digits_spec("short_text")
+    for cell, bidirectional in (("lstm", True), ("gru", False), ("simple_rnn", True)):
+        point = {**rnn.starting_points(spec)[0], "cell": cell, "layers": 2}
+        point.update(bidirectional=bidirectional, learning_rate=5e-3)
+        model = rnn.build(HyperParameters(FixedTrial(point)), spec)
+        history = model.fit(x, y, epochs=2, batch_size=16, verbose=0)
+        assert np.isfinite(history.history["loss"]).all(), (cell, history.history["loss"])
+        assert np.isfinite(model.predict(x[:8], verbose=0)).all(), cell
+        keras.utils.clear_session()
+
+
 def test_vector_data_is_refused_with_a_usage_error():
     """The rnn space does not build for vectors, and says which space does."""
     spec = ModelSpec((4,), "vector", "classification", 3, 10, 1)

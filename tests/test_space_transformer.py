@@ -1,4 +1,5 @@
-"""The `transformer` space and its custom layers on real, tiny data: scikit-learn's digits.
+"""The `transformer` space and its custom layers on real, tiny data: scikit-learn's digits,
+and short review-like texts (tests/_texts.py) where some texts tokenize to nothing.
 
 - "sequence": 8 timesteps (pixel rows) of 8 features, standardized in the model.
 - "text": the 64 pixel intensities 0..16 as token ids (vocab 17, 0 = padding). A stand-in
@@ -18,14 +19,17 @@ import pytest
 from optuna.trial import FixedTrial
 
 from automl import UsageError
+from automl.data._text import TextEncoder
 from automl.spaces import HyperParameters, ModelSpec
 from automl.spaces.layers import (
+    MaskedGlobalAveragePooling1D,
     MaskedGlobalMaxPooling1D,
     PositionEmbedding,
     SinusoidalPositionEmbedding,
 )
 from search_spaces import transformer
 from tests._digits import digits_as, digits_spec, fit_on_digits
+from tests._texts import FILLER, NEGATIVE, POSITIVE
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -169,6 +173,61 @@ def test_text_padding_is_masked_out_of_attention_and_pooling(pooling):
     np.testing.assert_allclose(model.predict(x[:16], verbose=0), before, atol=1e-5)
 
 
+# Texts TextVectorization turns into all padding: nothing left after stripping punctuation
+# and splitting on whitespace. (Unknown words are not among them: they map to id 1.)
+EMPTY_TEXTS = ("", "!!!", "   ", "?! ... ,")
+
+
+def _short_reviews(rows: int = 160) -> tuple[np.ndarray, np.ndarray]:
+    """Short reviews (2-8 words, one sentiment cue) labelled 1/0; every 8th text is one of
+    `EMPTY_TEXTS`, so every training batch holds texts with no token."""
+    rng = np.random.default_rng(0)
+    texts, labels = [], []
+    for i in range(rows):
+        label = int(rng.integers(2))
+        words = [*rng.choice(FILLER, rng.integers(1, 8)), rng.choice((NEGATIVE, POSITIVE)[label])]
+        texts.append(EMPTY_TEXTS[i // 8 % 4] if i % 8 == 0 else " ".join(rng.permutation(words)))
+        labels.append(label)
+    return np.array(texts, dtype=object), np.array(labels)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"pooling": "mean"},
+        {"pooling": "max", "norm_first": False, "position": "sinusoidal"},
+    ],
+)
+def test_texts_that_tokenize_to_nothing_train_and_predict_finite(changes):
+    """Issue #14: texts with no token ("", "!!!") leave a row with every step masked. At a
+    high learning rate the starting point trains 2 epochs with a finite loss, and the
+    model on raw strings predicts finite probabilities for such texts."""
+    texts, labels = _short_reviews()
+    encoded = TextEncoder(texts).encode(texts, texts, None)
+    x = encoded.x_train
+    assert (x == 0).all(axis=1).sum() == len(texts) // 8  # the empty texts are all padding
+    spec = ModelSpec(
+        x.shape[1:], "text", "classification", 2, len(x), 2, vocab_size=encoded.vocab_size
+    )
+    keras.utils.set_random_seed(0)
+    hp = HyperParameters(FixedTrial(_point("text", learning_rate=5e-3, **changes)))
+    model = transformer.build(hp, spec)
+    history = model.fit(
+        x,
+        labels,
+        epochs=2,
+        verbose=0,
+        callbacks=hp.callbacks,
+        **{**hp.fit_kwargs, "batch_size": 32},
+    )
+    assert np.isfinite(history.history["loss"]).all(), history.history["loss"]
+    assert np.isfinite(model.predict(x, verbose=0)).all()
+    raw = np.array([*EMPTY_TEXTS, "unheardof words only", "great fun"], dtype=object)
+    probabilities = encoded.wrap(model).predict(raw, verbose=0)
+    assert np.isfinite(probabilities).all(), probabilities
+    np.testing.assert_allclose(probabilities.sum(axis=-1), 1.0, rtol=1e-5)
+
+
 def test_image_patches_tile_the_image():
     """The sampled patch size is used where it divides the image, else the largest
     divisor below it; large images get patches big enough for at most 32 per side."""
@@ -215,6 +274,15 @@ def test_masked_global_max_pooling_skips_masked_steps():
     out = _numpy(MaskedGlobalMaxPooling1D()(values, mask=mask))
     np.testing.assert_allclose(out, [[1.0], [0.0]])
     np.testing.assert_allclose(_numpy(MaskedGlobalMaxPooling1D()(values)), [[9.0], [8.0]])
+
+
+def test_masked_global_average_pooling_skips_masked_steps():
+    """The mean is over unmasked steps only; an all-masked row pools to zeros, not 0/0."""
+    values = np.array([[[1.0], [9.0], [-3.0]], [[-5.0], [-7.0], [8.0]]], "float32")
+    mask = np.array([[True, False, True], [False, False, False]])
+    layer = MaskedGlobalAveragePooling1D()
+    np.testing.assert_allclose(_numpy(layer(values, mask=mask)), [[-1.0], [0.0]])
+    np.testing.assert_allclose(_numpy(layer(values)), [[7 / 3], [-4 / 3]], rtol=1e-6)
 
 
 def test_position_embedding_config_round_trips():

@@ -5,9 +5,9 @@ uses it saves to `.keras` and loads back with `keras.models.load_model(path)` (s
 on) once this module is imported. No `Lambda` layers: they do not load in safe mode.
 Layers here are written with `keras.ops` only, so they run on every backend.
 
-What lives here: position embeddings for attention models and a mask-aware global max
-pooling. The spaces themselves (the built-in space modules) and the shared `choose_*` helpers
-(`automl.spaces.blocks`) do not.
+What lives here: position embeddings for attention models and mask-aware global average
+and max pooling. The spaces themselves (the built-in space modules) and the shared
+`choose_*` helpers (`automl.spaces.blocks`) do not.
 """
 
 from __future__ import annotations
@@ -100,8 +100,49 @@ class SinusoidalPositionEmbedding(keras.layers.Layer):
         return {**super().get_config(), "max_wavelength": self.max_wavelength}
 
 
+class _MaskedGlobalPooling1D(keras.layers.Layer):
+    """Base of the global poolings over steps that skip masked (padding) steps.
+
+    A row whose steps are all masked (a text with no token: "", "!!!") pools to zeros, so
+    the head sees "no evidence" and predicts from its bias alone. Pooling it any other way
+    gives 0/0 or -inf, and one such row turns a batch's loss, then every weight, to NaN.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.supports_masking = True
+        self.built = True  # no weights
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return (input_shape[0], input_shape[-1])
+
+    def compute_mask(self, inputs: Any, mask: Any = None) -> None:
+        return None  # the step axis is gone
+
+
 @keras.saving.register_keras_serializable(package="automl")
-class MaskedGlobalMaxPooling1D(keras.layers.Layer):
+class MaskedGlobalAveragePooling1D(_MaskedGlobalPooling1D):
+    """Global average pooling over steps that skips masked (padding) steps.
+
+    Keras' `GlobalAveragePooling1D` divides the masked sum by the number of unmasked
+    steps, which is 0/0 = NaN for a row with none; here that row pools to zeros.
+
+    Args:
+        **kwargs: Standard layer arguments (`name`, `dtype`, ...).
+    """
+
+    def call(self, inputs: Any, mask: Any = None) -> Any:
+        if mask is None:
+            return ops.mean(inputs, axis=1)
+        valid = ops.expand_dims(ops.cast(mask, "bool"), -1)
+        # `where`, not a product with the mask: a masked step's inf would make 0 * inf.
+        total = ops.sum(ops.where(valid, inputs, ops.zeros_like(inputs)), axis=1)
+        count = ops.sum(ops.cast(valid, inputs.dtype), axis=1)
+        return total / ops.maximum(count, ops.ones_like(count))  # zero steps: 0 / 1
+
+
+@keras.saving.register_keras_serializable(package="automl")
+class MaskedGlobalMaxPooling1D(_MaskedGlobalPooling1D):
     """Global max pooling over steps that skips masked (padding) steps.
 
     Keras' `GlobalMaxPooling1D` ignores masks, so padding would take part in the max. A
@@ -111,11 +152,6 @@ class MaskedGlobalMaxPooling1D(keras.layers.Layer):
         **kwargs: Standard layer arguments (`name`, `dtype`, ...).
     """
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.supports_masking = True
-        self.built = True
-
     def call(self, inputs: Any, mask: Any = None) -> Any:
         if mask is None:
             return ops.max(inputs, axis=1)
@@ -123,11 +159,10 @@ class MaskedGlobalMaxPooling1D(keras.layers.Layer):
         pooled = ops.max(ops.where(valid, inputs, float("-inf")), axis=1)
         return ops.where(ops.any(valid, axis=1), pooled, ops.zeros_like(pooled))
 
-    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
-        return (input_shape[0], input_shape[-1])
 
-    def compute_mask(self, inputs: Any, mask: Any = None) -> None:
-        return None  # the step axis is gone
-
-
-__all__ = ["MaskedGlobalMaxPooling1D", "PositionEmbedding", "SinusoidalPositionEmbedding"]
+__all__ = [
+    "MaskedGlobalAveragePooling1D",
+    "MaskedGlobalMaxPooling1D",
+    "PositionEmbedding",
+    "SinusoidalPositionEmbedding",
+]

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from automl._errors import UsageError
-from automl.models import load_model
+from automl.models import load_model, predict_raw
 from automl.record import StudyRecord, TrialRecord
+from automl.scoring import scores
 
 if TYPE_CHECKING:
     import keras
@@ -70,51 +71,12 @@ def copy_best_model(study: optuna.Study, target: Path) -> Path:
 
 
 def test_metrics(model: keras.Model, data: Dataset) -> dict[str, float]:
-    """Score `model` (which takes raw data) on the test split with scikit-learn's metrics.
-
-    Classification: accuracy, macro F1, ROC AUC (one-vs-rest macro for several
-    classes), log loss; regression: R², RMSE, MAE. Empty without a test split.
-    """
-    import numpy as np
-    from sklearn.metrics import (
-        accuracy_score,
-        f1_score,
-        log_loss,
-        mean_absolute_error,
-        r2_score,
-        roc_auc_score,
-        root_mean_squared_error,
-    )
-
-    from automl.data._encoding import model_input
-
+    """Score `model` (which takes raw data) on the test split with scikit-learn's metrics
+    (see `automl.scoring.scores`); empty without a test split."""
     if len(data.x_test) == 0:
         return {}
-    stream = getattr(data.encoder, "batches", None)  # images decoded batch by batch
-    inputs = stream(data.x_test, None, 256) if stream else model_input(data.x_test, model)
-    output = model.predict(inputs, verbose=0, **({} if stream else {"batch_size": 512}))
-    if data.task == "regression":
-        predicted = output.reshape(-1)
-        return {
-            "r2": float(r2_score(data.y_test, predicted)),
-            "rmse": float(root_mean_squared_error(data.y_test, predicted)),
-            "mae": float(mean_absolute_error(data.y_test, predicted)),
-        }
-    predicted = np.argmax(output, axis=-1)
-    labels = list(range(data.num_classes))
-    metrics = {
-        "accuracy": float(accuracy_score(data.y_test, predicted)),
-        "f1_macro": float(f1_score(data.y_test, predicted, average="macro")),
-        "log_loss": float(log_loss(data.y_test, output, labels=labels)),
-    }
-    if len(np.unique(data.y_test)) == data.num_classes:  # AUC needs every class present
-        probabilities = output / output.sum(axis=-1, keepdims=True)
-        metrics["auc"] = float(
-            roc_auc_score(data.y_test, probabilities[:, 1])
-            if data.num_classes == 2
-            else roc_auc_score(data.y_test, probabilities, multi_class="ovr", labels=labels)
-        )
-    return metrics
+    output = predict_raw(model, data, data.x_test)
+    return scores(data.y_test, output, data.task, data.num_classes)
 
 
 def export_best(
@@ -123,20 +85,29 @@ def export_best(
     out: Path,
     tracker: StudyTracker,
     extra: dict[str, Any] | None = None,
+    final: tuple[keras.Model | None, dict[str, Any]] | None = None,
 ) -> tuple[dict[str, Any], keras.Model | None]:
-    """Export the best model, score it on test once, and write `summary.json` (with the
+    """Export the final model, score it on test once, and write `summary.json` (with the
     `extra` facts of this run: its plan and spend).
 
+    Args:
+        study: The study.
+        data: Its dataset (the test split is scored here).
+        out: The output folder.
+        tracker: MLflow (or nothing).
+        extra: More facts for the summary.
+        final: The final model on raw data (an ensemble, flip test-time augmentation;
+            None: the best checkpoint) and its facts for the summary.
+
     Returns:
-        The summary and the loaded best model (None if no trial completed).
+        The summary and the exported model, in memory (None if no trial completed).
     """
     summary = {**summarize(study), **(extra or {})}
     model = None
     if summary["best"] is not None:
         best, checkpoint = best_checkpoint(study)
-        model = load_model(checkpoint)
         target = out / "best_model.keras"
-        shutil.copyfile(checkpoint, target)
+        model, summary["final"] = _write_final(final, best, checkpoint, target)
         metrics = test_metrics(model, data)
         summary["test"] = {"metrics": metrics}
         summary["model_path"] = str(target.resolve())
@@ -144,6 +115,36 @@ def export_best(
         tracker.log_metrics(tracker.parent_run_id, {"best_val_metric": best.value})
     write_json(out / "summary.json", summary)
     return summary, model
+
+
+def _write_final(
+    final: tuple[keras.Model | None, dict[str, Any]] | None,
+    best: optuna.trial.FrozenTrial,
+    checkpoint: Path,
+    target: Path,
+) -> tuple[keras.Model, dict[str, Any]]:
+    """Save the final model to `target`, or copy the best checkpoint there when there is
+    none or it cannot be saved (one warning says why)."""
+    single = {
+        "description": f"trial {best.number}",
+        "members": [{"trial": best.number, "weight": 1.0}],
+    }
+    model, facts = final if final is not None else (None, single)
+    if model is not None:
+        try:
+            model.save(target)
+            return model, facts
+        except Exception as exc:  # noqa: BLE001 - e.g. a custom space's unregistered layer
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            logger.warning(
+                "%s cannot be saved as one Keras model (%s); exporting the best single "
+                "model instead",
+                facts.get("description", "the final model"),
+                reason,
+            )
+            facts = {**single, "fallback": reason}
+    shutil.copyfile(checkpoint, target)
+    return load_model(checkpoint), facts
 
 
 def summarize(study: optuna.Study) -> dict[str, Any]:

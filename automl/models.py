@@ -13,6 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import keras
+    import numpy as np
+
+    from automl.data import Dataset
 
 
 def save_plain(
@@ -56,3 +59,14 @@ def load_model(path: str | Path) -> keras.Model:
     import automl.spaces.metrics  # noqa: F401 - registers the custom metrics
 
     return keras.models.load_model(path, safe_mode=True)
+
+
+def predict_raw(model: keras.Model, data: Dataset, x: Any) -> np.ndarray:
+    """`model`'s predictions for raw rows `x` of `data` (a split's `x_val` or `x_test`):
+    image files decoded batch by batch, table columns as the model takes them."""
+    from automl.data._encoding import model_input
+
+    stream = getattr(data.encoder, "batches", None)  # images decoded batch by batch
+    if stream is not None:
+        return model.predict(stream(x, None, 256), verbose=0)
+    return model.predict(model_input(x, model), verbose=0, batch_size=512)

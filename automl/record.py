@@ -232,10 +232,12 @@ class TrialRecord:
         planned_epochs: The epochs it was planned for (the cap, or what fit the time).
         planned_epoch_s: Its seconds per epoch as planned, when planned to the time.
         estimated_epoch_s: The same before calibration on earlier trials (see `_plan`).
-        model_path: Its saved model, while it is the best.
+        model_path: Its saved model, while it is among the best (ensemble candidates).
         mlflow_run_id: Its MLflow run.
         starting_point: Enqueued from the space's starting points.
-        promoted_from: The subset trial it reruns on all the data.
+        promoted_from: The trial whose configuration it trains again: on all the data
+            (`--subset`), or for longer (`exploit`).
+        exploit: One of the long trainings of the best configurations (see `_phases`).
         space_failed: It failed in the space itself (not in training).
     """
 
@@ -254,6 +256,7 @@ class TrialRecord:
     mlflow_run_id: str | None = None
     starting_point: bool = False
     promoted_from: int | None = None
+    exploit: bool = False
     space_failed: bool = False
 
     MODEL_PATH: ClassVar[str] = "model_path"  # the field's attribute name, for dataframes

@@ -56,7 +56,13 @@ def test_the_plan_measures_each_family_of_the_space():
     assert speed.epoch_s > 0 and speed.step_per_forward > 0 and speed.fit_overhead_s >= 0
     assert plan.fits_to_time and plan.epochs_for(speed, 1.0) == 40
     assert plan.epochs_for(speed, 600.0) == 5  # an hour holds 5 epochs of 10 minutes
-    assert "/epoch" in plan.describe() and "(up to 40)" in plan.describe()
+    # An hour of 1-second epochs: explore with trials no longer than a full training,
+    # then train the best 2 long (up to 4x the cap).
+    assert plan.split is not None and plan.split.exploit_n == 2
+    assert plan.split.explore_trial_s <= plan.full_trial_s()
+    assert plan.split.exploit_from < deadline - plan.split.exploit_s
+    described = plan.describe()
+    assert "/epoch" in described and "then the best 2" in described and "160 epochs" in described
 
 
 def test_trials_are_planned_for_the_epochs_that_fit_the_time(tmp_path):

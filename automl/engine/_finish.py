@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from automl.engine._checkpoints import kept_trials
+from automl.engine._final import choose_final
 from automl.export import export_best, summarize, write_json
 
 if TYPE_CHECKING:
@@ -42,16 +44,41 @@ def finish(
     """
     if publisher is None:
         return summarize(session.study), None
-    observer.stage("scoring the best model on the test set")
+    observer.stage("choosing the final model on validation: the best, an ensemble, TTA")
+    final = _final(session)
+    observer.stage("scoring the final model on the test set")
     out = Path(str(session.config.out))
     extra = {"plan": session.plan.as_dict(), "spent": _spent(session, explored)}
-    summary, model = export_best(session.study, session.data, out, session.tracker, extra)
+    summary, model = export_best(
+        session.study, session.data, out, session.tracker, extra, final=final
+    )
+    if "final" in summary:
+        _log_final(session, summary["final"])
     observer.stage("writing the study report to MLflow")
     publisher.refresh(session.study, summary)
     summary["spent"] = _spent(session, explored, finished=time.monotonic())
     write_json(out / "summary.json", summary)
     session.tracker.set_tags(session.parent_run, {"automl.spent": _spent_line(summary)})
     return summary, model
+
+
+def _final(session: Session) -> tuple[keras.Model | None, dict[str, Any]] | None:
+    """The final model and its facts, when it is more than the best checkpoint."""
+    kept = kept_trials(session.study, session.objective)
+    final = choose_final(kept, session.data, session.objective)
+    if final is None:
+        return None
+    return (None if final.single else final.model), final.facts()
+
+
+def _log_final(session: Session, facts: dict[str, Any]) -> None:
+    """The final model's members and validation scores on the MLflow parent run."""
+    tracker, run = session.tracker, session.parent_run
+    tracker.set_tags(run, {"automl.final": facts["description"]})
+    scores = facts.get("val_scores", {})
+    tracker.log_metrics(run, {f"final_val_{key}": value for key, value in scores.items()})
+    weights = {f"final_weight_trial_{m['trial']}": m["weight"] for m in facts["members"]}
+    tracker.log_metrics(run, weights)
 
 
 def _spent(session: Session, explored: float, finished: float | None = None) -> dict[str, float]:

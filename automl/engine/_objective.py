@@ -22,23 +22,23 @@ import optuna
 
 from automl._errors import TrialFailed, UsageError
 from automl.data._encoding import Encoded
+from automl.engine._checkpoints import keep_if_among_best
 from automl.engine._fidelity import is_promoted, promote_best
 from automl.engine._interrupt import raise_if
 from automl.engine._memory import MemoryWatch, rss_mb
+from automl.engine._phases import EXPLOIT_EPOCH_FACTOR, Window, start_exploiting
 from automl.engine._plan import Plan, forward_seconds, rows_of
 from automl.engine._space_check import stop_if_space_is_broken
 from automl.engine._study import budget_spent, fail_stale_trials
 from automl.engine._trainer import (
     FitPlan,
     SpaceFailed,
-    TrialOutcome,
     batch_size_of,
     build_model,
     fit_trial,
     one_line,
 )
-from automl.export import best_trial_or_none, best_value
-from automl.models import save_plain
+from automl.export import best_value
 from automl.record import TrialRecord, fixed_attr
 from automl.spaces import HyperParameters, ModelSpec, Space
 
@@ -153,7 +153,7 @@ class TrialObjective:
         spec = self._spec_for(encoded, rows)
         model = build_model(context.space, hp, spec, context.objective)
         epochs = self._planned_epochs(trial, hp, model, encoded, spec)
-        if epochs < spec.max_epochs:  # a schedule built for the epochs the time allows
+        if epochs != spec.max_epochs:  # a schedule built for the epochs the time allows
             spec = dataclasses.replace(spec, max_epochs=epochs)
             model = self._rebuild(trial, hp, spec)
         log.max_epochs = epochs
@@ -181,7 +181,7 @@ class TrialObjective:
         )
         late = {k: v for k, v in trial.params.items() if k not in params}
         context.tracker.log_params(log.run_id, late)  # sampled inside a HyperModel's fit
-        self._keep_if_best(trial, outcome, encoded)
+        keep_if_among_best(trial, outcome, encoded, context.objective, context.out / "checkpoints")
         TrialRecord.write(trial, best_epoch=outcome.best_epoch)
         return outcome.value
 
@@ -193,28 +193,33 @@ class TrialObjective:
         encoded: Encoded,
         spec: ModelSpec,
     ) -> int:
-        """The epochs this trial gets: the cap, or as many as fit before the deadline.
+        """The epochs this trial gets: the cap, or as many as fit its window (the
+        deadline, or with a split its exploration or exploitation share, see `_phases`).
 
         Its epoch is estimated from one eager forward pass of its model, scaled by its
         family's measured costs (see `_plan`).
 
         Raises:
-            optuna.TrialPruned: Not even one epoch fits (and the study stops).
+            optuna.TrialPruned: Not even one epoch fits (see `_not_started`).
         """
         plan = self.context.plan
         if not plan.fits_to_time:
             return plan.max_epochs
         speed = plan.speed_of(hp.values)
         batch = batch_size_of(hp)
-        forward_s = speed.forward_s if encoded.stream else forward_seconds(
-            model, rows_of(encoded.x_train, batch)
+        forward_s = (
+            speed.forward_s
+            if encoded.stream
+            else forward_seconds(model, rows_of(encoded.x_train, batch))
         )
         val_batches = max(1, -(-len(self.context.data.y_val) // batch))
         steps = spec.steps_per_epoch(batch)
         estimate = speed.epoch_seconds(forward_s, steps, val_batches)
         trials = trial.study.get_trials(deepcopy=False)
         epoch_s = estimate * plan.calibration(trials, speed.family)
-        epochs = plan.epochs_for(speed, epoch_s)
+        window, cap = self._window(trial)
+        until = None if window is None else window.until
+        epochs = plan.epochs_for(speed, epoch_s, until=until, cap=cap)
         TrialRecord.write(
             trial,
             planned_epochs=epochs,
@@ -222,13 +227,44 @@ class TrialObjective:
             estimated_epoch_s=round(estimate, 4),
         )
         if epochs < 1:
-            self.out_of_time = True
-            trial.study.stop()
-            raise optuna.TrialPruned(
-                f"not started: one epoch needs about {epoch_s + speed.fit_overhead_s:.0f} s, "
-                f"more than the time left."
-            )  # _explore starts no other trial once the quickest does not fit either
+            self._not_started(trial, window, epoch_s + speed.fit_overhead_s)
         return epochs
+
+    def _window(self, trial: optuna.Trial) -> tuple[Window | None, int | None]:
+        """The trial's window (None: until the deadline) and epoch cap (None:
+        `max_epochs`); an exploration trial's window is short, a long training's long."""
+        plan = self.context.plan
+        if plan.split is None or plan.deadline is None:
+            return None, None
+        window = plan.split.window(trial, plan.deadline)
+        exploit = TrialRecord.read(trial).exploit
+        return window, plan.max_epochs * EXPLOIT_EPOCH_FACTOR if exploit else None
+
+    def _not_started(self, trial: optuna.Trial, window: Window | None, needed_s: float) -> None:
+        """Not even one epoch fits the trial's window: say why, and what comes next.
+
+        Raises:
+            optuna.TrialPruned: Always. Too slow for an exploration trial's cap: pruned
+                (the sampler learns it). At exploration's end: exploitation starts. A
+                long training waiting: this trial yields. At the deadline: the study
+                stops, no other trial starts.
+        """
+        limit, split = window.limit if window else "deadline", self.context.plan.split
+        if limit == "cap" and split is not None:
+            raise optuna.TrialPruned(
+                f"not started: one epoch needs about {needed_s:.0f} s, more than an "
+                f"exploration trial's {split.explore_trial_s:.0f} s"
+            )
+        if limit == "exploration" and split is not None:
+            start_exploiting(trial.study, split.exploit_n)
+            raise optuna.TrialPruned("not started: exploration's time is up")
+        if limit == "exploit" and not TrialRecord.read(trial).exploit:
+            raise optuna.TrialPruned("not started: the best configurations train long first")
+        self.out_of_time = True
+        trial.study.stop()
+        raise optuna.TrialPruned(
+            f"not started: one epoch needs about {needed_s:.0f} s, more than the time left."
+        )  # _explore starts no other trial once the quickest does not fit either
 
     def _rebuild(self, trial: optuna.Trial, hp: HyperParameters, spec: ModelSpec) -> keras.Model:
         """The trial's model again, with the same params and seed, for another spec."""
@@ -270,6 +306,11 @@ class TrialObjective:
             study.stop()
         if context.subset is not None:
             promote_best(study)
+        split = context.plan.split
+        if split is not None and time.monotonic() + context.plan.shortest_trial_s() >= (
+            split.exploit_from
+        ):  # no other exploration trial would fit: the best configurations train long
+            start_exploiting(study, split.exploit_n)
         if context.publisher is not None:
             context.publisher.refresh_if_due(study)
 
@@ -288,24 +329,6 @@ class TrialObjective:
         return dataclasses.replace(
             spec, input_shape=encoded.input_shape, vocab_size=vocab_size, n_train=n_train
         )
-
-    def _keep_if_best(self, trial: optuna.Trial, outcome: TrialOutcome, encoded: Encoded) -> None:
-        """Save the model when it beats every earlier complete trial; drop the old best.
-
-        The saved model takes raw data: `encoded.wrap` puts the dataset's preprocessing
-        (table columns, text vectorization) in front of the trained model.
-        """
-        previous = best_trial_or_none(trial.study)
-        if not self.context.objective.is_better(
-            outcome.value, None if previous is None else previous.value
-        ):
-            return
-        path = (self.context.out / "checkpoints" / f"trial-{trial.number}.keras").resolve()
-        save_plain(outcome.model, path, wrap=encoded.wrap)
-        TrialRecord.write(trial, model_path=str(path))
-        old = TrialRecord.read(previous).model_file if previous else None
-        if old is not None and old != path:
-            os.remove(old)
 
 
 class _TrialLog:

@@ -29,6 +29,7 @@ import keras
 import optuna
 
 from automl._errors import UsageError
+from automl.engine._phases import Split, make_split, seconds_text
 from automl.engine._trainer import batch_size_of, build_model
 from automl.record import TrialRecord
 from automl.spaces import HyperParameters
@@ -84,6 +85,8 @@ class Plan:
         deadline: `time.monotonic()` at which the budget ends, or None.
         measure_s: What measuring cost (it comes out of the budget).
         budget_s: Seconds left for trials when the plan was made (None: no deadline).
+        split: Exploration then exploitation (see `_phases`), or None: every trial fitted
+            to the time left.
     """
 
     speeds: dict[str, Speed]
@@ -91,6 +94,7 @@ class Plan:
     deadline: float | None
     measure_s: float
     budget_s: float | None
+    split: Split | None = None
 
     @property
     def fits_to_time(self) -> bool:
@@ -105,14 +109,25 @@ class Plan:
             return self.speeds[family]
         return next(iter(self.speeds.values()), None)
 
-    def epochs_for(self, speed: Speed | None, epoch_s: float, now: float | None = None) -> int:
-        """Epochs a trial whose epoch takes `epoch_s` gets: the cap, or as many as fit
-        before the deadline (0: not even one)."""
-        if self.deadline is None or speed is None:
-            return self.max_epochs
-        left = self.deadline - (time.monotonic() if now is None else now)
+    def epochs_for(
+        self,
+        speed: Speed | None,
+        epoch_s: float,
+        *,
+        until: float | None = None,
+        cap: int | None = None,
+        now: float | None = None,
+    ) -> int:
+        """Epochs a trial whose epoch takes `epoch_s` gets: the cap (default
+        `max_epochs`), or as many as fit before `until` (default: the deadline; 0: not
+        even one)."""
+        cap = self.max_epochs if cap is None else cap
+        until = self.deadline if until is None else until
+        if until is None or speed is None:
+            return cap
+        left = until - (time.monotonic() if now is None else now)
         fitting = math.floor((left - speed.fit_overhead_s) / max(epoch_s, 1e-6))
-        return max(0, min(self.max_epochs, fitting))
+        return max(0, min(cap, fitting))
 
     def calibration(self, trials: list[optuna.trial.FrozenTrial], family: str) -> float:
         """How much slower (> 1) or faster than estimated this family's finished trials
@@ -140,6 +155,11 @@ class Plan:
         """The quickest family's fit overhead and one epoch: the least a trial needs."""
         return min((s.fit_overhead_s + s.epoch_s for s in self.speeds.values()), default=0.0)
 
+    def full_trial_s(self) -> float:
+        """The first family's reference model trained for `max_epochs`, start-up included."""
+        speed = next(iter(self.speeds.values()), None)
+        return 0.0 if speed is None else speed.fit_overhead_s + self.max_epochs * speed.epoch_s
+
     def out_of_time(self) -> bool:
         """Whether the time left is too short for the quickest trial (never without a
         deadline and a measurement)."""
@@ -150,15 +170,17 @@ class Plan:
     def describe(self) -> str:
         """One line for people: what an epoch costs here and how trials are fitted."""
         epochs = ", ".join(
-            f"{s.family} {_seconds(s.epoch_s)}/epoch (+{_seconds(s.fit_overhead_s)} once)"
+            f"{s.family} {seconds_text(s.epoch_s)}/epoch (+{seconds_text(s.fit_overhead_s)} once)"
             for s in self.speeds.values()
         )
         if not self.speeds:
             return f"every trial trains up to {self.max_epochs} epochs (no time limit to fit)"
         if self.budget_s is None:
             return f"measured here: {epochs}; every trial trains up to {self.max_epochs} epochs"
+        if self.split is not None:
+            return f"measured here: {epochs}; {self.split.describe(self.max_epochs)}"
         return (
-            f"measured here: {epochs}; {_seconds(self.budget_s)} left for trials, each "
+            f"measured here: {epochs}; {seconds_text(self.budget_s)} left for trials, each "
             f"planned for the epochs (up to {self.max_epochs}) that fit the time left, its "
             f"schedule with them"
         )
@@ -172,6 +194,7 @@ class Plan:
             "max_epochs": self.max_epochs,
             "epoch_s": {name: round(s.epoch_s, 3) for name, s in self.speeds.items()},
             "fit_overhead_s": {name: round(s.fit_overhead_s, 3) for name, s in self.speeds.items()},
+            "split": None if self.split is None else self.split.as_dict(),
         }
 
 
@@ -217,6 +240,9 @@ def make_plan(
         measure_s=now - started,
         budget_s=None if deadline is None else max(0.0, deadline - now),
     )
+    if plan.budget_s is not None and deadline is not None:
+        split = make_split(plan.budget_s, plan.shortest_trial_s(), plan.full_trial_s(), deadline)
+        plan = dataclasses.replace(plan, split=split)
     if refuse and plan.budget_s is not None and plan.budget_s < plan.shortest_trial_s():
         _refuse(plan, float(timeout or 0.0))
     return plan
@@ -344,18 +370,10 @@ def _refuse(plan: Plan, timeout: float) -> None:
     budget = plan.budget_s or 0.0
     smallest = (timeout - budget) + needed  # setup and measuring, then the quickest trial
     raise UsageError(
-        f"{{timeout}} leaves {_seconds(budget)} for trials after setup and measuring, but the "
-        f"quickest trial here needs about {_seconds(needed)} (one epoch and its start-up); "
+        f"{{timeout}} leaves {seconds_text(budget)} for trials after setup and measuring, but the "
+        f"quickest trial here needs about {seconds_text(needed)} (one epoch and its start-up); "
         f"pass a {{timeout}} of {_suggest(1.2 * smallest)} or more."
     )
-
-
-def _seconds(value: float) -> str:
-    if value < 10:
-        return f"{value:.1f} s"
-    if value < 120:
-        return f"{value:.0f} s"
-    return f"{value / 60:.1f} min"
 
 
 def _suggest(seconds: float) -> str:

@@ -1,0 +1,144 @@
+"""The final model: the best single model, or an ensemble of the kept ones, with flip
+test-time augmentation for images, whichever scores best on validation.
+
+Candidates are the models `_checkpoints` kept (the best complete trials). Each predicts
+the validation split once from raw data; greedy ensemble selection (`automl.ensemble`)
+weighs them; for images, the mean over each picture and its mirror image is tried
+too. Every choice is made on validation scores computed with scikit-learn, never on the
+test split. The result is one Keras model that takes raw data, like a single trial's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import TYPE_CHECKING, Any
+
+from automl.ensemble import average_model, same_input, select
+from automl.models import load_model, predict_raw
+from automl.scoring import score_of
+from automl.spaces.blocks import with_flip_tta
+
+if TYPE_CHECKING:
+    import keras
+    import numpy as np
+    import optuna
+
+    from automl.data import Dataset
+    from automl.objective import Objective
+
+logger = logging.getLogger("automl")
+
+
+@dataclasses.dataclass
+class FinalModel:
+    """What the search exports.
+
+    Attributes:
+        model: One Keras model on raw data.
+        members: `{"trial": n, "weight": w}` per model it averages (one: the best).
+        flip_tta: Whether predictions average each image and its mirror image.
+        val_scores: The validation score (metric `metric`) of each option tried:
+            "best" (the best single model), "ensemble", "flip_tta".
+        metric: The scikit-learn score the options were compared on.
+    """
+
+    model: keras.Model
+    members: list[dict[str, Any]]
+    flip_tta: bool
+    val_scores: dict[str, float]
+    metric: str
+
+    @property
+    def single(self) -> bool:
+        """Whether it is the best trial's model as trained (the checkpoint itself)."""
+        return len(self.members) == 1 and not self.flip_tta
+
+    def describe(self) -> str:
+        """One line for people and MLflow."""
+        if len(self.members) == 1:
+            text = f"trial {self.members[0]['trial']}"
+        else:
+            text = "ensemble of " + ", ".join(
+                f"trial {m['trial']} ×{m['weight']:.2f}" for m in self.members
+            )
+        return text + (" with flip test-time augmentation" if self.flip_tta else "")
+
+    def facts(self) -> dict[str, Any]:
+        """For summary.json."""
+        return {
+            "description": self.describe(),
+            "members": self.members,
+            "flip_tta": self.flip_tta,
+            "metric": self.metric,
+            "val_scores": {key: round(value, 5) for key, value in self.val_scores.items()},
+        }
+
+
+def choose_final(
+    kept: list[optuna.trial.FrozenTrial], data: Dataset, objective: Objective
+) -> FinalModel | None:
+    """The best of: the best kept model, their ensemble, either with flip TTA (images).
+
+    Args:
+        kept: The complete trials whose model is on disk, best first.
+        data: The dataset (its validation split decides).
+        objective: The study's objective (its metric and direction).
+
+    Returns:
+        The final model, or None without any kept model.
+    """
+    from automl.record import TrialRecord
+
+    if not kept:
+        return None
+    models = [load_model(TrialRecord.read(t).model_file) for t in kept]
+    usable = [i for i, m in enumerate(models) if same_input(m, models[0])]
+    models, kept = [models[i] for i in usable], [kept[i] for i in usable]
+    predictions = [predict_raw(m, data, data.x_val) for m in models]
+    score = _scorer(data, objective)
+    final = FinalModel(models[0], [{"trial": kept[0].number, "weight": 1.0}], False, {}, "")
+    final.metric = f"val_{objective.metric}"
+    try:
+        final.val_scores["best"] = score(predictions[0])
+    except KeyError:  # AUC with a class missing from validation: nothing to compare on
+        return final
+    if len(models) > 1:
+        _try_ensemble(final, models, kept, predictions, score, objective)
+    if data.kind == "image":
+        _try_flip(final, data, score, objective)
+    return final
+
+
+def _scorer(data: Dataset, objective: Objective) -> Any:
+    def score(output: np.ndarray) -> float:
+        return score_of(data.y_val, output, data.task, data.num_classes, objective.metric)
+
+    return score
+
+
+def _try_ensemble(
+    final: FinalModel,
+    models: list[keras.Model],
+    kept: list[optuna.trial.FrozenTrial],
+    predictions: list[np.ndarray],
+    score: Any,
+    objective: Objective,
+) -> None:
+    weights, value = select(predictions, score, objective.is_better)
+    final.val_scores["ensemble"] = value
+    if not objective.is_better(value, final.val_scores["best"]):
+        return
+    final.model = average_model(models, weights)
+    final.members = [
+        {"trial": t.number, "weight": round(w, 4)} for t, w in zip(kept, weights, strict=True) if w
+    ]
+
+
+def _try_flip(final: FinalModel, data: Dataset, score: Any, objective: Objective) -> None:
+    current = final.val_scores["ensemble" if len(final.members) > 1 else "best"]
+    candidate = with_flip_tta(final.model)
+    value = score(predict_raw(candidate, data, data.x_val))
+    final.val_scores["flip_tta"] = value
+    if objective.is_better(value, current):
+        final.model, final.flip_tta = candidate, True

@@ -1,0 +1,170 @@
+"""Explore, then exploit: how a deadline's time is split between many short trials and
+a few long ones.
+
+With a budget of at least `MIN_SPLIT_TRIALS` of the quickest trial, the time after
+measuring is split in two. Exploration: trials capped at `Split.explore_trial_s` each
+(about `EXPLORE_TRIALS` of them; Optuna's pruner stops the weak ones early), each
+planned for the epochs that fit its cap, its schedule with them. Exploitation: once
+exploration's time is up, the best `Split.exploit_n` distinct configurations are
+enqueued again (`TrialRecord.exploit`) and each trains for an equal share of the time
+left, up to `EXPLOIT_EPOCH_FACTOR` times the epoch cap, never pruned. A small
+`FINISH_SHARE` of the budget stays for the finish (ensemble, export, test).
+
+A smaller budget is all exploration, each trial fitted to the time left.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+import optuna
+
+from automl.objective import Objective
+from automl.record import TrialRecord
+
+EXPLOIT_SHARE = 0.5  # of the trials' time, for the long trainings of the best configs
+EXPLORE_TRIALS = 6  # exploration trials the cap aims at, at least (pruned ones cost less)
+MIN_SPLIT_TRIALS = 8  # a split needs room for this many of the quickest trial
+TWO_EXPLOITS_TRIALS = 40  # ... and this many for two long trainings instead of one
+EXPLOIT_EPOCH_FACTOR = 4  # a long training may run this many times `max_epochs`
+FINISH_SHARE = 0.03  # of the budget, kept for the ensemble, the export and the test
+
+_WAITING = optuna.trial.TrialState.WAITING
+_COMPLETE = optuna.trial.TrialState.COMPLETE
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+    """When exploration ends and what exploitation trains.
+
+    Attributes:
+        exploit_from: `time.monotonic()` at which exploration's time is up.
+        explore_s: Exploration's seconds.
+        explore_trial_s: The most an exploration trial is planned to take.
+        explore_trials: About how many exploration trials fit (fewer epochs than
+            `max_epochs` fit the cap, or `max_epochs` do).
+        exploit_n: How many of the best configurations train long.
+        exploit_s: Exploitation's seconds, shared equally by its trainings.
+        reserve_s: Seconds kept after the trials for the finish.
+    """
+
+    exploit_from: float
+    explore_s: float
+    explore_trial_s: float
+    explore_trials: int
+    exploit_n: int
+    exploit_s: float
+    reserve_s: float
+
+    def describe(self, max_epochs: int) -> str:
+        """For people: "≈ 6 short trials of ≤ 40 s, then the best 2 for ≈ 3 min each"."""
+        best = "the best" if self.exploit_n == 1 else f"the best {self.exploit_n}"
+        return (
+            f"≈ {self.explore_trials} short trials of ≤ {seconds_text(self.explore_trial_s)}, then "
+            f"{best} trained for ≈ {seconds_text(self.exploit_s / self.exploit_n)} each (up "
+            f"to {max_epochs * EXPLOIT_EPOCH_FACTOR} epochs)"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """For summary.json and MLflow."""
+        facts = dataclasses.asdict(self)
+        del facts["exploit_from"]  # a clock reading of this process: meaningless elsewhere
+        return {key: round(value, 1) for key, value in facts.items()}
+
+    def window(self, trial: optuna.Trial, deadline: float, now: float | None = None) -> Window:
+        """Until when this trial may train, and what sets that limit."""
+        now = time.monotonic() if now is None else now
+        study = trial.study
+        end = deadline - self.reserve_s
+        if TrialRecord.read(trial).exploit:
+            waiting = sum(1 for t in _exploits(study) if t.state == _WAITING)
+            return Window(now + (end - now) / (waiting + 1), "exploit")
+        if exploiting(study):
+            if any(t.state == _WAITING for t in _exploits(study)):
+                return Window(now, "exploit")  # a long training waits: this one not now
+            return Window(end, "deadline")  # the long trainings are done: time for more
+        # Past exploration's end with nothing complete to exploit: explore on.
+        explore_end = self.exploit_from if now < self.exploit_from else end
+        if now + self.explore_trial_s < explore_end:
+            return Window(now + self.explore_trial_s, "cap")
+        return Window(explore_end, "exploration" if explore_end < end else "deadline")
+
+
+@dataclasses.dataclass(frozen=True)
+class Window:
+    """Until when a trial may train (`time.monotonic()`), and what sets that limit:
+    "cap" (an exploration trial's), "exploration" (its end), "exploit" (a long
+    training's share, or a long training waiting to run), "deadline"."""
+
+    until: float
+    limit: str
+
+
+def make_split(budget_s: float, quickest_s: float, full_s: float, deadline: float) -> Split | None:
+    """The split of `budget_s` (seconds after measuring, up to `deadline`), or None when
+    it is too small to explore and then exploit.
+
+    Args:
+        budget_s: Seconds for trials and the finish.
+        quickest_s: The quickest trial: its start-up and one epoch.
+        full_s: The reference model's trial at `max_epochs` epochs.
+        deadline: `time.monotonic()` at which the budget ends.
+    """
+    if quickest_s <= 0 or budget_s < MIN_SPLIT_TRIALS * quickest_s:
+        return None
+    reserve = FINISH_SHARE * budget_s
+    trials_s = budget_s - reserve
+    explore_s = (1 - EXPLOIT_SHARE) * trials_s
+    cap = max(explore_s / EXPLORE_TRIALS, 1.5 * quickest_s)
+    return Split(
+        exploit_from=deadline - reserve - (trials_s - explore_s),
+        explore_s=explore_s,
+        explore_trial_s=min(cap, full_s),  # no trial needs more than its full training
+        explore_trials=max(1, round(explore_s / min(cap, full_s))),
+        exploit_n=2 if budget_s >= TWO_EXPLOITS_TRIALS * quickest_s else 1,
+        exploit_s=trials_s - explore_s,
+        reserve_s=reserve,
+    )
+
+
+def exploiting(study: optuna.Study) -> bool:
+    """Whether the long trainings were enqueued (by any worker)."""
+    return any(True for _ in _exploits(study))
+
+
+def start_exploiting(study: optuna.Study, n: int) -> list[int]:
+    """Enqueue the best `n` distinct configurations of the complete trials, once.
+
+    Returns:
+        The numbers of the trials whose configurations were enqueued (empty when it was
+        done before, or no trial completed).
+    """
+    if exploiting(study):
+        return []
+    objective = Objective.of_study(study)
+    complete = study.get_trials(deepcopy=False, states=(_COMPLETE,))
+    chosen: list[optuna.trial.FrozenTrial] = []
+    for trial in objective.ranked(complete, lambda t: t.value):
+        if trial.params not in [c.params for c in chosen]:
+            chosen.append(trial)
+        if len(chosen) == n:
+            break
+    for trial in chosen:
+        attrs = TrialRecord.attrs(promoted_from=trial.number, exploit=True)
+        study.enqueue_trial(trial.params, user_attrs=attrs, skip_if_exists=False)
+    return [t.number for t in chosen]
+
+
+def _exploits(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    return [t for t in study.get_trials(deepcopy=False) if TrialRecord.read(t).exploit]
+
+
+def seconds_text(value: float) -> str:
+    """Seconds as people read them: "4.2 s", "40 s", "3.5 min"."""
+    if value < 10:
+        return f"{value:.1f} s"
+    if value < 120:
+        return f"{value:.0f} s"
+    return f"{value / 60:.1f} min"

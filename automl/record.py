@@ -239,6 +239,8 @@ class TrialRecord:
             (`--subset`), or for longer (`exploit`).
         exploit: One of the long trainings of the best configurations (see `_phases`).
         space_failed: It failed in the space itself (not in training).
+        failed_in_training: It diverged or ran out of memory; stored as PRUNED so that
+            the sampler avoids its point, and counted as failed.
     """
 
     seed: int | None = None
@@ -258,6 +260,7 @@ class TrialRecord:
     promoted_from: int | None = None
     exploit: bool = False
     space_failed: bool = False
+    failed_in_training: bool = False
 
     MODEL_PATH: ClassVar[str] = "model_path"  # the field's attribute name, for dataframes
 

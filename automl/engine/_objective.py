@@ -37,6 +37,7 @@ from automl.engine._trainer import (
     build_model,
     fit_trial,
     one_line,
+    teaches_the_sampler,
 )
 from automl.export import best_value
 from automl.record import TrialRecord, fixed_attr
@@ -139,6 +140,12 @@ class TrialObjective:
             log.reason = one_line(exc)
             if isinstance(exc, SpaceFailed):
                 TrialRecord.write(trial, space_failed=True)
+            if teaches_the_sampler(exc):
+                # Optuna's samplers skip FAIL trials but rank PRUNED ones without a value
+                # below every other: a point that diverged or ran out of memory is then
+                # avoided. The trial still counts as failed (`failed_in_training`).
+                TrialRecord.write(trial, failed_in_training=True)
+                raise optuna.TrialPruned(f"failed: {log.reason}") from exc
             raise TrialFailed(log.reason) from exc
         finally:
             log.close(trial, time.perf_counter() - started)

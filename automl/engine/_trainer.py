@@ -29,6 +29,17 @@ class SpaceFailed(TrialFailed):
     """The space raised, returned no Keras model, or built one that does not fit the task."""
 
 
+class Diverged(TrialFailed):
+    """Training went NaN or infinite: a property of the point sampled, which the sampler
+    should learn to avoid (see `teaches_the_sampler`)."""
+
+
+def teaches_the_sampler(exc: BaseException) -> bool:
+    """Whether a trial's failure says its point is bad (diverged, out of memory), rather
+    than the space or the code being broken."""
+    return isinstance(exc, Diverged | MemoryError) or "ResourceExhausted" in type(exc).__name__
+
+
 @dataclasses.dataclass
 class TrialOutcome:
     """What a finished fit leaves: the restored best model and its score."""
@@ -191,12 +202,12 @@ def _score(reporter: EpochReporter, objective: Objective, returned: Any) -> tupl
     `fit` returned.
 
     Raises:
-        TrialFailed: A NaN loss or value. SpaceFailed: the model logs no such metric.
+        Diverged: A NaN loss or value. SpaceFailed: the model logs no such metric.
         optuna.TrialPruned: No epoch ended (the deadline came first).
     """
     history = reporter.history
     if reporter.went_nan:
-        raise TrialFailed(f"the loss became NaN or infinite at epoch {len(history)}.")
+        raise Diverged(f"the loss became NaN or infinite at epoch {len(history)}.")
     if history and objective.monitor not in history[0]:
         raise SpaceFailed(
             f"the model reports no {objective.monitor} (it logged {', '.join(history[0])}); "
@@ -209,7 +220,7 @@ def _score(reporter: EpochReporter, objective: Objective, returned: Any) -> tupl
         raise optuna.TrialPruned("the time budget ran out before the first epoch ended.")
     value, best_epoch = objective.best(values)
     if not math.isfinite(value):
-        raise TrialFailed(f"{objective.monitor} is not finite ({value}).")
+        raise Diverged(f"{objective.monitor} is not finite ({value}).")
     return value, best_epoch
 
 

@@ -22,8 +22,11 @@ search: setup
 
 # The default suite, the slow end-to-end checks (pytest exits 5 if none exist), then
 # every benchmark at smoke size (numbers not asserted; written to benchmarks/quick/).
+# -rsa: the closing summary names every skip with its reason (s), and every other
+# outcome but a pass (a). With CI=true a missing component the README promises
+# (Chromium, PostgreSQL, ../shared/data's CIFAR-10, an MLflow server) fails instead.
 test: test-fast
-	$(BIN)/pytest -m slow || [ $$? -eq 5 ]
+	$(BIN)/pytest -rsa -m slow || [ $$? -eq 5 ]
 	$(MAKE) bench-quick
 
 bench-quick: setup
@@ -34,7 +37,7 @@ bench: setup
 	$(BIN)/python -m benchmarks run --full
 
 test-fast: lint
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -rsa -m "not slow"
 
 # ruff, and the layers contract of pyproject.toml ([tool.importlinter]).
 lint: setup

@@ -9,7 +9,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
+from tests.conftest import missing
 
 USER, PASSWORD, DATABASE = "automl", "s3cret-pw", "automl"
 
@@ -35,7 +35,7 @@ class PostgresCluster:
     def start(self) -> None:
         initdb, pg_ctl = _binary("initdb"), _binary("pg_ctl")
         if not (initdb and pg_ctl):
-            pytest.skip("PostgreSQL server binaries not found (.ci/run installs `postgresql`)")
+            missing("PostgreSQL's initdb and pg_ctl", ".ci/run installs `postgresql`")
         self.folder.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
             shutil.chown(self.folder, "postgres", "postgres")

@@ -33,6 +33,20 @@ CIFAR_TEST_PER_CLASS = 20
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+def in_ci() -> bool:
+    """True when the CI variable says so (`CI=true`, as CI services set it)."""
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def missing(what: str, fix: str) -> None:
+    """A component the README promises is absent: outside CI the test is skipped, saying
+    what is missing and how to get it; under `CI=true` it FAILS in one line, so CI never
+    passes without checking what it promised."""
+    if in_ci():
+        pytest.fail(f"CI=true, but this is missing: {what} ({fix})", pytrace=False)
+    pytest.skip(f"missing: {what} ({fix})")
+
+
 def sqlite_url(path: Path) -> str:
     """A SQLAlchemy/MLflow URL for a SQLite file at an absolute path."""
     return f"sqlite:///{Path(path).resolve()}"
@@ -118,13 +132,16 @@ def _run_in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _hermetic_environment():
-    """No test reads the caller's local dataset folder (the Makefile exports one), and
-    searches stay in their process whatever their memory does (many run in one pytest
-    process; tests/test_scale.py checks recycling on its own)."""
+def _hermetic_environment(tmp_path_factory: pytest.TempPathFactory):
+    """No test reads the caller's local dataset folder (the Makefile exports one), no test
+    writes decoded images to ~/.cache/automl (the cache goes to a session folder, for CLI
+    subprocesses too), and searches stay in their process whatever their memory does
+    (many run in one pytest process; the default AUTOML_RECYCLE_MB is exercised by
+    tests/test_cli.py's `cli_search`, recycling itself by tests/test_scale.py)."""
     with pytest.MonkeyPatch.context() as mp:
         for name in CALLER_VARIABLES:
             mp.delenv(name, raising=False)
+        mp.setenv("AUTOML_CACHE_DIR", str(tmp_path_factory.mktemp("session_cache")))
         mp.setenv("AUTOML_RECYCLE_MB", "0")
         yield
 
@@ -161,9 +178,7 @@ def cifar_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     Returns DIR (what `--data-dir` takes).
     """
     if not CIFAR_ARCHIVE.is_file():
-        pytest.skip(
-            f"CIFAR-10 archive not found at {CIFAR_ARCHIVE} (../shared/data beside the repo)"
-        )
+        missing(f"the CIFAR-10 archive {CIFAR_ARCHIVE}", "../shared/data beside the checkout")
     root = tmp_path_factory.mktemp("cifar_slice")
     quota = {"train": CIFAR_TRAIN_PER_CLASS, "test": CIFAR_TEST_PER_CLASS}
     taken: dict[tuple[str, str], int] = {}

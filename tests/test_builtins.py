@@ -244,7 +244,9 @@ def test_check_builtins_is_fast_and_imports_no_keras(tmp_path):
     )
     count, seconds, imported = done.stdout.split()
     assert int(count) == len(DATASETS) and imported == "False"
-    assert float(seconds) < 5
+    # Without Keras it takes ~1 s; 20 s leaves room for a loaded machine and one network
+    # probe's timeout, while importing TensorFlow as well would be caught above.
+    assert float(seconds) < 20
 
 
 def test_datasets_check_on_the_command_line(tmp_path, no_keras_cache):

@@ -22,7 +22,7 @@ import pytest
 
 from automl.data import DATASETS
 from search_spaces import SPACES
-from tests.conftest import cli_env, run_cli, sqlite_url
+from tests.conftest import cli_env, missing, run_cli, sqlite_url
 
 HEAVY = ("tensorflow", "keras", "optuna", "mlflow")
 SECRET_DB = "postgresql://bob:secret@127.0.0.1:1/db"
@@ -280,7 +280,9 @@ def test_unreachable_servers_fail_fast_with_masked_urls(tmp_path, argv, fragment
     assert_usage_error(done, fragment)
     assert "secret" not in done.stderr + done.stdout
     assert list(tmp_path.iterdir()) == []
-    assert elapsed < 5, f"took {elapsed:.1f}s"
+    # "At once": generous for a loaded 2-core machine (start-up alone is ~2 s there),
+    # yet far below the minutes that a driver's or MLflow's own retries take.
+    assert elapsed < 30, f"took {elapsed:.1f}s"
     found = probe(argv, tmp_path)
     assert found["rc"] == 2
     assert not {"tensorflow", "keras"} & set(found["heavy"])
@@ -554,6 +556,7 @@ def test_cli_search_on_a_cifar10_slice(cifar_root, tmp_path):
 def mlflow_server(tmp_path):
     """A real `mlflow server` on a free local port; yields its http URL."""
     port = _free_port()
+    log = tmp_path / "server.log"
     process = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "mlflow"),
@@ -568,9 +571,10 @@ def mlflow_server(tmp_path):
         cwd=tmp_path,
         env=cli_env(),
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=(sink := log.open("w")),
         start_new_session=True,
     )
+    sink.close()  # the server holds its own copy
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
@@ -584,7 +588,8 @@ def mlflow_server(tmp_path):
             except OSError:
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
-                pytest.skip("could not start a local mlflow server")
+                tail = log.read_text()[-300:].replace("\n", " | ")
+                missing("an `mlflow server` that answers within 90 s", f"its log: {tail}")
             time.sleep(0.5)
         yield url
     finally:
@@ -593,11 +598,29 @@ def mlflow_server(tmp_path):
 
 
 @pytest.mark.slow
-def test_preflight_accepts_a_reachable_server_with_credentials(mlflow_server):
-    """A tracking URI with user:password that MLflow itself can reach passes the preflight."""
-    from automl.preflight import check_tracking_uri
-
-    check_tracking_uri(mlflow_server)  # without credentials it passes
+def test_search_logs_to_a_server_reached_with_credentials(mlflow_server, tmp_path):
+    """`automl search --tracking-uri http://user:password@host:port` passes the preflight,
+    logs the study and its trials to that server, and never prints the password."""
     with_credentials = mlflow_server.replace("http://", "http://bob:secret@")
-    mlflow.MlflowClient(with_credentials).search_experiments()  # MLflow reaches it
-    check_tracking_uri(with_credentials)
+    done = run_cli(
+        "search",
+        "iris",
+        "--trials",
+        "1",
+        "--max-epochs",
+        "1",
+        "--storage",
+        sqlite_url(tmp_path / "automl.db"),
+        "--out",
+        str(tmp_path / "out"),
+        "--tracking-uri",
+        with_credentials,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "secret" not in done.stdout + done.stderr
+    client = mlflow.MlflowClient(mlflow_server)
+    experiment = client.get_experiment_by_name("iris-auto")
+    assert experiment is not None, "nothing reached the server"
+    names = {r.info.run_name for r in client.search_runs([experiment.experiment_id])}
+    assert names == {"iris-auto", "trial-0"}

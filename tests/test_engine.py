@@ -328,7 +328,9 @@ def test_timeout_holds_inside_a_running_trial(tmp_path):
         pruner="none",
         observer=Clock(),
     )
-    assert marks["end"] - marks["start"] < 15 + 6
+    # 500 epochs with patience 500 would run for minutes; 20 s past the deadline is
+    # room for a loaded 2-core machine finishing its current epoch and closing up.
+    assert marks["end"] - marks["start"] < 15 + 20
     assert result.study.trials
     assert {t.state.name for t in result.study.trials} <= FINISHED
     assert all(t.user_attrs["epochs"] < 500 for t in result.study.trials)

@@ -7,6 +7,8 @@ import gc
 import sqlite3
 import time
 
+import pytest
+
 from automl.config import SearchConfig
 from automl.engine._memory import frozen_heap
 from automl.engine._study import _sqlite_file, make_storage
@@ -34,7 +36,19 @@ def test_sqlite_urls_wal_does_not_touch():
     assert _sqlite_file("sqlite:////tmp/a.db") == "/tmp/a.db"
 
 
-def test_frozen_heap_is_undone_and_leaves_a_callers_freeze_alone():
+@pytest.fixture
+def nothing_frozen():
+    """Start with no frozen objects, whatever earlier tests in this process froze, and
+    give back what was frozen before."""
+    frozen_before = gc.get_freeze_count()
+    gc.unfreeze()
+    yield
+    gc.unfreeze()
+    if frozen_before:
+        gc.freeze()
+
+
+def test_frozen_heap_is_undone_and_leaves_a_callers_freeze_alone(nothing_frozen):
     assert gc.get_freeze_count() == 0
     with frozen_heap():
         assert gc.get_freeze_count() > 0

@@ -3,11 +3,14 @@
 The browser test (slow) drives Debian's chromium through its chromedriver with Selenium:
 it opens the study's experiment from the URL `automl ui` prints, expands the parent run
 to its trial runs, reads a trial's params and finds its metric charts. The screenshots
-stay in `test-artifacts/` at the repository root. The error cases run by default.
+go to the test's tmp folder, or to $AUTOML_TEST_ARTIFACTS when CI wants to collect
+them. The error cases run by default.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -17,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, cli_env, run_cli
+from tests.conftest import cli_env, missing, run_cli
 
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-ARTIFACTS = ROOT / "test-artifacts"
+# Debian calls the browser `chromium`, other systems `chromium-browser`.
+CHROMIUM_NAMES, CHROMEDRIVER_NAME = ("chromium", "chromium-browser"), "chromedriver"
 
 
 def free_port() -> int:
@@ -80,6 +83,8 @@ def test_mlflow_ui_shows_trials_params_and_charts_in_headless_chromium(iris_sear
     from selenium.webdriver.support.ui import WebDriverWait
 
     browser = _browser()
+    artifacts = Path(os.environ.get("AUTOML_TEST_ARTIFACTS") or tmp_path / "screenshots")
+    artifacts.mkdir(parents=True, exist_ok=True)
     port = free_port()
     ui = subprocess.Popen(
         [sys.executable, "-m", "automl", "ui", "--tracking-uri", iris_search.tracking_uri]
@@ -90,7 +95,6 @@ def test_mlflow_ui_shows_trials_params_and_charts_in_headless_chromium(iris_sear
         stderr=subprocess.STDOUT,
         text=True,
     )
-    ARTIFACTS.mkdir(exist_ok=True)
     try:
         url = _experiment_url(ui)
         assert url.startswith(f"http://127.0.0.1:{port}/#/experiments/")
@@ -108,7 +112,7 @@ def test_mlflow_ui_shows_trials_params_and_charts_in_headless_chromium(iris_sear
         wait.until(until.visibility_of_element_located((By.LINK_TEXT, f"trial-{trial.number}")))
         names = {a.text for a in browser.find_elements(By.TAG_NAME, "a")}
         assert {f"trial-{t.number}" for t in study.trials} <= names
-        browser.save_screenshot(str(ARTIFACTS / "mlflow-ui-runs.png"))
+        browser.save_screenshot(str(artifacts / "mlflow-ui-runs.png"))
 
         run_page = browser.find_element(By.LINK_TEXT, f"trial-{trial.number}").get_attribute("href")
         browser.get(run_page)
@@ -117,7 +121,7 @@ def test_mlflow_ui_shows_trials_params_and_charts_in_headless_chromium(iris_sear
         for name in ("family", "n_params"):
             assert name in text
         assert str(trial.params["family"]) in text
-        browser.save_screenshot(str(ARTIFACTS / "mlflow-ui-trial.png"))
+        browser.save_screenshot(str(artifacts / "mlflow-ui-trial.png"))
 
         browser.get(f"{run_page}/model-metrics")
         wait.until(
@@ -125,7 +129,7 @@ def test_mlflow_ui_shows_trials_params_and_charts_in_headless_chromium(iris_sear
         )
         text = browser.find_element(By.TAG_NAME, "body").text
         assert "val_accuracy" in text and f"trial-{trial.number} (val_accuracy)" in text
-        browser.save_screenshot(str(ARTIFACTS / "mlflow-ui-metrics.png"))
+        browser.save_screenshot(str(artifacts / "mlflow-ui-metrics.png"))
     finally:
         browser.quit()
         ui.send_signal(signal.SIGINT)
@@ -151,10 +155,13 @@ def _browser():
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
-    if not (Path(CHROMIUM).is_file() and Path(CHROMEDRIVER).is_file()):
-        pytest.skip("Debian's chromium and chromium-driver are missing (.ci/run installs them)")
+    chromium = next(filter(None, map(shutil.which, CHROMIUM_NAMES)), None)
+    chromedriver = shutil.which(CHROMEDRIVER_NAME)
+    if chromium is None or chromedriver is None:
+        absent = [n for n, p in (("chromium", chromium), ("chromedriver", chromedriver)) if not p]
+        missing(f"{' and '.join(absent)} on PATH", ".ci/run installs chromium-driver")
     options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
+    options.binary_location = chromium
     for flag in (
         "--headless",
         "--no-sandbox",
@@ -167,4 +174,4 @@ def _browser():
         "--window-size=1600,1000",
     ):
         options.add_argument(flag)
-    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    return webdriver.Chrome(service=Service(chromedriver), options=options)

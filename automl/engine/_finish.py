@@ -7,6 +7,7 @@ done.
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 from automl.engine._checkpoints import kept_trials
 from automl.engine._final import choose_final
 from automl.export import export_best, summarize, write_json
+
+logger = logging.getLogger("automl")
 
 if TYPE_CHECKING:
     import keras
@@ -65,7 +68,11 @@ def finish(
 def _final(session: Session) -> tuple[keras.Model | None, dict[str, Any]] | None:
     """The final model and its facts, when it is more than the best checkpoint."""
     kept = kept_trials(session.study, session.objective)
-    final = choose_final(kept, session.data, session.objective)
+    try:
+        final = choose_final(kept, session.data, session.objective)
+    except Exception as exc:  # noqa: BLE001 - the best checkpoint is exported as it is
+        logger.warning("could not compare an ensemble or TTA with the best model: %s", exc)
+        return None
     if final is None:
         return None
     return (None if final.single else final.model), final.facts()

@@ -1,0 +1,151 @@
+"""The final model: greedy ensemble selection, one saveable Keras model, flip TTA on
+images, chosen on validation; and the fallback when it cannot be saved."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+
+import keras
+import numpy as np
+import pytest
+
+from automl.data import load_dataset
+from automl.ensemble import average_model, select
+from automl.export import _write_final
+from automl.models import load_model, predict_raw
+from automl.objective import Objective
+from automl.scoring import score_of
+from tests.test_export import _predict_in_fresh_process
+
+ACCURACY = Objective("val_accuracy", "maximize")
+
+
+def _noisy(y: np.ndarray, wrong: np.ndarray, classes: int = 3) -> np.ndarray:
+    """One-hot-ish probabilities that are right except on the rows in `wrong`."""
+    labels = y.copy()
+    labels[wrong] = (labels[wrong] + 1) % classes
+    output = np.full((len(y), classes), 0.1)
+    output[np.arange(len(y)), labels] = 0.8
+    return output
+
+
+def _accuracy(y: np.ndarray):
+    return lambda output: score_of(y, output, "classification", 3, "accuracy")
+
+
+def test_selection_averages_models_whose_errors_differ():
+    """Three models each wrong on a different third: any one scores 2/3, their average
+    is right wherever two of them are, so all three are chosen alike."""
+    y = np.arange(90) % 3
+    thirds = np.array_split(np.arange(90), 3)
+    predictions = [_noisy(y, part) for part in thirds]
+    weights, value = select(predictions, _accuracy(y), ACCURACY.is_better)
+    assert _accuracy(y)(predictions[0]) == pytest.approx(2 / 3)
+    assert value == 1.0
+    assert sum(weights) == pytest.approx(1.0) and all(w > 0 for w in weights)
+
+
+def test_selection_keeps_the_best_alone_when_others_only_hurt():
+    y = np.arange(90) % 3
+    best = _noisy(y, np.arange(0, 90, 10))  # 90 % right
+    worse = [_noisy(y, np.arange(0, 90, 2)), _noisy(y, np.arange(1, 90, 2))]  # 50 % each
+    weights, value = select([best, *worse], _accuracy(y), ACCURACY.is_better)
+    assert weights == [1.0, 0.0, 0.0] and value == pytest.approx(0.9)
+
+
+def _trained(seed: int, x: np.ndarray, y: np.ndarray) -> keras.Model:
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((x.shape[1],), name="features")
+    hidden = keras.layers.Dense(16, activation="relu")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(hidden))
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=3, verbose=0)
+    return model
+
+
+def test_the_ensemble_is_one_model_that_loads_in_a_fresh_process(tmp_path):
+    """The weighted average of two iris models saves to one .keras file that plain
+    Keras loads in safe mode elsewhere and that predicts, value by value, the weighted
+    sum of its members' predictions."""
+    data = load_dataset("iris", seed=0)
+    x, y = data.x_train.astype("float32"), data.y_train
+    members = [_trained(seed, x, y) for seed in (1, 2)]
+    expected = 0.25 * members[0].predict(x, verbose=0) + 0.75 * members[1].predict(x, verbose=0)
+    ensemble = average_model(members, [0.25, 0.75])
+    np.testing.assert_allclose(ensemble.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-6)
+    ensemble.save(tmp_path / "ensemble.keras")
+    fresh = _predict_in_fresh_process(tmp_path / "ensemble.keras", x, tmp_path)
+    np.testing.assert_allclose(fresh, expected, rtol=1e-5, atol=1e-6)
+
+
+class _Unsaveable(keras.layers.Layer):
+    """A user's layer whose config holds an object Keras cannot serialize: saving fails."""
+
+    def __init__(self, lock: object = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.lock = lock or threading.Lock()
+
+    def call(self, x):
+        return x * 2.0
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "lock": self.lock}
+
+
+def test_an_unsaveable_final_model_falls_back_to_the_best_checkpoint(tmp_path, caplog):
+    data = load_dataset("iris", seed=0)
+    x, y = data.x_train.astype("float32"), data.y_train
+    best = _trained(1, x, y)
+    checkpoint = tmp_path / "trial-0.keras"
+    best.save(checkpoint)
+    inputs = keras.Input((x.shape[1],))
+    unsaveable = keras.Model(inputs, _Unsaveable()(best(inputs)))
+
+    class Trial:  # what _write_final reads of the best trial
+        number = 0
+
+    facts = {"description": "ensemble of trial 0 ×0.50, trial 3 ×0.50", "members": []}
+    with caplog.at_level(logging.WARNING, logger="automl"):
+        model, written = _write_final((unsaveable, facts), Trial, checkpoint, tmp_path / "b.keras")
+    assert "cannot be saved as one Keras model" in caplog.text
+    assert "exporting the best single model instead" in caplog.text
+    assert written["members"] == [{"trial": 0, "weight": 1.0}] and written["fallback"]
+    np.testing.assert_allclose(
+        load_model(tmp_path / "b.keras").predict(x, verbose=0), best.predict(x, verbose=0)
+    )
+    np.testing.assert_allclose(model.predict(x, verbose=0), best.predict(x, verbose=0))
+
+
+def test_images_get_the_best_of_single_ensemble_and_flip_on_validation(
+    cifar_search, cifar_root, tmp_path
+):
+    """On the CIFAR-10 slice, the search compares the best model, the ensemble and flip
+    TTA on validation; best_model.keras is the option that scored best, predicts in a
+    fresh process exactly what the in-process model does, and its validation score is
+    the one recorded for that option."""
+    summary = json.loads((cifar_search.out / "summary.json").read_text())
+    final = summary["final"]
+    scores = final["val_scores"]
+    assert set(scores) == {"best", "ensemble", "flip_tta"}  # two trials: both tried
+    chosen = (
+        "flip_tta" if final["flip_tta"] else "ensemble" if len(final["members"]) > 1 else "best"
+    )
+    assert scores[chosen] == max(scores.values())
+    assert sum(m["weight"] for m in final["members"]) == pytest.approx(1.0, abs=1e-3)
+
+    model = cifar_search.result.best_model
+    data = load_dataset("cifar10", data_dir=cifar_root, seed=0)
+    own = predict_raw(model, data, data.x_val)
+    assert score_of(data.y_val, own, "classification", 10, "accuracy") == pytest.approx(
+        scores[chosen], abs=1e-5  # summary.json rounds to 5 decimals
+    )
+    images = data.x_test[:64]  # uint8 pixels, as the exported model takes them
+    fresh = _predict_in_fresh_process(cifar_search.out / "best_model.keras", images, tmp_path)
+    np.testing.assert_allclose(fresh, model.predict(images, verbose=0), rtol=1e-4, atol=1e-5)
+    assert summary["test"]["metrics"]["accuracy"] == pytest.approx(
+        score_of(
+            data.y_test, predict_raw(model, data, data.x_test), "classification", 10, "accuracy"
+        )
+    )

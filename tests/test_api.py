@@ -80,7 +80,8 @@ def test_keras_tuner_build_model_runs_unchanged(tmp_path):
     assert dists["lr"] == FloatDistribution(1e-4, 1e-2, log=True)
     assert result.best_params == study.best_trial.params
     assert isinstance(result.best_model, keras.Model)
-    assert result.summary["test"]["metrics"]["accuracy"] > 0.5
+    # Seed 0 reaches 0.956 here (chance: 0.10); 0.85 leaves room for thread-order noise.
+    assert result.summary["test"]["metrics"]["accuracy"] > 0.85
     logged = _trial_params(tmp_path, "kt")
     for trial in study.trials:
         params = logged[f"trial-{trial.number}"]
@@ -97,7 +98,8 @@ def test_an_uncompiled_model_is_compiled_by_the_engine(tmp_path):
 
     result = automl.search(build, dataset="digits", trials=1, **_options(tmp_path, "bare"))
     assert result.study.trials[0].state.name == "COMPLETE"
-    assert result.summary["test"]["metrics"]["accuracy"] > 0.5
+    # One 3-epoch trial reaches 0.842 here (chance: 0.10); 0.70 leaves room for noise.
+    assert result.summary["test"]["metrics"]["accuracy"] > 0.70
 
 
 # -- HyperModels ----------------------------------------------------------------------------
@@ -137,7 +139,8 @@ def test_hypermodel_with_its_own_fit_runs_unchanged(tmp_path):
     assert trial.distributions["batch_size"] == CategoricalDistribution([16, 32])
     assert set(trial.params) == {"units", "batch_size", "shuffle"}
     assert set(_trial_params(tmp_path, "hm")["trial-0"]) >= {"units", "batch_size", "shuffle"}
-    assert result.summary["test"]["metrics"]["accuracy"] > 0.5
+    # Two 3-epoch trials reach 0.919 here (chance: 0.10); 0.80 leaves room for noise.
+    assert result.summary["test"]["metrics"]["accuracy"] > 0.80
 
 
 def test_hypermodel_class_without_fit_override(tmp_path):
@@ -230,7 +233,8 @@ def test_arrays_as_data(tmp_path):
     y = np.where(x[:, 0] + x[:, 1] > 0, "yes", "no")
     result = automl.search("mlp", dataset=(x, y), trials=1, **_options(tmp_path, "arr"))
     assert StudyRecord.of(result.study).dataset == "arrays"
-    assert result.summary["test"]["metrics"]["accuracy"] > 0.6
+    # The classes are linearly separable: 1.0 here on 24 test rows; 0.85 allows 3 misses.
+    assert result.summary["test"]["metrics"]["accuracy"] > 0.85
 
 
 def test_hypermodel_fit_may_return_its_metrics(tmp_path):
@@ -250,7 +254,9 @@ def test_hypermodel_fit_may_return_its_metrics(tmp_path):
 
     result = automl.search(Quiet, dataset="digits", trials=1, **_options(tmp_path, "quiet"))
     trial = result.study.trials[0]
-    assert trial.state.name == "COMPLETE" and 0.5 < trial.value <= 1.0
+    assert trial.state.name == "COMPLETE"
+    # Its own 3-epoch fit reaches 0.837 val accuracy here (chance: 0.10); margin 0.14.
+    assert trial.value > 0.70
 
 
 def without_accuracy(hp):

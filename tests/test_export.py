@@ -93,15 +93,21 @@ def test_exported_image_model_takes_raw_uint8_pixels(cifar_search, cifar_root, t
 
 
 def test_test_metrics_are_computed_with_scikit_learn(iris_search):
-    """Test accuracy, macro F1 and log loss come from the best model on the test split."""
-    from sklearn.metrics import accuracy_score, f1_score
+    """Test accuracy, macro F1, one-vs-rest AUC and log loss are scikit-learn's own, on the
+    best model's predictions for the test split, and are what the summary reports."""
+    from sklearn.metrics import accuracy_score, f1_score, log_loss, roc_auc_score
 
     data = load_dataset("iris")
     metrics = automl_export.test_metrics(iris_search.result.best_model, data)
-    predicted = iris_search.result.best_model.predict(data.x_test, verbose=0).argmax(axis=-1)
+    proba = iris_search.result.best_model.predict(data.x_test, verbose=0)
+    predicted = proba.argmax(axis=-1)
     assert metrics["accuracy"] == pytest.approx(accuracy_score(data.y_test, predicted))
     assert metrics["f1_macro"] == pytest.approx(f1_score(data.y_test, predicted, average="macro"))
-    assert metrics["log_loss"] > 0
+    labels = [0, 1, 2]
+    assert metrics["log_loss"] == pytest.approx(log_loss(data.y_test, proba, labels=labels))
+    assert metrics["auc"] == pytest.approx(
+        roc_auc_score(data.y_test, proba, multi_class="ovr", labels=labels)
+    )
     assert metrics == pytest.approx(iris_search.result.summary["test"]["metrics"])
 
 

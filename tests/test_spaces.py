@@ -12,6 +12,7 @@ from optuna.trial import FixedTrial
 from automl import UsageError
 from automl.spaces import HyperParameters, ModelSpec, blocks, training
 from search_spaces import SPACES, cnn, resolve_space
+from tests.conftest import sqlite_url
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -341,8 +342,8 @@ def test_random_points_build_compiled_models(space, shape, kind):
 
 def test_starting_points_are_the_first_trials_of_a_new_image_study(cifar_search):
     """A new cifar10 study (default space: auto) runs the fast recipe as trial 0 and the
-    tutorial CNN as trial 1, marked as starting points, and both train to the end (they
-    are never pruned)."""
+    tutorial CNN as trial 1, marked as starting points, and both complete. (With one
+    epoch nothing can be pruned: test_a_starting_point_is_never_pruned checks that.)"""
     first, second = cifar_search.result.study.trials[:2]
 
     def in_auto(point: dict) -> dict:
@@ -353,6 +354,39 @@ def test_starting_points_are_the_first_trials_of_a_new_image_study(cifar_search)
     for trial in (first, second):
         assert trial.user_attrs.get("starting_point") is True
         assert trial.state.name == "COMPLETE", trial.user_attrs.get("reason")
+
+
+def test_a_starting_point_is_never_pruned(tmp_path):
+    """The same hopeless point (SGD at the lowest learning rate) enqueued twice after three
+    trials, with the median pruner: as a plain trial it is pruned, marked as a starting
+    point it reports to the pruner but trains to its last epoch."""
+    import automl
+    from automl.record import TrialRecord
+
+    options = {
+        "space": "mlp",
+        "study": "protect",
+        "max_epochs": 4,
+        "pruner": "median",
+        "storage": sqlite_url(tmp_path / "automl.db"),
+        "tracking_uri": None,
+        "out": tmp_path / "out",
+    }
+    study = automl.search(dataset="digits", trials=3, **options).study
+    hopeless = {"optimizer": "sgd", "learning_rate": 1e-4, "schedule": "constant"}
+    study.enqueue_trial(hopeless)
+    study.enqueue_trial(hopeless, user_attrs=TrialRecord.attrs(starting_point=True))
+    trials = automl.search(dataset="digits", trials=5, **options).study.trials
+    plain, protected = trials[3], trials[4]
+    for trial in (plain, protected):
+        assert {k: trial.params[k] for k in hopeless} == hopeless
+    assert plain.state.name == "PRUNED", [t.intermediate_values for t in trials]
+    assert protected.state.name == "COMPLETE"
+    assert len(protected.intermediate_values) == 4  # it reported every epoch
+    # It really was worse than the median the plain one was pruned for.
+    step = max(plain.intermediate_values)
+    median = float(np.median([t.intermediate_values[step] for t in trials[:3]]))
+    assert protected.intermediate_values[step] < median
 
 
 def test_auto_offers_transfer_only_with_cached_backbones(monkeypatch, tmp_path):

@@ -73,8 +73,9 @@ def _check_database(url: str, *, flag: str, label: str) -> None:
         _check_folder(folder, url, flag, label)
         return
     if url.startswith("sqlite:///"):
-        folder = Path(url.removeprefix("sqlite:///")).expanduser().resolve().parent
-        _check_folder(folder, url, flag, label)
+        path = Path(url.removeprefix("sqlite:///")).expanduser()
+        _check_folder(path.resolve().parent, url, flag, label)
+        _check_sqlite_file(path, url, flag, label)
         return
     import sqlalchemy
 
@@ -89,6 +90,30 @@ def _check_database(url: str, *, flag: str, label: str) -> None:
             f"cannot reach {label} {shown} ({reason}); check the URL and the server, "
             f"or pass another {flag}."
         ) from None
+
+
+# The first 16 bytes of every SQLite 3 database file (an empty file is one too).
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _check_sqlite_file(path: Path, url: str, flag: str, label: str) -> None:
+    """An existing file that is not a SQLite database (a bad copy, another program's
+    file) is refused before SQLAlchemy opens it; its bytes are only read."""
+    try:
+        with path.open("rb") as file:
+            header = file.read(len(SQLITE_HEADER))
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return  # a new database, or a URL with options: SQLAlchemy decides
+    except OSError as exc:
+        raise UsageError(
+            f"cannot use {label} {mask_url(url)}: cannot read {path} ({exc.strerror}); "
+            f"pass another {flag}."
+        ) from None
+    if header and header != SQLITE_HEADER:
+        raise UsageError(
+            f"cannot use {label} {mask_url(url)}: {path} is not a SQLite database; "
+            f"pass another {flag} (the file was left as it is)."
+        )
 
 
 def _check_folder(folder: Path, url: str, flag: str, label: str) -> None:

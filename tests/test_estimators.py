@@ -20,7 +20,8 @@ def test_classifier_passes_cross_val_score():
     x, y = load_iris(return_X_y=True)
     scores = cross_val_score(AutoClassifier(**FAST), x, y, cv=3)
     assert scores.shape == (3,)
-    assert scores.mean() > 0.7, scores
+    # Folds score 0.74/0.84/0.86 here (mean 0.81; chance 0.33): 0.65 for fold noise.
+    assert scores.mean() > 0.65, scores
 
 
 def test_classifier_in_a_pipeline_with_string_labels():
@@ -34,8 +35,12 @@ def test_classifier_in_a_pipeline_with_string_labels():
     assert set(pipe.predict(x[:10])) <= set(model.classes_)
     proba = pipe.predict_proba(x[:5])
     assert proba.shape == (5, 3) and np.allclose(proba.sum(axis=1), 1, atol=1e-5)
-    assert pipe.score(x, names) > 0.7
-    assert model.best_params_ and model.best_score_ > 0
+    # 0.833 on the 150 rows here (chance 0.33): 0.70 leaves room for noise.
+    assert pipe.score(x, names) > 0.70
+    assert model.best_params_ == model.study_.best_trial.params
+    assert model.best_score_ == model.study_.best_value
+    # Validation accuracy 0.833 here (chance 0.33): 0.70 leaves room for noise.
+    assert model.best_score_ > 0.70
     assert len(model.study_.trials) == 2  # kept in memory after the temporary folder is gone
 
 
@@ -45,7 +50,8 @@ def test_regressor_fits_and_scores_r2():
     model = AutoRegressor(**{**FAST, "max_epochs": 30}).fit(x, y)
     predicted = model.predict(x[:7])
     assert predicted.shape == (7,)
-    assert model.score(x, y) > 0.2
+    # R² 0.465 here (a constant scores 0, least squares 0.52): 0.35 leaves room for noise.
+    assert model.score(x, y) > 0.35
     assert model.study_.direction.name == "MINIMIZE"
 
 

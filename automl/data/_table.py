@@ -16,6 +16,7 @@ file and typing its columns live here; the layer Keras lacks is in `automl.data.
 
 from __future__ import annotations
 
+import csv
 import difflib
 import logging
 import warnings
@@ -88,8 +89,23 @@ def read_table(path: Path) -> pd.DataFrame:
         ) from None
     if frame.shape[1] == 0 or len(frame) == 0:
         raise UsageError(f"{path} has no rows; give a header line and at least one row.")
+    if sep is not None:
+        _refuse_repeated_names(path, sep)
     frame.columns = [str(c) for c in frame.columns]
     return frame
+
+
+def _refuse_repeated_names(path: Path, sep: str) -> None:
+    """pandas silently renames a repeated header name (`a`, `a` -> `a`, `a.1`), so a
+    model would train on a column the user never named: refuse the file instead."""
+    with path.open(encoding="utf-8-sig", newline="") as file:
+        header = next(csv.reader(file, delimiter=sep), [])
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        names = ", ".join(repr(name) for name in repeated)
+        raise UsageError(
+            f"{path} has more than one column named {names}; give each column its own name."
+        )
 
 
 def require_column(frame: pd.DataFrame, name: str, path: Path | str) -> None:

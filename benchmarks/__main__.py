@@ -31,7 +31,9 @@ from typing import Any
 
 HERE = Path(__file__).parent
 # Cheap and short first, so a smoke run fails fast; the long quality runs last.
-BENCHMARKS = ("startup", "overhead", "pruning", "trial_memory", "scaling", "quality", "recipes")
+BENCHMARKS = (
+    "startup", "overhead", "pruning", "trial_memory", "scaling", "quality", "recipes", "budget",
+)  # fmt: skip
 TITLES = {
     "startup": "5. Start-up",
     "overhead": "2. Overhead",
@@ -40,6 +42,7 @@ TITLES = {
     "scaling": "6. Scaling",
     "quality": "1. Search quality at equal budget",
     "recipes": "7. Fast image recipe",
+    "budget": "8. Budget-first search",
 }
 PACKAGES = (
     "keras",

@@ -8,6 +8,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
+
 from tests.conftest import cli_env
 
 
@@ -41,3 +43,25 @@ def predict_in_fresh_process(model_path: Path, make_input: str, cwd: Path) -> li
     assert done.returncode == 0, done.stderr[-3000:]
     line = next(x for x in done.stdout.splitlines() if x.startswith("PREDICTIONS "))
     return json.loads(line.removeprefix("PREDICTIONS "))
+
+
+def assert_fresh_predictions_match(
+    model_path: Path, make_input: str, cwd: Path, *, atol: float = 1e-5
+) -> np.ndarray:
+    """Predict on the raw input `make_input` builds in a new interpreter, and check each
+    value against the same model loaded and predicting in this process.
+
+    Returns:
+        The fresh process's predictions.
+    """
+    import pandas as pd
+
+    import automl
+
+    fresh = np.asarray(predict_in_fresh_process(model_path, make_input, cwd))
+    here = automl.load_model(model_path).predict(
+        eval(make_input, {"np": np, "pd": pd}),  # noqa: S307 - the test's own expression
+        verbose=0,
+    )
+    np.testing.assert_allclose(fresh, here, atol=atol)
+    return fresh

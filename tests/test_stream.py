@@ -15,6 +15,7 @@ import automl
 from automl import UsageError
 from automl.data import load_data
 from automl.data._stream import ImageBatches, StreamEncoder, memory_budget
+from tests._fresh import assert_fresh_predictions_match
 from tests.conftest import sqlite_url
 
 
@@ -82,10 +83,20 @@ def test_a_streamed_folder_searches_and_exports_a_pixel_model(folder, tmp_path):
         out=tmp_path / "out",
     )
     assert result.summary["trials"]["complete"] == 2
-    assert 0 <= result.summary["test"]["metrics"]["accuracy"] <= 1
+    # The exported model, on the test split's decoded pixels, scores the reported accuracy.
+    data = load_data(str(folder))
     model = automl.load_model(tmp_path / "out" / "best_model.keras")
-    pixels = np.random.default_rng(0).integers(0, 256, (2, 50, 44, 3)).astype("uint8")
-    assert model.predict(pixels, verbose=0).shape == (2, 3)  # any size: resized inside
+    test_pixels = data.encoder.decode(list(data.x_test))
+    accuracy = float(np.mean(model.predict(test_pixels, verbose=0).argmax(axis=1) == data.y_test))
+    assert accuracy == pytest.approx(result.summary["test"]["metrics"]["accuracy"])
+    # Any size is resized inside; a fresh process predicts what the search's model does.
+    pixels = np.random.default_rng(0).integers(0, 256, (2, 50, 44, 3)).tolist()
+    fresh = assert_fresh_predictions_match(
+        tmp_path / "out" / "best_model.keras", f"np.array({pixels}, dtype='uint8')", tmp_path
+    )
+    assert fresh.shape == (2, 3)
+    here = result.best_model.predict(np.array(pixels, dtype="uint8"), verbose=0)
+    np.testing.assert_allclose(fresh, here, atol=1e-5)
 
 
 def test_stream_encoder_decodes_unreadable_files_as_black(tmp_path):

@@ -14,7 +14,7 @@ from automl import UsageError
 from automl.data import load_data
 from automl.data._text import TextEncoder
 from automl.spaces import HyperParameters
-from tests._fresh import predict_in_fresh_process
+from tests._fresh import assert_fresh_predictions_match
 from tests._texts import write_reviews
 from tests.conftest import run_cli, sqlite_url
 
@@ -124,10 +124,10 @@ def test_cli_text_search_exports_a_model_that_takes_raw_strings(tmp_path):
     study = optuna.load_study(study_name="reviews-rnn", storage=sqlite_url(tmp_path / "automl.db"))
     assert study.best_trial.user_attrs["fixed_text.sequence_length"] == 32  # fixed by the config
     assert {"accuracy", "f1_macro", "auc"} <= set(summary["test"]["metrics"])
-    predictions = predict_in_fresh_process(
+    predictions = assert_fresh_predictions_match(
         tmp_path / "out" / "best_model.keras",
         "np.array(['a wonderful superb film', 'boring awful plot', ''], dtype=object)",
         tmp_path,
     )
-    assert np.asarray(predictions).shape == (3, 2)
+    assert predictions.shape == (3, 2)
     assert np.allclose(np.sum(predictions, axis=1), 1, atol=1e-4)

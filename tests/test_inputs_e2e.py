@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 from sklearn.datasets import load_digits, load_wine
 
-from tests._fresh import predict_in_fresh_process
+from tests._fresh import assert_fresh_predictions_match
 from tests.conftest import cli_env, run_cli, sqlite_url
 
 pytestmark = pytest.mark.slow
@@ -69,10 +69,10 @@ def test_csv_table_to_a_model_that_takes_raw_columns(tmp_path):
         f"{{**{{k: np.array(v, dtype=float) for k, v in {columns!r}.items()}}, "
         "'level': np.array(['mid', '', 'never-seen'], dtype=object)}"
     )
-    predictions = predict_in_fresh_process(
+    predictions = assert_fresh_predictions_match(
         tmp_path / "out" / "best_model.keras", make_input, tmp_path
     )
-    assert np.asarray(predictions).shape == (3, 3)
+    assert predictions.shape == (3, 3)
     assert np.allclose(np.sum(predictions, axis=1), 1, atol=1e-4)
 
 
@@ -90,10 +90,10 @@ def test_image_folder_of_mixed_sizes_to_a_model_that_takes_any_size(cifar_root, 
     summary = _search(folder, tmp_path, "--space", "cnn", "--max-epochs", "1", env=env)
     assert summary["study"] == "animals-cnn" and summary["dataset"] == str(folder)
     pixels = np.random.default_rng(0).integers(0, 256, (2, 48, 40, 3)).tolist()
-    predictions = predict_in_fresh_process(
+    predictions = assert_fresh_predictions_match(
         tmp_path / "out" / "best_model.keras", f"np.array({pixels}, dtype='uint8')", tmp_path
     )
-    assert np.asarray(predictions).shape == (2, 3)
+    assert predictions.shape == (2, 3)
 
 
 def test_npz_arrays_with_their_own_test_split(tmp_path):
@@ -109,10 +109,16 @@ def test_npz_arrays_with_their_own_test_split(tmp_path):
     summary = _search(tmp_path / "digits.npz", tmp_path, "--space", "mlp", "--max-epochs", "3")
     assert summary["study"] == "digits-mlp"
     assert summary["test"]["metrics"]["accuracy"] > 0.5
-    predictions = predict_in_fresh_process(
-        tmp_path / "out" / "best_model.keras", f"np.array({x[-2:].tolist()})", tmp_path
+    # Raw features of the whole test split: the fresh process scores the test accuracy
+    # that the search reported.
+    np.save(tmp_path / "x_test.npy", x[1400:])
+    make_input = f"np.load({str(tmp_path / 'x_test.npy')!r})"
+    predictions = assert_fresh_predictions_match(
+        tmp_path / "out" / "best_model.keras", make_input, tmp_path
     )
-    assert np.asarray(predictions).shape == (2, 10)
+    assert predictions.shape == (len(x) - 1400, 10)
+    accuracy = float(np.mean(predictions.argmax(axis=1) == y[1400:]))
+    assert accuracy == pytest.approx(summary["test"]["metrics"]["accuracy"])
 
 
 def test_imdb_offline_copy_to_a_model_that_takes_word_ids(tmp_path):
@@ -141,9 +147,9 @@ def test_imdb_offline_copy_to_a_model_that_takes_word_ids(tmp_path):
     assert summary["dataset"] == "imdb" and summary["task"] == "classification"
     ids = np.zeros((2, 256), dtype="int32")
     ids[:, :3] = [[1, 10, 11], [1, 12, 13]]
-    predictions = predict_in_fresh_process(
+    predictions = assert_fresh_predictions_match(
         tmp_path / "out" / "best_model.keras",
         f"np.array({ids.tolist()}, dtype='int32')",
         tmp_path,
     )
-    assert np.asarray(predictions).shape == (2, 2)
+    assert predictions.shape == (2, 2)

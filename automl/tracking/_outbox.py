@@ -41,11 +41,15 @@ _UNAVAILABLE = (
 def limit_http_retries() -> None:
     """Fail fast on a dead server: MLflow's default retries block a call for minutes.
 
-    The outbox retries instead, without holding up training. A user's own settings win.
+    The outbox retries instead, without holding up training. A user's own settings win
+    (but MLflow never prints run URLs: they would show the password).
     """
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+    # MLflow prints "View run ... at: URL" on stdout when a run ends, with the URL's
+    # user:password in it; the CLI shows its own masked links instead.
+    os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
 
 
 def is_unreachable(exc: BaseException) -> bool:

@@ -56,7 +56,8 @@ def test_csv_table_to_a_model_that_takes_raw_columns(tmp_path):
 
     summary = _search(tmp_path / "wine.csv", tmp_path, "--target", "cultivar", "--max-epochs", "8")
     assert summary["study"] == "wine-auto" and summary["task"] == "classification"
-    assert summary["test"]["metrics"]["accuracy"] > 0.5
+    # 0.917 on 36 test rows here (the largest class is 0.40): 0.75 allows 6 more misses.
+    assert summary["test"]["metrics"]["accuracy"] > 0.75
 
     # Raw columns as a user passes them: NaN for a missing number, "" for a missing text
     # (Keras feeds string inputs only from object arrays of str), an unseen category.
@@ -108,7 +109,8 @@ def test_npz_arrays_with_their_own_test_split(tmp_path):
     )
     summary = _search(tmp_path / "digits.npz", tmp_path, "--space", "mlp", "--max-epochs", "3")
     assert summary["study"] == "digits-mlp"
-    assert summary["test"]["metrics"]["accuracy"] > 0.5
+    # 0.902 on 397 test rows here (chance 0.10): 0.80 leaves room for noise.
+    assert summary["test"]["metrics"]["accuracy"] > 0.80
     # Raw features of the whole test split: the fresh process scores the test accuracy
     # that the search reported.
     np.save(tmp_path / "x_test.npy", x[1400:])

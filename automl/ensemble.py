@@ -100,8 +100,8 @@ def _fresh_inputs(model: keras.Model) -> Any:
         return keras.Input(shape=tensor.shape[1:], dtype=tensor.dtype, name=name)
 
     structure = model.input
-    if isinstance(structure, dict):
-        return {key: fresh(tensor, key) for key, tensor in structure.items()}
+    if isinstance(structure, dict):  # the input layers' own names (columns sanitized)
+        return {key: fresh(tensor, tensor.name) for key, tensor in structure.items()}
     if isinstance(structure, list | tuple):
         return [fresh(tensor, tensor.name) for tensor in structure]
     return fresh(structure, structure.name)

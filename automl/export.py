@@ -131,8 +131,10 @@ def _write_final(
     }
     model, facts = final if final is not None else (None, single)
     if model is not None:
+        partial = target.with_name(target.stem + ".partial.keras")
         try:
-            model.save(target)
+            model.save(partial)  # then renamed: a kill mid-save leaves no broken export
+            partial.replace(target)
             return model, facts
         except Exception as exc:  # noqa: BLE001 - e.g. a custom space's unregistered layer
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -143,7 +145,9 @@ def _write_final(
                 reason,
             )
             facts = {**single, "fallback": reason}
-    shutil.copyfile(checkpoint, target)
+    partial = target.with_name(target.stem + ".partial.keras")
+    shutil.copyfile(checkpoint, partial)
+    partial.replace(target)
     return load_model(checkpoint), facts
 
 

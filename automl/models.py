@@ -49,8 +49,9 @@ def _compile_without_automl_objects(model: keras.Model) -> None:
     model.compile(optimizer=model.optimizer, loss=loss, metrics=[m for m in metrics if not ours(m)])
 
 
-def load_model(path: str | Path) -> keras.Model:
-    """Load a model automl saved, with automl's custom layers and losses registered."""
+def load_model(path: str | Path, compile: bool = True) -> keras.Model:
+    """Load a model automl saved, with automl's custom layers and losses registered
+    (`compile=False`: for prediction only, without its optimizer's state)."""
     import keras
 
     import automl.data.layers  # noqa: F401 - registers the preprocessing layers
@@ -58,7 +59,7 @@ def load_model(path: str | Path) -> keras.Model:
     import automl.spaces.losses  # noqa: F401 - registers the custom losses
     import automl.spaces.metrics  # noqa: F401 - registers the custom metrics
 
-    return keras.models.load_model(path, safe_mode=True)
+    return keras.models.load_model(path, safe_mode=True, compile=compile)
 
 
 def predict_raw(model: keras.Model, data: Dataset, x: Any) -> np.ndarray:

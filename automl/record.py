@@ -238,6 +238,7 @@ class TrialRecord:
         promoted_from: The trial whose configuration it trains again: on all the data
             (`--subset`), or for longer (`exploit`).
         exploit: One of the long trainings of the best configurations (see `_phases`).
+        exploit_run: The token of the search that enqueued it.
         space_failed: It failed in the space itself (not in training).
         failed_in_training: It diverged or ran out of memory; stored as PRUNED so that
             the sampler avoids its point, and counted as failed.
@@ -259,6 +260,7 @@ class TrialRecord:
     starting_point: bool = False
     promoted_from: int | None = None
     exploit: bool = False
+    exploit_run: str | None = None
     space_failed: bool = False
     failed_in_training: bool = False
 

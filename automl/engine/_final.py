@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from typing import TYPE_CHECKING, Any
 
 from automl.ensemble import average_model, same_input, select
 from automl.models import load_model, predict_raw
-from automl.scoring import score_of
+from automl.scoring import score_key, score_of
 from automl.spaces.blocks import with_flip_tta
 
 if TYPE_CHECKING:
@@ -71,7 +72,10 @@ class FinalModel:
             "members": self.members,
             "flip_tta": self.flip_tta,
             "metric": self.metric,
-            "val_scores": {key: round(value, 5) for key, value in self.val_scores.items()},
+            "val_scores": {  # JSON has no NaN (an R² on a tiny split can be one)
+                key: round(value, 5) if math.isfinite(value) else None
+                for key, value in self.val_scores.items()
+            },
         }
 
 
@@ -92,22 +96,30 @@ def choose_final(
 
     if not kept:
         return None
-    models = [load_model(TrialRecord.read(t).model_file) for t in kept]
+    models = [load_model(TrialRecord.read(t).model_file, compile=False) for t in kept]
     usable = [i for i, m in enumerate(models) if same_input(m, models[0])]
     models, kept = [models[i] for i in usable], [kept[i] for i in usable]
     predictions = [predict_raw(m, data, data.x_val) for m in models]
     score = _scorer(data, objective)
-    final = FinalModel(models[0], [{"trial": kept[0].number, "weight": 1.0}], False, {}, "")
-    final.metric = f"val_{objective.metric}"
+    metric = score_key(objective.metric, data.task)
+    final = FinalModel(models[0], [{"trial": kept[0].number, "weight": 1.0}], False, {}, metric)
     try:
         final.val_scores["best"] = score(predictions[0])
     except KeyError:  # AUC with a class missing from validation: nothing to compare on
         return final
+    # Each option on its own: one that cannot be built leaves the others (and says why).
     if len(models) > 1:
-        _try_ensemble(final, models, kept, predictions, score, objective)
-    if data.kind == "image":
-        _try_flip(final, data, score, objective)
+        _attempt("ensemble", _try_ensemble, final, models, kept, predictions, score, objective)
+    if data.kind == "image" and final.model.inputs[0].shape[2] is not None:
+        _attempt("flip TTA", _try_flip, final, data, score, objective)  # fixed-size images
     return final
+
+
+def _attempt(what: str, option: Any, *args: Any) -> None:
+    try:
+        option(*args)
+    except Exception as exc:  # noqa: BLE001 - the final model stays what it was
+        logger.warning("the final model: %s could not be tried (%s)", what, exc)
 
 
 def _scorer(data: Dataset, objective: Objective) -> Any:

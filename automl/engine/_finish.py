@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from automl.engine._checkpoints import kept_trials
 from automl.engine._final import choose_final
-from automl.export import export_best, summarize, write_json
+from automl.export import best_trial_or_none, export_best, summarize, write_json
 
 logger = logging.getLogger("automl")
 
@@ -68,6 +68,8 @@ def finish(
 def _final(session: Session) -> tuple[keras.Model | None, dict[str, Any]] | None:
     """The final model and its facts, when it is more than the best checkpoint."""
     kept = kept_trials(session.study, session.objective)
+    best = best_trial_or_none(session.study)  # ties: the trial export calls the best
+    kept = sorted(kept, key=lambda t: best is None or t.number != best.number)
     try:
         final = choose_final(kept, session.data, session.objective)
     except Exception as exc:  # noqa: BLE001 - the best checkpoint is exported as it is

@@ -141,8 +141,8 @@ class TrialObjective:
             if isinstance(exc, SpaceFailed):
                 TrialRecord.write(trial, space_failed=True)
             if teaches_the_sampler(exc):
-                # Optuna's samplers skip FAIL trials but rank PRUNED ones without a value
-                # below every other: a point that diverged or ran out of memory is then
+                # Optuna's samplers skip FAIL trials but rank PRUNED ones below every
+                # complete one: a point that diverged or ran out of memory is then
                 # avoided. The trial still counts as failed (`failed_in_training`).
                 TrialRecord.write(trial, failed_in_training=True)
                 raise optuna.TrialPruned(f"failed: {log.reason}") from exc
@@ -253,8 +253,8 @@ class TrialObjective:
         Raises:
             optuna.TrialPruned: Always. Too slow for an exploration trial's cap: pruned
                 (the sampler learns it). At exploration's end: exploitation starts. A
-                long training waiting: this trial yields. At the deadline: the study
-                stops, no other trial starts.
+                long training waiting: this trial yields. Too slow for the time left:
+                pruned, and the study stops once not even the quickest trial fits.
         """
         limit, split = window.limit if window else "deadline", self.context.plan.split
         if limit == "cap" and split is not None:
@@ -263,10 +263,15 @@ class TrialObjective:
                 f"exploration trial's {split.explore_trial_s:.0f} s"
             )
         if limit == "exploration" and split is not None:
-            start_exploiting(trial.study, split.exploit_n)
+            if self.context.publisher is not None:  # the study's own process decides
+                start_exploiting(trial.study, split)
             raise optuna.TrialPruned("not started: exploration's time is up")
         if limit == "exploit" and not TrialRecord.read(trial).exploit:
             raise optuna.TrialPruned("not started: the best configurations train long first")
+        if not self.context.plan.out_of_time():  # a quicker point may still fit
+            raise optuna.TrialPruned(
+                f"not started: one epoch needs about {needed_s:.0f} s, more than the time left."
+            )
         self.out_of_time = True
         trial.study.stop()
         raise optuna.TrialPruned(
@@ -314,10 +319,13 @@ class TrialObjective:
         if context.subset is not None:
             promote_best(study)
         split = context.plan.split
-        if split is not None and time.monotonic() + context.plan.shortest_trial_s() >= (
-            split.exploit_from
+        leader = context.publisher is not None  # the study's own process, not a worker
+        if (
+            leader
+            and split is not None
+            and time.monotonic() + context.plan.shortest_trial_s() >= (split.exploit_from)
         ):  # no other exploration trial would fit: the best configurations train long
-            start_exploiting(study, split.exploit_n)
+            start_exploiting(study, split)
         if context.publisher is not None:
             context.publisher.refresh_if_due(study)
 

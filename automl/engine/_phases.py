@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import uuid
 from typing import Any
 
 import optuna
@@ -48,6 +49,8 @@ class Split:
         exploit_n: How many of the best configurations train long.
         exploit_s: Exploitation's seconds, shared equally by its trainings.
         reserve_s: Seconds kept after the trials for the finish.
+        run: This search's token on the long trainings it enqueues, so that a resumed
+            study splits its new budget again (earlier runs' trainings are not its own).
     """
 
     exploit_from: float
@@ -57,6 +60,7 @@ class Split:
     exploit_n: int
     exploit_s: float
     reserve_s: float
+    run: str = dataclasses.field(default_factory=lambda: uuid.uuid4().hex[:12])
 
     def describe(self, max_epochs: int) -> str:
         """For people: "≈ 6 short trials of ≤ 40 s, then the best 2 for ≈ 3 min each"."""
@@ -71,18 +75,20 @@ class Split:
         """For summary.json and MLflow."""
         facts = dataclasses.asdict(self)
         del facts["exploit_from"]  # a clock reading of this process: meaningless elsewhere
-        return {key: round(value, 1) for key, value in facts.items()}
+        run = facts.pop("run")
+        return {**{key: round(value, 1) for key, value in facts.items()}, "run": run}
 
     def window(self, trial: optuna.Trial, deadline: float, now: float | None = None) -> Window:
         """Until when this trial may train, and what sets that limit."""
         now = time.monotonic() if now is None else now
         study = trial.study
         end = deadline - self.reserve_s
-        if TrialRecord.read(trial).exploit:
-            waiting = sum(1 for t in _exploits(study) if t.state == _WAITING)
+        record = TrialRecord.read(trial)
+        if record.exploit:
+            waiting = sum(1 for t in _exploits(study, record.exploit_run) if t.state == _WAITING)
             return Window(now + (end - now) / (waiting + 1), "exploit")
-        if exploiting(study):
-            if any(t.state == _WAITING for t in _exploits(study)):
+        if exploiting(study, self.run):
+            if any(t.state == _WAITING for t in _exploits(study, self.run)):
                 return Window(now, "exploit")  # a long training waits: this one not now
             return Window(end, "deadline")  # the long trainings are done: time for more
         # Past exploration's end with nothing complete to exploit: explore on.
@@ -129,20 +135,22 @@ def make_split(budget_s: float, quickest_s: float, full_s: float, deadline: floa
     )
 
 
-def exploiting(study: optuna.Study) -> bool:
-    """Whether the long trainings were enqueued (by any worker)."""
-    return any(True for _ in _exploits(study))
+def exploiting(study: optuna.Study, run: str) -> bool:
+    """Whether this search's long trainings were enqueued."""
+    return any(True for _ in _exploits(study, run))
 
 
-def start_exploiting(study: optuna.Study, n: int) -> list[int]:
-    """Enqueue the best `n` distinct configurations of the complete trials, once.
+def start_exploiting(study: optuna.Study, split: Split) -> list[int]:
+    """Enqueue the best `split.exploit_n` distinct configurations of the complete
+    trials, once per search (only the process that made the study calls it).
 
     Returns:
         The numbers of the trials whose configurations were enqueued (empty when it was
         done before, or no trial completed).
     """
-    if exploiting(study):
+    if exploiting(study, split.run):
         return []
+    n = split.exploit_n
     objective = Objective.of_study(study)
     complete = study.get_trials(deepcopy=False, states=(_COMPLETE,))
     chosen: list[optuna.trial.FrozenTrial] = []
@@ -152,13 +160,16 @@ def start_exploiting(study: optuna.Study, n: int) -> list[int]:
         if len(chosen) == n:
             break
     for trial in chosen:
-        attrs = TrialRecord.attrs(promoted_from=trial.number, exploit=True)
+        attrs = TrialRecord.attrs(promoted_from=trial.number, exploit=True, exploit_run=split.run)
         study.enqueue_trial(trial.params, user_attrs=attrs, skip_if_exists=False)
     return [t.number for t in chosen]
 
 
-def _exploits(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    return [t for t in study.get_trials(deepcopy=False) if TrialRecord.read(t).exploit]
+def _exploits(study: optuna.Study, run: str | None) -> list[optuna.trial.FrozenTrial]:
+    trials = study.get_trials(deepcopy=False)
+    return [
+        t for t in trials if TrialRecord.read(t).exploit and TrialRecord.read(t).exploit_run == run
+    ]
 
 
 def seconds_text(value: float) -> str:

@@ -111,8 +111,9 @@ def test_observer_hears_every_step(iris_search):
     assert all(m == 4 and "val_accuracy" in logs for _, _, m, logs in obs.of("epoch_ended"))
     bests = [best for *_, best, _ in obs.of("trial_ended") if best is not None]
     assert bests == sorted(bests)  # best-so-far never gets worse
-    assert obs.events[-2:] == [
-        ("stage", "scoring the best model on the test set"),
+    assert obs.events[-3:] == [
+        ("stage", "choosing the final model on validation: the best, an ensemble, TTA"),
+        ("stage", "scoring the final model on the test set"),
         ("stage", "writing the study report to MLflow"),
     ]
 

@@ -21,6 +21,9 @@ from automl.models import load_model
 from automl.record import TrialRecord
 from tests.conftest import cli_env, run_cli, sqlite_url
 
+# Real deadlines of 40 s to 2 min: with the slow checks, so the default suite stays short.
+pytestmark = pytest.mark.slow
+
 TIMEOUT_S = 40  # digits: ~2.5 s for the quickest trial, so the budget splits (>= 8 of them)
 
 

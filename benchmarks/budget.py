@@ -98,16 +98,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     points[name], data, spec, budget * t, estimates[name]
                 )
             result["rows"][f"{budget:g}|{name}"] = row
-            _progress(f"{budget:g} T {name}: {row}", result, args.json)
+            recipes._progress(f"{budget:g} T {name}: {row}", result, args.json, "budget")
     result["load_average_at_end"] = round(os.getloadavg()[0], 2)
     return result
-
-
-def _progress(text: str, result: dict[str, Any], path: Path | None) -> None:
-    """Say what finished, and save the figures so far (a later crash keeps them)."""
-    print(f"budget: {text}", flush=True, file=sys.stderr)
-    if path is not None:
-        path.write_text(json.dumps(result, indent=1))
 
 
 def section(result: dict[str, Any]) -> str:

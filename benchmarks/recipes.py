@@ -286,9 +286,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-def _progress(text: str, result: dict[str, Any], path: Path | None) -> None:
+def _progress(text: str, result: dict[str, Any], path: Path | None, name: str = "recipes") -> None:
     """Say what finished, and save the figures so far (a later crash keeps them)."""
-    print(f"recipes: {text}", flush=True, file=sys.stderr)
+    print(f"{name}: {text}", flush=True, file=sys.stderr)
     if path is not None:
         path.write_text(json.dumps(result, indent=1))
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from automl.ensemble import average_model, same_input, select
 from automl.models import load_model, predict_raw
+from automl.record import TrialRecord
 from automl.scoring import score_key, score_of
 from automl.spaces.blocks import with_flip_tta
 
@@ -92,8 +93,6 @@ def choose_final(
     Returns:
         The final model, or None without any kept model.
     """
-    from automl.record import TrialRecord
-
     if not kept:
         return None
     models = [load_model(TrialRecord.read(t).model_file, compile=False) for t in kept]

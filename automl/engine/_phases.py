@@ -166,10 +166,9 @@ def start_exploiting(study: optuna.Study, split: Split) -> list[int]:
 
 
 def _exploits(study: optuna.Study, run: str | None) -> list[optuna.trial.FrozenTrial]:
-    trials = study.get_trials(deepcopy=False)
-    return [
-        t for t in trials if TrialRecord.read(t).exploit and TrialRecord.read(t).exploit_run == run
-    ]
+    """The long trainings the search with token `run` enqueued."""
+    records = ((t, TrialRecord.read(t)) for t in study.get_trials(deepcopy=False))
+    return [t for t, r in records if r.exploit and r.exploit_run == run]
 
 
 def seconds_text(value: float) -> str:

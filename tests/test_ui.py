@@ -137,6 +137,9 @@ def test_mlflow_ui_shows_trials_params_and_charts_in_headless_chromium(iris_sear
     assert ui.returncode == 0, out
     assert "MLflow UI stopped." in out
     with socket.socket() as probe:
+        # SO_REUSEADDR lets the bind pass over the browser's closed connections
+        # (TIME_WAIT) but still fails while anything listens on the port.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         probe.bind(("127.0.0.1", port))  # the server is gone with it
 
 

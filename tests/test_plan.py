@@ -65,6 +65,25 @@ def test_the_plan_measures_each_family_of_the_space():
     assert "/epoch" in described and "then the best 2" in described and "160 epochs" in described
 
 
+def test_families_too_slow_for_the_budget_are_estimated_not_measured(cifar_root, cifar_cache):
+    data = load_dataset("cifar10", data_dir=cifar_root, seed=0)
+    spec = model_spec(data, data.encode(None), 6)
+    space = resolve_space("auto")
+    families = list(reference_points(space, spec))
+    assert len(families) > 1
+    # Half a second: gone once the first family is measured, so every later family's
+    # estimate (its forward pass, scaled like the first) cannot fit 3 epochs.
+    deadline = time.monotonic() + 0.5
+    plan = make_plan(
+        space, data, spec, Objective(), seed=0, deadline=deadline, timeout=0.5, refuse=False
+    )
+    assert list(plan.speeds) == families[:1]
+    assert list(plan.too_slow) == families[1:]
+    assert all(epoch_s > 0 for epoch_s in plan.too_slow.values())
+    assert "too slow for this budget, not measured: " + families[1] in plan.describe()
+    assert set(plan.as_dict()["too_slow_epoch_s"]) == set(families[1:])
+
+
 def test_trials_are_planned_for_the_epochs_that_fit_the_time(tmp_path):
     """With a deadline, each trial is built for the epochs that fit what is left (its
     schedule with them), never more than the cap, and trains no more than that."""

@@ -43,6 +43,11 @@ if TYPE_CHECKING:
 logger = logging.getLogger("automl")
 
 MEASURED_STEPS = 3  # timed training steps per reference model, after the traced one
+# A family whose reference model cannot train this many epochs in the whole budget is
+# not measured: its estimate (one eager forward pass, scaled like the families measured
+# before it) already says it cannot compete, and measuring it would cost seconds the
+# budget needs (a residual CNN's tracing and steps take 10-15 s on 2 cores).
+WORTH_MEASURING_EPOCHS = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,6 +92,10 @@ class Plan:
         budget_s: Seconds left for trials when the plan was made (None: no deadline).
         split: Exploration then exploitation (see `_phases`), or None: every trial fitted
             to the time left.
+        too_slow: Families left unmeasured, with their estimated epoch in seconds: fewer
+            than `WORTH_MEASURING_EPOCHS` of them fit the budget. Their trials are
+            planned like the first family measured, so they are pruned before training
+            whenever they do not fit the time left.
     """
 
     speeds: dict[str, Speed]
@@ -95,6 +104,7 @@ class Plan:
     measure_s: float
     budget_s: float | None
     split: Split | None = None
+    too_slow: dict[str, float] = dataclasses.field(default_factory=dict)
 
     @property
     def fits_to_time(self) -> bool:
@@ -175,6 +185,11 @@ class Plan:
         )
         if not self.speeds:
             return f"every trial trains up to {self.max_epochs} epochs (no time limit to fit)"
+        if self.too_slow:
+            slow = ", ".join(
+                f"{family} ≈ {seconds_text(s)}/epoch" for family, s in self.too_slow.items()
+            )
+            epochs += f"; too slow for this budget, not measured: {slow}"
         if self.budget_s is None:
             return f"measured here: {epochs}; every trial trains up to {self.max_epochs} epochs"
         if self.split is not None:
@@ -195,6 +210,7 @@ class Plan:
             "epoch_s": {name: round(s.epoch_s, 3) for name, s in self.speeds.items()},
             "fit_overhead_s": {name: round(s.fit_overhead_s, 3) for name, s in self.speeds.items()},
             "split": None if self.split is None else self.split.as_dict(),
+            "too_slow_epoch_s": {name: round(s, 1) for name, s in self.too_slow.items()},
         }
 
 
@@ -216,18 +232,24 @@ def make_plan(
 
     A reference model that cannot be built or trained is left out (its trials will
     report why); its family's trials are then planned like the first family measured.
+    So is one that an estimate shows too slow for the budget (`WORTH_MEASURING_EPOCHS`).
 
     Raises:
         UsageError: The deadline leaves no time for the quickest trial, naming the
             smallest budget that works here.
     """
     started = time.monotonic()
-    speeds = {}
+    speeds: dict[str, Speed] = {}
+    too_slow: dict[str, float] = {}
     # Without a deadline nothing is fitted to time: measuring would only cost time.
     references = reference_points(space, spec) if deadline is not None else {}
     for family, point in references.items():
+        screen = _Screen(next(iter(speeds.values())), deadline) if speeds and deadline else None
         try:
-            speeds[family] = _measure(space, data, spec, objective, family, point, seed)
+            speeds[family] = _measure(space, data, spec, objective, family, point, seed, screen)
+        except _TooSlow as slow:
+            too_slow[family] = slow.epoch_s
+            logger.info("plan: %s is too slow for this budget (≈ %.0f s/epoch)", *slow.args)
         except (UsageError, KeyboardInterrupt):
             raise
         except Exception as exc:  # noqa: BLE001 - the trials report it with its reason
@@ -239,6 +261,7 @@ def make_plan(
         deadline=deadline,
         measure_s=now - started,
         budget_s=None if deadline is None else max(0.0, deadline - now),
+        too_slow=too_slow,
     )
     if plan.budget_s is not None and deadline is not None:
         split = make_split(plan.budget_s, plan.shortest_trial_s(), plan.full_trial_s(), deadline)
@@ -257,6 +280,30 @@ def reference_points(space: Space, spec: ModelSpec) -> dict[str, dict[str, Any]]
     return points or {space.label: {}}
 
 
+@dataclasses.dataclass(frozen=True)
+class _Screen:
+    """Estimates a family's epoch from its eager forward pass, scaled like `like` (a
+    family measured before it), so that one too slow for the budget is not measured."""
+
+    like: Speed
+    deadline: float
+
+    def check(self, family: str, forward_s: float, steps: int, val_batches: int) -> None:
+        """Raise `_TooSlow` when fewer than `WORTH_MEASURING_EPOCHS` epochs fit."""
+        epoch_s = self.like.epoch_seconds(forward_s, steps, val_batches)
+        left = self.deadline - time.monotonic()
+        if self.like.fit_overhead_s + WORTH_MEASURING_EPOCHS * epoch_s > left:
+            raise _TooSlow(family, epoch_s)
+
+
+class _TooSlow(Exception):
+    """A family's estimated epoch is too long for the budget: (family, epoch_s)."""
+
+    @property
+    def epoch_s(self) -> float:
+        return float(self.args[1])
+
+
 def _measure(
     space: Space,
     data: Dataset,
@@ -265,8 +312,13 @@ def _measure(
     family: str,
     point: dict[str, Any],
     seed: int | None,
+    screen: _Screen | None = None,
 ) -> Speed:
-    """Time the reference model of one family: tracing, training steps, validation."""
+    """Time the reference model of one family: tracing, training steps, validation.
+
+    Raises:
+        _TooSlow: `screen` estimates the family too slow for the budget.
+    """
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
     if point:
         study.enqueue_trial(point)
@@ -277,6 +329,10 @@ def _measure(
         batch = batch_size_of(hp)
         train, val = _batches(encoded, data, batch)
         forward_s = forward_seconds(model, rows_of(train[0], batch))
+        steps = spec.steps_per_epoch(batch)
+        val_batches = max(1, math.ceil(len(data.y_val) / batch))
+        if screen is not None:
+            screen.check(family, forward_s, steps, val_batches)
 
         def fit(n: int) -> None:
             x, y = rows_of(train[0], n * batch), train[1][: n * batch]
@@ -290,8 +346,6 @@ def _measure(
         val_tracing, per_evaluate, val_s = _marginal(evaluate, len(val[1]) // batch)
     finally:
         keras.utils.clear_session(free_memory=False)
-    steps = spec.steps_per_epoch(batch)
-    val_batches = max(1, math.ceil(len(data.y_val) / batch))
     speed = Speed(
         family=family,
         fit_overhead_s=tracing + val_tracing,

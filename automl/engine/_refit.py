@@ -68,7 +68,9 @@ def refit_best(
     encoded = data.encode(hp)
     if encoded.stream is not None:
         raise UsageError("refit cannot stream image folders yet; use `automl export`.")
-    spec = model_spec(data, encoded, int(config.max_epochs or 1))
+    # The schedule the trial trained with decayed over the epochs it was planned for
+    # (fitted to time, or a long exploit training), not over the study's cap.
+    spec = model_spec(data, encoded, int(facts.planned_epochs or config.max_epochs or 1))
     spec = dataclasses.replace(spec, metric=objective.metric)
     model = build_model(space, hp, spec, objective)
     _fit_on_train_and_validation(model, encoded, data, epochs, batch_size_of(hp))

@@ -13,6 +13,7 @@ import pytest
 import automl
 from automl import UsageError
 from automl.data import load_dataset
+from automl.engine._phases import make_split
 from automl.engine._plan import make_plan, reference_points
 from automl.engine._setup import model_spec
 from automl.objective import Objective
@@ -159,3 +160,24 @@ def test_once_no_trial_fits_no_more_are_started(tmp_path):
     reasons = [TrialRecord.read(t).reason for t in result.study.trials]
     assert sum(r.startswith("not started") for r in reasons) <= 1
     assert len(result.study.trials) < 200
+
+
+@pytest.mark.parametrize(
+    ("budget_s", "full_s", "explored"),
+    [
+        (3000.0, 100.0, 0.5),  # 30 full trainings: half explores
+        (1000.0, 400.0, 0.5 * 1000 * 0.97 / (5 * 400)),  # 2.4 full trainings: about a quarter
+    ],
+)
+def test_exploration_shrinks_when_the_budget_holds_few_full_trainings(budget_s, full_s, explored):
+    split = make_split(budget_s, quickest_s=60.0, full_s=full_s, deadline=budget_s)
+    assert split is not None
+    trials_s = split.explore_s + split.exploit_s
+    assert split.explore_s / trials_s == pytest.approx(explored)
+    assert trials_s + split.reserve_s == pytest.approx(budget_s)
+    assert split.exploit_from == pytest.approx(budget_s - split.reserve_s - split.exploit_s)
+
+
+def test_a_budget_under_8_quickest_trials_is_not_split():
+    assert make_split(479.0, quickest_s=60.0, full_s=360.0, deadline=479.0) is None
+    assert make_split(480.0, quickest_s=60.0, full_s=360.0, deadline=480.0) is not None

@@ -2,7 +2,11 @@
 a few long ones.
 
 With a budget of at least `MIN_SPLIT_TRIALS` of the quickest trial, the time after
-measuring is split in two. Exploration: trials capped at `Split.explore_trial_s` each
+measuring is split in two. Exploration gets up to half of it: less when the budget holds
+few full trainings of the reference model (`FULL_TRAININGS_FOR_HALF`), because then
+every second of exploration is taken from the one long training that decides the
+result, as Hyperband's brackets also shrink exploration when the budget is a few
+times the maximum resource. Exploration: trials capped at `Split.explore_trial_s` each
 (about `EXPLORE_TRIALS` of them; Optuna's pruner stops the weak ones early), each
 planned for the epochs that fit its cap, its schedule with them. Exploitation: once
 exploration's time is up, the best `Split.exploit_n` distinct configurations are
@@ -25,7 +29,8 @@ import optuna
 from automl.objective import Objective
 from automl.record import TrialRecord
 
-EXPLOIT_SHARE = 0.5  # of the trials' time, for the long trainings of the best configs
+MAX_EXPLORE_SHARE = 0.5  # of the trials' time; the rest trains the best configs long
+FULL_TRAININGS_FOR_HALF = 5  # a budget of this many full trainings explores the max share
 EXPLORE_TRIALS = 6  # exploration trials the cap aims at, at least (pruned ones cost less)
 MIN_SPLIT_TRIALS = 8  # a split needs room for this many of the quickest trial
 TWO_EXPLOITS_TRIALS = 40  # ... and this many for two long trainings instead of one
@@ -122,7 +127,7 @@ def make_split(budget_s: float, quickest_s: float, full_s: float, deadline: floa
         return None
     reserve = FINISH_SHARE * budget_s
     trials_s = budget_s - reserve
-    explore_s = (1 - EXPLOIT_SHARE) * trials_s
+    explore_s = explore_share(trials_s, full_s) * trials_s
     cap = max(explore_s / EXPLORE_TRIALS, 1.5 * quickest_s)
     return Split(
         exploit_from=deadline - reserve - (trials_s - explore_s),
@@ -133,6 +138,14 @@ def make_split(budget_s: float, quickest_s: float, full_s: float, deadline: floa
         exploit_s=trials_s - explore_s,
         reserve_s=reserve,
     )
+
+
+def explore_share(trials_s: float, full_s: float) -> float:
+    """Exploration's share of the trials' time: `MAX_EXPLORE_SHARE` once the budget holds
+    `FULL_TRAININGS_FOR_HALF` full trainings, proportionally less below."""
+    if full_s <= 0:
+        return MAX_EXPLORE_SHARE
+    return MAX_EXPLORE_SHARE * min(1.0, trials_s / (FULL_TRAININGS_FOR_HALF * full_s))
 
 
 def exploiting(study: optuna.Study, run: str) -> bool:

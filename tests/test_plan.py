@@ -8,12 +8,13 @@ import time
 import keras
 import mlflow
 import numpy as np
+import optuna
 import pytest
 
 import automl
 from automl import UsageError
 from automl.data import load_dataset
-from automl.engine._phases import make_split
+from automl.engine._phases import Window, make_split
 from automl.engine._plan import make_plan, reference_points
 from automl.engine._setup import model_spec
 from automl.objective import Objective
@@ -181,3 +182,17 @@ def test_exploration_shrinks_when_the_budget_holds_few_full_trainings(budget_s, 
 def test_a_budget_under_8_quickest_trials_is_not_split():
     assert make_split(479.0, quickest_s=60.0, full_s=360.0, deadline=479.0) is None
     assert make_split(480.0, quickest_s=60.0, full_s=360.0, deadline=480.0) is not None
+
+
+def test_a_long_training_left_by_an_earlier_search_is_not_run_by_the_next():
+    study = optuna.create_study(direction="maximize")
+    earlier = make_split(3000.0, quickest_s=10.0, full_s=100.0, deadline=3000.0)
+    now = make_split(3000.0, quickest_s=10.0, full_s=100.0, deadline=3000.0)
+    assert earlier is not None and now is not None and earlier.run != now.run
+    for split in (earlier, now):
+        attrs = TrialRecord.attrs(promoted_from=0, exploit=True, exploit_run=split.run)
+        study.enqueue_trial({"x": 1.0}, user_attrs=attrs, skip_if_exists=False)
+    stale, own = study.ask(), study.ask()
+    assert now.window(stale, deadline=3000.0, now=0.0) == Window(0.0, "stale")
+    window = now.window(own, deadline=3000.0, now=0.0)
+    assert window.limit == "exploit" and window.until == pytest.approx(3000.0 - now.reserve_s)

@@ -266,6 +266,8 @@ class TrialObjective:
             if self.context.publisher is not None:  # the study's own process decides
                 start_exploiting(trial.study, split)
             raise optuna.TrialPruned("not started: exploration's time is up")
+        if limit == "stale":
+            raise optuna.TrialPruned("not started: a long training of an earlier search")
         if limit == "exploit" and not TrialRecord.read(trial).exploit:
             raise optuna.TrialPruned("not started: the best configurations train long first")
         if not self.context.plan.out_of_time():  # a quicker point may still fit

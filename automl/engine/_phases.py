@@ -89,6 +89,10 @@ class Split:
         study = trial.study
         end = deadline - self.reserve_s
         record = TrialRecord.read(trial)
+        if record.exploit and record.exploit_run != self.run:
+            # An earlier, interrupted search's long training: this search explores first
+            # and enqueues its own.
+            return Window(now, "stale")
         if record.exploit:
             waiting = sum(1 for t in _exploits(study, record.exploit_run) if t.state == _WAITING)
             return Window(now + (end - now) / (waiting + 1), "exploit")
@@ -107,7 +111,8 @@ class Split:
 class Window:
     """Until when a trial may train (`time.monotonic()`), and what sets that limit:
     "cap" (an exploration trial's), "exploration" (its end), "exploit" (a long
-    training's share, or a long training waiting to run), "deadline"."""
+    training's share, or a long training waiting to run), "stale" (a long training an
+    earlier search enqueued and did not run), "deadline"."""
 
     until: float
     limit: str

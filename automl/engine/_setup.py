@@ -22,7 +22,7 @@ from automl.data import Dataset, load_data
 from automl.data._encoding import Encoded
 from automl.engine._plan import Plan, make_plan
 from automl.engine._space_check import check_space
-from automl.engine._study import make_pruner, make_sampler, make_storage
+from automl.engine._study import make_pruner, make_sampler, make_storage, may_be_shared
 from automl.objective import Objective
 from automl.preflight import check_storage_url, check_tracking_uri, mask_url
 from automl.record import StudyRecord, TrialRecord, mlflow_run_id, set_mlflow_run_id
@@ -175,7 +175,11 @@ def _open_study(
         study_name=config.study,
         storage=make_storage(str(config.storage), on_stale_trial=tracker.close_lost_trial),
         # Workers sample from their own random streams: one seed would repeat points.
-        sampler=make_sampler(config.sampler, None if worker else config.seed),
+        sampler=make_sampler(
+            config.sampler,
+            None if worker else config.seed,
+            shared=may_be_shared(str(config.storage), jobs=config.jobs, worker=worker),
+        ),
         pruner=make_pruner(config.pruner, int(config.max_epochs or 1)),
         direction=objective.direction,
         load_if_exists=True,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -35,13 +36,15 @@ def make_storage(
         on_stale_trial: Also called for each trial failed for a lost heartbeat.
     """
     import optuna
-    from optuna.storages import RetryFailedTrialCallback
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
 
     if url.startswith(JOURNAL_PREFIX):
         from optuna.storages.journal import JournalFileBackend
 
         return optuna.storages.JournalStorage(JournalFileBackend(journal_path(url)))
-    retry = RetryFailedTrialCallback(max_retry=MAX_RETRIES)
+    with warnings.catch_warnings():  # experimental since Optuna 2.8, yet the only way
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        retry = RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES)
 
     def stale(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         retry(study, trial)
@@ -55,7 +58,7 @@ def make_storage(
         url,
         heartbeat_interval=interval,
         grace_period=3 * interval,
-        failed_trial_callback=stale,
+        heartbeat_stale_trial_callback=stale,
     )
     if write_ahead:  # NORMAL is safe against a power cut only in WAL mode
         _sync_at_checkpoints(storage)
@@ -114,15 +117,43 @@ def retried_numbers(trials: list[optuna.trial.FrozenTrial]) -> set[int]:
     return {t.system_attrs["failed_trial"] for t in trials if "failed_trial" in t.system_attrs}
 
 
-def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
-    """The sampler for `name` (see `automl.config.SAMPLERS`), seeded."""
+def may_be_shared(storage: str, *, jobs: int, worker: bool) -> bool:
+    """Whether other processes may run trials of this study while this one samples.
+
+    True for `--jobs` > 1, for an `automl worker`, and for any storage other than a
+    SQLite file (a database server or a journal file exists to be shared: another
+    machine may join at any time). Only a lone process on SQLite is known to be alone.
+    """
+    return jobs > 1 or worker or not storage.startswith("sqlite:")
+
+
+def make_sampler(
+    name: str, seed: int | None, *, shared: bool = False
+) -> optuna.samplers.BaseSampler:
+    """The sampler for `name` (see `automl.config.SAMPLERS`), seeded.
+
+    Args:
+        name: One of `automl.config.SAMPLERS`.
+        seed: The random seed (None: a fresh stream).
+        shared: Other processes may run trials of the study at the same time
+            (`may_be_shared`). TPE then lies: a trial running elsewhere counts as the
+            worst result so far, so a second worker does not sample the same point.
+            Alone, the lie changes nothing but costs Optuna's trial cache.
+    """
     import optuna
 
     if name == "tpe":
-        # Multivariate TPE models the space's conditional structure jointly.
-        return optuna.samplers.TPESampler(
-            seed=seed, multivariate=True, group=True, n_startup_trials=5
-        )
+        # Multivariate TPE models the space's conditional structure jointly; `group`
+        # is experimental in Optuna, and its warning says nothing a user can act on.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.TPESampler(
+                seed=seed,
+                multivariate=True,
+                group=True,
+                n_startup_trials=5,
+                constant_liar=shared,
+            )
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "cmaes":

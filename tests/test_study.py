@@ -1,0 +1,133 @@
+"""The Optuna side of the engine (`automl/engine/_study.py`): which studies count as
+shared, TPE's constant liar between two real worker processes, and storages built
+without Optuna's deprecated names."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import optuna
+import pytest
+
+from automl.engine._study import make_sampler, make_storage, may_be_shared
+from tests.conftest import sqlite_url
+
+REPO = Path(__file__).resolve().parents[1]
+STUDY = "shared"
+DISTRIBUTIONS = {
+    "lr": optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True),
+    "units": optuna.distributions.IntDistribution(8, 128, step=8),
+    "activation": optuna.distributions.CategoricalDistribution(["relu", "gelu", "tanh"]),
+}
+
+
+@pytest.mark.parametrize(
+    ("storage", "jobs", "worker", "shared"),
+    [
+        ("sqlite:///automl.db", 1, False, False),
+        ("sqlite:///automl.db", 2, False, True),
+        ("sqlite:///automl.db", 1, True, True),
+        ("postgresql://u:p@db/automl", 1, False, True),
+        ("journal:///automl.log", 1, False, True),
+    ],
+)
+def test_a_study_is_shared_unless_one_process_owns_a_sqlite_file(storage, jobs, worker, shared):
+    assert may_be_shared(storage, jobs=jobs, worker=worker) is shared
+
+
+def test_tpe_lies_only_when_shared():
+    assert make_sampler("tpe", 0, shared=True)._constant_liar is True
+    assert make_sampler("tpe", 0)._constant_liar is False
+
+
+def test_storage_uses_no_deprecated_optuna_name(tmp_path):
+    """Optuna 4.9 renamed `RetryFailedTrialCallback` and `failed_trial_callback`; the old
+    names warn (FutureWarning) and go in Optuna 6."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        storage = make_storage(sqlite_url(tmp_path / "s.db"))
+    assert storage.get_heartbeat_stale_trial_callback() is not None
+
+
+def _work(url: str, shared: bool, trials: int, index: int) -> None:
+    """One worker process: TPE seeded 0 in every worker, the worst case (the workers'
+    random streams agree, so only what they read from the study sets them apart). The
+    second starts half a trial later, so that the two sample at different moments."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.simplefilter("ignore")
+    time.sleep(0.15 * index)
+    study = optuna.load_study(
+        study_name=STUDY,
+        storage=make_storage(url),
+        sampler=make_sampler("tpe", 0, shared=shared),
+    )
+
+    def objective(trial: optuna.Trial) -> float:
+        lr = trial.suggest_float("lr", 1e-4, 1e-1, log=True)
+        units = trial.suggest_int("units", 8, 128, step=8)
+        activation = trial.suggest_categorical("activation", ["relu", "gelu", "tanh"])
+        trial.set_user_attr("sampled", time.time())  # the point is in the study from here
+        time.sleep(0.3)  # a training: long enough for the other worker to sample meanwhile
+        return (lr - 0.01) ** 2 + (units - 64) ** 2 / 1e4 + (activation != "gelu") / 10
+
+    study.optimize(objective, n_trials=trials)
+
+
+def _two_workers(tmp_path: Path, *, shared: bool) -> list[optuna.trial.FrozenTrial]:
+    """Two worker processes on one SQLite study already past TPE's random start-up."""
+    url = sqlite_url(tmp_path / f"shared-{shared}.db")
+    study = optuna.create_study(study_name=STUDY, storage=make_storage(url))
+    for value, (lr, units, activation) in enumerate(
+        [(1e-3, 32, "relu"), (3e-2, 96, "gelu"), (2e-4, 16, "tanh"), (5e-3, 64, "relu"),
+         (8e-2, 128, "gelu"), (1e-2, 48, "tanh")]
+    ):  # fmt: skip
+        params = {"lr": lr, "units": units, "activation": activation}
+        study.add_trial(
+            optuna.create_trial(params=params, distributions=DISTRIBUTIONS, value=float(value))
+        )
+    command = [sys.executable, "-m", "tests.test_study", url, str(int(shared)), "8"]
+    workers = [subprocess.Popen([*command, str(index)], cwd=REPO) for index in range(2)]
+    assert all(worker.wait(timeout=120) == 0 for worker in workers)
+    return optuna.load_study(study_name=STUDY, storage=url).get_trials()[6:]
+
+
+def _running_duplicates(
+    trials: list[optuna.trial.FrozenTrial], *, visible: bool = False
+) -> list[tuple[int, int]]:
+    """Pairs of trials with the same point that ran at the same time; with `visible`,
+    only those where the first one's point was in the study before the second one
+    started sampling. Two workers that sample within the same few milliseconds cannot
+    see each other's point: no sampler can help there without a lock."""
+    return [
+        (a.number, b.number)
+        for a in trials
+        for b in trials
+        if a.number < b.number
+        and a.params == b.params
+        and b.datetime_start < a.datetime_complete
+        and (not visible or a.user_attrs["sampled"] < b.datetime_start.timestamp())
+    ]
+
+
+def test_two_workers_with_constant_liar_never_run_the_same_point(tmp_path):
+    """Without the liar, two workers whose random streams agree sample the same point
+    each time they sample between two results; with it, a point running elsewhere is
+    never drawn again while it runs."""
+    alone = _two_workers(tmp_path, shared=False)
+    assert _running_duplicates(alone, visible=True), "no duplicates even without the liar"
+    shared = _two_workers(tmp_path, shared=True)
+    assert len(shared) == 16 and all(t.state.name == "COMPLETE" for t in shared)
+    overlapping = [
+        (a, b) for a in shared for b in shared if a.number < b.number < a.number + 2
+        and b.datetime_start < a.datetime_complete
+    ]  # fmt: skip
+    assert overlapping, "the two workers never ran at the same time"
+    assert _running_duplicates(shared, visible=True) == []
+
+
+if __name__ == "__main__":  # a worker of test_two_workers_...: URL, shared (0/1), trials, index
+    _work(sys.argv[1], sys.argv[2] == "1", int(sys.argv[3]), int(sys.argv[4]))

@@ -262,7 +262,8 @@ def test_spec_inputs_put_preprocessing_inside_the_model():
 
 def test_space_table_and_loading():
     """Each table row resolves to a build function and its starting points."""
-    assert set(SPACES) == {"auto", "mlp", "cnn", "resnet", "rnn", "transformer", "transfer"}
+    names = {"auto", "mlp", "cnn", "resnet", "ngrams", "rnn", "transformer", "transfer"}
+    assert set(SPACES) == names
     space = resolve_space("cnn")
     assert space.build is cnn.build and space.label == "cnn"
     points = space.starting_points(_cifar_spec())

@@ -257,6 +257,8 @@ def model_spec(data: Dataset, encoded: Encoded, max_epochs: int) -> ModelSpec:
         image_sample=image_sample(encoded.x_train, data.y_train, encoded.stream)
         if encoded.kind == "image"
         else None,
+        # Token ids for layers fitted to the texts (the n-gram bag's table and idf).
+        token_sample=encoded.x_train if encoded.kind == "text" else None,
     )
 
 

@@ -10,6 +10,8 @@ import numpy as np
 if TYPE_CHECKING:
     import keras
 
+    from automl.spaces.ngrams import NgramTable
+
 KINDS = ("image", "vector", "sequence", "text")
 TASKS = ("classification", "regression")
 
@@ -34,6 +36,9 @@ class ModelSpec:
             `compile_for_task` logs it every epoch.
         image_sample: A few thousand raw training images (uint8, taken once per search),
             for layers fitted to the data such as patch whitening; None for other kinds.
+        token_sample: The training token ids for text (at the study's largest vocabulary
+            and sequence length), for layers fitted to the data such as the n-gram bag's
+            table and idf weights; None for other kinds.
     """
 
     input_shape: tuple[int, ...]
@@ -47,6 +52,7 @@ class ModelSpec:
     target_stats: tuple[float, float] | None = None
     metric: str | None = None
     image_sample: np.ndarray | None = None
+    token_sample: np.ndarray | None = None
     # Derived facts computed once per search, not per trial (and their one warning). A
     # mutable dict in a frozen spec on purpose: `dataclasses.replace` shares it.
     _derived: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
@@ -66,6 +72,19 @@ class ModelSpec:
 
                 logging.getLogger("automl").warning(too_few_images_message(len(sample)))
             self._derived[key] = fitted
+        return self._derived[key]
+
+    def ngram_table(self, ngrams: int = 2) -> NgramTable:
+        """The n-gram bag's features and idf weights (`automl.spaces.ngrams.NgramTable`)
+        for this spec's vocabulary and sequence length, fitted on `token_sample` once per
+        choice."""
+        from automl.spaces.ngrams import fit_ngrams
+
+        length = int(self.input_shape[0])
+        key = f"ngram_table_{self.vocab_size}_{length}_{ngrams}"
+        if key not in self._derived:
+            vocab = int(self.vocab_size or 1)
+            self._derived[key] = fit_ngrams(self.token_sample, vocab, length, ngrams)
         return self._derived[key]
 
     def steps_per_epoch(self, batch_size: int) -> int:

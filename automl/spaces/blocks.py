@@ -140,9 +140,14 @@ def patch_whitening(
 
 
 def output_head(
-    x: keras.KerasTensor, spec: ModelSpec, initializer: str = "glorot_uniform"
+    x: keras.KerasTensor,
+    spec: ModelSpec,
+    initializer: str = "glorot_uniform",
+    *,
+    regularizer: keras.regularizers.Regularizer | None = None,
 ) -> keras.KerasTensor:
-    """The output layer: softmax over the classes, or one linear unit for regression.
+    """The output layer: softmax over the classes, or one linear unit for regression
+    (`regularizer` on its kernel, for linear models whose only weights these are).
 
     A regression head predicts standardized targets and rescales them with the training
     targets' mean and std, so the network works near unit scale and the model still
@@ -154,13 +159,18 @@ def output_head(
     if spec.task == "regression":
         mean, std = spec.target_stats or (0.0, 1.0)
         x = keras.layers.Dense(
-            1, kernel_initializer=initializer, name="output_standardized", dtype="float32"
+            1,
+            kernel_initializer=initializer,
+            kernel_regularizer=regularizer,
+            name="output_standardized",
+            dtype="float32",
         )(x)
         return keras.layers.Rescaling(scale=std, offset=mean, name="output", dtype="float32")(x)
     return keras.layers.Dense(
         spec.num_classes,
         activation="softmax",
         kernel_initializer=initializer,
+        kernel_regularizer=regularizer,
         name="output",
         dtype="float32",
     )(x)

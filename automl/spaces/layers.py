@@ -5,9 +5,10 @@ uses it saves to `.keras` and loads back with `keras.models.load_model(path)` (s
 on) once this module is imported. No `Lambda` layers: they do not load in safe mode.
 Layers here are written with `keras.ops` only, so they run on every backend.
 
-What lives here: position embeddings for attention models and mask-aware global average
-and max pooling. The spaces themselves (the built-in space modules) and the shared
-`choose_*` helpers (`automl.spaces.blocks`) do not.
+What lives here: position embeddings for attention models, mask-aware global average
+and max pooling, and the bag of word n-grams of token ids (`NgramBag`). The spaces
+themselves (the built-in space modules) and the shared `choose_*` helpers
+(`automl.spaces.blocks`) do not.
 """
 
 from __future__ import annotations
@@ -160,9 +161,124 @@ class MaskedGlobalMaxPooling1D(_MaskedGlobalPooling1D):
         return ops.where(ops.any(valid, axis=1), pooled, ops.zeros_like(pooled))
 
 
+@keras.saving.register_keras_serializable(package="automl")
+class NgramBag(keras.layers.Layer):
+    """Token ids to a bag of word n-grams: unigram and bigram features per text.
+
+    What `TextVectorization(ngrams=2, output_mode=...)` outputs, computed from the token
+    ids a text model takes (0 = padding), with a feature table fitted on the training
+    texts (`automl.spaces.ngrams.fit_ngrams`): feature `i < vocab_size` counts token id
+    `i`; feature `vocab_size + j` counts the bigram `bigram_keys[j]`; a bigram not in
+    the table is left out. Backend-neutral (`keras.ops` only): the table and the idf
+    weights are frozen weights, saved in the model.
+
+    Args:
+        vocab_size: Token ids are below it.
+        num_bigrams: Bigram features (the table's length).
+        output_mode: "multi_hot" (1 where a feature occurs), "count" or "tf_idf" (count
+            times the feature's idf).
+        normalize: Scale each text's bag to unit L2 norm (as scikit-learn's
+            `TfidfVectorizer` does), so long and short texts speak alike.
+        **kwargs: Standard layer arguments (`name`, `dtype`, ...).
+    """
+
+    MODES = ("multi_hot", "count", "tf_idf")
+
+    def __init__(
+        self,
+        vocab_size: int,
+        num_bigrams: int = 0,
+        output_mode: str = "tf_idf",
+        normalize: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if output_mode not in self.MODES:
+            raise ValueError(
+                f"`output_mode` must be one of {self.MODES}, but got {output_mode!r}. "
+                f"Received: output_mode={output_mode}"
+            )
+        self.vocab_size, self.num_bigrams = int(vocab_size), int(num_bigrams)
+        self.output_mode, self.normalize = output_mode, bool(normalize)
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        self.bigram_keys = self.add_weight(
+            name="bigram_keys",
+            shape=(self.num_bigrams,),
+            dtype="int32",
+            initializer="zeros",
+            trainable=False,
+        )
+        self.idf = self.add_weight(
+            name="idf",
+            shape=(self.vocab_size + self.num_bigrams,),
+            initializer="ones",
+            trainable=False,
+        )
+
+    def set_table(self, bigram_keys: Any, idf: Any) -> None:
+        """Put a fitted table in (sorted bigram keys, one idf per feature)."""
+        self.bigram_keys.assign(ops.convert_to_tensor(bigram_keys, dtype="int32"))
+        self.idf.assign(ops.convert_to_tensor(idf, dtype=self.idf.dtype))
+
+    def call(self, inputs: Any) -> Any:
+        ids = ops.cast(inputs, "int32")
+        # An id the table does not know (a set's own ids past the vocabulary) counts as
+        # out of vocabulary (1), as TextVectorization's own ids would.
+        ids = ops.where(ids >= self.vocab_size, ops.ones_like(ids), ids)
+        batch, steps = ops.shape(ids)[0], ops.shape(ids)[1]
+        rows = ops.broadcast_to(ops.arange(batch, dtype="int32")[:, None], (batch, steps))
+        features, weights = [ids], [ops.cast(ids > 0, self.compute_dtype)]
+        if self.num_bigrams and ids.shape[1] != 1:
+            found, hit = self._bigrams(ids)
+            features.append(found)
+            weights.append(ops.cast(hit, self.compute_dtype))
+            rows = ops.concatenate([rows, rows[:, 1:]], axis=1)
+        features = ops.concatenate(features, axis=1)
+        weights = ops.concatenate(weights, axis=1)
+        # One scatter sums every (text, feature) occurrence; padding and misses add 0.
+        indices = ops.stack([ops.reshape(rows, (-1,)), ops.reshape(features, (-1,))], axis=1)
+        size = self.vocab_size + self.num_bigrams
+        bag = ops.scatter(indices, ops.reshape(weights, (-1,)), (batch, size))
+        if self.output_mode == "multi_hot":
+            bag = ops.minimum(bag, 1.0)
+        elif self.output_mode == "tf_idf":
+            bag = bag * ops.cast(self.idf, bag.dtype)
+        if self.normalize:
+            norm = ops.sqrt(ops.sum(ops.square(bag), axis=-1, keepdims=True))
+            bag = bag / ops.maximum(norm, 1e-6)  # an empty text stays all zeros
+        return bag
+
+    def _bigrams(self, ids: Any) -> tuple[Any, Any]:
+        """Each step pair's feature index, and whether the pair is a known bigram."""
+        first, second = ids[:, :-1], ids[:, 1:]
+        keys = first * self.vocab_size + second
+        flat = ops.reshape(keys, (-1,))
+        position = ops.minimum(
+            ops.cast(ops.searchsorted(self.bigram_keys, flat), "int32"), self.num_bigrams - 1
+        )
+        hit = ops.equal(ops.take(self.bigram_keys, position), flat)
+        hit = ops.reshape(hit, ops.shape(keys)) & (first > 0) & (second > 0)
+        found = ops.where(hit, ops.reshape(position, ops.shape(keys)) + self.vocab_size, 0)
+        return found, hit
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return (input_shape[0], self.vocab_size + self.num_bigrams)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "vocab_size": self.vocab_size,
+            "num_bigrams": self.num_bigrams,
+            "output_mode": self.output_mode,
+            "normalize": self.normalize,
+        }
+
+
 __all__ = [
     "MaskedGlobalAveragePooling1D",
     "MaskedGlobalMaxPooling1D",
+    "NgramBag",
     "PositionEmbedding",
     "SinusoidalPositionEmbedding",
 ]

@@ -194,9 +194,29 @@ def _study_args(sub: argparse._SubParsersAction) -> None:
     show.add_argument("--storage", help=_STORAGE_HELP)
     show.add_argument("--top", type=int, default=20, help="rows to show (20)")
 
-    export = sub.add_parser("export", help="write a study's best model again")
+    export = sub.add_parser(
+        "export",
+        help="write a study's best model again, in a deployment format",
+        description="Write the study's final model (an ensemble when one won, else the "
+        "best trial's), or --trial N's, as keras (.keras), saved_model (a TensorFlow "
+        "SavedModel folder), onnx (.onnx) or litert (.tflite). onnx and litert need "
+        "pip install 'automl[export]' and cannot hold string lookups or text "
+        "vectorization. Nothing is written when the export is refused.",
+    )
     export.add_argument("study")
-    export.add_argument("--out", type=Path, required=True, help="a .keras file or a folder")
+    export.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="a file with the format's suffix, or a folder for best_model.<suffix>",
+    )
+    export.add_argument(
+        "--format",
+        default="keras",
+        metavar="FORMAT",
+        help="keras (default), saved_model, onnx or litert",
+    )
+    export.add_argument("--trial", type=int, help="export this trial's model (default: final)")
     export.add_argument("--storage", help=_STORAGE_HELP)
 
 
@@ -325,9 +345,12 @@ def _cmd_show(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     _quiet_libraries()
     from automl.engine._study import load_study
-    from automl.export import copy_best_model
+    from automl.export import export_study
+    from automl.formats import check_format
 
-    target = copy_best_model(load_study(args.study, settings.storage_url(args.storage)), args.out)
+    check_format(args.format)  # before opening the study: a typo costs nothing
+    study = load_study(args.study, settings.storage_url(args.storage))
+    target = export_study(study, args.out, format=args.format, trial=args.trial)
     print(f"wrote {target}")
     return 0
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from automl._errors import UsageError
+from automl.formats import check_format, write_format
 from automl.models import load_model, predict_raw
 from automl.record import StudyRecord, TrialRecord
 from automl.scoring import scores
@@ -58,6 +59,69 @@ def best_checkpoint(study: optuna.Study) -> tuple[optuna.trial.FrozenTrial, Path
             f"rerun the search with the same {{study}} and {{out}} to train a new best."
         )
     return best, record.model_file
+
+
+def export_study(
+    study: optuna.Study, target: Path, *, format: str = "keras", trial: int | None = None
+) -> Path:
+    """Write a study's model in a deployment format (see `automl.formats.FORMATS`).
+
+    Args:
+        study: The study.
+        target: A path with the format's suffix (`.keras`, `.onnx`, `.tflite`), or a
+            folder for `best_model.<suffix>` (`best_model_saved_model/` for SavedModel).
+        format: "keras", "saved_model", "onnx" or "litert".
+        trial: Export this trial's model; None: the study's final model (an ensemble
+            when one won), else its best trial's.
+
+    Returns:
+        The path written.
+
+    Raises:
+        UsageError: On an unknown format or trial, a missing converter, or a model the
+            format cannot hold; nothing is written then.
+    """
+    check_format(format)
+    source = final_model_file(study) if trial is None else trial_checkpoint(study, trial)
+    return write_format(source, Path(target), format)
+
+
+def final_model_file(study: optuna.Study) -> Path:
+    """The study's final model: the `best_model.keras` its search wrote beside the
+    checkpoints, while its `summary.json` names this study and best trial; else the best
+    trial's checkpoint."""
+    best, checkpoint = best_checkpoint(study)
+    out = checkpoint.parent.parent  # checkpoints live in OUT/checkpoints
+    try:
+        summary = json.loads((out / "summary.json").read_text())
+        current = summary["study"] == study.study_name and summary["best"]["trial"] == best.number
+    except (OSError, ValueError, KeyError, TypeError):
+        current = False
+    final = out / "best_model.keras"
+    return final if current and final.is_file() else checkpoint
+
+
+def trial_checkpoint(study: optuna.Study, number: int) -> Path:
+    """The saved model of trial `number`.
+
+    Raises:
+        UsageError: When there is no such complete trial, or its model was not kept.
+    """
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    found = trials.get(number)
+    if found is None or found.state.name != "COMPLETE":
+        raise UsageError(
+            f"{{trial}} must name a complete trial of study {study.study_name!r}, but trial "
+            f"{number} {'does not exist' if found is None else 'is ' + found.state.name}; "
+            f"`automl show {study.study_name}` lists them."
+        )
+    record = TrialRecord.read(found)
+    if record.model_file is None:
+        raise UsageError(
+            f"the model of trial {number} was not kept (only the best trials' are); "
+            f"export the best model, or rerun the search."
+        )
+    return record.model_file
 
 
 def copy_best_model(study: optuna.Study, target: Path) -> Path:

@@ -1,0 +1,299 @@
+"""A saved `.keras` model written again in a deployment format: Keras, TensorFlow
+SavedModel, ONNX or LiteRT (TFLite), each loadable without automl or Keras.
+
+What lives here: the table of formats, the check that a model's preprocessing fits a
+format (string lookups and text vectorization need TensorFlow's string and hash-table
+ops, which ONNX and LiteRT's built-in ops lack), and the writers. Which model a study
+exports (its final model or a trial's) is `automl.export`'s business.
+
+This module is the one TensorFlow adapter for exports: SavedModel, the ONNX converter
+(tf2onnx) and the LiteRT converter all trace the model as a TensorFlow graph.
+Every writer writes beside the target and moves the result into place at the end, so a
+refused or failed export leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from automl._errors import UsageError
+from automl.models import load_model
+
+if TYPE_CHECKING:
+    import keras
+
+logger = logging.getLogger("automl")
+
+# Exported predictions agree with the `.keras` model's within this (numpy.allclose:
+# |a - b| <= ATOL + RTOL * |b|): float32 graphs whose ops are fused or reordered differ
+# by a few ulps, nowhere near a changed decision.
+ATOL = 1e-4
+RTOL = 1e-4
+
+EXTRA_HINT = "pip install 'automl[export]'"
+
+
+@dataclasses.dataclass(frozen=True)
+class Format:
+    """One export format.
+
+    Attributes:
+        name: What `--format` takes.
+        file_name: The name it gets inside a target folder.
+        suffix: A target path ending in it is the file itself ("" for a folder format).
+        runtime: How to load it, for messages and the README.
+        needs: The modules its writer imports (from the `export` extra).
+        holds_strings: Whether it holds string inputs, lookups and text vectorization.
+    """
+
+    name: str
+    file_name: str
+    suffix: str
+    runtime: str
+    needs: tuple[str, ...] = ()
+    holds_strings: bool = True
+
+
+FORMATS: dict[str, Format] = {
+    f.name: f
+    for f in (
+        Format("keras", "best_model.keras", ".keras", "keras.models.load_model"),
+        Format("saved_model", "best_model_saved_model", "", "tf.saved_model.load"),
+        Format(
+            "onnx",
+            "best_model.onnx",
+            ".onnx",
+            "onnxruntime.InferenceSession",
+            needs=("tf2onnx", "onnx"),
+            holds_strings=False,
+        ),
+        Format(
+            "litert",
+            "best_model.tflite",
+            ".tflite",
+            "ai_edge_litert.interpreter.Interpreter",
+            holds_strings=False,
+        ),
+    )
+}
+
+# Preprocessing layers made of hash tables and string ops: only Keras and SavedModel
+# hold them (tf2onnx writes a broken graph, LiteRT needs the Flex delegate).
+_STRING_LAYERS = ("StringLookup", "IntegerLookup", "TextVectorization", "Hashing", "HashedCrossing")
+
+
+def check_format(name: str) -> Format:
+    """The format called `name`.
+
+    Raises:
+        UsageError: For an unknown name, listing the valid ones.
+    """
+    if name not in FORMATS:
+        raise UsageError(f"{{format}} must be one of {', '.join(FORMATS)}, but got {name!r}.")
+    return FORMATS[name]
+
+
+def target_path(target: Path, fmt: Format) -> Path:
+    """Where an export to `target` goes: `target` itself when it ends in the format's
+    suffix (a file format), else `target/<fmt.file_name>`."""
+    if fmt.suffix and target.suffix == fmt.suffix:
+        return target
+    return target / fmt.file_name
+
+
+def cannot_hold(model: keras.Model, fmt: Format) -> list[str]:
+    """The layers of `model` (nested models included) that `fmt` cannot hold."""
+    if fmt.holds_strings:
+        return []
+    found = []
+    for layer in _all_layers(model):
+        if type(layer).__name__ in _STRING_LAYERS:
+            found.append(f"{layer.name} ({type(layer).__name__})")
+    for tensor in _flat_inputs(model):
+        if "string" in str(tensor.dtype):
+            found.append(f"input {tensor.name} (strings)")
+    return found
+
+
+def write_format(source: Path, target: Path, name: str) -> Path:
+    """Write the `.keras` model at `source` in format `name` at `target` (a path with the
+    format's suffix, or a folder for `best_model.<suffix>`).
+
+    Raises:
+        UsageError: For an unknown format, a missing converter, or a model whose
+            preprocessing the format cannot hold; nothing is written then.
+
+    Returns:
+        The path written.
+    """
+    fmt = check_format(name)
+    path = target_path(target, fmt)
+    if fmt.name == "keras":  # a copy: no TensorFlow import, so `automl export` stays quick
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.partial")
+        shutil.copyfile(source, partial)
+        partial.replace(path)
+        return path
+    _require(fmt)
+    model = load_model(source, compile=False)
+    refused = cannot_hold(model, fmt)
+    if refused:
+        able = ", ".join(f.name for f in FORMATS.values() if not cannot_hold(model, f))
+        raise UsageError(
+            f"{fmt.name} cannot hold the preprocessing layer {refused[0]} of this model; "
+            f"export it as {able} instead."
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent) as scratch:
+        partial = Path(scratch) / path.name
+        _WRITERS[fmt.name](model, partial)
+        _move_into_place(partial, path)
+    return path
+
+
+def _require(fmt: Format) -> None:
+    """Raise a one-line UsageError when the format's converter is not installed."""
+    absent = [module for module in fmt.needs if importlib.util.find_spec(module) is None]
+    if absent:
+        raise UsageError(
+            f"exporting to {fmt.name} needs {' and '.join(absent)}, which is not installed "
+            f"here: {EXTRA_HINT}"
+        )
+
+
+def _move_into_place(partial: Path, path: Path) -> None:
+    """Replace `path` by `partial` (a file or a folder) with renames only."""
+    if not path.is_dir():
+        os.replace(partial, path)
+        return
+    old = partial.with_name(partial.name + ".old")
+    os.replace(path, old)  # a folder cannot be replaced in one rename
+    os.replace(partial, path)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_saved_model(model: keras.Model, path: Path) -> None:
+    """A SavedModel whose `serve` endpoint takes the model's raw input."""
+    model.export(str(path), format="tf_saved_model", verbose=False)
+
+
+def _write_litert(model: keras.Model, path: Path) -> None:
+    """A `.tflite` file of LiteRT's built-in ops only.
+
+    Keras would fall back to TensorFlow's ops (the Flex delegate), which the LiteRT
+    runtime lacks; with built-ins only, a model it cannot run fails here instead.
+    """
+    import tensorflow as tf
+
+    try:
+        model.export(
+            str(path),
+            format="litert",
+            verbose=False,
+            target_spec={"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS]},
+        )
+    except Exception as exc:  # noqa: BLE001 - the converter's errors are many and long
+        raise UsageError(
+            f"litert cannot hold this model: {_first_line(exc)}; export it as keras or "
+            f"saved_model instead."
+        ) from exc
+
+
+def _write_onnx(model: keras.Model, path: Path) -> None:
+    """An ONNX graph with the model's inputs named as its Keras inputs and one output,
+    `output_0`.
+
+    Keras' own ONNX export turns tensors its layers hold as constants (Normalization's
+    mean and variance) into extra graph inputs; freezing the traced graph first keeps
+    them inside.
+    """
+    import onnx
+    import tensorflow as tf
+    import tf2onnx
+    from tf2onnx import tf_loader
+
+    specs = _input_specs(model)
+    function = tf.function(lambda inputs: model(inputs, training=False))
+    concrete = function.get_concrete_function(specs)
+    flat = tf.nest.flatten(specs)
+    inputs = [t.name for t in concrete.inputs[: len(flat)]]
+    outputs = [t.name for t in concrete.outputs]
+    frozen = _erfc_as_erf(tf_loader.from_function(concrete, inputs, outputs))
+    renames = {t: spec.name for t, spec in zip(inputs, flat, strict=True)}
+    renames.update({t: f"output_{i}" for i, t in enumerate(outputs)})
+    # tf2onnx logs every op it cannot convert and goes on: the checker below decides.
+    logging.getLogger("tf2onnx").setLevel(logging.CRITICAL)
+    try:
+        proto, _ = tf2onnx.convert.from_graph_def(
+            frozen,
+            input_names=inputs,
+            output_names=outputs,
+            tensors_to_rename=renames,
+            output_path=str(path),
+        )
+        onnx.checker.check_model(proto)  # an op left unconverted has no ONNX schema
+    except Exception as exc:  # noqa: BLE001 - tf2onnx and onnx raise bare exceptions
+        raise UsageError(
+            f"onnx cannot hold this model: {_first_line(exc)}; export it as keras or "
+            f"saved_model instead."
+        ) from exc
+
+
+def _erfc_as_erf(graph: Any) -> Any:
+    """The frozen graph with each `Erfc(x)` (exact GELU) spelled `1 - Erf(x)`: ONNX has
+    Erf, not Erfc, and tf2onnx has no rule for it."""
+    import tensorflow as tf
+
+    for node in [n for n in graph.node if n.op == "Erfc"]:
+        name, dtype = node.name, node.attr["T"].type
+        node.name, node.op = f"{name}/erf", "Erf"  # consumers now read the Sub below
+        one = graph.node.add(name=f"{name}/one", op="Const")
+        one.attr["dtype"].type = dtype
+        one.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(1.0, dtype=tf.as_dtype(dtype)))
+        sub = graph.node.add(name=name, op="Sub", input=[one.name, node.name])
+        sub.attr["T"].type = dtype
+    return graph
+
+
+def _input_specs(model: keras.Model) -> Any:
+    """`tf.TensorSpec`s shaped like the model's inputs, named as its Keras inputs."""
+    import tensorflow as tf
+
+    def spec(tensor: Any) -> Any:
+        return tf.TensorSpec(tensor.shape, tensor.dtype, name=tensor.name)
+
+    return tf.nest.map_structure(spec, model.input)
+
+
+def _all_layers(model: keras.Model) -> list[Any]:
+    """Every layer, nested models' layers included (ensemble members, wrapped models)."""
+    found = []
+    for layer in model.layers:
+        found.append(layer)
+        if hasattr(layer, "layers"):
+            found.extend(_all_layers(layer))
+    return found
+
+
+def _flat_inputs(model: keras.Model) -> list[Any]:
+    structure = model.input
+    if isinstance(structure, dict):
+        return list(structure.values())
+    if isinstance(structure, list | tuple):
+        return list(structure)
+    return [structure]
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+_WRITERS = {"saved_model": _write_saved_model, "onnx": _write_onnx, "litert": _write_litert}

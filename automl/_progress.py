@@ -149,4 +149,6 @@ class RichProgress(SearchObserver):
         self.console.print(
             f"best trial {best['trial']}: {best['metric']} {best['val_metric']:.4f}; test {metrics}"
         )
+        if summary.get("baseline"):  # the scikit-learn yardstick, beside the search
+            self.console.print(summary["baseline"]["line"])
         self.console.print(f"model: {summary['model_path']}")

@@ -1,5 +1,6 @@
-"""Finish, the last phase: the best model exported and scored on test once, the summary
-written (with the plan and what each phase spent), the MLflow report refreshed.
+"""Finish, the last phase: the best model exported and scored on test once, the
+scikit-learn yardstick fitted on the same split (`automl.baseline`), the summary written
+(with the plan and what each phase spent), the MLflow report refreshed.
 
 A worker exports nothing: the process that created the study does, once every worker is
 done.
@@ -12,6 +13,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from automl.baseline import ahead_by, describe, fit_baseline
 from automl.engine._checkpoints import kept_trials
 from automl.engine._final import choose_final
 from automl.export import best_trial_or_none, export_best, summarize, write_json
@@ -57,6 +59,9 @@ def finish(
     )
     if "final" in summary:
         _log_final(session, summary["final"])
+    if session.data.kind not in ("image", "sequence"):  # no yardstick there, no stage
+        observer.stage("fitting the scikit-learn yardstick on the same split")
+        _yardstick(session, summary)
     observer.stage("writing the study report to MLflow")
     publisher.refresh(session.study, summary)
     summary["spent"] = _spent(session, explored, finished=time.monotonic())
@@ -88,6 +93,33 @@ def _log_final(session: Session, facts: dict[str, Any]) -> None:
     tracker.log_metrics(run, {f"final_val_{key}": value for key, value in scores.items()})
     weights = {f"final_weight_trial_{m['trial']}": m["weight"] for m in facts["members"]}
     tracker.log_metrics(run, weights)
+
+
+def _yardstick(session: Session, summary: dict[str, Any]) -> None:
+    """Put the scikit-learn baseline in the summary and on the MLflow parent run: its
+    scores as `baseline_val_*` / `baseline_test_*` metrics, its line as the
+    `automl.baseline` tag. A yardstick that fails to fit costs one warning, never the
+    search's result."""
+    try:
+        baseline = fit_baseline(session.data, session.objective.metric)
+    except Exception as exc:  # noqa: BLE001 - a report line is not worth the export
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        logger.warning("the scikit-learn yardstick could not be fitted: %s", reason)
+        return
+    if baseline is None:
+        return
+    test = summary["test"]["metrics"]
+    line = describe(baseline, test)
+    summary["baseline"] = {**baseline, "line": line, "exported": False}
+    key = baseline["metric"]
+    if key in test and key in baseline["test"]:  # > 0: the search earned its time
+        summary["baseline"]["search_ahead_by"] = ahead_by(test[key], baseline["test"][key], key)
+    tracker, run = session.tracker, session.parent_run
+    for part in ("val", "test"):
+        tracker.log_metrics(run, {f"baseline_{part}_{k}": v for k, v in baseline[part].items()})
+    tracker.log_metrics(run, {"baseline_seconds": baseline["seconds"]})
+    tracker.set_tags(run, {"automl.baseline": line})
+    logger.info(line)
 
 
 def _spent(session: Session, explored: float, finished: float | None = None) -> dict[str, float]:

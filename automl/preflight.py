@@ -1,16 +1,15 @@
 """Reachability checks for the storage URL and the MLflow tracking URI.
 
-They run before anything is created and import nothing heavy, so a wrong URL answers in
-well under a second with one line naming it (credentials masked).
+They run before anything is created, so a wrong URL answers in seconds with one line
+naming it (credentials masked). A tracking server is asked through MLflow's own HTTP
+client, so whatever lets MLflow in lets the check in (a token, TLS settings).
 """
 
 from __future__ import annotations
 
-import base64
 import os
-import urllib.request
 from pathlib import Path
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from automl._errors import UsageError
 
@@ -84,7 +83,12 @@ def _check_database(url: str, *, flag: str, label: str) -> None:
         with engine.connect():
             pass
         engine.dispose()
-    except Exception as exc:  # noqa: BLE001 - driver missing, refused, bad URL: all unreachable
+    except ImportError as exc:  # the database's driver is not installed
+        raise UsageError(
+            f"cannot use {label} {shown}: its driver is not installed (no module "
+            f"{exc.name!r}); {_driver_fix(url, exc.name)}, or pass another {flag}."
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - refused, bad URL: all unreachable
         reason = str(exc).splitlines()[0].replace(url, shown) if str(exc) else type(exc).__name__
         raise UsageError(
             f"cannot reach {label} {shown} ({reason}); check the URL and the server, "
@@ -124,27 +128,55 @@ def _check_folder(folder: Path, url: str, flag: str, label: str) -> None:
         )
 
 
+def _driver_fix(url: str, module: str | None) -> str:
+    """How to install the driver a database URL needs."""
+    if url.startswith("postgresql") and module in ("psycopg", None):
+        return "install it with `pip install 'automl[postgres]'`"
+    return f"install the package that provides `{module}`"
+
+
+# An authenticated read: a server that answers /health to anyone still checks credentials.
+PROBE = "/api/2.0/mlflow/experiments/search"
+
+
 def _check_server(uri: str) -> None:
-    """GET /health, sending any `user:password@` of the URI as basic auth, as MLflow does."""
-    parts = urlsplit(uri)
-    request_url = (
-        urlunsplit(
-            parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else ""))
-        ).rstrip("/")
-        + "/health"
-    )
-    request = urllib.request.Request(request_url)
-    if parts.username is not None:
-        token = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
-        request.add_header("Authorization", "Basic " + base64.b64encode(token).decode())
+    """One request through MLflow's HTTP client with MLflow's own credentials: the URI's
+    `user:password@`, MLFLOW_TRACKING_USERNAME/PASSWORD or MLFLOW_TRACKING_TOKEN, and
+    MLFLOW_TRACKING_INSECURE_TLS / MLFLOW_TRACKING_SERVER_CERT_PATH / ..._CLIENT_CERT_PATH.
+    No retries: an unreachable server answers in seconds, not after MLflow's backoff."""
+    from mlflow.utils.credentials import get_default_host_creds
+    from mlflow.utils.rest_utils import http_request
+
     try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            if response.status == 200:
-                return
-            problem = f"HTTP {response.status}"
-    except Exception as exc:  # noqa: BLE001 - any failure means unreachable
-        problem = str(getattr(exc, "reason", exc))
+        response = http_request(
+            get_default_host_creds(uri), PROBE, "GET", params={"max_results": 1},
+            max_retries=0, timeout=5, raise_on_status=False,
+        )  # fmt: skip
+    except Exception as exc:  # noqa: BLE001 - refused, DNS, TLS: all unreachable
+        problem = _root_cause(exc)
+    else:
+        if response.status_code == 200:
+            return
+        problem = f"HTTP {response.status_code}"
+        if response.status_code in (401, 403):
+            raise UsageError(
+                f"the MLflow tracking server {mask_url(uri)} refused the credentials "
+                f"({problem}); set MLFLOW_TRACKING_TOKEN or MLFLOW_TRACKING_USERNAME and "
+                f"MLFLOW_TRACKING_PASSWORD."
+            )
     raise UsageError(
         f"cannot reach the MLflow tracking server {mask_url(uri)} ({problem}); start it or pass "
         f"another {{tracking_uri}}."
     )
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The innermost reason of a chained network error ("[Errno 111] Connection
+    refused", "certificate verify failed"), without the URL (it may hold a password)."""
+    while exc.__cause__ is not None or exc.__context__ is not None:
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    for arg in exc.args:
+        if isinstance(arg, BaseException):
+            return _root_cause(arg)
+    text = str(exc).split(": ", 1)[-1] if "Failed to establish" in str(exc) else str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -13,7 +13,12 @@ from pathlib import Path
 import optuna
 import pytest
 
-from automl.engine._study import make_sampler, make_storage, may_be_shared
+from automl.engine._study import (
+    fail_stale_trials,
+    make_sampler,
+    make_storage,
+    may_be_shared,
+)
 from tests.conftest import sqlite_url
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,6 +56,22 @@ def test_storage_uses_no_deprecated_optuna_name(tmp_path):
         warnings.simplefilter("error", FutureWarning)
         storage = make_storage(sqlite_url(tmp_path / "s.db"))
     assert storage.get_heartbeat_stale_trial_callback() is not None
+
+
+def test_a_trial_whose_worker_stopped_beating_is_retried_once(tmp_path, monkeypatch):
+    """The stale-trial callback under its Optuna 4.9 name: the lost trial is FAIL, and
+    a WAITING copy with its params carries its number."""
+    monkeypatch.setenv("AUTOML_HEARTBEAT", "1")  # stale after 3 s without a beat
+    storage = make_storage(sqlite_url(tmp_path / "s.db"))
+    study = optuna.create_study(study_name=STUDY, storage=storage)
+    lost = study.ask({"units": DISTRIBUTIONS["units"]})
+    storage.record_heartbeat(lost._trial_id)  # then its worker dies
+    time.sleep(3.5)
+    fail_stale_trials(study)
+    states = {t.number: t.state.name for t in study.get_trials()}
+    assert states == {0: "FAIL", 1: "WAITING"}
+    retry = study.get_trials()[1]
+    assert retry.params == lost.params and retry.system_attrs["failed_trial"] == 0
 
 
 def _work(url: str, shared: bool, trials: int, index: int) -> None:

@@ -21,7 +21,7 @@ from tests.conftest import cli_env, sqlite_url
 
 SUMMARY_KEYS = {
     "study", "dataset", "task", "space", "best", "test", "trials", "model_path", "plan", "spent",
-    "final",
+    "final", "baseline",
 }  # fmt: skip
 
 

@@ -7,15 +7,25 @@ BIN := $(VENV)/bin
 export AUTOML_DATA_DIR ?= $(abspath ../shared/data)
 SEARCH_ARGS ?= --timeout 20m
 
-.PHONY: setup search test test-fast bench bench-quick lint clean
+.PHONY: setup setup-dev search test test-fast bench bench-quick lint clean
 
-$(BIN)/automl: pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+
+# The runtime only (no PostgreSQL driver, benchmarks or test tools): what `search` needs.
+$(BIN)/automl: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
 	touch $(BIN)/automl
 
+# Everything the tests and benchmarks use: pytest, ruff, Selenium, psycopg, AutoKeras...
+$(VENV)/.dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(VENV)/.dev $(BIN)/automl
+
 setup: $(BIN)/automl
+
+setup-dev: $(VENV)/.dev
 
 search: setup
 	$(BIN)/automl search cifar10 $(SEARCH_ARGS)
@@ -29,18 +39,18 @@ test: test-fast
 	$(BIN)/pytest -rsa -m slow || [ $$? -eq 5 ]
 	$(MAKE) bench-quick
 
-bench-quick: setup
+bench-quick: setup-dev
 	$(BIN)/python -m benchmarks run --quick
 
 # The published figures: about an hour on 2 cores; rewrites benchmarks/RESULTS.md.
-bench: setup
+bench: setup-dev
 	$(BIN)/python -m benchmarks run --full
 
 test-fast: lint
 	$(BIN)/pytest -rsa -m "not slow"
 
 # ruff, and the layers contract of pyproject.toml ([tool.importlinter]).
-lint: setup
+lint: setup-dev
 	$(BIN)/ruff check automl search_spaces tests benchmarks
 	$(BIN)/lint-imports
 

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import json
 import logging
 import os
 import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -108,17 +110,38 @@ def target_path(target: Path, fmt: Format) -> Path:
     return target / fmt.file_name
 
 
-def cannot_hold(model: keras.Model, fmt: Format) -> list[str]:
-    """The layers of `model` (nested models included) that `fmt` cannot hold."""
+def cannot_hold(source: Path, fmt: Format) -> list[str]:
+    """The layers of the `.keras` model at `source` (nested models included) that `fmt`
+    cannot hold, as "name (ClassName)".
+
+    Read from the file's config, without Keras: a refusal costs no TensorFlow import.
+    """
     if fmt.holds_strings:
         return []
+    with zipfile.ZipFile(source) as archive:
+        config = json.loads(archive.read("config.json"))
+    layers, inputs = [], []
+    for layer in _layer_configs(config):
+        kind, options = layer["class_name"], layer.get("config") or {}
+        name = options.get("name", "?")
+        if kind in _STRING_LAYERS:
+            layers.append(f"{name} ({kind})")
+        elif kind == "InputLayer" and "string" in str(options.get("dtype")):
+            inputs.append(f"{name} (an input of strings)")
+    return layers + inputs  # the preprocessing layer says more than its input
+
+
+def _layer_configs(node: Any) -> list[dict[str, Any]]:
+    """Every serialized layer in a Keras config, depth first."""
     found = []
-    for layer in _all_layers(model):
-        if type(layer).__name__ in _STRING_LAYERS:
-            found.append(f"{layer.name} ({type(layer).__name__})")
-    for tensor in _flat_inputs(model):
-        if "string" in str(tensor.dtype):
-            found.append(f"input {tensor.name} (strings)")
+    if isinstance(node, dict):
+        if isinstance(node.get("class_name"), str) and "config" in node:
+            found.append(node)
+        for value in node.values():
+            found.extend(_layer_configs(value))
+    elif isinstance(node, list):
+        for value in node:
+            found.extend(_layer_configs(value))
     return found
 
 
@@ -141,15 +164,15 @@ def write_format(source: Path, target: Path, name: str) -> Path:
         shutil.copyfile(source, partial)
         partial.replace(path)
         return path
-    _require(fmt)
-    model = load_model(source, compile=False)
-    refused = cannot_hold(model, fmt)
+    refused = cannot_hold(source, fmt)
     if refused:
-        able = ", ".join(f.name for f in FORMATS.values() if not cannot_hold(model, f))
+        able = ", ".join(f.name for f in FORMATS.values() if not cannot_hold(source, f))
         raise UsageError(
             f"{fmt.name} cannot hold the preprocessing layer {refused[0]} of this model; "
             f"export it as {able} instead."
         )
+    _require(fmt)
+    model = load_model(source, compile=False)
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent) as scratch:
         partial = Path(scratch) / path.name
@@ -270,25 +293,6 @@ def _input_specs(model: keras.Model) -> Any:
         return tf.TensorSpec(tensor.shape, tensor.dtype, name=tensor.name)
 
     return tf.nest.map_structure(spec, model.input)
-
-
-def _all_layers(model: keras.Model) -> list[Any]:
-    """Every layer, nested models' layers included (ensemble members, wrapped models)."""
-    found = []
-    for layer in model.layers:
-        found.append(layer)
-        if hasattr(layer, "layers"):
-            found.extend(_all_layers(layer))
-    return found
-
-
-def _flat_inputs(model: keras.Model) -> list[Any]:
-    structure = model.input
-    if isinstance(structure, dict):
-        return list(structure.values())
-    if isinstance(structure, list | tuple):
-        return list(structure)
-    return [structure]
 
 
 def _first_line(exc: Exception) -> str:

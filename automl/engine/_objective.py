@@ -153,6 +153,7 @@ class TrialObjective:
     def _train(self, trial: optuna.Trial, log: _TrialLog) -> float:
         """Build, fit and keep the model if it is the best; returns the trial's value."""
         context = self.context
+        self._yield_before_sampling(trial)
         hp = HyperParameters(trial, context.space.overrides)
         encoded = context.data.encode(hp)
         promoted = is_promoted(trial)
@@ -236,6 +237,30 @@ class TrialObjective:
         if epochs < 1:
             self._not_started(trial, window, epoch_s + speed.fit_overhead_s)
         return epochs
+
+    def _yield_before_sampling(self, trial: optuna.Trial) -> None:
+        """Prune, before any parameter is sampled, a trial that cannot run whatever its
+        model: a long training waits or is stale, exploration's time or the budget holds
+        not even the quickest trial. Without params it teaches the sampler nothing
+        (Optuna's TPE ranks a pruned trial below every complete one), where the point it
+        would have sampled was never tried.
+
+        Raises:
+            optuna.TrialPruned: See `_not_started`.
+        """
+        plan = self.context.plan
+        if not plan.fits_to_time or plan.deadline is None:
+            return
+        quickest = plan.shortest_trial_s()
+        if plan.out_of_time():
+            self._not_started(trial, None, quickest)
+        if plan.split is None:
+            return
+        window = plan.split.window(trial, plan.deadline)
+        waits = window.limit == "exploit" and not TrialRecord.read(trial).exploit
+        over = window.limit == "exploration" and window.until - time.monotonic() < quickest
+        if window.limit == "stale" or waits or over:
+            self._not_started(trial, window, quickest)
 
     def _window(self, trial: optuna.Trial) -> tuple[Window | None, int | None]:
         """The trial's window (None: until the deadline) and epoch cap (None:

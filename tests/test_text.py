@@ -131,3 +131,37 @@ def test_cli_text_search_exports_a_model_that_takes_raw_strings(tmp_path):
     )
     assert predictions.shape == (3, 2)
     assert np.allclose(np.sum(predictions, axis=1), 1, atol=1e-4)
+
+
+def test_a_mostly_empty_text_column_warns_once_with_its_share(tmp_path, caplog):
+    """Issue #20: 70 of 100 texts empty: one warning with the share, asking about the
+    column; the 30 texts left are what the search trains and scores on."""
+    path = write_reviews(tmp_path / "reviews.csv", rows=100, empty_rows=70)
+    with caplog.at_level(logging.WARNING, logger="automl"):
+        data = _load(path)
+    assert len(data.x_train) + len(data.x_val) + len(data.x_test) == 30
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "dropped 70 rows whose 'text' text is empty" in warnings[0]
+    assert "70.0 % of the rows; most of the column is empty" in warnings[0]
+
+
+def test_a_split_with_no_word_in_any_text_is_refused(tmp_path):
+    """Issue #20: a split whose every text holds no word ("!!!", "...") would train or be
+    judged on padding alone; loading refuses it and names the split. Token ids too."""
+    from automl.data import from_arrays
+    from automl.data._split import split_dataset
+
+    texts = np.array([f"good film {i}" for i in range(40)], dtype=object)
+    labels = np.arange(40) % 2
+    wordless = np.array(["!!!", "...", "  ?", "--"] * 2, dtype=object)
+    with pytest.raises(UsageError, match=r"every text of the test split of t.csv \(8 rows\)"):
+        split_dataset(
+            "t", "text", ["a", "b"], (texts, labels), (wordless, labels[:8]), seed=0, source="t.csv"
+        )
+    with pytest.raises(UsageError, match="every text of the training split .* holds no word"):
+        from_arrays(np.zeros((40, 8), dtype="int32"), labels, kind="text", name="ids")
+    all_punctuation = tmp_path / "punctuation.csv"
+    all_punctuation.write_text("text,label\n" + "".join(f"!!!,{i % 2}\n" for i in range(30)))
+    with pytest.raises(UsageError, match="training split of .*punctuation.csv"):
+        _load(all_punctuation)

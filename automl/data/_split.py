@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -10,6 +11,9 @@ from sklearn.model_selection import train_test_split
 from automl._errors import UsageError
 from automl.data._dataset import Dataset
 from automl.data._encoding import Encoder
+
+# A word, for `TextVectorization`'s default standardization: it keeps letters and digits.
+_WORD = re.compile(r"\w")
 
 
 def carve_validation(
@@ -77,6 +81,10 @@ def split_dataset(
     x_train, y_train, x_val, y_val = carve_validation(
         *train, seed=seed, stratify=task == "classification"
     )
+    if kind == "text":
+        splits = {"training": x_train, "validation": x_val, "test": test[0]}
+        for part, texts in splits.items():
+            _require_words(part, texts, source or name)
     return Dataset(
         name=name,
         kind=kind,
@@ -91,6 +99,31 @@ def split_dataset(
         source=source,
         encoder=encoder,
     )
+
+
+def _require_words(part: str, texts: Any, source: str) -> None:
+    """Refuse a text split in which no text holds a word: a model would train (or be
+    judged) on padding alone, and could only learn the class balance.
+
+    Texts are raw strings (a word: any letter or digit, what `TextVectorization` keeps)
+    or token ids (0 is padding).
+
+    Raises:
+        UsageError: Naming the split, its size and what to check.
+    """
+    if not len(texts):
+        return
+    texts = np.asarray(texts)
+    if texts.dtype == object:
+        wordless = all(_WORD.search(str(text)) is None for text in texts)
+    else:
+        wordless = not np.any(texts)
+    if wordless:
+        raise UsageError(
+            f"every text of the {part} split of {source} ({len(texts)} rows) is empty or "
+            "holds no word; nothing can be learned or judged from it. Check the text "
+            "column, or give more rows with text."
+        )
 
 
 def hold_out(

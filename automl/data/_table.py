@@ -163,6 +163,16 @@ def load_table(
             + "; a table needs at least one other column."
         )
     kinds = column_kinds(features, locate=_locator(path))
+    identifiers = _identifiers(features, kinds, path)
+    if identifiers:
+        if len(identifiers) == len(kinds):
+            raise UsageError(
+                f"{path} has no feature columns besides the target {target!r}: every other "
+                f"column ({', '.join(map(repr, identifiers))}) holds a different text in "
+                "each row, an identifier; a table needs at least one column to learn from."
+            )
+        features = features.drop(columns=identifiers)
+        kinds = {name: kind for name, kind in kinds.items() if name not in identifiers}
     x = _normalize(features, kinds)
     train, test = hold_out(x, y, stratify=task == "classification")
     data = split_dataset(path.stem, "table", class_names, train, test, seed=seed, source=str(path))
@@ -170,6 +180,26 @@ def load_table(
     counts = {k: sum(v == k for v in kinds.values()) for k in _INPUT_DTYPES}
     logger.info("%s: %d rows, columns by kind: %s", path, len(frame), counts)
     return data
+
+
+def _identifiers(frame: pd.DataFrame, kinds: dict[str, str], path: Path) -> list[str]:
+    """Text columns with a different value in every row (ids, names, free text), with one
+    warning naming them: one-hot over values seen once is noise, and no value of the
+    validation or test rows would be known."""
+    found = [
+        name
+        for name, kind in kinds.items()
+        if kind == "string" and frame[name].notna().all() and frame[name].nunique() == len(frame)
+    ]
+    if found:
+        logger.warning(
+            "left out column%s %s of %s: every row holds a different text (an identifier, "
+            "not a category); a model cannot learn from it",
+            "s" if len(found) > 1 else "",
+            ", ".join(map(repr, found)),
+            path,
+        )
+    return found
 
 
 def column_kinds(

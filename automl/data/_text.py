@@ -33,6 +33,8 @@ VOCAB_CHOICES = (5_000, 10_000, 20_000)
 # Attention memory grows with length squared: 512 tokens is the cap.
 LENGTH_CHOICES = (32, 64, 128, 256, 512)
 _CACHED_CHOICES = 4
+# From this share of empty texts on, the warning asks whether the column is the right one.
+MOSTLY_EMPTY = 0.5
 
 
 def load_text_table(
@@ -58,12 +60,17 @@ def load_text_table(
         raise UsageError(f"column {text_column!r} of {path} holds no text in any row.")
     if empty.any():
         first = int(np.flatnonzero(empty)[0])
+        share = float(empty.mean())
         logger.warning(
-            "dropped %d rows whose %r text is empty (first at line %d of %s)",
+            "dropped %d rows whose %r text is empty (first at line %d of %s): %s of the rows%s",
             int(empty.sum()),
             text_column,
             first + 2,  # 1-based, after the header line
             path,
+            _percent(share),
+            f"; most of the column is empty, is {text_column!r} the text column?"
+            if share >= MOSTLY_EMPTY
+            else "",
         )
     x = np.array([str(t) for t in texts[~empty]], dtype=object)
     y, class_names, task = encode_target(
@@ -73,6 +80,15 @@ def load_text_table(
     data = split_dataset(path.stem, "text", class_names, train, test, seed=seed, source=str(path))
     data.encoder = TextEncoder(data.x_train)
     return data
+
+
+def _percent(share: float) -> str:
+    """A share as a percentage that never rounds a few rows to 0 % or all to 100 %."""
+    if 0 < share < 0.001:
+        return "< 0.1 %"
+    if 0.999 < share < 1:
+        return "> 99.9 %"
+    return f"{share:.1%}".replace("%", " %")
 
 
 class TextEncoder:

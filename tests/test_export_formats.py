@@ -252,11 +252,10 @@ def test_a_missing_converter_names_the_extra(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["saved_model", "onnx", "litert"])
-def test_image_models_take_raw_uint8_pixels_in_every_format(
-    cifar_search, cifar_root, tmp_path, fmt
-):
-    """The CIFAR-10 CNN (its Rescaling inside) exported, fed raw uint8 test pixels."""
-    pixels = load_dataset("cifar10", data_dir=cifar_root).x_test
+def test_image_models_take_raw_pixels_in_every_format(cifar_search, cifar_root, tmp_path, fmt):
+    """The CIFAR-10 CNN (its Rescaling inside) exported, fed raw 0-255 test pixels (as
+    float32, the dtype its input declares: ONNX and LiteRT do not cast)."""
+    pixels = load_dataset("cifar10", data_dir=cifar_root).x_test.astype("float32")
     written = export_study(cifar_search.result.study, tmp_path, format=fmt)
     expected = cifar_search.result.best_model.predict(pixels, verbose=0)
     assert_matches(predict_fresh(fmt, written, pixels, tmp_path), expected)

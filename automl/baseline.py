@@ -88,7 +88,10 @@ def describe(baseline: dict[str, Any], search_test: dict[str, float] | None = No
     )
     if part == "test" and search_test and key in search_test:
         gap = ahead_by(search_test[key], baseline["test"][key], key)
-        line += f"; the search is {'ahead' if gap >= 0 else 'behind'} by {abs(gap):.4f}"
+        if round(gap, 4) == 0:  # as printed: "ahead by 0.0000" would read as a win
+            line += "; the search is level with it"
+        else:
+            line += f"; the search is {'ahead' if gap > 0 else 'behind'} by {abs(gap):.4f}"
     return line
 
 

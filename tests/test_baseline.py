@@ -113,6 +113,7 @@ def test_describe_says_how_far_the_search_is_ahead():
         "0.9000; the search is ahead by 0.0500"
     )
     assert describe(baseline, {"accuracy": 0.85}).endswith("behind by 0.0500")
+    assert describe(baseline, {"accuracy": 0.90001}).endswith("the search is level with it")
     assert describe({**baseline, "test": {}}, None).endswith("val accuracy 0.8000")
 
 

@@ -123,6 +123,12 @@ def test_idf_follows_keras_formula_and_modes_scale_the_counts():
     assert norms[3] == 0.0  # the empty text
 
 
+def test_a_vocabulary_too_large_for_int32_pair_keys_gets_words_only():
+    ids = np.array([[50_000, 50_001, 50_000, 50_001], [50_000, 50_001, 3, 0]], "int32")
+    table = fit_ngrams(ids, 50_002, 4, 2)
+    assert len(table.bigram_keys) == 0 and table.size == 50_002
+
+
 @pytest.fixture(scope="module")
 def reviews(tmp_path_factory: pytest.TempPathFactory):
     """400 reviews, loaded as a text table (splits, encoder)."""

@@ -17,8 +17,11 @@ training ids comes from `ModelSpec.token_sample`; the layer lives in
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 import numpy as np
+
+logger = logging.getLogger("automl")
 
 # Most bigrams kept: TextVectorization's usual max_tokens, and ~80 MB of bag per batch
 # of 256 in float32 at most (with a 20,000-word vocabulary).
@@ -68,11 +71,13 @@ def fit_ngrams(ids: np.ndarray | None, vocab_size: int, length: int, ngrams: int
         length: The trial's sequence length.
         ngrams: 1 (words) or 2 (words and word pairs).
     """
-    if vocab_size * vocab_size >= 2**31:
-        raise ValueError(
-            f"bigram keys must fit in int32, so vocab_size must be at most 46,340, but got "
-            f"vocab_size={vocab_size}. Received: vocab_size={vocab_size}"
+    if ngrams >= 2 and vocab_size * vocab_size >= 2**31:
+        logger.info(
+            "ngrams: word pairs are left out for a vocabulary of %d ids (their keys must "
+            "fit in int32, which holds at most 46,340 ids); words only",
+            vocab_size,
         )
+        ngrams = 1
     if ids is None or not len(ids):
         return NgramTable(vocab_size, np.zeros((0,), "int32"), _unit_idf(vocab_size))
     ids = np.asarray(ids[:MAX_TEXTS, :length], dtype=np.int64)

@@ -32,7 +32,8 @@ from typing import Any
 HERE = Path(__file__).parent
 # Cheap and short first, so a smoke run fails fast; the long quality runs last.
 BENCHMARKS = (
-    "startup", "overhead", "pruning", "trial_memory", "scaling", "quality", "recipes", "budget",
+    "startup", "overhead", "pruning", "trial_memory", "scaling", "fidelity", "quality", "recipes",
+    "budget",
 )  # fmt: skip
 TITLES = {
     "startup": "5. Start-up",
@@ -43,6 +44,7 @@ TITLES = {
     "quality": "1. Search quality at equal budget",
     "recipes": "7. Fast image recipe",
     "budget": "8. Budget-first search",
+    "fidelity": "9. Fidelities",
 }
 PACKAGES = (
     "keras",

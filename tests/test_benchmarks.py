@@ -145,3 +145,37 @@ def test_runner_refuses_bad_arguments(args, message):
         [sys.executable, "-m", "benchmarks", *args], cwd=ROOT, capture_output=True, text=True
     )
     assert done.returncode == 2 and message in done.stderr
+
+
+def test_fidelity_ranks_against_full_training_and_renders_its_section():
+    """Spearman's rho per low fidelity, a diverged run ranked last, cost as a fraction of
+    full, the keep/drop verdict at rho >= 0.7, and the section that shows them."""
+    from benchmarks.fidelity import KEEP_RHO, rank_table, section, short_epochs
+
+    assert short_epochs(4) == [1, 2] and short_epochs(20) == [1, 7] and short_epochs(1) == []
+    full = [0.9, 0.8, 0.7, 0.6]
+    configs = [
+        {
+            "scores": {"full": f, "epoch 1 of full": e, "subset 25%": s},
+            "seconds": {"full": 10.0, "epoch 1 of full": 3.0, "subset 25%": 4.0},
+        }
+        for f, e, s in zip(full, [0.5, 0.4, 0.3, None], [0.1, 0.2, 0.3, 0.4], strict=True)
+    ]
+    table = rank_table(configs, maximize=True)
+    assert table["epoch 1 of full"]["rho"] == 1.0 and table["epoch 1 of full"]["failed"] == 1
+    assert table["epoch 1 of full"]["verdict"] == "keep" and KEEP_RHO == 0.7
+    assert table["subset 25%"]["rho"] == -1.0 and table["subset 25%"]["verdict"] == "drop"
+    assert table["subset 25%"]["top_pick_full"] == 0.6
+    assert table["subset 25%"]["regret"] == pytest.approx(0.3)
+    assert (table["epoch 1 of full"]["cost"], table["subset 25%"]["cost"]) == (0.3, 0.4)
+    data = {
+        "dataset": "digits", "space": "mlp", "epochs": 4, "metric": "accuracy",
+        "train_rows_used": 100, "val_rows_used": 50, "starts": 0, "too_costly": 0,
+        "fidelities": table, "full_scores": full, "wall_s": 9.0,
+    }  # fmt: skip
+    text = section(
+        {"quick": True, "keep_rho": KEEP_RHO, "datasets": [data], "wall_s": 10.0}
+        | {"load_average_start": [1.0, 1.0, 1.0], "load_average_end": [2.0, 2.0, 2.0]}
+    )
+    assert "| epoch 1 of full run (schedule over 4 epochs), 1 diverged | 1.00 |" in text
+    assert "Kept on digits: epoch 1 of full; the cheapest of them is epoch 1 of full." in text

@@ -25,6 +25,8 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from automl._errors import UsageError
 from automl.models import load_model
 
@@ -38,6 +40,9 @@ logger = logging.getLogger("automl")
 # by a few ulps, nowhere near a changed decision.
 ATOL = 1e-4
 RTOL = 1e-4
+
+# ONNX opset 17 (onnxruntime 1.14 and later): ScatterND's reduction="add" needs 16.
+OPSET = 17
 
 EXTRA_HINT = "pip install 'automl[export]'"
 
@@ -73,7 +78,7 @@ FORMATS: dict[str, Format] = {
             "best_model.onnx",
             ".onnx",
             "onnxruntime.InferenceSession",
-            needs=("tf2onnx", "onnx"),
+            needs=("tf2onnx", "onnx", "onnxruntime"),
             holds_strings=False,
         ),
         Format(
@@ -177,8 +182,91 @@ def write_format(source: Path, target: Path, name: str) -> Path:
     with tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent) as scratch:
         partial = Path(scratch) / path.name
         _WRITERS[fmt.name](model, partial)
+        _check_agrees(model, partial, fmt)
         _move_into_place(partial, path)
     return path
+
+
+def _check_agrees(model: keras.Model, path: Path, fmt: Format) -> None:
+    """Run the written file with its runtime on probe inputs and compare with Keras: a
+    converter that mistranslates an op is refused here, not found in production.
+
+    Raises:
+        UsageError: When the predictions differ by more than the tolerance.
+    """
+    import keras
+
+    probe = _probe_inputs(model)
+    expected = keras.ops.convert_to_numpy(model(probe, training=False))
+    got = _RUNNERS[fmt.name](path, probe, model)
+    if got.shape != expected.shape or not np.allclose(got, expected, atol=ATOL, rtol=RTOL):
+        gap = float(np.max(np.abs(got - expected))) if got.shape == expected.shape else np.inf
+        raise UsageError(
+            f"{fmt.name} predicts differently from the Keras model (largest difference "
+            f"{gap:.3g}, tolerance {ATOL:g} + {RTOL:g} x |value|): its converter "
+            f"mistranslates an op of this model; export it as keras or saved_model instead."
+        )
+
+
+def _probe_inputs(model: keras.Model) -> Any:
+    """Three rows of small values shaped like each input: small token ids (valid for
+    any vocabulary), floats in [0, 4), a few words."""
+    rng = np.random.default_rng(0)
+
+    def probe(tensor: Any) -> np.ndarray:
+        shape = [3 if i == 0 else (d or 8) for i, d in enumerate(tensor.shape)]
+        if "string" in str(tensor.dtype):
+            return rng.choice(np.array(["", "a", "the b"], dtype=object), size=shape)
+        dtype = np.dtype(str(tensor.dtype))
+        if np.issubdtype(dtype, np.integer):
+            return rng.integers(0, 4, size=shape).astype(dtype)
+        return rng.uniform(0, 4, size=shape).astype(dtype)
+
+    structure = model.input
+    if isinstance(structure, dict):
+        return {key: probe(tensor) for key, tensor in structure.items()}
+    return probe(structure)
+
+
+def _feeds(names: list[str], probe: Any, model: keras.Model) -> dict[str, np.ndarray]:
+    """The probe keyed by a runtime's input names: the dict key or the Keras input name
+    of each column; a single input under the one name."""
+    if not isinstance(probe, dict):
+        return {names[0]: probe}
+    by_name = {**{t.name: probe[k] for k, t in model.input.items()}, **probe}
+    return {name: by_name[name] for name in names}
+
+
+def _run_saved_model(path: Path, probe: Any, model: keras.Model) -> np.ndarray:
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(path))  # kept in a name: `serve` needs it alive
+    return np.asarray(loaded.serve(probe))
+
+
+def _run_onnx(path: Path, probe: Any, model: keras.Model) -> np.ndarray:
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    return np.asarray(session.run(["output_0"], _feeds(names, probe, model))[0])
+
+
+def _run_litert(path: Path, probe: Any, model: keras.Model) -> np.ndarray:
+    """LiteRT's interpreter (TensorFlow's where ai-edge-litert is not installed), row by
+    row when the file was written for one row at a time."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        from tensorflow.lite import Interpreter
+    runner = Interpreter(model_path=str(path)).get_signature_runner()
+    details = runner.get_input_details()
+    feeds = _feeds(list(details), probe, model)
+    if next(iter(details.values()))["shape_signature"][0] != 1:
+        return np.asarray(runner(**feeds)["output_0"])
+    rows = len(next(iter(feeds.values())))
+    parts = [runner(**{k: v[i : i + 1] for k, v in feeds.items()})["output_0"] for i in range(rows)]
+    return np.concatenate(parts)
 
 
 def _require(fmt: Format) -> None:
@@ -208,25 +296,42 @@ def _write_saved_model(model: keras.Model, path: Path) -> None:
 
 
 def _write_litert(model: keras.Model, path: Path) -> None:
-    """A `.tflite` file of LiteRT's built-in ops only.
+    """A `.tflite` file of LiteRT's built-in ops only, for any number of rows; or, when
+    that does not convert (recurrent layers need static shapes), for one row at a time.
 
     Keras would fall back to TensorFlow's ops (the Flex delegate), which the LiteRT
     runtime lacks; with built-ins only, a model it cannot run fails here instead.
     """
+    import keras
     import tensorflow as tf
 
+    builtins = {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS]}
+    try:
+        model.export(str(path), format="litert", verbose=False, target_spec=builtins)
+        return
+    except Exception:  # noqa: BLE001 - retried below with one row, which says why if it fails
+        pass
+
+    def one_row(tensor: Any) -> keras.InputSpec:
+        return keras.InputSpec(shape=(1, *tensor.shape[1:]), dtype=tensor.dtype)
+
+    signature = [keras.tree.map_structure(one_row, model.input)]
     try:
         model.export(
             str(path),
             format="litert",
             verbose=False,
-            target_spec={"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS]},
+            input_signature=signature,
+            target_spec=builtins,
         )
     except Exception as exc:  # noqa: BLE001 - the converter's errors are many and long
         raise UsageError(
             f"litert cannot hold this model: {_first_line(exc)}; export it as keras or "
             f"saved_model instead."
         ) from exc
+    logger.warning(
+        "the LiteRT model takes one row at a time: its layers convert only with static shapes"
+    )
 
 
 def _write_onnx(model: keras.Model, path: Path) -> None:
@@ -248,7 +353,7 @@ def _write_onnx(model: keras.Model, path: Path) -> None:
     flat = tf.nest.flatten(specs)
     inputs = [t.name for t in concrete.inputs[: len(flat)]]
     outputs = [t.name for t in concrete.outputs]
-    frozen = _erfc_as_erf(tf_loader.from_function(concrete, inputs, outputs))
+    frozen = _scatter_as_add(_erfc_as_erf(tf_loader.from_function(concrete, inputs, outputs)))
     renames = {t: spec.name for t, spec in zip(inputs, flat, strict=True)}
     renames.update({t: f"output_{i}" for i, t in enumerate(outputs)})
     # tf2onnx logs every op it cannot convert and goes on: the checker below decides.
@@ -259,6 +364,7 @@ def _write_onnx(model: keras.Model, path: Path) -> None:
             input_names=inputs,
             output_names=outputs,
             tensors_to_rename=renames,
+            opset=OPSET,
             output_path=str(path),
         )
         onnx.checker.check_model(proto)  # an op left unconverted has no ONNX schema
@@ -285,6 +391,26 @@ def _erfc_as_erf(graph: Any) -> Any:
     return graph
 
 
+def _scatter_as_add(graph: Any) -> Any:
+    """The frozen graph with each `ScatterNd` (which sums updates to one index) spelled
+    `TensorScatterAdd` on zeros: tf2onnx turns ScatterNd into ONNX's ScatterND without a
+    reduction, where the last update to an index wins (a bag of words would count once)."""
+    import tensorflow as tf
+
+    for node in [n for n in graph.node if n.op == "ScatterNd"]:
+        indices, updates, shape = list(node.input)
+        dtype, index_type = node.attr["T"].type, node.attr["Tindices"].type
+        zero = graph.node.add(name=f"{node.name}/zero", op="Const")
+        zero.attr["dtype"].type = dtype
+        zero.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(0, dtype=tf.as_dtype(dtype)))
+        zeros = graph.node.add(name=f"{node.name}/zeros", op="Fill", input=[shape, zero.name])
+        zeros.attr["T"].type = dtype
+        zeros.attr["index_type"].type = index_type
+        node.op = "TensorScatterAdd"
+        node.input[:] = [zeros.name, indices, updates]
+    return graph
+
+
 def _input_specs(model: keras.Model) -> Any:
     """`tf.TensorSpec`s shaped like the model's inputs, named as its Keras inputs."""
     import tensorflow as tf
@@ -301,3 +427,4 @@ def _first_line(exc: Exception) -> str:
 
 
 _WRITERS = {"saved_model": _write_saved_model, "onnx": _write_onnx, "litert": _write_litert}
+_RUNNERS = {"saved_model": _run_saved_model, "onnx": _run_onnx, "litert": _run_litert}

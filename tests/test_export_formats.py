@@ -52,9 +52,16 @@ LOADERS = {
     "litert": """
         from ai_edge_litert.interpreter import Interpreter
         runner = Interpreter(model_path=PATH).get_signature_runner()
-        first = next(iter(runner.get_input_details()))
+        details = runner.get_input_details()
+        first = next(iter(details))
         def predict(x):
-            return runner(**(x if isinstance(x, dict) else {first: x}))["output_0"]
+            x = x if isinstance(x, dict) else {first: x}
+            if details[first]["shape_signature"][0] != 1:  # any number of rows
+                return runner(**x)["output_0"]
+            rows = len(x[first])  # a model written for one row at a time
+            return np.concatenate(
+                [runner(**{k: v[i : i + 1] for k, v in x.items()})["output_0"] for i in range(rows)]
+            )
     """,
 }
 
@@ -228,13 +235,87 @@ def test_a_numeric_table_round_trips_through_onnx_and_litert_as_named_columns(tm
         assert_matches(predict_fresh(fmt, written, columns, tmp_path), expected)
 
 
-def test_a_table_with_categories_is_refused_by_onnx_naming_the_lookup(tmp_path):
-    source, _ = _table_model(tmp_path, categories=True)
-    with pytest.raises(
-        UsageError, match=r"onnx cannot hold the preprocessing layer .*StringLookup"
-    ):
+def test_a_table_with_categories_is_refused_by_onnx_and_held_by_saved_model(tmp_path):
+    """String columns go through a StringLookup: ONNX refuses it by name, nothing is
+    written; the SavedModel takes the raw columns, strings included."""
+    source, columns = _table_model(tmp_path, categories=True)
+    with pytest.raises(UsageError, match=r"onnx cannot hold the preprocessing layer .*Lookup"):
         write_format(source, tmp_path / "out", "onnx")
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    assert columns["level"].dtype == object
+    written = write_format(source, tmp_path / "out", "saved_model")
+    as_keras_takes = {k: v.reshape(-1) for k, v in columns.items()}  # strings: (n,) only
+    expected = load_model(source).predict(as_keras_takes, verbose=0)
+    assert_matches(predict_fresh("saved_model", written, columns, tmp_path), expected)
+
+
+@keras.saving.register_keras_serializable(package="tests")
+class CountTokens(keras.layers.Layer):
+    """Counts each token id of a row with `keras.ops.scatter`, which sums the updates to
+    one index (a bag of words, as the ngrams space builds it)."""
+
+    def call(self, ids):
+        ids = keras.ops.cast(ids, "int32")
+        batch, steps = keras.ops.shape(ids)[0], keras.ops.shape(ids)[1]
+        rows = keras.ops.broadcast_to(
+            keras.ops.arange(batch, dtype="int32")[:, None], (batch, steps)
+        )
+        indices = keras.ops.stack(
+            [keras.ops.reshape(rows, (-1,)), keras.ops.reshape(ids, (-1,))], 1
+        )
+        ones = keras.ops.ones((batch * steps,), dtype=self.compute_dtype)
+        return keras.ops.scatter(indices, ones, (batch, 10))
+
+
+def _bag_model(tmp_path: Path) -> Path:
+    ids = keras.Input((12,), dtype="int32", name="ids")
+    model = keras.Model(ids, keras.layers.Dense(2, activation="softmax")(CountTokens()(ids)))
+    model.save(tmp_path / "bag.keras")
+    return tmp_path / "bag.keras"
+
+
+def test_repeated_tokens_count_in_onnx_as_in_keras(tmp_path):
+    """A scatter that sums repeated indices (tf2onnx alone keeps only the last) predicts
+    the same in ONNX Runtime as in Keras."""
+    source = _bag_model(tmp_path)
+    ids = np.random.default_rng(0).integers(0, 3, size=(6, 12)).astype("int32")  # repeats
+    written = write_format(source, tmp_path / "out", "onnx")
+    expected = load_model(source).predict(ids, verbose=0)
+    assert_matches(predict_fresh("onnx", written, ids, tmp_path), expected)
+
+
+def test_a_mistranslated_model_is_refused_and_leaves_nothing(tmp_path, monkeypatch):
+    """Every export is run with its runtime on probe inputs before it is moved into place:
+    without the scatter fix, ONNX predicts differently, and nothing is written."""
+    import automl.formats
+
+    source = _bag_model(tmp_path)
+    monkeypatch.setattr(automl.formats, "_scatter_as_add", lambda graph: graph)
+    with pytest.raises(UsageError, match=r"onnx predicts differently from the Keras model"):
+        write_format(source, tmp_path / "out", "onnx")
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_recurrent_model_goes_to_litert_one_row_at_a_time(tmp_path, caplog):
+    """LSTMs convert to LiteRT's built-in ops only with static shapes: the file takes one
+    row at a time, says so, and predicts like Keras row by row."""
+    from optuna.trial import FixedTrial
+
+    from automl.models import save_plain
+    from automl.spaces import HyperParameters
+    from search_spaces import rnn
+    from tests._digits import digits_as, digits_spec
+
+    x, _ = digits_as("sequence")
+    point = rnn.starting_points(digits_spec("sequence"))[0]
+    save_plain(
+        rnn.build(HyperParameters(FixedTrial(point)), digits_spec("sequence")), tmp_path / "r.keras"
+    )
+    with caplog.at_level("WARNING", logger="automl"):
+        written = write_format(tmp_path / "r.keras", tmp_path / "out", "litert")
+    assert "takes one row at a time" in caplog.text
+    expected = load_model(tmp_path / "r.keras").predict(x[:5], verbose=0)
+    assert_matches(predict_fresh("litert", written, x[:5], tmp_path), expected)
 
 
 def test_a_missing_converter_names_the_extra(tmp_path, monkeypatch):

@@ -257,8 +257,10 @@ def _run_litert(path: Path, probe: Any, model: keras.Model) -> np.ndarray:
     row when the file was written for one row at a time."""
     try:
         from ai_edge_litert.interpreter import Interpreter
-    except ImportError:
-        from tensorflow.lite import Interpreter
+    except ImportError:  # not built for every platform (Windows)
+        import tensorflow as tf
+
+        Interpreter = tf.lite.Interpreter  # noqa: N806 - a class, named as one
     runner = Interpreter(model_path=str(path)).get_signature_runner()
     details = runner.get_input_details()
     feeds = _feeds(list(details), probe, model)
@@ -274,8 +276,8 @@ def _require(fmt: Format) -> None:
     absent = [module for module in fmt.needs if importlib.util.find_spec(module) is None]
     if absent:
         raise UsageError(
-            f"exporting to {fmt.name} needs {' and '.join(absent)}, which is not installed "
-            f"here: {EXTRA_HINT}"
+            f"exporting to {fmt.name} needs {' and '.join(absent)} (not installed here): "
+            f"{EXTRA_HINT}"
         )
 
 

@@ -47,7 +47,7 @@ def test_the_plan_splits_the_budget_and_says_so(split_search):
     summary = json.loads((folder / "out" / "summary.json").read_text())
     split = summary["plan"]["split"]
     assert split is not None and split["exploit_n"] >= 1
-    assert split["explore_s"] + split["exploit_s"] + split["reserve_s"] <= TIMEOUT_S
+    assert split["explore_s"] + split["exploit_s"] + summary["plan"]["finish_s"] <= TIMEOUT_S
     assert "short trials of" in summary["plan"]["description"]
     assert "then the best" in summary["plan"]["description"]
 

@@ -15,7 +15,7 @@ import automl
 from automl import UsageError
 from automl.data import load_dataset
 from automl.engine._phases import Window, make_split
-from automl.engine._plan import make_plan, reference_points
+from automl.engine._plan import FINISH_FIXED_S, finish_seconds, make_plan, reference_points
 from automl.engine._setup import model_spec
 from automl.objective import Objective
 from automl.record import TrialRecord
@@ -153,7 +153,7 @@ def test_once_no_trial_fits_no_more_are_started(tmp_path):
     result = automl.search(
         "digits",
         trials=200,
-        timeout="12s",
+        timeout="20s",  # setup, measuring and the finish's share leave room for a trial
         storage=sqlite_url(tmp_path / "a.db"),
         tracking_uri=None,
         out=tmp_path / "out",
@@ -167,7 +167,7 @@ def test_once_no_trial_fits_no_more_are_started(tmp_path):
     ("budget_s", "full_s", "explored"),
     [
         (3000.0, 100.0, 0.5),  # 30 full trainings: half explores
-        (1000.0, 400.0, 0.5 * 1000 * 0.97 / (5 * 400)),  # 2.4 full trainings: about a quarter
+        (1000.0, 400.0, 0.5 * 1000 / (5 * 400)),  # 2.5 full trainings: a quarter
     ],
 )
 def test_exploration_shrinks_when_the_budget_holds_few_full_trainings(budget_s, full_s, explored):
@@ -175,8 +175,8 @@ def test_exploration_shrinks_when_the_budget_holds_few_full_trainings(budget_s, 
     assert split is not None
     trials_s = split.explore_s + split.exploit_s
     assert split.explore_s / trials_s == pytest.approx(explored)
-    assert trials_s + split.reserve_s == pytest.approx(budget_s)
-    assert split.exploit_from == pytest.approx(budget_s - split.reserve_s - split.exploit_s)
+    assert trials_s == pytest.approx(budget_s)  # the finish's time is not the split's
+    assert split.exploit_from == pytest.approx(budget_s - split.exploit_s)
 
 
 def test_a_budget_under_8_quickest_trials_is_not_split():
@@ -195,4 +195,28 @@ def test_a_long_training_left_by_an_earlier_search_is_not_run_by_the_next():
     stale, own = study.ask(), study.ask()
     assert now.window(stale, deadline=3000.0, now=0.0) == Window(0.0, "stale")
     window = now.window(own, deadline=3000.0, now=0.0)
-    assert window.limit == "exploit" and window.until == pytest.approx(3000.0 - now.reserve_s)
+    assert window.limit == "exploit" and window.until == pytest.approx(3000.0)
+
+
+def test_the_trials_end_early_enough_for_the_finish_to_fit_the_budget(cifar_root, cifar_cache):
+    data = load_dataset("cifar10", data_dir=cifar_root, seed=0)
+    spec = model_spec(data, data.encode(None), 6)
+    space = resolve_space("cnn")
+    end = time.monotonic() + 3600
+    plan = make_plan(space, data, spec, Objective(), seed=0, deadline=end, timeout=3600)
+    speed = next(iter(plan.speeds.values()))
+    assert plan.finish_s == pytest.approx(finish_seconds(speed, data))
+    # Images: the ensemble's candidates and flip TTA on validation, the test split twice.
+    val_pass = speed.val_per_forward * speed.forward_s * -(-len(data.y_val) // speed.batch_size)
+    assert plan.finish_s > FINISH_FIXED_S + 5 * val_pass
+    assert plan.deadline == pytest.approx(end - plan.finish_s)
+    assert plan.as_dict()["finish_s"] == round(plan.finish_s, 1)
+    worker = make_plan(
+        space, data, spec, Objective(), seed=0, deadline=end, timeout=3600, finishes=False
+    )  # a worker exports nothing: its trials run to the end
+    assert worker.finish_s == 0 and worker.deadline == end
+    tiny = make_plan(
+        space, data, spec, Objective(), seed=0, deadline=time.monotonic() + 30, timeout=30,
+        refuse=False,
+    )  # fmt: skip
+    assert tiny.finish_s <= 0.1 * 30  # a tiny budget's trials need the time more

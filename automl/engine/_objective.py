@@ -253,6 +253,7 @@ class TrialObjective:
             return
         quickest = plan.shortest_trial_s()
         if plan.out_of_time():
+            TrialRecord.write(trial, planned_epochs=0)
             self._not_started(trial, None, quickest)
         if plan.split is None:
             return
@@ -260,6 +261,7 @@ class TrialObjective:
         waits = window.limit == "exploit" and not TrialRecord.read(trial).exploit
         over = window.limit == "exploration" and window.until - time.monotonic() < quickest
         if window.limit == "stale" or waits or over:
+            TrialRecord.write(trial, planned_epochs=0)
             self._not_started(trial, window, quickest)
 
     def _window(self, trial: optuna.Trial) -> tuple[Window | None, int | None]:

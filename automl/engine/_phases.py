@@ -11,8 +11,8 @@ times the maximum resource. Exploration: trials capped at `Split.explore_trial_s
 planned for the epochs that fit its cap, its schedule with them. Exploitation: once
 exploration's time is up, the best `Split.exploit_n` distinct configurations are
 enqueued again (`TrialRecord.exploit`) and each trains for an equal share of the time
-left, up to `EXPLOIT_EPOCH_FACTOR` times the epoch cap, never pruned. A small
-`FINISH_SHARE` of the budget stays for the finish (ensemble, export, test).
+left, up to `EXPLOIT_EPOCH_FACTOR` times the epoch cap, never pruned. The finish
+(ensemble, export, test) has its own time after the trials' deadline (see `_plan`).
 
 A smaller budget is all exploration, each trial fitted to the time left.
 """
@@ -35,7 +35,6 @@ EXPLORE_TRIALS = 6  # exploration trials the cap aims at, at least (pruned ones 
 MIN_SPLIT_TRIALS = 8  # a split needs room for this many of the quickest trial
 TWO_EXPLOITS_TRIALS = 40  # ... and this many for two long trainings instead of one
 EXPLOIT_EPOCH_FACTOR = 4  # a long training may run this many times `max_epochs`
-FINISH_SHARE = 0.03  # of the budget, kept for the ensemble, the export and the test
 
 _WAITING = optuna.trial.TrialState.WAITING
 _COMPLETE = optuna.trial.TrialState.COMPLETE
@@ -53,7 +52,6 @@ class Split:
             `max_epochs` fit the cap, or `max_epochs` do).
         exploit_n: How many of the best configurations train long.
         exploit_s: Exploitation's seconds, shared equally by its trainings.
-        reserve_s: Seconds kept after the trials for the finish.
         run: This search's token on the long trainings it enqueues, so that a resumed
             study splits its new budget again (earlier runs' trainings are not its own).
     """
@@ -64,7 +62,6 @@ class Split:
     explore_trials: int
     exploit_n: int
     exploit_s: float
-    reserve_s: float
     run: str = dataclasses.field(default_factory=lambda: uuid.uuid4().hex[:12])
 
     def describe(self, max_epochs: int) -> str:
@@ -87,7 +84,7 @@ class Split:
         """Until when this trial may train, and what sets that limit."""
         now = time.monotonic() if now is None else now
         study = trial.study
-        end = deadline - self.reserve_s
+        end = deadline
         record = TrialRecord.read(trial)
         if record.exploit and record.exploit_run != self.run:
             # An earlier, interrupted search's long training: this search explores first
@@ -123,25 +120,23 @@ def make_split(budget_s: float, quickest_s: float, full_s: float, deadline: floa
     it is too small to explore and then exploit.
 
     Args:
-        budget_s: Seconds for trials and the finish.
+        budget_s: Seconds for trials.
         quickest_s: The quickest trial: its start-up and one epoch.
         full_s: The reference model's trial at `max_epochs` epochs.
         deadline: `time.monotonic()` at which the budget ends.
     """
     if quickest_s <= 0 or budget_s < MIN_SPLIT_TRIALS * quickest_s:
         return None
-    reserve = FINISH_SHARE * budget_s
-    trials_s = budget_s - reserve
+    trials_s = budget_s
     explore_s = explore_share(trials_s, full_s) * trials_s
     cap = max(explore_s / EXPLORE_TRIALS, 1.5 * quickest_s)
     return Split(
-        exploit_from=deadline - reserve - (trials_s - explore_s),
+        exploit_from=deadline - (trials_s - explore_s),
         explore_s=explore_s,
         explore_trial_s=min(cap, full_s),  # no trial needs more than its full training
         explore_trials=max(1, round(explore_s / min(cap, full_s))),
         exploit_n=2 if budget_s >= TWO_EXPLOITS_TRIALS * quickest_s else 1,
         exploit_s=trials_s - explore_s,
-        reserve_s=reserve,
     )
 
 

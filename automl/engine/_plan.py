@@ -48,6 +48,16 @@ MEASURED_STEPS = 3  # timed training steps per reference model, after the traced
 # before it) already says it cannot compete, and measuring it would cost seconds the
 # budget needs (a residual CNN's tracing and steps take 10-15 s on 2 cores).
 WORTH_MEASURING_EPOCHS = 3
+# The finish (see `_finish`) runs inside the budget: trials end early by what it is
+# estimated to cost here. The validation passes of the ensemble's candidates (the
+# number a search usually keeps; `KEPT` at most) and, for images, of flip TTA (the
+# flipped and unflipped halves), two passes over the test split (the export's score and
+# its check), then a fixed part: saving, loading and the MLflow report (3-5 s on 2 cores).
+FINISH_VAL_PASSES = 3
+FINISH_FLIP_PASSES = 2
+FINISH_TEST_PASSES = 2
+FINISH_FIXED_S = 5.0
+FINISH_MAX_SHARE = 0.1  # of the budget: a tiny budget's trials need it more
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +73,7 @@ class Speed:
         epoch_overhead_s: What an epoch costs besides its batches (callbacks, the
             validation pass's set-up).
         epoch_s: The reference model's epoch, validation included.
+        batch_size: The reference model's batch size.
     """
 
     family: str
@@ -72,6 +83,7 @@ class Speed:
     val_per_forward: float
     epoch_overhead_s: float
     epoch_s: float
+    batch_size: int = 32
 
     def epoch_seconds(self, forward_s: float, steps: int, val_batches: int) -> float:
         """An epoch of a model whose eager forward pass takes `forward_s`."""
@@ -87,9 +99,11 @@ class Plan:
         speeds: Per family (empty when no reference model could be measured: then every
             trial gets the cap, and the deadline stops what runs over).
         max_epochs: The epoch cap of every trial.
-        deadline: `time.monotonic()` at which the budget ends, or None.
+        deadline: `time.monotonic()` at which the trials' time ends (the budget's end
+            less `finish_s`), or None.
         measure_s: What measuring cost (it comes out of the budget).
         budget_s: Seconds left for trials when the plan was made (None: no deadline).
+        finish_s: Seconds kept after the trials for the finish (see `finish_seconds`).
         split: Exploration then exploitation (see `_phases`), or None: every trial fitted
             to the time left.
         too_slow: Families left unmeasured, with their estimated epoch in seconds: fewer
@@ -105,6 +119,7 @@ class Plan:
     budget_s: float | None
     split: Split | None = None
     too_slow: dict[str, float] = dataclasses.field(default_factory=dict)
+    finish_s: float = 0.0
 
     @property
     def fits_to_time(self) -> bool:
@@ -197,7 +212,7 @@ class Plan:
         return (
             f"measured here: {epochs}; {seconds_text(self.budget_s)} left for trials, each "
             f"planned for the epochs (up to {self.max_epochs}) that fit the time left, its "
-            f"schedule with them"
+            f"schedule with them; {seconds_text(self.finish_s)} kept for the finish"
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -206,6 +221,7 @@ class Plan:
             "description": self.describe(),
             "measure_s": round(self.measure_s, 2),
             "budget_s": None if self.budget_s is None else round(self.budget_s, 1),
+            "finish_s": round(self.finish_s, 1),
             "max_epochs": self.max_epochs,
             "epoch_s": {name: round(s.epoch_s, 3) for name, s in self.speeds.items()},
             "fit_overhead_s": {name: round(s.fit_overhead_s, 3) for name, s in self.speeds.items()},
@@ -224,11 +240,13 @@ def make_plan(
     deadline: float | None,
     timeout: float | str | None,
     refuse: bool = True,
+    finishes: bool = True,
 ) -> Plan:
     """Measure every family's reference model, then check that one trial fits.
 
     With `refuse` (the process that creates the study, not a worker), a deadline that
-    leaves no time for the quickest trial is a usage error.
+    leaves no time for the quickest trial is a usage error. With `finishes` (again not a
+    worker), the trials end early enough for the finish to fit the budget.
 
     A reference model that cannot be built or trained is left out (its trials will
     report why); its family's trials are then planned like the first family measured.
@@ -255,6 +273,11 @@ def make_plan(
         except Exception as exc:  # noqa: BLE001 - the trials report it with its reason
             logger.warning("plan: could not measure %s here (%s)", family, exc)
     now = time.monotonic()
+    first = next(iter(speeds.values()), None)
+    finish = 0.0
+    if finishes and deadline is not None and first is not None:
+        finish = min(finish_seconds(first, data), FINISH_MAX_SHARE * max(0.0, deadline - now))
+        deadline -= finish
     plan = Plan(
         speeds=speeds,
         max_epochs=spec.max_epochs,
@@ -262,6 +285,7 @@ def make_plan(
         measure_s=now - started,
         budget_s=None if deadline is None else max(0.0, deadline - now),
         too_slow=too_slow,
+        finish_s=finish,
     )
     if plan.budget_s is not None and deadline is not None:
         split = make_split(plan.budget_s, plan.shortest_trial_s(), plan.full_trial_s(), deadline)
@@ -269,6 +293,16 @@ def make_plan(
     if refuse and plan.budget_s is not None and plan.budget_s < plan.shortest_trial_s():
         _refuse(plan, float(timeout or 0.0))
     return plan
+
+
+def finish_seconds(speed: Speed, data: Dataset) -> float:
+    """What the finish is estimated to cost here: validation and test passes of models
+    like the reference one, and a fixed part (see `FINISH_VAL_PASSES`)."""
+    batch_s = speed.val_per_forward * speed.forward_s
+    val_batches = math.ceil(len(data.y_val) / speed.batch_size)
+    test_batches = math.ceil(len(data.y_test) / speed.batch_size)
+    passes = FINISH_VAL_PASSES + (FINISH_FLIP_PASSES if data.kind == "image" else 0)
+    return FINISH_FIXED_S + batch_s * (passes * val_batches + FINISH_TEST_PASSES * test_batches)
 
 
 def reference_points(space: Space, spec: ModelSpec) -> dict[str, dict[str, Any]]:
@@ -354,6 +388,7 @@ def _measure(
         val_per_forward=val_s / forward_s,
         epoch_overhead_s=per_fit + per_evaluate,
         epoch_s=steps * step_s + val_batches * val_s + per_fit + per_evaluate,
+        batch_size=batch,
     )
     logger.info("plan: %s trains at %.3f s/epoch here", family, speed.epoch_s)
     return speed

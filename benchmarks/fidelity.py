@@ -84,7 +84,7 @@ class Setting:
 TABLE_QUICK = Setting("digits", "mlp", random=5, epochs=10)
 TABLE_FULL = Setting("digits", "mlp", random=12, epochs=20)
 CIFAR_FULL = Setting(
-    "cifar10", "cnn", random=7, epochs=4, train_rows=5000, val_rows=2000, low_res=LOW_SIDE
+    "cifar10", "cnn", random=7, epochs=4, train_rows=10_000, val_rows=2000, low_res=LOW_SIDE
 )
 
 
@@ -343,9 +343,11 @@ def rank_table(configs: list[dict[str, Any]], maximize: bool) -> dict[str, dict[
             continue
         low = column(name)
         rho = float(spearmanr(full, low).statistic) if len(set(low)) > 1 else math.nan
+        interval = bootstrap_interval(full, low)
         pick = low.index(max(low) if maximize else min(low))
         table[name] = {
             "rho": round(rho, 3),
+            "rho_interval": [round(v, 3) for v in interval],
             "top_pick": pick,
             "top_pick_full": round(full[pick], 4),
             "regret": round(abs(best_full - full[pick]), 4),
@@ -354,6 +356,24 @@ def rank_table(configs: list[dict[str, Any]], maximize: bool) -> dict[str, dict[
             "verdict": "keep" if rho >= KEEP_RHO else "drop",
         }
     return table
+
+
+def bootstrap_interval(full: list[float], low: list[float]) -> tuple[float, float]:
+    """The 5th and 95th percentiles of Spearman's rho over configurations resampled
+    with replacement (2,000 seeded draws; draws with a constant column are skipped)."""
+    import numpy as np
+    from scipy.stats import spearmanr
+
+    rng = np.random.default_rng(SEED)
+    a, b, rhos = np.asarray(full), np.asarray(low), []
+    for _ in range(2000):
+        take = rng.integers(0, len(a), len(a))
+        if len(set(a[take])) > 1 and len(set(b[take])) > 1:
+            rhos.append(spearmanr(a[take], b[take]).statistic)
+    if not rhos:
+        return math.nan, math.nan
+    low_end, high_end = np.percentile(rhos, [5, 95])
+    return float(low_end), float(high_end)
 
 
 def run_setting(setting: Setting) -> dict[str, Any]:
@@ -441,6 +461,11 @@ def section(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _interval(row: dict[str, Any]) -> str:
+    low, high = row.get("rho_interval", (math.nan, math.nan))
+    return f"{low:.2f} to {high:.2f}"
+
+
 def _load(values: list[float]) -> str:
     return " / ".join(f"{v:.2f}" for v in values)
 
@@ -461,13 +486,14 @@ def _dataset_lines(data: dict[str, Any]) -> list[str]:
         f"{data['metric']} at full fidelity from {min(scores):.3f} to {max(scores):.3f} "
         f"(median {statistics.median(scores):.3f}); {data['wall_s']:.0f} s in all.",
         "",
-        "| fidelity | Spearman rho | top pick at full (regret) | cost / full | verdict |",
+        "| fidelity | Spearman rho (90 % interval) | top pick at full (regret) | cost / full "
+        "| verdict |",
         "|---|---|---|---|---|",
     ]
     for name, row in data["fidelities"].items():
         failed = f", {row['failed']} diverged" * bool(row["failed"])
         lines.append(
-            f"| {_label(name, data['epochs'])}{failed} | {row['rho']:.2f} | "
+            f"| {_label(name, data['epochs'])}{failed} | {row['rho']:.2f} ({_interval(row)}) | "
             f"{row['top_pick_full']:.3f} ({row['regret']:.3f}) | {row['cost']:.2f} | "
             f"{row['verdict']} |"
         )

@@ -342,6 +342,24 @@ def test_a_missing_converter_names_the_extra(tmp_path, monkeypatch):
     assert not (tmp_path / "out").exists()
 
 
+def test_cli_without_the_export_extra_says_how_to_get_it(iris_search, tmp_path):
+    """`automl export --format onnx` where tf2onnx and onnxruntime cannot be imported (as
+    after a base install): one line naming the extra, exit 2, nothing written."""
+    code = textwrap.dedent(f"""
+        import sys
+        sys.modules.update(tf2onnx=None, onnxruntime=None)  # as if not installed
+        from automl.cli import main
+        sys.exit(main(["export", {iris_search.study_name!r}, "--format", "onnx",
+                       "--out", "exported", "--storage", {iris_search.storage!r}]))
+    """)
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=cli_env(), capture_output=True, text=True
+    )
+    assert_usage_error(done, "onnx needs tf2onnx and onnxruntime (not installed here): ")
+    assert done.stderr.strip().endswith("pip install 'automl[export]'")
+    assert not (tmp_path / "exported").exists()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["saved_model", "onnx", "litert"])
 def test_image_models_take_raw_pixels_in_every_format(cifar_search, cifar_root, tmp_path, fmt):

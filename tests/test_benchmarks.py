@@ -177,5 +177,8 @@ def test_fidelity_ranks_against_full_training_and_renders_its_section():
         {"quick": True, "keep_rho": KEEP_RHO, "datasets": [data], "wall_s": 10.0}
         | {"load_average_start": [1.0, 1.0, 1.0], "load_average_end": [2.0, 2.0, 2.0]}
     )
-    assert "| epoch 1 of full run (schedule over 4 epochs), 1 diverged | 1.00 |" in text
+    low, high = table["subset 25%"]["rho_interval"]
+    assert -1.0 <= low <= high <= 1.0
+    row = "| epoch 1 of full run (schedule over 4 epochs), 1 diverged | 1.00 (1.00 to 1.00) |"
+    assert row in text
     assert "Kept on digits: epoch 1 of full; the cheapest of them is epoch 1 of full." in text

@@ -1,6 +1,7 @@
 """The best model out of a study: `best_model.keras`, test metrics, `summary.json`, MLflow.
 
-Test data is touched here only, once, for the best trial's model.
+Test data is touched here only, once, for the best trial's model. `export_study` writes
+the final model, or a trial's, again in a deployment format (`automl.formats` converts).
 """
 
 from __future__ import annotations

@@ -401,3 +401,46 @@ def test_a_real_text_search_exports_to_saved_model_and_is_refused_by_onnx(tmp_pa
     expected = load_model(tmp_path / "out" / "best_model.keras").predict(texts, verbose=0)
     fresh = predict_fresh("saved_model", target / "best_model_saved_model", texts, tmp_path)
     assert_matches(fresh, expected)
+
+
+@pytest.mark.slow
+def test_a_real_table_search_exports_its_raw_columns(tmp_path):
+    """`automl search wine.csv --target target` on numeric and string columns: the
+    SavedModel takes the raw columns (strings through the StringLookup) and predicts like
+    best_model.keras; ONNX refuses the lookup in one line and writes nothing."""
+    import pandas as pd
+    from sklearn.datasets import load_wine
+
+    from automl.data import load_data
+    from automl.data._table import table_input
+
+    frame = load_wine(as_frame=True).frame
+    frame["level"] = pd.cut(frame["alcohol"], 3, labels=["low", "mid", "high"]).astype(str)
+    frame.to_csv(tmp_path / "wine.csv", index=False)
+    storage = sqlite_url(tmp_path / "automl.db")
+    done = run_cli(
+        "search", tmp_path / "wine.csv", "--target", "target", "--trials", "2",
+        "--max-epochs", "2", "--storage", storage, "--tracking-uri", "none",
+        "--out", tmp_path / "out", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    study = next(s.study_name for s in optuna.get_all_study_summaries(storage))
+    refused = run_cli(
+        "export", study, "--format", "onnx", "--out", tmp_path / "x", "--storage", storage,
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert_usage_error(refused, "(StringLookup) of this model; export it as keras, saved_model")
+    assert not (tmp_path / "x").exists()
+    written = run_cli(
+        "export", study, "--format", "saved_model", "--out", tmp_path / "x", "--storage",
+        storage, cwd=tmp_path,
+    )  # fmt: skip
+    assert written.returncode == 0, written.stderr[-3000:]
+    model = load_model(tmp_path / "out" / "best_model.keras")
+    rows = table_input(load_data(str(tmp_path / "wine.csv"), target="target").x_test, model)
+    expected = model.predict(rows, verbose=0)
+    columns = {k: v.reshape(-1, 1) for k, v in rows.items()}
+    fresh = predict_fresh(
+        "saved_model", tmp_path / "x" / "best_model_saved_model", columns, tmp_path
+    )
+    assert_matches(fresh, expected)

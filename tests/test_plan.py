@@ -17,6 +17,7 @@ from automl.data import load_dataset
 from automl.engine._phases import Window, make_split
 from automl.engine._plan import FINISH_FIXED_S, finish_seconds, make_plan, reference_points
 from automl.engine._setup import model_spec
+from automl.engine._study import budget_spent, count_finished
 from automl.objective import Objective
 from automl.record import TrialRecord
 from search_spaces import resolve_space
@@ -220,3 +221,16 @@ def test_the_trials_end_early_enough_for_the_finish_to_fit_the_budget(cifar_root
         refuse=False,
     )  # fmt: skip
     assert tiny.finish_s <= 0.1 * 30  # a tiny budget's trials need the time more
+
+
+def test_trials_the_plan_did_not_start_do_not_count_toward_the_trial_budget():
+    study = optuna.create_study(direction="maximize")
+    for planned, state in ((3, "COMPLETE"), (0, "PRUNED"), (2, "PRUNED"), (0, "PRUNED")):
+        trial = study.ask()
+        TrialRecord.write(trial, planned_epochs=planned)
+        if state == "COMPLETE":
+            study.tell(trial, 0.5)
+        else:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    assert count_finished(study) == 2
+    assert not budget_spent(study, 3) and budget_spent(study, 2)

@@ -101,6 +101,15 @@ def _work(url: str, shared: bool, trials: int, index: int) -> None:
 def _two_workers(tmp_path: Path, *, shared: bool) -> list[optuna.trial.FrozenTrial]:
     """Two worker processes on one SQLite study already past TPE's random start-up."""
     url = sqlite_url(tmp_path / f"shared-{shared}.db")
+    _past_start_up(url)
+    command = [sys.executable, "-m", "tests.test_study", url, str(int(shared)), "8"]
+    workers = [subprocess.Popen([*command, str(index)], cwd=REPO) for index in range(2)]
+    assert all(worker.wait(timeout=120) == 0 for worker in workers)
+    return optuna.load_study(study_name=STUDY, storage=url).get_trials()[6:]
+
+
+def _past_start_up(url: str) -> optuna.Study:
+    """A SQLite study with 6 complete trials: TPE samples from them, not at random."""
     study = optuna.create_study(study_name=STUDY, storage=make_storage(url))
     for value, (lr, units, activation) in enumerate(
         [(1e-3, 32, "relu"), (3e-2, 96, "gelu"), (2e-4, 16, "tanh"), (5e-3, 64, "relu"),
@@ -110,10 +119,7 @@ def _two_workers(tmp_path: Path, *, shared: bool) -> list[optuna.trial.FrozenTri
         study.add_trial(
             optuna.create_trial(params=params, distributions=DISTRIBUTIONS, value=float(value))
         )
-    command = [sys.executable, "-m", "tests.test_study", url, str(int(shared)), "8"]
-    workers = [subprocess.Popen([*command, str(index)], cwd=REPO) for index in range(2)]
-    assert all(worker.wait(timeout=120) == 0 for worker in workers)
-    return optuna.load_study(study_name=STUDY, storage=url).get_trials()[6:]
+    return study
 
 
 def _running_duplicates(
@@ -134,12 +140,24 @@ def _running_duplicates(
     ]
 
 
+@pytest.mark.parametrize("shared", [False, True])
+def test_a_running_point_is_drawn_again_only_without_the_liar(tmp_path, shared):
+    """Two samplers whose random streams agree, the second asking while the first's
+    point runs: without the liar it draws that point again; with it, another. (In one
+    process, so that no timing decides it; the test below runs two real workers.)"""
+    url = sqlite_url(tmp_path / "s.db")
+    study = _past_start_up(url)
+    first = optuna.load_study(study_name=STUDY, storage=url, sampler=make_sampler("tpe", 0))
+    running = first.ask(DISTRIBUTIONS)
+    sampler = make_sampler("tpe", 0, shared=shared)
+    second = optuna.load_study(study_name=STUDY, storage=url, sampler=sampler).ask(DISTRIBUTIONS)
+    assert (second.params == running.params) is not shared
+    assert len(study.get_trials()) == 8
+
+
 def test_two_workers_with_constant_liar_never_run_the_same_point(tmp_path):
-    """Without the liar, two workers whose random streams agree sample the same point
-    each time they sample between two results; with it, a point running elsewhere is
-    never drawn again while it runs."""
-    alone = _two_workers(tmp_path, shared=False)
-    assert _running_duplicates(alone, visible=True), "no duplicates even without the liar"
+    """With the liar, a point running on one worker is never drawn again by the other
+    while it runs (the test above shows that without it, it would be)."""
     shared = _two_workers(tmp_path, shared=True)
     assert len(shared) == 16 and all(t.state.name == "COMPLETE" for t in shared)
     overlapping = [

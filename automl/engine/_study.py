@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from automl._errors import UsageError
 from automl.preflight import check_existing_sqlite, check_storage_url, mask_url
+from automl.record import TrialRecord
 from automl.settings import heartbeat_seconds
 
 if TYPE_CHECKING:
@@ -189,11 +190,17 @@ def make_pruner(name: str, max_epochs: int) -> optuna.pruners.BasePruner:
 def count_finished(study: optuna.Study, *, running: bool = False) -> int:
     """Trials that count toward the budget: complete, pruned and failed ones (a failed
     trial that was retried counts once, through its retry); with `running`, also those
-    running anywhere."""
+    running anywhere. A trial the plan did not start (0 planned epochs: it waited for a
+    long training, or did not fit the time) trained nothing and does not count."""
     trials = study.get_trials(deepcopy=False)
     retried = retried_numbers(trials)
     counted = (*FINISHED_STATES, "RUNNING") if running else FINISHED_STATES
-    return sum(t.state.name in counted and t.number not in retried for t in trials)
+    return sum(
+        t.state.name in counted
+        and t.number not in retried
+        and TrialRecord.read(t).planned_epochs != 0
+        for t in trials
+    )
 
 
 def budget_spent(study: optuna.Study, trials: int | None) -> bool:

@@ -346,12 +346,13 @@ def _cmd_export(args: argparse.Namespace) -> int:
     _quiet_libraries()
     from automl.engine._study import load_study
     from automl.export import export_study
-    from automl.formats import check_format
+    from automl.formats import FORMATS, check_format
 
     check_format(args.format)  # before opening the study: a typo costs nothing
     study = load_study(args.study, settings.storage_url(args.storage))
     target = export_study(study, args.out, format=args.format, trial=args.trial)
-    print(f"wrote {target}")
+    runtime = "" if args.format == "keras" else f" (load it with {FORMATS[args.format].runtime})"
+    print(f"wrote {target}{runtime}")
     return 0
 
 

@@ -57,7 +57,7 @@ class Format:
         name: What `--format` takes.
         file_name: The name it gets inside a target folder.
         suffix: A target path ending in it is the file itself ("" for a folder format).
-        runtime: How to load it, for messages and the README.
+        runtime: What loads it (`automl export` says so after writing).
         needs: The modules its writer imports (from the `export` extra).
         holds_strings: Whether it holds string inputs, lookups and text vectorization.
     """
@@ -218,10 +218,11 @@ def _check_agrees(model: keras.Model, path: Path, fmt: Format) -> None:
     got = _RUNNERS[fmt.name](path, probe, model)
     if got.shape != expected.shape or not np.allclose(got, expected, atol=ATOL, rtol=RTOL):
         gap = float(np.max(np.abs(got - expected))) if got.shape == expected.shape else np.inf
+        others = " or ".join(f.name for f in FORMATS.values() if f.holds_strings and f != fmt)
         raise UsageError(
             f"{fmt.name} predicts differently from the Keras model (largest difference "
             f"{gap:.3g}, tolerance {ATOL:g} + {RTOL:g} x |value|): its converter "
-            f"mistranslates an op of this model; export it as keras or saved_model instead."
+            f"mistranslates an op of this model; export it as {others} instead."
         )
 
 

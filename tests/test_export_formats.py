@@ -143,7 +143,8 @@ def test_cli_export_each_format_and_a_trial(iris_search, tmp_path):
         "--storage", iris_search.storage, cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.strip() == f"wrote {tmp_path / 'm.onnx'}"
+    load = "load it with onnxruntime.InferenceSession"
+    assert done.stdout.strip() == f"wrote {tmp_path / 'm.onnx'} ({load})"
     x_test = load_dataset("iris").x_test.astype("float32")
     expected = iris_search.result.best_model.predict(x_test, verbose=0)
     assert_matches(predict_fresh("onnx", tmp_path / "m.onnx", x_test, tmp_path), expected)

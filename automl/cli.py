@@ -199,9 +199,11 @@ def _study_args(sub: argparse._SubParsersAction) -> None:
         help="write a study's best model again, in a deployment format",
         description="Write the study's final model (an ensemble when one won, else the "
         "best trial's), or --trial N's, as keras (.keras), saved_model (a TensorFlow "
-        "SavedModel folder), onnx (.onnx) or litert (.tflite). onnx and litert need "
-        "pip install 'automl[export]' and cannot hold string lookups or text "
-        "vectorization. Nothing is written when the export is refused.",
+        "SavedModel folder), onnx (.onnx) or litert (.tflite). onnx needs pip install "
+        "'automl[export]' (which brings LiteRT's runtime too); onnx and litert cannot hold "
+        "string lookups or text vectorization. Each file is run with its runtime and "
+        "checked against Keras before it is moved into place; nothing is written when the "
+        "export is refused.",
     )
     export.add_argument("study")
     export.add_argument(
@@ -216,7 +218,9 @@ def _study_args(sub: argparse._SubParsersAction) -> None:
         metavar="FORMAT",
         help="keras (default), saved_model, onnx or litert",
     )
-    export.add_argument("--trial", type=int, help="export this trial's model (default: final)")
+    export.add_argument(
+        "--trial", type=int, metavar="N", help="export trial N's model (default: the final one)"
+    )
     export.add_argument("--storage", help=_STORAGE_HELP)
 
 

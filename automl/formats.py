@@ -193,6 +193,7 @@ def write_format(source: Path, target: Path, name: str) -> Path:
             f"export it as {able} instead."
         )
     _require(fmt)
+    _require_tensorflow_backend(fmt)
     model = load_model(source, compile=False)
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent) as scratch:
@@ -287,6 +288,17 @@ def _run_litert(path: Path, probe: Any, model: keras.Model) -> np.ndarray:
     rows = len(next(iter(feeds.values())))
     parts = [runner(**{k: v[i : i + 1] for k, v in feeds.items()})["output_0"] for i in range(rows)]
     return np.concatenate(parts)
+
+
+def _require_tensorflow_backend(fmt: Format) -> None:
+    """The writers trace the model as a TensorFlow graph: other backends are refused."""
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        raise UsageError(
+            f"exporting to {fmt.name} traces the model with TensorFlow, but Keras runs on "
+            f"{keras.backend.backend()}: run `automl export` with KERAS_BACKEND=tensorflow."
+        )
 
 
 @contextlib.contextmanager

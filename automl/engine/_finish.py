@@ -1,5 +1,5 @@
 """Finish, the last phase: the best model exported and scored on test once, the
-scikit-learn yardstick fitted on the same split (`automl.baseline`), the summary written
+scikit-learn yardstick (fitted at setup, `automl.baseline`) reported beside it, the summary written
 (with the plan and what each phase spent), the MLflow report refreshed.
 
 A worker exports nothing: the process that created the study does, once every worker is
@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from automl.baseline import ahead_by, describe, fit_baseline
+from automl.baseline import ahead_by, describe
 from automl.engine._checkpoints import kept_trials
 from automl.engine._final import choose_final
 from automl.export import best_trial_or_none, export_best, summarize, write_json
@@ -59,7 +59,7 @@ def finish(
     )
     if "final" in summary:
         _log_final(session, summary["final"])
-    _yardstick(session, summary)  # seconds, still under "scoring ... on the test set"
+    _yardstick(session, summary)
     observer.stage("writing the study report to MLflow")
     publisher.refresh(session.study, summary)
     summary["spent"] = _spent(session, explored, finished=time.monotonic())
@@ -96,15 +96,10 @@ def _log_final(session: Session, facts: dict[str, Any]) -> None:
 def _yardstick(session: Session, summary: dict[str, Any]) -> None:
     """Put the scikit-learn baseline in the summary and on the MLflow parent run: its
     scores as `baseline_val_*` / `baseline_test_*` metrics, its line as the
-    `automl.baseline` tag. A yardstick that fails to fit costs one warning, never the
-    search's result."""
-    try:
-        baseline = fit_baseline(session.data, session.objective.metric)
-    except Exception as exc:  # noqa: BLE001 - a report line is not worth the export
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        logger.warning("the scikit-learn yardstick could not be fitted: %s", reason)
-        return
-    if baseline is None:  # images and sequences: no yardstick, no message
+    `automl.baseline` tag. It was fitted at setup (see `_setup`): None for images and
+    sequences, or when it could not be fitted (that said one warning then)."""
+    baseline = session.yardstick
+    if baseline is None:
         return
     test = summary["test"]["metrics"]
     line = describe(baseline, test)

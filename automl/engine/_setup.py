@@ -18,6 +18,7 @@ import optuna
 
 from automl import settings, tracking
 from automl._errors import UsageError
+from automl.baseline import try_fit_baseline
 from automl.data import Dataset, load_data
 from automl.data._encoding import Encoded
 from automl.engine._plan import Plan, make_plan
@@ -52,6 +53,8 @@ class Session:
         plan: What this machine measured, and how trials fit the budget.
         started: `time.monotonic()` at the start of the run.
         ready: `time.monotonic()` when setup ended.
+        yardstick: The scikit-learn baseline fitted on the study's split (tables and
+            text; None otherwise, on a worker, or when it could not be fitted).
     """
 
     config: SearchConfig
@@ -67,6 +70,7 @@ class Session:
     plan: Plan
     started: float
     ready: float
+    yardstick: dict[str, Any] | None = None
 
     @property
     def deadline(self) -> float | None:
@@ -102,6 +106,9 @@ def open_session(
     check_space(space, spec, config.seed, choose=getattr(data.encoder, "choose", None))
     objective = Objective.for_task(data.task, config.metric)
     class_weight = class_weights(config.class_weight, data)
+    # The yardstick (tables and text) is fitted here, inside the budget and before the
+    # plan, so its seconds are counted where the plan can see them.
+    yardstick = None if worker else try_fit_baseline(data, objective.metric)
     observer.stage("measuring this machine")
     deadline = started + float(config.timeout) if config.timeout else None
     plan = make_plan(
@@ -138,6 +145,7 @@ def open_session(
         plan=plan,
         started=started,
         ready=time.monotonic(),
+        yardstick=yardstick,
     )
 
 

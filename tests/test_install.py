@@ -21,7 +21,15 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
 # In the dev extra (tests, benchmarks, PostgreSQL), never in the runtime.
-NOT_IN_RUNTIME = ("pytest", "autokeras", "tensorboard", "selenium", "psycopg")
+NOT_IN_RUNTIME = (
+    "pytest",
+    "autokeras",
+    "tensorboard",
+    "selenium",
+    "psycopg",
+    "tf2onnx",
+    "onnxruntime",
+)
 # What `pip install .` reads: the project file, the readme, the packages.
 PACKAGED = ("pyproject.toml", "README.md", "automl", "search_spaces")
 

@@ -234,3 +234,18 @@ def test_trials_the_plan_did_not_start_do_not_count_toward_the_trial_budget():
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
     assert count_finished(study) == 2
     assert not budget_spent(study, 3) and budget_spent(study, 2)
+
+
+def test_with_nothing_complete_to_exploit_exploration_goes_on_to_the_deadline():
+    """Near exploration's end a trial is cut to it only when a configuration is there to
+    train long; otherwise trials would be pruned one after another until it passes."""
+    split = make_split(1000.0, quickest_s=10.0, full_s=100.0, deadline=1000.0)
+    assert split is not None
+    near_end = split.exploit_from - 5.0  # less than the cap before exploration's end
+    study = optuna.create_study(direction="maximize")
+    study.tell(study.ask(), state=optuna.trial.TrialState.PRUNED)
+    window = split.window(study.ask(), 1000.0, now=near_end)
+    assert window == Window(near_end + split.explore_trial_s, "cap")  # a whole capped trial
+    study.add_trial(optuna.create_trial(value=0.5))
+    window = split.window(study.ask(), 1000.0, now=near_end)
+    assert window == Window(split.exploit_from, "exploration")

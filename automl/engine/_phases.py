@@ -97,8 +97,10 @@ class Split:
             if any(t.state == _WAITING for t in _exploits(study, self.run)):
                 return Window(now, "exploit")  # a long training waits: this one not now
             return Window(end, "deadline")  # the long trainings are done: time for more
-        # Past exploration's end with nothing complete to exploit: explore on.
-        explore_end = self.exploit_from if now < self.exploit_from else end
+        # Nothing complete to exploit (yet, or past exploration's end): explore on, rather
+        # than prune one trial after another until exploration's time is up.
+        nothing = not study.get_trials(deepcopy=False, states=(_COMPLETE,))
+        explore_end = end if nothing or now >= self.exploit_from else self.exploit_from
         if now + self.explore_trial_s < explore_end:
             return Window(now + self.explore_trial_s, "cap")
         return Window(explore_end, "exploration" if explore_end < end else "deadline")

@@ -47,7 +47,7 @@ bench: setup-dev
 	$(BIN)/python -m benchmarks run --full
 
 test-fast: lint
-	$(BIN)/pytest -rsa -m "not slow"
+	$(BIN)/pytest -rsa --durations=30 -m "not slow"
 
 # ruff, and the layers contract of pyproject.toml ([tool.importlinter]).
 lint: setup-dev

@@ -9,10 +9,12 @@ CNN, the modern CNN and the residual recipe.
 
 Families by data kind: images search cnn, resnet and the ViT-style transformer (and
 transfer when ImageNet weights are in the Keras cache: without them it could only train
-from scratch, which it must not do unasked); vectors search mlp; sequences search rnn and
-transformer; text searches ngrams (a bag of word n-grams, first: its trials take seconds
-and on short texts it is the bar the others must clear), rnn and transformer. mlp is
-left out for images: on pixels it loses to every convolutional family at the same cost.
+from scratch, which it must not do unasked); vectors and tables search mlp and tabular
+(an MLP on periodic embeddings of the features; its one starting point is the first
+trial, mlp has none); sequences search rnn and transformer; text searches ngrams (a bag
+of word n-grams, first: its trials take seconds and on short texts it is the bar the
+others must clear), rnn and transformer. mlp is left out for images: on pixels it loses
+to every convolutional family at the same cost.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ ORDER = 0
 
 FAMILIES = {
     "image": ("cnn", "resnet", "transformer"),
-    "vector": ("mlp",),
+    "vector": ("mlp", "tabular"),
     "sequence": ("rnn", "transformer"),
     "text": ("ngrams", "rnn", "transformer"),
 }

@@ -45,6 +45,7 @@ def test_spaces_are_listed_in_their_declared_order():
     assert list(SPACES) == [
         "auto",
         "mlp",
+        "tabular",
         "cnn",
         "resnet",
         "ngrams",

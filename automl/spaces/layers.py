@@ -6,7 +6,8 @@ on) once this module is imported. No `Lambda` layers: they do not load in safe m
 Layers here are written with `keras.ops` only, so they run on every backend.
 
 What lives here: position embeddings for attention models, mask-aware global average
-and max pooling, and the bag of word n-grams of token ids (`NgramBag`). The spaces
+and max pooling, the bag of word n-grams of token ids (`NgramBag`), and the periodic
+embeddings of numeric features (`PeriodicEmbedding`). The spaces
 themselves (the built-in space modules) and the shared `choose_*` helpers
 (`automl.spaces.blocks`) do not.
 """
@@ -275,10 +276,89 @@ class NgramBag(keras.layers.Layer):
         }
 
 
+@keras.saving.register_keras_serializable(package="automl")
+class PeriodicEmbedding(keras.layers.Layer):
+    """Embeds each numeric feature on its own: the "PLR" embedding of Gorishniy et al.
+    (2022), "On Embeddings for Numerical Features in Tabular Deep Learning".
+
+    Feature `j` with value `x` becomes `[sin(2 pi c_j x), cos(2 pi c_j x)]` over its own
+    trainable frequencies `c_j` (drawn from N(0, sigma)), then its own linear layer and a
+    ReLU: `(batch, features)` -> `(batch, features, embedding_dim)`. Periodic functions
+    of a scalar let the network that follows fit sharp, non-monotonic effects of one
+    feature that a plain MLP on the raw value learns slowly. Inputs should be
+    standardized (sigma is in units of the feature's scale).
+
+    Args:
+        embedding_dim: Width of each feature's embedding.
+        frequencies: Frequencies per feature (each gives a sine and a cosine).
+        sigma: Standard deviation of the initial frequencies; small values start smooth,
+            large ones start with high-frequency (nearly memorizing) features.
+        **kwargs: Standard layer arguments (`name`, `dtype`, ...).
+    """
+
+    def __init__(
+        self, embedding_dim: int = 24, frequencies: int = 48, sigma: float = 0.1, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        if embedding_dim < 1 or frequencies < 1 or not sigma > 0:
+            raise ValueError(
+                "`embedding_dim` and `frequencies` must be >= 1 and `sigma` > 0, but got "
+                f"embedding_dim={embedding_dim}, frequencies={frequencies}, sigma={sigma}. "
+                f"Received: embedding_dim={embedding_dim}, frequencies={frequencies}, "
+                f"sigma={sigma}"
+            )
+        self.embedding_dim, self.frequencies = int(embedding_dim), int(frequencies)
+        self.sigma = float(sigma)
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        features = input_shape[-1]
+        if features is None or len(input_shape) != 2:
+            raise ValueError(
+                "PeriodicEmbedding takes (batch, features) with a known number of features, "
+                f"but got input shape {input_shape}. Received: input_shape={input_shape}"
+            )
+        self.frequency = self.add_weight(
+            name="frequency",
+            shape=(features, self.frequencies),
+            initializer=keras.initializers.RandomNormal(stddev=self.sigma),
+        )
+        # PyTorch's nn.Linear initialization, as in the paper's code: U(+-1/sqrt(fan_in)).
+        limit = 1.0 / math.sqrt(2 * self.frequencies)
+        uniform = keras.initializers.RandomUniform(-limit, limit)
+        self.kernel = self.add_weight(
+            name="kernel",
+            shape=(features, 2 * self.frequencies, self.embedding_dim),
+            initializer=uniform,
+        )
+        self.bias = self.add_weight(
+            name="bias", shape=(features, self.embedding_dim), initializer=uniform
+        )
+
+    def call(self, inputs: Any) -> Any:
+        x = ops.cast(inputs, self.compute_dtype)
+        angles = 2.0 * math.pi * x[:, :, None] * ops.cast(self.frequency, x.dtype)
+        periodic = ops.concatenate([ops.sin(angles), ops.cos(angles)], axis=-1)
+        # One linear layer per feature: (batch, f, 2k) x (f, 2k, d) -> (batch, f, d).
+        out = ops.einsum("bfk,fkd->bfd", periodic, ops.cast(self.kernel, x.dtype))
+        return ops.relu(out + ops.cast(self.bias, x.dtype))
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return (input_shape[0], input_shape[-1], self.embedding_dim)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "embedding_dim": self.embedding_dim,
+            "frequencies": self.frequencies,
+            "sigma": self.sigma,
+        }
+
+
 __all__ = [
     "MaskedGlobalAveragePooling1D",
     "MaskedGlobalMaxPooling1D",
     "NgramBag",
+    "PeriodicEmbedding",
     "PositionEmbedding",
     "SinusoidalPositionEmbedding",
 ]

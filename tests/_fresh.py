@@ -13,6 +13,20 @@ import numpy as np
 from tests.conftest import cli_env
 
 
+def run_fresh(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run `code` in a new interpreter with the CLI's environment; it must succeed."""
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=cli_env(),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
 def predict_in_fresh_process(model_path: Path, make_input: str, cwd: Path) -> list[list[float]]:
     """Load `model_path` with `automl.load_model` in a new interpreter and predict.
 
@@ -32,15 +46,7 @@ def predict_in_fresh_process(model_path: Path, make_input: str, cwd: Path) -> li
         model = automl.load_model({str(model_path)!r})
         print("PREDICTIONS", json.dumps(model.predict({make_input}, verbose=0).tolist()))
     """)
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        env=cli_env(),
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = run_fresh(code, cwd)
     line = next(x for x in done.stdout.splitlines() if x.startswith("PREDICTIONS "))
     return json.loads(line.removeprefix("PREDICTIONS "))
 

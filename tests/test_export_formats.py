@@ -24,6 +24,7 @@ from automl.export import export_study, trial_checkpoint
 from automl.formats import ATOL, FORMATS, RTOL, write_format
 from automl.models import load_model
 from automl.record import TrialRecord
+from tests._fresh import run_fresh
 from tests.conftest import cli_env, run_cli, sqlite_url
 from tests.test_cli import assert_usage_error
 
@@ -86,15 +87,7 @@ def predict_fresh(fmt: str, path: Path, x: Any, cwd: Path) -> np.ndarray:
             f"assert {fmt in ('keras', 'saved_model')} or 'tensorflow' not in sys.modules",
         ]
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        env=cli_env(),
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    run_fresh(code, cwd)
     return np.load(cwd / "outputs.npy")
 
 

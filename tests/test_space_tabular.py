@@ -86,7 +86,7 @@ def test_starting_point_builds_the_paper_recipe(task):
     assert ("label_smoothing" in point) == (task == "classification")
     model = tabular.build(HyperParameters(FixedTrial(point)), spec)
     embedding = model.get_layer("periodic_embedding")
-    assert embedding.output.shape == (None, 5, 24) and embedding.sigma == 0.1
+    assert embedding.output.shape == (None, 5, 24) and embedding.sigma == 0.03
     assert [model.get_layer(f"dense_{i}").units for i in range(2)] == [256, 256]
     assert isinstance(model.optimizer, keras.optimizers.AdamW)
     assert model.output.shape == (None, spec.output_units)

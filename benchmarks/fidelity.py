@@ -454,7 +454,8 @@ def section(result: dict[str, Any]) -> str:
         "fidelity's measured seconds over full training's (building, tracing, training, "
         f"validation). Keep where rho >= {result['keep_rho']}: the usual bar for a strong "
         "rank correlation, and at 9-12 configurations about where it stops being chance "
-        "(one-sided p about 0.02 at n = 9).",
+        "(one-sided p about 0.02 at n = 9). The interval is the 5th to 95th percentile of "
+        "rho over configurations resampled with replacement: with this few, it is wide.",
     ]
     for data in result["datasets"]:
         lines += ["", *_dataset_lines(data)]

@@ -6,6 +6,7 @@ columns in a fresh process.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import keras
@@ -75,6 +76,22 @@ def test_embedding_saves_and_loads_with_identical_predictions(tmp_path):
     assert loaded.get_layer("plr").get_config()["sigma"] == 0.5
     x = np.random.default_rng(1).normal(size=(16, 4)).astype("float32")
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+@pytest.mark.parametrize("fmt", ["saved_model", "onnx", "litert"])
+def test_embedding_exports_to_every_format(tmp_path, fmt):
+    """sin, cos and the per-feature einsum convert: `write_format` checks that the written
+    file predicts what Keras does, and refuses it otherwise."""
+    from automl.formats import FORMATS, write_format
+
+    missing = [m for m in FORMATS[fmt].needs if importlib.util.find_spec(m) is None]
+    if missing:
+        pytest.skip(f"the export extra is not installed ({', '.join(missing)})")
+    inputs = keras.Input((4,))
+    x = keras.layers.Flatten()(PeriodicEmbedding(8, 5, 0.5)(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x))
+    model.save(tmp_path / "plr.keras")
+    assert write_format(tmp_path / "plr.keras", tmp_path / fmt, fmt).exists()
 
 
 @pytest.mark.parametrize("task", ["classification", "regression"])

@@ -262,7 +262,7 @@ def test_spec_inputs_put_preprocessing_inside_the_model():
 
 def test_space_table_and_loading():
     """Each table row resolves to a build function and its starting points."""
-    names = {"auto", "mlp", "cnn", "resnet", "ngrams", "rnn", "transformer", "transfer"}
+    names = {"auto", "mlp", "tabular", "cnn", "resnet", "ngrams", "rnn", "transformer", "transfer"}
     assert set(SPACES) == names
     space = resolve_space("cnn")
     assert space.build is cnn.build and space.label == "cnn"

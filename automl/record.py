@@ -28,6 +28,7 @@ RECORD_KEY = "automl"
 FORMAT = 1
 MLFLOW_RUN_KEY = "mlflow_run_id"
 REGISTERED_KEY = "registered_trial"
+SEARCH_RUN_KEY = "search_run"
 # SearchConfig fields a study records (no URLs: they may hold passwords; no folders of
 # this machine but data_dir, which a worker may override).
 RECORDED = (
@@ -204,6 +205,16 @@ def mlflow_run_id(study: optuna.Study) -> str | None:
 def set_mlflow_run_id(study: optuna.Study, run_id: str) -> None:
     """Remember the study's MLflow parent run, for resumed runs and workers."""
     study.set_user_attr(MLFLOW_RUN_KEY, run_id)
+
+
+def search_run(study: optuna.Study) -> str | None:
+    """The token of the search now running this study (its explore/exploit split's)."""
+    return study.user_attrs.get(SEARCH_RUN_KEY)
+
+
+def set_search_run(study: optuna.Study, run: str) -> None:
+    """Remember the running search's token, for its workers' splits."""
+    study.set_user_attr(SEARCH_RUN_KEY, run)
 
 
 def registered_trial(study: optuna.Study) -> int | None:

@@ -249,3 +249,24 @@ def test_with_nothing_complete_to_exploit_exploration_goes_on_to_the_deadline():
     study.add_trial(optuna.create_trial(value=0.5))
     window = split.window(study.ask(), 1000.0, now=near_end)
     assert window == Window(split.exploit_from, "exploration")
+
+
+def test_every_process_of_a_search_splits_under_its_first_process_token():
+    """A worker (`--jobs`, `automl worker`, a recycled process) takes the token of the
+    search that enqueued the long trainings, so it runs them instead of pruning them as
+    an earlier search's."""
+    from automl.engine._plan import Plan
+    from automl.engine._setup import _one_run
+
+    def plan(split: bool) -> Plan:
+        made = make_split(3000.0, quickest_s=10.0, full_s=100.0, deadline=3000.0)
+        return Plan({}, 10, 3000.0, 0.0, 3000.0, split=made if split else None)
+
+    study = optuna.create_study()
+    leader = _one_run(plan(True), study, worker=False)
+    worker = _one_run(plan(True), study, worker=True)
+    assert worker.split is not None and leader.split is not None
+    assert worker.split.run == leader.split.run
+    _one_run(plan(False), study, worker=False)  # a later search that does not split
+    alone = plan(True)
+    assert _one_run(alone, study, worker=True).split == alone.split  # no stale token

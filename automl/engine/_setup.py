@@ -26,7 +26,14 @@ from automl.engine._space_check import check_space
 from automl.engine._study import make_pruner, make_sampler, make_storage, may_be_shared
 from automl.objective import Objective
 from automl.preflight import check_storage_url, check_tracking_uri, mask_url
-from automl.record import StudyRecord, TrialRecord, mlflow_run_id, set_mlflow_run_id
+from automl.record import (
+    StudyRecord,
+    TrialRecord,
+    mlflow_run_id,
+    search_run,
+    set_mlflow_run_id,
+    set_search_run,
+)
 from automl.spaces import ModelSpec, Space
 from search_spaces import resolve_space
 
@@ -109,16 +116,11 @@ def open_session(
     # The yardstick (tables and text) is fitted here, inside the budget and before the
     # plan, so its seconds are counted where the plan can see them.
     yardstick = None if worker else try_fit_baseline(data, objective.metric)
-    observer.stage("measuring this machine")
-    deadline = started + float(config.timeout) if config.timeout else None
-    plan = make_plan(
-        space, data, spec, objective, seed=config.seed, deadline=deadline,
-        timeout=config.timeout, refuse=not worker, finishes=not worker,
-    )  # fmt: skip
-    observer.plan_made(plan.describe())
+    plan = _measure(config, space, data, spec, objective, observer, started, worker)
     _make_out(Path(str(config.out)))
     tracker = tracking.make_tracker(config.tracking_uri, str(config.study))
     study = _open_study(config, tracker, objective, worker)
+    plan = _one_run(plan, study, worker)
     record = StudyRecord.read(study)
     if record is None and not worker:  # new, or made elsewhere: it records itself now
         record = StudyRecord.new(config, data.task, objective, in_memory=in_memory)
@@ -147,6 +149,40 @@ def open_session(
         ready=time.monotonic(),
         yardstick=yardstick,
     )
+
+
+def _measure(
+    config: SearchConfig,
+    space: Space,
+    data: Dataset,
+    spec: ModelSpec,
+    objective: Objective,
+    observer: SearchObserver,
+    started: float,
+    worker: bool,
+) -> Plan:
+    """The plan phase (see `_plan`), said to the observer."""
+    observer.stage("measuring this machine")
+    deadline = started + float(config.timeout) if config.timeout else None
+    plan = make_plan(
+        space, data, spec, objective, seed=config.seed, deadline=deadline,
+        timeout=config.timeout, refuse=not worker, finishes=not worker,
+    )  # fmt: skip
+    observer.plan_made(plan.describe())
+    return plan
+
+
+def _one_run(plan: Plan, study: optuna.Study, worker: bool) -> Plan:
+    """Every process of a search under its first process's token: that one records
+    it; workers (`--jobs`, `automl worker`, a recycled process) take it, so that the
+    long trainings it enqueues are theirs too, not an earlier search's."""
+    if not worker:  # "" when this search does not split: no earlier token lingers
+        set_search_run(study, plan.split.run if plan.split else "")
+        return plan
+    run = search_run(study)
+    if plan.split is None or not run:
+        return plan
+    return dataclasses.replace(plan, split=dataclasses.replace(plan.split, run=run))
 
 
 def _resolve(config: SearchConfig, space: Space | None, data: Dataset | None) -> SearchConfig:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from automl.scoring import score_key, scores
+from automl.scoring import LOWER_IS_BETTER, score_key, scores
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -37,8 +37,6 @@ MAX_ROWS = 100_000
 # HistGradientBoosting takes at most this many categories per column (its bins, 255,
 # less one for missing); rarer values of a wider column are treated as missing.
 MAX_CATEGORIES = 254
-# Scores where lower is better (the others: higher).
-_LOWER_IS_BETTER = ("log_loss", "rmse", "mae")
 
 
 def fit_baseline(data: Dataset, metric: str) -> dict[str, Any] | None:
@@ -90,7 +88,7 @@ def try_fit_baseline(data: Dataset, metric: str) -> dict[str, Any] | None:
 def ahead_by(search: float, baseline: float, key: str) -> float:
     """How far the search's score is ahead of the baseline's on `key` (negative: behind),
     in the score's own units, whichever direction is better."""
-    return (baseline - search) if key in _LOWER_IS_BETTER else (search - baseline)
+    return (baseline - search) if key in LOWER_IS_BETTER else (search - baseline)
 
 
 def describe(baseline: dict[str, Any], search_test: dict[str, float] | None = None) -> str:
@@ -98,10 +96,10 @@ def describe(baseline: dict[str, Any], search_test: dict[str, float] | None = No
     and how far the search's test score is ahead of it or behind."""
     key = baseline["metric"]
     part = "test" if key in baseline["test"] else "val"
-    line = (
-        f"scikit-learn yardstick ({baseline['model']}, {baseline['seconds']:.1f} s): "
-        f"{part} {key} {baseline[part][key]:.4f}"
-    )
+    head = f"scikit-learn yardstick ({baseline['model']}, {baseline['seconds']:.1f} s): "
+    if key not in baseline[part]:  # AUC with a class missing from both splits
+        return head + f"{key} undefined on these splits"
+    line = head + f"{part} {key} {baseline[part][key]:.4f}"
     if part == "test" and search_test and key in search_test:
         gap = ahead_by(search_test[key], baseline["test"][key], key)
         if round(gap, 4) == 0:  # as printed: "ahead by 0.0000" would read as a win

@@ -18,6 +18,8 @@ _RANKS_LIKE = {
     "classification": {"accuracy": "accuracy", "f1": "f1_macro", "auc": "auc", "loss": "log_loss"},
     "regression": {"rmse": "rmse", "mse": "rmse", "loss": "rmse", "mae": "mae", "r2": "r2"},
 }
+# Scores of `scores` where lower is better (the others: higher).
+LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae"})
 
 
 def scores(y: np.ndarray, output: np.ndarray, task: str, num_classes: int) -> dict[str, float]:

@@ -115,6 +115,8 @@ def test_describe_says_how_far_the_search_is_ahead():
     assert describe(baseline, {"accuracy": 0.85}).endswith("behind by 0.0500")
     assert describe(baseline, {"accuracy": 0.90001}).endswith("the search is level with it")
     assert describe({**baseline, "test": {}}, None).endswith("val accuracy 0.8000")
+    auc_undefined = {**baseline, "metric": "auc", "test": {"accuracy": 0.9}}
+    assert describe(auc_undefined, {"auc": 0.9}).endswith("auc undefined on these splits")
 
 
 def test_search_shows_the_yardstick_in_summary_and_mlflow_never_exports_it(tmp_path):

@@ -60,8 +60,9 @@ class Session:
         plan: What this machine measured, and how trials fit the budget.
         started: `time.monotonic()` at the start of the run.
         ready: `time.monotonic()` when setup ended.
-        yardstick: The scikit-learn baseline fitted on the study's split (tables and
-            text; None otherwise, on a worker, or when it could not be fitted).
+        yardstick: The scikit-learn baseline fitted on the study's split (tables,
+            vectors and text; None otherwise, on a worker, or when it could not be
+            fitted).
     """
 
     config: SearchConfig

@@ -9,6 +9,12 @@ closes most of the gap between MLPs and gradient-boosted trees. `embedding` may 
 "none", the same MLP on the raw standardized features, so the search can tell whether
 the embedding earns its cost on the data at hand.
 
+`members` > 1 makes the MLP a TabM-mini batch ensemble (Gorishniy et al. 2024, "TabM"):
+each row is copied for k members, each copy scaled by that member's own vector
+(`EnsembleAdapter`), the hidden layers are shared, each member has its own output layer
+(`EnsembleDense`), and the model predicts the members' mean (`EnsembleMean`, which
+trains each member on its own loss). k members cost about k times the compute of one.
+
 Tables reach the space as one vector per row (numbers standardized, categories one-hot,
 see `automl.data.TableEncoder`), so every feature of it is embedded, the one-hot ones
 too: a two-valued feature's embedding is just two learned vectors. Piecewise-linear
@@ -32,7 +38,7 @@ import keras
 
 from automl.spaces import HyperParameters, ModelSpec
 from automl.spaces.blocks import choose_dropout, output_head
-from automl.spaces.layers import PeriodicEmbedding
+from automl.spaces.layers import EnsembleAdapter, EnsembleDense, EnsembleMean, PeriodicEmbedding
 from automl.spaces.training import choose_training
 from search_spaces import SPACES
 
@@ -46,6 +52,7 @@ EMBEDDING_DIMS = (8, 16, 24, 32, 64)
 FREQUENCIES = 48  # the paper's package default; sigma matters far more than the count
 SIGMA = (0.01, 10.0)
 UNITS = (64, 128, 256, 512)
+MEMBERS = (1, 4, 8, 16)  # 1: one MLP; more: a TabM-mini batch ensemble of that many
 LEARNING_RATE = (1e-4, 3e-3)
 
 PLR_MLP = {
@@ -55,6 +62,7 @@ PLR_MLP = {
     "layers": 2,
     "units": 256,
     "dropout": 0.1,
+    "members": 1,
     "label_smoothing": 0.0,
     "batch_size": 64,
     "optimizer": "adamw",
@@ -94,14 +102,32 @@ def build(hp: HyperParameters, spec: ModelSpec) -> keras.Model:
     layers = hp.Int("layers", 1, 4)
     units = hp.Choice("units", list(UNITS))
     dropout = choose_dropout(hp)
+    members = int(hp.Choice("members", list(MEMBERS)))
     compile_model = choose_training(hp, spec, choices=("adamw",), learning_rate=LEARNING_RATE)
 
     inputs, x = spec.inputs()
     if embedding == "periodic":
         x = PeriodicEmbedding(embedding_dim, FREQUENCIES, sigma, name="periodic_embedding")(x)
         x = keras.layers.Flatten(name="embeddings")(x)
-    for i in range(layers):
+    if members > 1:
+        x = EnsembleAdapter(members, name="ensemble_adapter")(x)
+    for i in range(layers):  # shared by the members: Dense acts on the last axis
         x = keras.layers.Dense(units, activation="relu", name=f"dense_{i}")(x)
         if dropout > 0:
             x = keras.layers.Dropout(dropout, name=f"dropout_{i}")(x)
-    return compile_model(keras.Model(inputs, output_head(x, spec), name="tabular"))
+    head = output_head(x, spec) if members == 1 else ensemble_head(x, spec)
+    return compile_model(keras.Model(inputs, head, name="tabular"))
+
+
+def ensemble_head(x: keras.KerasTensor, spec: ModelSpec) -> keras.KerasTensor:
+    """TabM-mini's output: one linear head per member, then the members' mean (softmax
+    probabilities for classification; standardized targets rescaled for regression, as
+    `output_head` does), in float32 whatever the dtype policy."""
+    units = spec.output_units
+    x = EnsembleDense(units, name="member_heads", dtype="float32")(x)
+    if spec.task == "regression":
+        mean, std = spec.target_stats or (0.0, 1.0)
+        x = EnsembleMean(name="ensemble_mean", dtype="float32")(x)
+        return keras.layers.Rescaling(scale=std, offset=mean, name="output", dtype="float32")(x)
+    x = keras.layers.Activation("softmax", name="member_probabilities", dtype="float32")(x)
+    return EnsembleMean(name="output", dtype="float32")(x)

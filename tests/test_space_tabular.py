@@ -20,7 +20,12 @@ from sklearn.datasets import load_wine
 import automl
 from automl import UsageError
 from automl.spaces import HyperParameters, ModelSpec
-from automl.spaces.layers import PeriodicEmbedding
+from automl.spaces.layers import (
+    EnsembleAdapter,
+    EnsembleDense,
+    EnsembleMean,
+    PeriodicEmbedding,
+)
 from search_spaces import SPACES, auto, tabular
 from tests._fresh import assert_fresh_predictions_match
 from tests.conftest import sqlite_url
@@ -78,10 +83,52 @@ def test_embedding_saves_and_loads_with_identical_predictions(tmp_path):
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
 
 
+def test_ensemble_layers_copy_rows_per_member_and_average_them():
+    """The adapter scales each member's copy by +-1 at first, each member has its own
+    head, and the mean is the members' mean at inference but one member per row in
+    training (each member trained on its own loss)."""
+    x = np.random.default_rng(0).normal(size=(6, 3)).astype("float32")
+    adapter = EnsembleAdapter(4)
+    copies = keras.ops.convert_to_numpy(adapter(x))
+    scale = keras.ops.convert_to_numpy(adapter.scale)
+    assert copies.shape == (6, 4, 3) and set(np.unique(scale)) <= {-1.0, 1.0}
+    np.testing.assert_allclose(copies, x[:, None, :] * scale)
+    heads = EnsembleDense(2)
+    out = keras.ops.convert_to_numpy(heads(copies))
+    assert out.shape == (6, 4, 2) and heads.kernel.shape == (4, 3, 2)
+    mean = EnsembleMean(seed=0)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(mean(out)), out.mean(axis=1), rtol=1e-6)
+    picked = keras.ops.convert_to_numpy(mean(out, training=True))
+    assert picked.shape == (6, 2)
+    assert all(any(np.allclose(row, member) for member in out[i]) for i, row in enumerate(picked))
+    with pytest.raises(ValueError, match="`members` must be >= 1"):
+        EnsembleAdapter(0)
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_a_batch_ensemble_saves_and_loads_with_identical_predictions(tmp_path, task):
+    """members > 1: k members over shared hidden layers; the saved model loads in safe
+    mode and predicts the same means."""
+    spec = _spec(task)
+    point = {**tabular.starting_points(spec)[0], "members": 4}
+    model = tabular.build(HyperParameters(FixedTrial(point)), spec)
+    assert model.get_layer("ensemble_adapter").output.shape == (None, 4, 5 * 24)
+    assert model.get_layer("dense_1").output.shape == (None, 4, 256)
+    assert model.output.shape == (None, spec.output_units)
+    x = np.random.default_rng(2).normal(size=(32, 5)).astype("float32")
+    y = np.arange(32) % 3 if task == "classification" else x[:, 0] * 2 + 10
+    model.fit(x, y, epochs=1, verbose=0)
+    model.save(tmp_path / "tabm.keras")
+    loaded = keras.models.load_model(tmp_path / "tabm.keras", safe_mode=True)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    if task == "classification":
+        np.testing.assert_allclose(model.predict(x, verbose=0).sum(axis=1), 1, atol=1e-5)
+
+
 @pytest.mark.parametrize("fmt", ["saved_model", "onnx", "litert"])
-def test_embedding_exports_to_every_format(tmp_path, fmt):
-    """sin, cos and the per-feature einsum convert: `write_format` checks that the written
-    file predicts what Keras does, and refuses it otherwise."""
+def test_embedding_and_ensemble_export_to_every_format(tmp_path, fmt):
+    """sin, cos, the per-feature and per-member einsums and the members' mean convert:
+    `write_format` checks that the written file predicts what Keras does."""
     from automl.formats import FORMATS, write_format
 
     missing = [m for m in FORMATS[fmt].needs if importlib.util.find_spec(m) is None]
@@ -89,8 +136,9 @@ def test_embedding_exports_to_every_format(tmp_path, fmt):
         pytest.skip(f"the export extra is not installed ({', '.join(missing)})")
     inputs = keras.Input((4,))
     x = keras.layers.Flatten()(PeriodicEmbedding(8, 5, 0.5)(inputs))
-    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x))
-    model.save(tmp_path / "plr.keras")
+    x = EnsembleDense(3)(EnsembleAdapter(2)(x))
+    x = EnsembleMean()(keras.layers.Activation("softmax")(x))
+    keras.Model(inputs, x).save(tmp_path / "plr.keras")
     assert write_format(tmp_path / "plr.keras", tmp_path / fmt, fmt).exists()
 
 

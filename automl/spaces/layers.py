@@ -6,8 +6,9 @@ on) once this module is imported. No `Lambda` layers: they do not load in safe m
 Layers here are written with `keras.ops` only, so they run on every backend.
 
 What lives here: position embeddings for attention models, mask-aware global average
-and max pooling, the bag of word n-grams of token ids (`NgramBag`), and the periodic
-embeddings of numeric features (`PeriodicEmbedding`). The spaces
+and max pooling, the bag of word n-grams of token ids (`NgramBag`), the periodic
+embeddings of numeric features (`PeriodicEmbedding`), and the layers of a batch
+ensemble (`EnsembleAdapter`, `EnsembleDense`, `EnsembleMean`, as in TabM-mini). The spaces
 themselves (the built-in space modules) and the shared `choose_*` helpers
 (`automl.spaces.blocks`) do not.
 """
@@ -354,7 +355,123 @@ class PeriodicEmbedding(keras.layers.Layer):
         }
 
 
+@keras.saving.register_keras_serializable(package="automl")
+class EnsembleAdapter(keras.layers.Layer):
+    """Copies each row for `members` ensemble members, each scaled by its own vector:
+    `(batch, features)` -> `(batch, members, features)`.
+
+    The one per-member layer at the bottom of TabM-mini (Gorishniy et al. 2024, "TabM:
+    Advancing Tabular Deep Learning with Parameter-Efficient Ensembling"): the layers
+    above are shared by all members (Keras' `Dense` acts on the last axis), so k members
+    cost k times the compute but barely more weights. The scales start as random signs,
+    as in TabM-mini, so members differ from the first step.
+
+    Args:
+        members: Ensemble members (k).
+        **kwargs: Standard layer arguments (`name`, `dtype`, ...).
+    """
+
+    def __init__(self, members: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.members = _positive("members", members)
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        self.scale = self.add_weight(
+            name="scale", shape=(self.members, input_shape[-1]), initializer="ones"
+        )
+        signs = ops.sign(keras.random.uniform(self.scale.shape) - 0.5)
+        self.scale.assign(ops.where(signs == 0, 1.0, signs))  # saved; loading overwrites it
+
+    def call(self, inputs: Any) -> Any:
+        return inputs[:, None, :] * ops.cast(self.scale, inputs.dtype)
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return (input_shape[0], self.members, input_shape[-1])
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "members": self.members}
+
+
+@keras.saving.register_keras_serializable(package="automl")
+class EnsembleDense(keras.layers.Layer):
+    """One dense layer per ensemble member: `(batch, members, features)` ->
+    `(batch, members, units)`, member i through its own kernel and bias (TabM's heads).
+
+    Args:
+        units: Output units per member.
+        **kwargs: Standard layer arguments (`name`, `dtype`, ...).
+    """
+
+    def __init__(self, units: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.units = _positive("units", units)
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        members, features = input_shape[-2], input_shape[-1]
+        limit = 1.0 / math.sqrt(features)  # nn.Linear's initialization, as in TabM's code
+        uniform = keras.initializers.RandomUniform(-limit, limit)
+        self.kernel = self.add_weight(
+            name="kernel", shape=(members, features, self.units), initializer=uniform
+        )
+        self.bias = self.add_weight(name="bias", shape=(members, self.units), initializer=uniform)
+
+    def call(self, inputs: Any) -> Any:
+        out = ops.einsum("bkf,kfu->bku", inputs, ops.cast(self.kernel, inputs.dtype))
+        return out + ops.cast(self.bias, inputs.dtype)
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return (*input_shape[:-1], self.units)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "units": self.units}
+
+
+@keras.saving.register_keras_serializable(package="automl")
+class EnsembleMean(keras.layers.Layer):
+    """The ensemble's prediction: `(batch, members, outputs)` -> `(batch, outputs)`.
+
+    At inference, the mean of the members' predictions (probabilities for a softmax
+    head). In training, one member picked at random for each row: TabM trains each
+    member on its own loss (the mean of the members' losses, not the loss of their mean,
+    which would let members lean on each other), and a random member per row gives that
+    objective's gradient in expectation with one output, so the task's usual loss and
+    metrics apply unchanged.
+
+    Args:
+        seed: Seed of the member draws.
+        **kwargs: Standard layer arguments (`name`, `dtype`, ...).
+    """
+
+    def __init__(self, seed: int | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
+        if not training:
+            return ops.mean(inputs, axis=1)
+        batch, members = ops.shape(inputs)[0], inputs.shape[1]
+        picks = keras.random.randint((batch, 1, 1), 0, members, seed=self.seed_generator)
+        return ops.take_along_axis(inputs, ops.cast(picks, "int32"), axis=1)[:, 0, :]
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return (input_shape[0], input_shape[-1])
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "seed": self.seed}
+
+
+def _positive(name: str, value: int) -> int:
+    """`value` as an int, refused unless >= 1 (Keras' message style)."""
+    if int(value) < 1:
+        raise ValueError(f"`{name}` must be >= 1, but got {value}. Received: {name}={value}")
+    return int(value)
+
+
 __all__ = [
+    "EnsembleAdapter",
+    "EnsembleDense",
+    "EnsembleMean",
     "MaskedGlobalAveragePooling1D",
     "MaskedGlobalMaxPooling1D",
     "NgramBag",

@@ -66,20 +66,29 @@ def test_a_trial_whose_worker_stopped_beating_is_retried_once(tmp_path, monkeypa
     study = optuna.create_study(study_name=STUDY, storage=storage)
     lost = study.ask({"units": DISTRIBUTIONS["units"]})
     storage.record_heartbeat(lost._trial_id)  # then its worker dies
-    time.sleep(3.5)
-    fail_stale_trials(study)
+    # SQLite keeps the beat and "now" to the whole second, so 3 s of grace lapse after
+    # 3 to 4 s: poll, with room to spare, instead of guessing the sleep.
+    give_up = time.monotonic() + 15
+    while study.get_trials()[0].state.name == "RUNNING" and time.monotonic() < give_up:
+        time.sleep(0.5)
+        fail_stale_trials(study)
     states = {t.number: t.state.name for t in study.get_trials()}
     assert states == {0: "FAIL", 1: "WAITING"}
     retry = study.get_trials()[1]
     assert retry.params == lost.params and retry.system_attrs["failed_trial"] == 0
 
 
-def _work(url: str, shared: bool, trials: int, index: int) -> None:
+def _work(url: str, shared: bool, trials: int, index: int, ready: Path) -> None:
     """One worker process: TPE seeded 0 in every worker, the worst case (the workers'
-    random streams agree, so only what they read from the study sets them apart). The
+    random streams agree, so only what they read from the study sets them apart). Both
+    wait until both are ready (a loaded machine may start one seconds later); then the
     second starts half a trial later, so that the two sample at different moments."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.simplefilter("ignore")
+    (ready / f"ready-{index}").touch()
+    give_up = time.monotonic() + 60
+    while len(list(ready.glob("ready-*"))) < 2 and time.monotonic() < give_up:
+        time.sleep(0.02)
     time.sleep(0.15 * index)
     study = optuna.load_study(
         study_name=STUDY,
@@ -102,8 +111,10 @@ def _two_workers(tmp_path: Path, *, shared: bool) -> list[optuna.trial.FrozenTri
     """Two worker processes on one SQLite study already past TPE's random start-up."""
     url = sqlite_url(tmp_path / f"shared-{shared}.db")
     _past_start_up(url)
+    ready = tmp_path / f"ready-{shared}"
+    ready.mkdir()
     command = [sys.executable, "-m", "tests.test_study", url, str(int(shared)), "8"]
-    workers = [subprocess.Popen([*command, str(index)], cwd=REPO) for index in range(2)]
+    workers = [subprocess.Popen([*command, str(index), str(ready)], cwd=REPO) for index in range(2)]
     assert all(worker.wait(timeout=120) == 0 for worker in workers)
     return optuna.load_study(study_name=STUDY, storage=url).get_trials()[6:]
 
@@ -168,5 +179,5 @@ def test_two_workers_with_constant_liar_never_run_the_same_point(tmp_path):
     assert _running_duplicates(shared, visible=True) == []
 
 
-if __name__ == "__main__":  # a worker of test_two_workers_...: URL, shared (0/1), trials, index
-    _work(sys.argv[1], sys.argv[2] == "1", int(sys.argv[3]), int(sys.argv[4]))
+if __name__ == "__main__":  # a worker of test_two_workers_...: URL, shared, trials, index, ready
+    _work(sys.argv[1], sys.argv[2] == "1", int(sys.argv[3]), int(sys.argv[4]), Path(sys.argv[5]))

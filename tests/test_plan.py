@@ -270,3 +270,34 @@ def test_every_process_of_a_search_splits_under_its_first_process_token():
     _one_run(plan(False), study, worker=False)  # a later search that does not split
     alone = plan(True)
     assert _one_run(alone, study, worker=True).split == alone.split  # no stale token
+
+
+def test_a_trial_that_cannot_run_whatever_its_model_is_pruned_before_it_samples():
+    """A stale long training, or a trial while a long training waits, ends before any
+    parameter is sampled: the sampler never learns from a point that did not run."""
+    from types import SimpleNamespace
+
+    from automl.engine._objective import TrialObjective
+    from automl.engine._plan import Plan, Speed
+
+    deadline = time.monotonic() + 3000
+    split = make_split(3000.0, quickest_s=10.0, full_s=100.0, deadline=deadline)
+    speed = Speed("mlp", 1.0, 0.01, 3.0, 1.0, 0.1, 9.0)
+    plan = Plan({"mlp": speed}, 10, deadline, 0.0, 3000.0, split=split)
+    objective = TrialObjective(SimpleNamespace(plan=plan, publisher=None))
+    study = optuna.create_study(direction="maximize")
+    fresh = study.ask()  # then the best configuration is enqueued to train long
+    attrs = TrialRecord.attrs(promoted_from=0, exploit=True, exploit_run=split.run)
+    study.enqueue_trial({"x": 1.0}, user_attrs=attrs)
+    with pytest.raises(optuna.TrialPruned, match="train long first"):
+        objective._yield_before_sampling(fresh)
+    stale = TrialRecord.attrs(promoted_from=0, exploit=True, exploit_run="an earlier search")
+    study.tell(fresh, state=optuna.trial.TrialState.PRUNED)
+    study.tell(study.ask(), 1.0)  # the long training ran
+    study.enqueue_trial({"x": 2.0}, user_attrs=stale)
+    earlier = study.ask()
+    with pytest.raises(optuna.TrialPruned, match="a long training of an earlier search"):
+        objective._yield_before_sampling(earlier)
+    study.tell(earlier, state=optuna.trial.TrialState.PRUNED)
+    for trial in (study.trials[0], study.trials[2]):
+        assert trial.params == {} and TrialRecord.read(trial).planned_epochs == 0

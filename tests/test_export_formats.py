@@ -347,7 +347,12 @@ def test_cli_without_the_export_extra_says_how_to_get_it(iris_search, tmp_path):
                        "--out", "exported", "--storage", {iris_search.storage!r}]))
     """)
     done = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, env=cli_env(), capture_output=True, text=True
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert_usage_error(done, "onnx needs tf2onnx and onnxruntime (not installed here): ")
     assert done.stderr.strip().endswith("pip install 'automl[export]'")

@@ -64,6 +64,7 @@ def https_server(tmp_path_factory):
     finally:
         os.killpg(process.pid, signal.SIGKILL)  # uvicorn's workers with it
         process.wait(timeout=30)
+        log.close()
 
 
 def _wait_until_serving(url: str, cert: Path, process: subprocess.Popen[bytes]) -> None:

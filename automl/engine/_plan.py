@@ -257,21 +257,12 @@ def make_plan(
             smallest budget that works here.
     """
     started = time.monotonic()
-    speeds: dict[str, Speed] = {}
-    too_slow: dict[str, float] = {}
     # Without a deadline nothing is fitted to time: measuring would only cost time.
-    references = reference_points(space, spec) if deadline is not None else {}
-    for family, point in references.items():
-        screen = _Screen(next(iter(speeds.values())), deadline) if speeds and deadline else None
-        try:
-            speeds[family] = _measure(space, data, spec, objective, family, point, seed, screen)
-        except _TooSlow as slow:
-            too_slow[family] = slow.epoch_s
-            logger.info("plan: %s is too slow for this budget (≈ %.0f s/epoch)", *slow.args)
-        except (UsageError, KeyboardInterrupt):
-            raise
-        except Exception as exc:  # noqa: BLE001 - the trials report it with its reason
-            logger.warning("plan: could not measure %s here (%s)", family, exc)
+    speeds, too_slow = (
+        _measure_families(space, data, spec, objective, seed, deadline)
+        if deadline is not None
+        else ({}, {})
+    )
     now = time.monotonic()
     first = next(iter(speeds.values()), None)
     finish = 0.0
@@ -293,6 +284,32 @@ def make_plan(
     if refuse and plan.budget_s is not None and plan.budget_s < plan.shortest_trial_s():
         _refuse(plan, float(timeout or 0.0))
     return plan
+
+
+def _measure_families(
+    space: Space,
+    data: Dataset,
+    spec: ModelSpec,
+    objective: Objective,
+    seed: int | None,
+    deadline: float,
+) -> tuple[dict[str, Speed], dict[str, float]]:
+    """Each family's speed, in the space's order; and the families left unmeasured as
+    too slow for the budget, with their estimated epoch."""
+    speeds: dict[str, Speed] = {}
+    too_slow: dict[str, float] = {}
+    for family, point in reference_points(space, spec).items():
+        screen = _Screen(next(iter(speeds.values())), deadline) if speeds else None
+        try:
+            speeds[family] = _measure(space, data, spec, objective, family, point, seed, screen)
+        except _TooSlow as slow:
+            too_slow[family] = slow.epoch_s
+            logger.info("plan: %s is too slow for this budget (≈ %.0f s/epoch)", *slow.args)
+        except (UsageError, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the trials report it with its reason
+            logger.warning("plan: could not measure %s here (%s)", family, exc)
+    return speeds, too_slow
 
 
 def finish_seconds(speed: Speed, data: Dataset) -> float:

@@ -95,7 +95,7 @@ def test_listing_and_checking_names_import_no_keras():
         print(len(rows), heavy, modules)
         """
     )
-    assert out.split() == ["8", "[]", "[]"]
+    assert out.split() == ["9", "[]", "[]"]
 
 
 def test_automl_spaces_never_names_the_catalogue():
@@ -192,7 +192,7 @@ def test_a_new_space_is_one_new_file(tmp_path):
     )
     where, listing, resolved = out.splitlines()
     assert Path(where).parent == package
-    assert "'mlp', 'tiny', 'cnn'" in listing and "_helper" not in listing
+    assert "'tabular', 'tiny', 'cnn'" in listing and "_helper" not in listing
     assert resolved == "tiny ('vector',) [{'units': 2}]"
 
 

@@ -144,8 +144,9 @@ def test_embedding_and_ensemble_export_to_every_format(tmp_path, fmt):
 
 @pytest.mark.parametrize("task", ["classification", "regression"])
 def test_starting_point_builds_the_paper_recipe(task):
-    """The starting point: PLR embeddings, two ReLU layers of 256 with dropout, AdamW;
-    with embedding "none" the MLP reads the standardized features directly."""
+    """The starting point: PLR embeddings, two ReLU layers of 256 with dropout in a batch
+    ensemble of 8, AdamW; with embedding "none" and one member, a plain MLP reads the
+    standardized features directly."""
     spec = _spec(task)
     (point,) = tabular.starting_points(spec)
     assert ("label_smoothing" in point) == (task == "classification")
@@ -153,12 +154,14 @@ def test_starting_point_builds_the_paper_recipe(task):
     embedding = model.get_layer("periodic_embedding")
     assert embedding.output.shape == (None, 5, 24) and embedding.sigma == 0.03
     assert [model.get_layer(f"dense_{i}").units for i in range(2)] == [256, 256]
+    assert model.get_layer("ensemble_adapter").members == 8
     assert isinstance(model.optimizer, keras.optimizers.AdamW)
     assert model.output.shape == (None, spec.output_units)
 
-    plain = {**point, "embedding": "none", "layers": 1}
+    plain = {**point, "embedding": "none", "layers": 1, "members": 1}
     model = tabular.build(HyperParameters(FixedTrial(plain)), spec)
-    assert not any(isinstance(layer, PeriodicEmbedding) for layer in model.layers)
+    kinds = (PeriodicEmbedding, EnsembleAdapter, EnsembleMean)
+    assert not any(isinstance(layer, kinds) for layer in model.layers)
     assert model.get_layer("dense_0").input.shape == (None, 5)
 
 

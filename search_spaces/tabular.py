@@ -46,7 +46,7 @@ from automl.spaces.layers import EnsembleAdapter, EnsembleDense, EnsembleMean, P
 from automl.spaces.training import choose_training
 from search_spaces import SPACES
 
-DESCRIPTION = "MLP on periodic (PLR) embeddings of numeric features, AdamW; for tables"
+DESCRIPTION = "MLP or TabM-mini ensemble on periodic (PLR) feature embeddings; for tables"
 KINDS = ("vector",)
 TASKS = ("classification", "regression")
 ORDER = 12
@@ -87,13 +87,13 @@ def starting_points(spec: ModelSpec) -> list[dict[str, Any]]:
 
 
 def build(hp: HyperParameters, spec: ModelSpec) -> keras.Model:
-    """Build and compile one MLP, on periodic embeddings of the features or on the
-    features themselves.
+    """Build and compile one MLP or batch ensemble of MLPs, on periodic embeddings of
+    the features or on the features themselves.
 
     Varies the embedding (periodic or none) and, for periodic, its initial frequency
-    scale sigma (log) and width; the MLP's depth (1-4), width and dropout; label
-    smoothing, the learning rate and schedule of AdamW, its weight decay and the batch
-    size.
+    scale sigma (log) and width; the MLP's depth (1-4), width and dropout; the ensemble
+    members (1: a single MLP); label smoothing, the learning rate and schedule of AdamW,
+    its weight decay and the batch size.
 
     Raises:
         UsageError: For data kinds other than vectors (tables are vectors here).

@@ -148,6 +148,7 @@ def test_arrays_of_a_table_shape_are_measured_too():
     assert next(iter(plan.speeds.values())).epoch_s > 0
 
 
+@pytest.mark.slow  # a real timed search / three plans on CIFAR-10
 def test_once_no_trial_fits_no_more_are_started(tmp_path):
     """With a trial count the time cannot hold, the search ends at the deadline with at
     most one trial marked "not started", not one per remaining slot."""
@@ -199,6 +200,7 @@ def test_a_long_training_left_by_an_earlier_search_is_not_run_by_the_next():
     assert window.limit == "exploit" and window.until == pytest.approx(3000.0)
 
 
+@pytest.mark.slow  # a real timed search / three plans on CIFAR-10
 def test_the_trials_end_early_enough_for_the_finish_to_fit_the_budget(cifar_root, cifar_cache):
     data = load_dataset("cifar10", data_dir=cifar_root, seed=0)
     spec = model_spec(data, data.encode(None), 6)

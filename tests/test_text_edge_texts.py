@@ -22,6 +22,10 @@ from automl.spaces import HyperParameters, ModelSpec
 from search_spaces import ngrams, rnn, transformer
 from tests._texts import FILLER, NEGATIVE, POSITIVE
 
+# Six real trainings at a high learning rate: with the slow checks, keeping the default
+# suite short.
+pytestmark = pytest.mark.slow
+
 LENGTH = 32
 EDGE_TEXTS = {
     "empty": "",

@@ -191,7 +191,7 @@ def _wine_table(path):
     return frame
 
 
-@pytest.mark.slow  # ~45 s: a search, then a fresh interpreter
+@pytest.mark.slow  # 12 s idle, 45 s on a busy machine: a search, then a fresh interpreter
 def test_search_on_a_table_exports_a_model_that_takes_raw_columns(tmp_path):
     """A 2-trial tabular search on wine as a CSV (a text column, gaps): the exported
     model predicts raw columns in a fresh process as it does here."""

@@ -16,7 +16,7 @@ from automl import UsageError
 from automl.config import PRUNERS, SAMPLERS
 from automl.data import load_dataset
 from automl.engine._study import count_finished, load_study, make_pruner, make_sampler
-from automl.record import StudyRecord, mlflow_run_id
+from automl.record import StudyRecord, TrialRecord, mlflow_run_id
 from automl.spaces import HyperParameters
 from tests.conftest import RecordingObserver, sqlite_url
 
@@ -179,8 +179,11 @@ def test_same_seed_samples_the_same_params(tmp_path):
     assert [t.params for t in a.study.trials] == [t.params for t in b.study.trials]
     assert len({str(t.params) for t in a.study.trials}) == 3  # and they are not all alike
     options["seed"] = 8
-    c = _search(tmp_path, storage=sqlite_url(tmp_path / "c.db"), study="c", trials=1, **options)
-    assert c.study.trials[0].params != a.study.trials[0].params
+    c = _search(tmp_path, storage=sqlite_url(tmp_path / "c.db"), study="c", trials=2, **options)
+    # Trial 0 is the space's starting point (tabular's, under auto) whatever the seed;
+    # trial 1 is the first sampled one.
+    assert TrialRecord.read(c.study.trials[0]).starting_point
+    assert c.study.trials[1].params != a.study.trials[1].params
 
 
 # -- pruning, failures, budgets -----------------------------------------------------------------

@@ -112,7 +112,10 @@ def test_resolved_keeps_explicit_values_and_is_idempotent():
     ("options", "message"),
     [
         ({"dataset": "nope"}, r"unknown dataset 'nope'; choose one of: cifar10, .*iris"),
-        ({"space": "nope"}, r"unknown space 'nope'; give a built-in name \(auto, mlp, cnn, "),
+        (
+            {"space": "nope"},
+            r"unknown space 'nope'; give a built-in name \(auto, mlp, tabular, cnn, ",
+        ),
         ({"trials": 0}, r"^trials must be at least 1, but got 0\."),
         ({"trials": -3}, r"^trials must be at least 1, but got -3\."),
         ({"timeout": "abc"}, r"^timeout must look like"),

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import zipfile
 from pathlib import Path
 
 import keras
@@ -26,15 +27,25 @@ SUMMARY_KEYS = {
 
 
 def _predict_in_fresh_process(model_path: Path, inputs: np.ndarray, tmp_path: Path) -> np.ndarray:
-    """Load the .keras file in a new Python (safe mode, no automl import) and predict."""
+    """Load the .keras file in a new Python and predict, as the README says to: a model
+    of Keras' own layers with plain Keras in safe mode (automl never imported), one with
+    automl's layers (`automl>` registered names, e.g. the tabular space's periodic
+    embeddings) with `automl.load_model`."""
     np.save(tmp_path / "inputs.npy", inputs)
+    with zipfile.ZipFile(model_path) as archive:
+        ours = '"automl>' in archive.read("config.json").decode()
+    load = (
+        f"import automl; model = automl.load_model({str(model_path)!r})"
+        if ours
+        else f"model = keras.models.load_model({str(model_path)!r}, safe_mode=True)"
+    )
     code = textwrap.dedent(f"""
         import sys
         import keras, numpy as np
-        model = keras.models.load_model({str(model_path)!r}, safe_mode=True)
+        {load}
         np.save({str(tmp_path / "outputs.npy")!r},
                 model.predict(np.load({str(tmp_path / "inputs.npy")!r}), verbose=0))
-        assert "automl" not in sys.modules
+        assert {ours} or "automl" not in sys.modules
     """)
     subprocess.run(
         [sys.executable, "-c", code],

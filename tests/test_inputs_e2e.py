@@ -54,9 +54,12 @@ def test_csv_table_to_a_model_that_takes_raw_columns(tmp_path):
     frame.loc[[5, 60], "level"] = np.nan
     frame.to_csv(tmp_path / "wine.csv", index=False)
 
-    summary = _search(tmp_path / "wine.csv", tmp_path, "--target", "cultivar", "--max-epochs", "8")
+    # 20 epochs: auto's first trial is tabular's starting point (AdamW at 1e-3 on 107
+    # rows, 2 steps an epoch), which reaches 0.62 validation accuracy after 8 and 1.0
+    # after 20.
+    summary = _search(tmp_path / "wine.csv", tmp_path, "--target", "cultivar", "--max-epochs", "20")
     assert summary["study"] == "wine-auto" and summary["task"] == "classification"
-    # 0.917 on 36 test rows here (the largest class is 0.40): 0.75 allows 6 more misses.
+    # 0.972 on 36 test rows here (the largest class is 0.40): 0.75 allows 8 more misses.
     assert summary["test"]["metrics"]["accuracy"] > 0.75
 
     # Raw columns as a user passes them: NaN for a missing number, "" for a missing text

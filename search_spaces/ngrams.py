@@ -34,7 +34,7 @@ import keras
 from automl.spaces import HyperParameters, ModelSpec
 from automl.spaces.blocks import choose_dropout, choose_regularizer, output_head
 from automl.spaces.layers import NgramBag
-from automl.spaces.training import choose_training
+from automl.spaces.training import choose_training, points_for
 from search_spaces import SPACES
 
 DESCRIPTION = "bag of word n-grams (tf-idf or multi-hot) with a linear or shallow MLP head"
@@ -71,10 +71,7 @@ STARTING_POINTS = [LINEAR_MULTI_HOT, LINEAR_TF_IDF]
 
 def starting_points(spec: ModelSpec) -> list[dict[str, Any]]:
     """`STARTING_POINTS` (the label smoothing only for classification)."""
-    if spec.kind not in KINDS:
-        return []
-    drop = set() if spec.task == "classification" else {"label_smoothing"}
-    return [{k: v for k, v in point.items() if k not in drop} for point in STARTING_POINTS]
+    return points_for(spec, KINDS, STARTING_POINTS)
 
 
 def build(hp: HyperParameters, spec: ModelSpec) -> keras.Model:

@@ -43,7 +43,7 @@ import keras
 from automl.spaces import HyperParameters, ModelSpec
 from automl.spaces.blocks import choose_dropout, output_head
 from automl.spaces.layers import EnsembleAdapter, EnsembleDense, EnsembleMean, PeriodicEmbedding
-from automl.spaces.training import choose_training
+from automl.spaces.training import choose_training, points_for
 from search_spaces import SPACES
 
 DESCRIPTION = "MLP or TabM-mini ensemble on periodic (PLR) feature embeddings; for tables"
@@ -80,10 +80,7 @@ STARTING_POINTS = [PLR_MLP]
 
 def starting_points(spec: ModelSpec) -> list[dict[str, Any]]:
     """`STARTING_POINTS` (the label smoothing only for classification)."""
-    if spec.kind not in KINDS:
-        return []
-    drop = set() if spec.task == "classification" else {"label_smoothing"}
-    return [{k: v for k, v in point.items() if k not in drop} for point in STARTING_POINTS]
+    return points_for(spec, KINDS, STARTING_POINTS)
 
 
 def build(hp: HyperParameters, spec: ModelSpec) -> keras.Model:

@@ -237,3 +237,14 @@ def mixed_precision_on_gpu() -> Iterator[bool]:
         yield True
     finally:
         keras.config.set_dtype_policy(previous)
+
+
+def points_for(
+    spec: ModelSpec, kinds: tuple[str, ...], points: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """A space's starting points for `spec`: none for a data kind outside `kinds`, and
+    without `label_smoothing` (a classification option) for regression."""
+    if spec.kind not in kinds:
+        return []
+    drop = set() if spec.task == "classification" else {"label_smoothing"}
+    return [{k: v for k, v in point.items() if k not in drop} for point in points]

@@ -125,16 +125,6 @@ def trial_checkpoint(study: optuna.Study, number: int) -> Path:
     return record.model_file
 
 
-def copy_best_model(study: optuna.Study, target: Path) -> Path:
-    """Write the best model again to `target` (a `.keras` file or a folder)."""
-    _, path = best_checkpoint(study)
-    if target.suffix != ".keras":
-        target = target / "best_model.keras"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(path, target)
-    return target
-
-
 def test_metrics(model: keras.Model, data: Dataset) -> dict[str, float]:
     """Score `model` (which takes raw data) on the test split with scikit-learn's metrics
     (see `automl.scoring.scores`); empty without a test split."""

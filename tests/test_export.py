@@ -122,13 +122,13 @@ def test_test_metrics_are_computed_with_scikit_learn(iris_search):
     assert metrics == pytest.approx(iris_search.result.summary["test"]["metrics"])
 
 
-def test_copy_best_model_to_a_file_or_a_folder(iris_search, tmp_path):
+def test_export_the_best_model_to_a_file_or_a_folder(iris_search, tmp_path):
     """A `.keras` target is written as is; any other target is a folder for best_model.keras.
     Each copy holds the exported model's weights and loads with plain Keras."""
     study = iris_search.result.study
-    as_file = automl_export.copy_best_model(study, tmp_path / "deep" / "m.keras")
+    as_file = automl_export.export_study(study, tmp_path / "deep" / "m.keras")
     assert as_file == tmp_path / "deep" / "m.keras"
-    as_folder = automl_export.copy_best_model(study, tmp_path / "folder")
+    as_folder = automl_export.export_study(study, tmp_path / "folder")
     assert as_folder == tmp_path / "folder" / "best_model.keras"
     exported = keras.models.load_model(iris_search.out / "best_model.keras")
     for copy in (as_file, as_folder):
@@ -161,7 +161,7 @@ def test_export_without_a_complete_trial_is_a_usage_error(tmp_path):
         match=r"study 'bare' has no complete trial yet; run `automl "
         r"search` first",
     ):
-        automl_export.copy_best_model(study, tmp_path / "x.keras")
+        automl_export.export_study(study, tmp_path / "x.keras")
 
 
 def test_export_with_a_missing_checkpoint_is_a_usage_error(tmp_path):

@@ -43,23 +43,34 @@ def best_value(study: optuna.Study) -> float | None:
 
 
 def best_checkpoint(study: optuna.Study) -> tuple[optuna.trial.FrozenTrial, Path]:
-    """The best trial and the path of its saved model.
+    """The best trial and the path of its saved model on this machine (fetched from
+    MLflow's artifact store into the cache when another machine trained it).
 
     Raises:
-        UsageError: When no trial completed or its checkpoint is gone.
+        UsageError: When no trial completed, its checkpoint is gone, or the artifact
+            store holding it cannot be reached.
     """
     best = best_trial_or_none(study)
     if best is None:
         raise UsageError(
             f"study {study.study_name!r} has no complete trial yet; run `automl search` first."
         )
-    record = TrialRecord.read(best)
-    if record.model_file is None:
+    path = _model_here(best)
+    if path is None:
+        record = TrialRecord.read(best)
         raise UsageError(
             f"the model of best trial {best.number} is missing ({record.model_path or ''}); "
             f"rerun the search with the same {{study}} and {{out}} to train a new best."
         )
-    return best, record.model_file
+    return best, path
+
+
+def _model_here(trial: optuna.trial.FrozenTrial) -> Path | None:
+    """The trial's model on this machine: its file, else fetched from MLflow (see
+    `automl.tracking._artifacts.local_model`)."""
+    from automl.tracking._artifacts import local_model
+
+    return local_model(trial)
 
 
 def export_study(
@@ -88,25 +99,47 @@ def export_study(
 
 
 def final_model_file(study: optuna.Study) -> Path:
-    """The study's final model: the `best_model.keras` its search wrote beside the
-    checkpoints, while its `summary.json` names this study and best trial; else the best
-    trial's checkpoint."""
+    """The study's final model: the `best_model.keras` a search wrote on this machine,
+    while its `summary.json` names this study and best trial; else the best trial's
+    checkpoint (fetched from MLflow when another machine trained it).
+
+    The search's output folder is found beside this machine's checkpoints: the parent of
+    the `checkpoints/` folder of any trial's recorded model that is here.
+    """
     best, checkpoint = best_checkpoint(study)
-    out = checkpoint.parent.parent  # checkpoints live in OUT/checkpoints
+    for out in _output_folders(study, checkpoint):
+        final = out / "best_model.keras"
+        if final.is_file() and _summary_names(out / "summary.json", study.study_name, best.number):
+            return final
+    return checkpoint
+
+
+def _output_folders(study: optuna.Study, checkpoint: Path) -> list[Path]:
+    """Output folders of this machine's searches of the study (checkpoints live in
+    OUT/checkpoints), the best checkpoint's first."""
+    folders = [checkpoint.parent.parent]
+    for trial in study.get_trials(deepcopy=False):
+        path = TrialRecord.read(trial).model_path
+        out = Path(path).parent.parent if path else None
+        if out is not None and out not in folders and (out / "summary.json").is_file():
+            folders.append(out)
+    return folders
+
+
+def _summary_names(path: Path, study: str, trial: int) -> bool:
     try:
-        summary = json.loads((out / "summary.json").read_text())
-        current = summary["study"] == study.study_name and summary["best"]["trial"] == best.number
+        summary = json.loads(path.read_text())
+        return summary["study"] == study and summary["best"]["trial"] == trial
     except (OSError, ValueError, KeyError, TypeError):
-        current = False
-    final = out / "best_model.keras"
-    return final if current and final.is_file() else checkpoint
+        return False
 
 
 def trial_checkpoint(study: optuna.Study, number: int) -> Path:
     """The saved model of trial `number`.
 
     Raises:
-        UsageError: When there is no such complete trial, or its model was not kept.
+        UsageError: When there is no such complete trial, its model was not kept, or
+            the artifact store holding it cannot be reached.
     """
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     found = trials.get(number)
@@ -116,13 +149,13 @@ def trial_checkpoint(study: optuna.Study, number: int) -> Path:
             f"{number} {'does not exist' if found is None else 'is ' + found.state.name}; "
             f"`automl show {study.study_name}` lists them."
         )
-    record = TrialRecord.read(found)
-    if record.model_file is None:
+    path = _model_here(found)
+    if path is None:
         raise UsageError(
             f"the model of trial {number} was not kept (only the best trials' are); "
             f"export the best model, or rerun the search."
         )
-    return record.model_file
+    return path
 
 
 def test_metrics(model: keras.Model, data: Dataset) -> dict[str, float]:

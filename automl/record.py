@@ -243,7 +243,11 @@ class TrialRecord:
         planned_epochs: The epochs it was planned for (the cap, or what fit the time).
         planned_epoch_s: Its seconds per epoch as planned, when planned to the time.
         estimated_epoch_s: The same before calibration on earlier trials (see `_plan`).
-        model_path: Its saved model, while it is among the best (ensemble candidates).
+        model_path: Its saved model, while it is among the best (ensemble candidates),
+            on the machine that trained it.
+        model_artifact: The same model in MLflow's artifact store (a `runs:/` URI), for
+            every machine (see `automl.tracking._artifacts`); None when the upload failed.
+        model_store: The tracking store that holds it (credentials masked).
         mlflow_run_id: Its MLflow run.
         starting_point: Enqueued from the space's starting points.
         promoted_from: The trial whose configuration it trains again: on all the data
@@ -267,6 +271,8 @@ class TrialRecord:
     planned_epoch_s: float | None = None
     estimated_epoch_s: float | None = None
     model_path: str | None = None
+    model_artifact: str | None = None
+    model_store: str | None = None
     mlflow_run_id: str | None = None
     starting_point: bool = False
     promoted_from: int | None = None

@@ -3,13 +3,16 @@
 The best trial's params, its recorded seed and its best epoch count rebuild the same
 model on the same data split; it trains on the training and validation rows together
 (no early stopping: the epoch count is already known) and is scored on the test split
-next to the trial's own model, so a user sees that the result reproduces.
+next to the trial's own model, so a user sees that the result reproduces. That model is
+fetched from MLflow's artifact store when another machine trained it; refit runs without
+it (one warning) when the store cannot be reached.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +33,8 @@ from search_spaces import resolve_space
 if TYPE_CHECKING:
     from automl.data import Dataset
     from automl.data._encoding import Encoded
+
+logger = logging.getLogger("automl")
 
 
 def refit_best(
@@ -78,7 +83,7 @@ def refit_best(
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "refit_model.keras"
     save_plain(model, path, wrap=encoded.wrap)
-    checkpoint = facts.model_file
+    checkpoint = _trial_model(best)
     report = {
         "study": study_name,
         "trial": best.number,
@@ -93,6 +98,17 @@ def refit_best(
     }
     (folder / "refit.json").write_text(json.dumps(report, indent=2, default=str))
     return report
+
+
+def _trial_model(best: optuna.trial.FrozenTrial) -> Path | None:
+    """The best trial's own model here (fetched from MLflow if need be), or None."""
+    from automl.tracking._artifacts import local_model
+
+    try:
+        return local_model(best)
+    except UsageError as exc:
+        logger.warning("refit goes on without the trial's own model: %s", exc)
+        return None
 
 
 def _fit_on_train_and_validation(

@@ -223,6 +223,24 @@ class StudyTracker:
         assert parent is not None, "start_study must come first"
         self.outbox.send(lambda _: self.client.log_artifacts(parent, str(folder), artifact_path))
 
+    def checkpoint_uploader(self, run_id: str) -> Callable[[Path], dict[str, str]] | None:
+        """What uploads a trial's saved model to its run now (not through the outbox: the
+        trial must know whether it arrived) and returns where it went (`_artifacts`).
+
+        The uploader raises when the run does not exist on the server yet (the server was
+        away when the trial started) or the upload fails.
+        """
+
+        def upload(path: Path) -> dict[str, str]:
+            from automl.tracking._artifacts import upload_checkpoint
+
+            real = self.outbox.resolve(run_id)
+            if not self.created(real):
+                raise ConnectionError("the trial's MLflow run was not created yet")
+            return upload_checkpoint(self.client, self.tracking_uri, real, path)
+
+        return upload
+
     def publish_model(
         self, model_path: Path, example: Any, registered_name: str, facts: dict[str, Any]
     ) -> None:
@@ -294,6 +312,9 @@ class NullTracker(StudyTracker):
         return None
 
     def log_artifacts(self, folder: Path, artifact_path: str) -> None:
+        return None
+
+    def checkpoint_uploader(self, run_id: str) -> Callable[[Path], dict[str, str]] | None:
         return None
 
     def publish_model(

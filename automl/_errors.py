@@ -21,7 +21,7 @@ OPTIONS = frozenset(
         "dataset", "space", "trials", "timeout", "max_epochs", "sampler", "pruner", "seed",
         "study", "storage", "tracking_uri", "out", "data_dir", "patience", "target",
         "text_column", "task", "metric", "class_weight", "subset", "jobs", "port", "host",
-        "top", "check", "format", "trial",
+        "top", "check", "format", "trial", "max_params", "max_latency_ms",
     }
 )  # fmt: skip
 _OPTION = re.compile(r"\{(" + "|".join(sorted(OPTIONS)) + r")\}")

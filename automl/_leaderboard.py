@@ -35,6 +35,16 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _count(value: int | None) -> str:
+    """A parameter count as people read it: 1.2M, 35.4k, 900."""
+    if value is None:
+        return "-"
+    for size, suffix in ((1e6, "M"), (1e3, "k")):
+        if value >= size:
+            return f"{value / size:.1f}{suffix}"
+    return str(value)
+
+
 def leaderboard_rows(study: optuna.Study, top: int = 20) -> list[dict[str, Any]]:
     """Trials ordered best first (complete ones by value, then the rest by number)."""
     rows = []
@@ -43,10 +53,13 @@ def leaderboard_rows(study: optuna.Study, top: int = 20) -> list[dict[str, Any]]
         rows.append(
             {
                 "trial": trial.number,
-                "state": trial.state.name,
+                "state": "FAIL" if facts.counts_as_failed else trial.state.name,
                 "value": trial.value,
                 "epochs": facts.epochs,
                 "seconds": facts.seconds,
+                "n_params": facts.n_params,
+                "size_mb": facts.size_mb,
+                "latency_ms": facts.latency_ms,
                 "params": trial.params,
                 "reason": facts.reason,
             }
@@ -57,7 +70,8 @@ def leaderboard_rows(study: optuna.Study, top: int = 20) -> list[dict[str, Any]]
 def print_leaderboard(
     study: optuna.Study, *, top: int = 20, console: Console | None = None
 ) -> None:
-    """Print trial, state, key params, validation metric, epochs and seconds."""
+    """Print trial, state, validation metric, epochs, seconds, the model's size and
+    latency (`engine._footprint`), key params and a failed trial's reason."""
     console = console or Console()
     if not console.is_terminal:  # pipes and logs get the whole table, not 80 columns
         console.width = max(console.width, 160)
@@ -72,6 +86,9 @@ def print_leaderboard(
         metric,
         "epochs",
         "seconds",
+        "params",
+        "MB",
+        "ms/example",
         *keys,
         "note",
         title=f"study {study.study_name}",
@@ -84,6 +101,9 @@ def print_leaderboard(
             value,
             _fmt(row["epochs"] or "-"),
             _fmt(row["seconds"] or "-"),
+            _count(row["n_params"]),
+            _fmt(row["size_mb"] if row["size_mb"] is not None else "-"),
+            _fmt(row["latency_ms"] if row["latency_ms"] is not None else "-"),
             *(_fmt(row["params"].get(k, "")) for k in keys),
             row["reason"][:60] if row["state"] == "FAIL" else "",
         )

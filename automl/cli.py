@@ -138,6 +138,17 @@ def _search_args(sub: argparse._SubParsersAction) -> None:
         help=f"worker processes on this machine sharing the study ({_default('jobs')}); "
         "see `automl worker`",
     )
+    search.add_argument(
+        "--max-params",
+        type=int,
+        help="reject, before training, any model with more parameters than this",
+    )
+    search.add_argument(
+        "--max-latency-ms",
+        type=float,
+        help="reject, before training, any model slower than this per example "
+        "(median CPU predict on one example, measured on this machine)",
+    )
     search.add_argument("--study", help="study name (default DATASET-SPACE)")
     search.add_argument(
         "--storage", help=f"Optuna storage URL ($AUTOML_STORAGE, else {DEFAULT_STORAGE})"

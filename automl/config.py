@@ -93,6 +93,10 @@ class SearchConfig:
         subset: Train trials on this stratified fraction of the training split (low
             fidelity) and promote the best to all of it; None trains on all of it.
         jobs: Worker processes on this machine sharing the study (1: this process only).
+        max_params: Reject, before training, a model with more parameters; None: no limit.
+        max_latency_ms: Reject, before training, a model slower than this many
+            milliseconds per example (median CPU `predict` on one example, on this
+            machine); None: no limit.
     """
 
     dataset: str
@@ -116,6 +120,8 @@ class SearchConfig:
     class_weight: str | None = None
     subset: float | None = None
     jobs: int = 1
+    max_params: int | None = None
+    max_latency_ms: float | None = None
 
     def resolved(self, *, in_memory_data: bool = False) -> SearchConfig:
         """A new config with every rule checked and every default filled in.
@@ -185,10 +191,15 @@ def _check_numbers(config: SearchConfig) -> None:
         )
     if not isinstance(config.jobs, int) or config.jobs < 1:
         raise UsageError(f"{{jobs}} must be a whole number of at least 1, but got {config.jobs!r}.")
-    for name in ("trials", "max_epochs", "patience"):
+    for name in ("trials", "max_epochs", "patience", "max_params"):
         value = getattr(config, name)
         if value is not None and value < 1:
             raise UsageError(f"{{{name}}} must be at least 1, but got {value}.")
+    latency = config.max_latency_ms
+    if latency is not None and not (isinstance(latency, int | float) and latency > 0):
+        raise UsageError(
+            f"{{max_latency_ms}} must be a positive number of milliseconds, but got {latency!r}."
+        )
 
 
 def _check_folders(config: SearchConfig) -> None:

@@ -245,7 +245,7 @@ def summarize(study: optuna.Study) -> dict[str, Any]:
     counts = {"complete": 0, "pruned": 0, "failed": 0, "running": 0}
     names = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running"}
     for trial in study.get_trials(deepcopy=False):
-        if TrialRecord.read(trial).failed_in_training:  # PRUNED for the sampler's sake
+        if TrialRecord.read(trial).counts_as_failed:  # PRUNED for the sampler's sake
             counts["failed"] += 1
         elif trial.state.name in names:
             counts[names[trial.state.name]] += 1

@@ -48,6 +48,8 @@ RECORDED = (
     "class_weight",
     "subset",
     "data_dir",
+    "max_params",
+    "max_latency_ms",
 )
 
 
@@ -257,6 +259,12 @@ class TrialRecord:
         space_failed: It failed in the space itself (not in training).
         failed_in_training: It diverged or ran out of memory; stored as PRUNED so that
             the sampler avoids its point, and counted as failed.
+        n_params: Its model's parameter count (see `engine._footprint`).
+        size_mb: Its model's `.keras` file size in MB, as built.
+        latency_ms: Its model's median CPU milliseconds for one example.
+        infeasible: Its model broke `--max-params` or `--max-latency-ms` and was never
+            trained; stored as PRUNED so that the sampler learns the limits, and
+            counted as failed.
     """
 
     seed: int | None = None
@@ -280,6 +288,10 @@ class TrialRecord:
     exploit_run: str | None = None
     space_failed: bool = False
     failed_in_training: bool = False
+    n_params: int | None = None
+    size_mb: float | None = None
+    latency_ms: float | None = None
+    infeasible: bool = False
 
     MODEL_PATH: ClassVar[str] = "model_path"  # the field's attribute name, for dataframes
 
@@ -307,6 +319,11 @@ class TrialRecord:
         """Store facts of a running trial; names are `TrialRecord` fields."""
         for name, value in TrialRecord.attrs(**facts).items():
             trial.set_user_attr(name, value)
+
+    @property
+    def counts_as_failed(self) -> bool:
+        """Stored as PRUNED for the sampler's sake, shown and counted as failed."""
+        return self.failed_in_training or self.infeasible
 
     @property
     def model_file(self) -> Path | None:

@@ -24,6 +24,7 @@ from automl._errors import TrialFailed, UsageError
 from automl.data._encoding import Encoded
 from automl.engine._checkpoints import keep_if_among_best
 from automl.engine._fidelity import is_promoted, promote_best
+from automl.engine._footprint import REJECTED, Limits, measure_footprint
 from automl.engine._interrupt import raise_if
 from automl.engine._memory import MemoryWatch, rss_mb
 from automl.engine._phases import EXPLOIT_EPOCH_FACTOR, Window, start_exploiting
@@ -32,6 +33,7 @@ from automl.engine._space_check import stop_if_space_is_broken
 from automl.engine._study import budget_spent, fail_stale_trials
 from automl.engine._trainer import (
     FitPlan,
+    Infeasible,
     SpaceFailed,
     batch_size_of,
     build_model,
@@ -95,6 +97,11 @@ class TrialContext:
         """The search's output folder."""
         return Path(self.config.out)
 
+    @property
+    def limits(self) -> Limits:
+        """What a model must meet to be trained (`--max-params`, `--max-latency-ms`)."""
+        return Limits.of(self.config)
+
 
 class TrialObjective:
     """Runs one trial per call (Optuna's objective) and judges the loop after each.
@@ -140,6 +147,9 @@ class TrialObjective:
             log.reason = one_line(exc)
             if isinstance(exc, SpaceFailed):
                 TrialRecord.write(trial, space_failed=True)
+            if isinstance(exc, Infeasible):  # PRUNED: Optuna's constraints see it
+                TrialRecord.write(trial, infeasible=True)
+                raise optuna.TrialPruned(log.reason) from exc
             if teaches_the_sampler(exc):
                 # Optuna's samplers skip FAIL trials but rank PRUNED ones below every
                 # complete one: a point that diverged or ran out of memory is then
@@ -160,6 +170,7 @@ class TrialObjective:
         rows = None if promoted else context.subset
         spec = self._spec_for(encoded, rows)
         model = build_model(context.space, hp, spec, context.objective)
+        self._measure(trial, model, encoded, log.run_id)
         epochs = self._planned_epochs(trial, hp, model, encoded, spec)
         if epochs != spec.max_epochs:  # a schedule built for the epochs the time allows
             spec = dataclasses.replace(spec, max_epochs=epochs)
@@ -169,7 +180,6 @@ class TrialObjective:
         n_params = model.count_params()
         logged = {**params, "n_params": n_params, "planned_epochs": epochs}
         context.tracker.log_params(log.run_id, logged)
-        context.tracker.log_metrics(log.run_id, {"n_params": n_params})
         context.observer.trial_started(trial.number, params)
         TrialRecord.write(trial, fidelity=1.0 if rows is None else context.config.subset)
         x_train, y_train = encoded.x_train, context.data.y_train
@@ -189,9 +199,31 @@ class TrialObjective:
         )
         late = {k: v for k, v in trial.params.items() if k not in params}
         context.tracker.log_params(log.run_id, late)  # sampled inside a HyperModel's fit
-        keep_if_among_best(trial, outcome, encoded, context.objective, context.out / "checkpoints")
+        upload = context.tracker.checkpoint_uploader(log.run_id)  # to MLflow's artifacts
+        folder = context.out / "checkpoints"
+        keep_if_among_best(trial, outcome, encoded, context.objective, folder, upload=upload)
         TrialRecord.write(trial, best_epoch=outcome.best_epoch)
         return outcome.value
+
+    def _measure(
+        self, trial: optuna.Trial, model: keras.Model, encoded: Encoded, run_id: str
+    ) -> None:
+        """Record the built model's size and latency (`_footprint`).
+
+        Raises:
+            Infeasible: It breaks `--max-params` or `--max-latency-ms`.
+        """
+        data = self.context.data
+        if encoded.stream is not None:  # file paths: decode one image
+            example = encoded.stream(encoded.x_val[:1], data.y_val[:1], 1)[0][0]
+        else:
+            example = rows_of(encoded.x_val, 1)
+        footprint = measure_footprint(model, example)
+        TrialRecord.write(trial, **footprint.facts())
+        self.context.tracker.log_metrics(run_id, footprint.facts())
+        reason = self.context.limits.reason(footprint)
+        if reason is not None:
+            raise Infeasible(REJECTED + reason)
 
     def _planned_epochs(
         self,
@@ -334,12 +366,14 @@ class TrialObjective:
     def after_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         """Optuna study callback: runs once the trial's state is stored."""
         context = self.context
-        reason = TrialRecord.read(trial).reason
+        facts = TrialRecord.read(trial)
+        state = "FAIL" if facts.counts_as_failed else trial.state.name  # as people see it
         context.observer.trial_ended(
-            trial.number, trial.state.name, trial.value, best_value(study), reason
+            trial.number, state, trial.value, best_value(study), facts.reason
         )
         raise_if(context.pressed)  # Ctrl-C between trials: stop before the next one
         stop_if_space_is_broken(study)
+        context.limits.stop_if_unmeetable(study)
         fail_stale_trials(study)  # a dead worker's trial: FAIL, and retried
         # The budget counts trials across every worker; a process whose memory grew hands
         # over to a fresh one (see _memory).

@@ -21,6 +21,7 @@ from automl._errors import UsageError
 from automl.baseline import try_fit_baseline
 from automl.data import Dataset, load_data
 from automl.data._encoding import Encoded
+from automl.engine._footprint import Limits
 from automl.engine._plan import Plan, make_plan
 from automl.engine._space_check import check_space
 from automl.engine._study import make_pruner, make_sampler, make_storage, may_be_shared
@@ -217,6 +218,7 @@ def _make_out(out: Path) -> None:
 def _open_study(
     config: SearchConfig, tracker: tracking.StudyTracker, objective: Objective, worker: bool
 ) -> optuna.Study:
+    limits = Limits.of(config)
     return optuna.create_study(
         study_name=config.study,
         storage=make_storage(str(config.storage), on_stale_trial=tracker.close_lost_trial),
@@ -225,6 +227,7 @@ def _open_study(
             config.sampler,
             None if worker else config.seed,
             shared=may_be_shared(str(config.storage), jobs=config.jobs, worker=worker),
+            constraints=limits.violations if limits.active else None,
         ),
         pruner=make_pruner(config.pruner, int(config.max_epochs or 1)),
         direction=objective.direction,

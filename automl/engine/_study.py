@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from automl._errors import UsageError
@@ -129,7 +129,11 @@ def may_be_shared(storage: str, *, jobs: int, worker: bool) -> bool:
 
 
 def make_sampler(
-    name: str, seed: int | None, *, shared: bool = False
+    name: str,
+    seed: int | None,
+    *,
+    shared: bool = False,
+    constraints: Callable[[optuna.trial.FrozenTrial], Sequence[float]] | None = None,
 ) -> optuna.samplers.BaseSampler:
     """The sampler for `name` (see `automl.config.SAMPLERS`), seeded.
 
@@ -140,6 +144,10 @@ def make_sampler(
             (`may_be_shared`). TPE then lies: a trial running elsewhere counts as the
             worst result so far, so a second worker does not sample the same point.
             Alone, the lie changes nothing but costs Optuna's trial cache.
+        constraints: Optuna's `constraints_func` (`--max-params`, `--max-latency-ms`;
+            see `engine._footprint.Limits`): TPE and GP learn the feasible region from
+            it; the other samplers do not take one (a rejected model still trains
+            nothing).
     """
     import optuna
 
@@ -154,13 +162,18 @@ def make_sampler(
                 group=True,
                 n_startup_trials=5,
                 constant_liar=shared,
+                constraints_func=constraints,
             )
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "cmaes":
         return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
     if name == "gp":
-        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=5)
+        with warnings.catch_warnings():  # constraints_func is experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.GPSampler(
+                seed=seed, n_startup_trials=5, constraints_func=constraints
+            )
     if name == "qmc":
         return optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False)
     raise UsageError(f"unknown sampler {name!r}.")

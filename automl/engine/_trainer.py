@@ -29,6 +29,10 @@ class SpaceFailed(TrialFailed):
     """The space raised, returned no Keras model, or built one that does not fit the task."""
 
 
+class Infeasible(TrialFailed):
+    """The built model breaks `--max-params` or `--max-latency-ms`: never trained."""
+
+
 class Diverged(TrialFailed):
     """Training went NaN or infinite: a property of the point sampled, which the sampler
     should learn to avoid (see `teaches_the_sampler`)."""

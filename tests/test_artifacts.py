@@ -113,6 +113,7 @@ def test_a_failed_upload_costs_the_trial_nothing_and_says_local_only(tmp_path, c
     import keras
 
     from automl.engine._checkpoints import keep_if_among_best, kept_trials
+    from automl.export import best_checkpoint
 
     def broken(path: Path) -> dict[str, str]:
         raise ConnectionError("artifact store went away")
@@ -133,6 +134,7 @@ def test_a_failed_upload_costs_the_trial_nothing_and_says_local_only(tmp_path, c
     kept = kept_trials(study, Objective())
     assert [t.number for t in kept] == [0]  # a later export here still finds it
     assert TrialRecord.read(kept[0]).model_file == tmp_path / "trial-0.keras"
+    assert best_checkpoint(study)[1] == tmp_path / "trial-0.keras"
 
 
 def test_uploads_go_to_the_trials_own_run(tmp_path):

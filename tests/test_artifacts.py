@@ -146,3 +146,54 @@ def test_uploads_go_to_the_trials_own_run(tmp_path):
     ]
     assert client.get_run(run_id).info.run_name == "trial-0"
     assert store == sqlite_url(tmp_path / "mlflow.db")
+
+
+@pytest.mark.slow
+def test_a_worker_whose_artifact_store_goes_away_keeps_its_trials_and_exports(tmp_path):
+    """The tracking server dies after the first trial: the later trials still count, each
+    new best says its checkpoint is local only, and `export` on this machine works."""
+    import subprocess
+    import sys
+
+    from tests._fresh import assert_fresh_predictions_match
+    from tests.conftest import cli_env
+    from tests.test_mlflow_outage import MlflowServer, finished_trials, wait_for
+
+    server = MlflowServer(tmp_path)
+    server.start()
+    storage = sqlite_url(tmp_path / "automl.db")
+    search = subprocess.Popen(
+        [sys.executable, "-m", "automl", "search", "iris", "--trials", "4", "--seed", "3"]
+        + ["--max-epochs", "3", "--pruner", "none", "--storage", storage]
+        + ["--tracking-uri", server.url, "--out", "out"],
+        cwd=tmp_path,
+        env=cli_env(AUTOML_MLFLOW_PATIENCE="1"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(lambda: finished_trials(storage, "iris-auto") >= 1, 300, "the first trial")
+        server.stop()
+        _, err = search.communicate(timeout=300)
+    finally:
+        if search.poll() is None:
+            search.kill()
+        server.stop()
+    assert search.returncode == 0, err[-3000:]
+    study = optuna.load_study(study_name="iris-auto", storage=storage)
+    assert finished_trials(storage, "iris-auto") == 4
+    kept = [t for t in study.trials if t.user_attrs.get("model_path")]
+    local_only = [t for t in kept if "model_artifact" not in t.user_attrs]
+    assert local_only, [t.user_attrs for t in kept]  # every trial after the first
+    assert "checkpoint is local only" in err
+
+    exported = run_cli("export", "iris-auto", "--storage", storage, "--out", "x.keras",
+                       cwd=tmp_path)  # fmt: skip
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    by_trial = local_only[-1].number
+    again = run_cli("export", "iris-auto", "--trial", str(by_trial), "--storage", storage,
+                    "--out", "t.keras", cwd=tmp_path)  # fmt: skip
+    assert again.returncode == 0, again.stderr[-3000:]
+    make_input = "__import__('sklearn.datasets').datasets.load_iris().data.astype('float32')"
+    assert_fresh_predictions_match(tmp_path / "t.keras", make_input, tmp_path)

@@ -22,6 +22,7 @@ OPTIONS = frozenset(
         "study", "storage", "tracking_uri", "out", "data_dir", "patience", "target",
         "text_column", "task", "metric", "class_weight", "subset", "jobs", "port", "host",
         "top", "check", "format", "trial", "max_params", "max_latency_ms",
+        "objectives",
     }
 )  # fmt: skip
 _OPTION = re.compile(r"\{(" + "|".join(sorted(OPTIONS)) + r")\}")

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
-from automl.objective import ranked_trials
+from automl.objective import ranked_trials, score
 from automl.record import StudyRecord, TrialRecord
 
 if TYPE_CHECKING:
@@ -48,13 +48,14 @@ def _count(value: int | None) -> str:
 def leaderboard_rows(study: optuna.Study, top: int = 20) -> list[dict[str, Any]]:
     """Trials ordered best first (complete ones by value, then the rest by number)."""
     rows = []
+    front = {t.number for t in study.best_trials} if len(study.directions) > 1 else set()
     for trial in ranked_trials(study)[:top]:
         facts = TrialRecord.read(trial)
         rows.append(
             {
                 "trial": trial.number,
                 "state": "FAIL" if facts.counts_as_failed else trial.state.name,
-                "value": trial.value,
+                "value": score(trial),
                 "epochs": facts.epochs,
                 "seconds": facts.seconds,
                 "n_params": facts.n_params,
@@ -62,6 +63,7 @@ def leaderboard_rows(study: optuna.Study, top: int = 20) -> list[dict[str, Any]]
                 "latency_ms": facts.latency_ms,
                 "params": trial.params,
                 "reason": facts.reason,
+                "pareto_front": trial.number in front,
             }
         )
     return rows
@@ -92,9 +94,13 @@ def print_leaderboard(
         *keys,
         "note",
         title=f"study {study.study_name}",
+        caption="* on the Pareto front (`automl export --trial N` exports any)"
+        if len(study.directions) > 1
+        else None,
     )
     for row in rows:
         value = f"{row['value']:.4f}" if row["value"] is not None else "-"
+        value += " *" if row["pareto_front"] else ""
         table.add_row(
             str(row["trial"]),
             row["state"],

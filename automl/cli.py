@@ -149,6 +149,11 @@ def _search_args(sub: argparse._SubParsersAction) -> None:
         help="reject, before training, any model slower than this per example "
         "(median CPU predict on one example, measured on this machine)",
     )
+    search.add_argument(
+        "--objectives",
+        help="a multi-objective search: the validation metric, then costs to minimize "
+        "(latency_ms, params, size_mb), e.g. val_accuracy,latency_ms",
+    )
     search.add_argument("--study", help="study name (default DATASET-SPACE)")
     search.add_argument(
         "--storage", help=f"Optuna storage URL ($AUTOML_STORAGE, else {DEFAULT_STORAGE})"

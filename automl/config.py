@@ -17,7 +17,7 @@ from typing import Any
 
 from automl import settings
 from automl._errors import UsageError
-from automl.objective import METRICS
+from automl.objective import COSTS, METRICS
 
 SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc")
 PRUNERS = ("hyperband", "median", "sha", "none")
@@ -97,6 +97,9 @@ class SearchConfig:
         max_latency_ms: Reject, before training, a model slower than this many
             milliseconds per example (median CPU `predict` on one example, on this
             machine); None: no limit.
+        objectives: A multi-objective study: the validation metric first
+            ("val_accuracy"), then costs to minimize (names of `COSTS`), as a tuple or
+            one comma-separated string; None: the metric alone.
     """
 
     dataset: str
@@ -122,6 +125,7 @@ class SearchConfig:
     jobs: int = 1
     max_params: int | None = None
     max_latency_ms: float | None = None
+    objectives: tuple[str, ...] | str | None = None
 
     def resolved(self, *, in_memory_data: bool = False) -> SearchConfig:
         """A new config with every rule checked and every default filled in.
@@ -137,11 +141,46 @@ class SearchConfig:
         """
         _check_names(self, in_memory_data)
         _check_numbers(self)
-        return dataclasses.replace(self, **_defaults(self))
+        objectives = parse_objectives(self.objectives, self.metric)
+        metric = objectives[0].removeprefix("val_") if objectives else self.metric
+        return dataclasses.replace(
+            self, **_defaults(self), objectives=objectives, metric=metric
+        )
 
     def replace(self, **changes: Any) -> SearchConfig:
         """A copy with `changes` (the config itself is frozen)."""
         return dataclasses.replace(self, **changes)
+
+
+def parse_objectives(
+    objectives: tuple[str, ...] | list[str] | str | None, metric: str | None
+) -> tuple[str, ...] | None:
+    """`--objectives`: the validation metric first, then distinct costs (`COSTS`).
+
+    Raises:
+        UsageError: Naming the valid objectives.
+    """
+    if objectives is None:
+        return None
+    if isinstance(objectives, str):
+        objectives = objectives.split(",")
+    names = tuple(name.strip() for name in objectives)
+    valid = (
+        f"the validation metric first (val_{', val_'.join(METRICS)}), then one or more "
+        f"of {', '.join(COSTS)}"
+    )
+    first, costs = (names[0], names[1:]) if names else ("", ())
+    if first.removeprefix("val_") not in METRICS or not first.startswith("val_"):
+        raise UsageError(f"{{objectives}} must name {valid}; but got {','.join(names)!r}.")
+    unknown = [name for name in costs if name not in COSTS]
+    if not costs or unknown or len(set(costs)) != len(costs):
+        raise UsageError(f"{{objectives}} must name {valid}; but got {','.join(names)!r}.")
+    if metric is not None and first != f"val_{metric}":
+        raise UsageError(
+            f"{{metric}} {metric} and {{objectives}} {first} disagree; leave out {{metric}} "
+            f"(the first objective is the metric)."
+        )
+    return names
 
 
 def _check_names(config: SearchConfig, in_memory_data: bool) -> None:

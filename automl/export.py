@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from automl._errors import UsageError
 from automl.formats import check_format, write_format
 from automl.models import load_model, predict_raw
+from automl.objective import Objective, score
 from automl.record import StudyRecord, TrialRecord
 from automl.scoring import scores
 
@@ -29,7 +30,11 @@ logger = logging.getLogger("automl")
 
 
 def best_trial_or_none(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
-    """The best complete trial, or None while no trial has completed."""
+    """The best complete trial, or None while no trial has completed. In a
+    multi-objective study: the Pareto front's best on the validation metric."""
+    if len(study.directions) > 1:
+        front = study.best_trials
+        return Objective.of_study(study).best_of(front, score) if front else None
     try:
         return study.best_trial
     except ValueError:  # Optuna's way of saying "no complete trial"
@@ -39,7 +44,7 @@ def best_trial_or_none(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
 def best_value(study: optuna.Study) -> float | None:
     """The best complete trial's value, or None while no trial has completed."""
     best = best_trial_or_none(study)
-    return None if best is None else float(best.value)
+    return None if best is None else score(best)
 
 
 def best_checkpoint(study: optuna.Study) -> tuple[optuna.trial.FrozenTrial, Path]:
@@ -200,7 +205,7 @@ def export_best(
         summary["test"] = {"metrics": metrics}
         summary["model_path"] = str(target.resolve())
         tracker.log_metrics(tracker.parent_run_id, {f"test_{k}": v for k, v in metrics.items()})
-        tracker.log_metrics(tracker.parent_run_id, {"best_val_metric": best.value})
+        tracker.log_metrics(tracker.parent_run_id, {"best_val_metric": score(best)})
     write_json(out / "summary.json", summary)
     return summary, model
 
@@ -256,7 +261,7 @@ def summarize(study: optuna.Study) -> dict[str, Any]:
         best_info = {
             "trial": best.number,
             "params": best.params,
-            "val_metric": best.value,
+            "val_metric": score(best),
             "metric": record.monitor,
             "epochs": facts.epochs,
             "seconds": facts.seconds,

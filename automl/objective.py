@@ -2,7 +2,10 @@
 is better.
 
 Everything that ranks trials, epochs, checkpoints or registered models asks an
-`Objective`; nothing else compares scores. Cheap to import (no Optuna, no Keras).
+`Objective`; nothing else compares scores. With `--objectives` the study is
+multi-objective: the validation metric first, then costs to minimize (`COSTS`); trials
+are still ranked on the metric (`score`), and the Pareto front (`engine._pareto`) is
+what the costs add. Cheap to import (no Optuna, no Keras).
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ METRICS: dict[str, tuple[tuple[str, ...], str]] = {
     "loss": (("classification", "regression"), "minimize"),
 }
 DIRECTIONS = ("maximize", "minimize")
+# --objectives cost name -> the TrialRecord fact that measures it (`engine._footprint`).
+COSTS = {"latency_ms": "latency_ms", "params": "n_params", "size_mb": "size_mb"}
 
 T = TypeVar("T")
 
@@ -39,18 +44,24 @@ class Objective:
     Attributes:
         monitor: The key in Keras' epoch logs, e.g. "val_accuracy".
         direction: "maximize" or "minimize".
+        costs: More objectives, each minimized (names of `COSTS`); none for a
+            single-objective study.
     """
 
     monitor: str = "val_accuracy"
     direction: str = "maximize"
+    costs: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.direction not in DIRECTIONS:
             raise ValueError(f"direction must be one of {DIRECTIONS}, but got {self.direction!r}.")
 
     @classmethod
-    def for_task(cls, task: str, metric: str | None = None) -> Objective:
-        """The validation `metric` (default: accuracy, or RMSE for regression).
+    def for_task(
+        cls, task: str, metric: str | None = None, costs: tuple[str, ...] = ()
+    ) -> Objective:
+        """The validation `metric` (default: accuracy, or RMSE for regression), and the
+        `costs` of `--objectives` after it.
 
         Raises:
             UsageError: When the metric does not fit the task.
@@ -63,13 +74,52 @@ class Objective:
                 f"{{metric}} {metric} does not apply to {task}; choose one of: "
                 f"{', '.join(fitting)}."
             )
-        return cls(f"val_{metric}", direction)
+        return cls(f"val_{metric}", direction, tuple(costs))
 
     @classmethod
-    def of_study(cls, study: optuna.Study, monitor: str = "value") -> Objective:
+    def of_study(
+        cls, study: optuna.Study, monitor: str = "value", costs: tuple[str, ...] = ()
+    ) -> Objective:
         """The objective of a study that scores trials on `monitor` (Optuna keeps the
-        direction; ranking trials needs only that)."""
-        return cls(monitor, study.direction.name.lower())
+        directions; ranking trials needs only the first)."""
+        return cls(monitor, study.directions[0].name.lower(), tuple(costs))
+
+    @property
+    def multi(self) -> bool:
+        """Whether the study is multi-objective (`--objectives` names costs)."""
+        return bool(self.costs)
+
+    @property
+    def directions(self) -> list[str]:
+        """Optuna's study directions: the metric's, then "minimize" for each cost."""
+        return [self.direction, *("minimize" for _ in self.costs)]
+
+    @property
+    def names(self) -> list[str]:
+        """Every objective's name, as `--objectives` spells them."""
+        return [self.monitor, *self.costs]
+
+    def values(self, value: float, facts: Any) -> float | list[float]:
+        """What the trial returns to Optuna: `value`, and with costs each measured cost
+        of its model (`facts`, a `TrialRecord`).
+
+        Raises:
+            ValueError: A cost that was not measured (the model could not run).
+        """
+        return [value, *self.cost_values(facts)] if self.costs else value
+
+    def cost_values(self, facts: Any) -> list[float]:
+        """The costs of a trial's model, in the order of `costs`, from its facts (a
+        `TrialRecord`).
+
+        Raises:
+            ValueError: A cost that was not measured (the model could not run).
+        """
+        costs = [getattr(facts, COSTS[name]) for name in self.costs]
+        missing = [name for name, cost in zip(self.costs, costs, strict=True) if cost is None]
+        if missing:
+            raise ValueError(f"the model's {', '.join(missing)} could not be measured.")
+        return [float(cost) for cost in costs]
 
     @property
     def metric(self) -> str:
@@ -102,6 +152,12 @@ class Objective:
         return sorted(items, key=key, reverse=self.direction == "maximize")
 
 
+def score(trial: optuna.trial.FrozenTrial) -> float | None:
+    """A finished trial's validation value (its first objective); None without one."""
+    values = trial.values
+    return None if values is None else float(values[0])
+
+
 def ranked_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     """A study's trials as leaderboards show them: complete ones best first, then the
     others by number."""
@@ -109,4 +165,13 @@ def ranked_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state.name == "COMPLETE"]
     others = [t for t in trials if t.state.name != "COMPLETE"]
-    return objective.ranked(complete, key=lambda t: t.value) + others
+    return objective.ranked(complete, key=score) + others
+
+
+def pareto_front(study: optuna.Study, objective: Objective) -> list[dict[str, Any]]:
+    """A multi-objective study's Pareto front (Optuna's `best_trials`) as rows: trial,
+    then each objective's value by name; best metric first."""
+    front = objective.ranked(study.best_trials, score)
+    return [
+        {"trial": t.number, **dict(zip(objective.names, t.values, strict=True))} for t in front
+    ]

@@ -50,6 +50,7 @@ RECORDED = (
     "data_dir",
     "max_params",
     "max_latency_ms",
+    "objectives",
 )
 
 
@@ -162,8 +163,9 @@ class StudyRecord:
         return str(self.config.space)
 
     def objective(self, study: optuna.Study) -> Objective:
-        """The metric trials are scored on, with the direction Optuna keeps."""
-        return Objective.of_study(study, self.monitor)
+        """The metric trials are scored on, with the direction Optuna keeps, and the
+        costs of a multi-objective study."""
+        return Objective.of_study(study, self.monitor, tuple(self.config.objectives or ())[1:])
 
     def rebuild_config(self, **changes: Any) -> SearchConfig:
         """The configuration a worker runs with: the recorded one plus `changes`
@@ -196,6 +198,12 @@ class StudyRecord:
             raise UsageError(
                 f"study {study_name!r} scores trials on {self.monitor}, not "
                 f"val_{config.metric}; pass another {{study}} to start a new one."
+            )
+        recorded, asked = tuple(self.config.objectives or ()), tuple(config.objectives or ())
+        if recorded != asked:
+            raise UsageError(
+                f"study {study_name!r} optimizes {','.join(recorded) or self.monitor}, not "
+                f"{','.join(asked) or self.monitor}; pass another {{study}} to start a new one."
             )
 
 
@@ -265,6 +273,8 @@ class TrialRecord:
         infeasible: Its model broke `--max-params` or `--max-latency-ms` and was never
             trained; stored as PRUNED so that the sampler learns the limits, and
             counted as failed.
+        curve: Its validation value after each epoch (None where not finite), kept in
+            multi-objective studies, whose pruning compares curves (`engine._pareto`).
     """
 
     seed: int | None = None
@@ -292,6 +302,7 @@ class TrialRecord:
     size_mb: float | None = None
     latency_ms: float | None = None
     infeasible: bool = False
+    curve: list[float | None] | None = None
 
     MODEL_PATH: ClassVar[str] = "model_path"  # the field's attribute name, for dataframes
 

@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING
 
 import optuna
 
+from automl.engine._pareto import dominates, on_front
 from automl.models import save_plain
+from automl.objective import score
 from automl.record import TrialRecord
 
 if TYPE_CHECKING:
@@ -43,8 +45,9 @@ def keep_if_among_best(
     *,
     upload: Callable[[Path], dict[str, str]] | None = None,
 ) -> None:
-    """Save the trial's model when it ranks among the best `KEPT` complete trials, upload
-    it, and drop the local models it pushes out.
+    """Save the trial's model when it ranks among the best `KEPT` complete trials (in a
+    multi-objective study: when it is on the Pareto front), upload it, and drop the
+    local models it pushes out.
 
     The saved model takes raw data: `encoded.wrap` puts the dataset's preprocessing
     (table columns, text vectorization) in front of the trained model.
@@ -59,9 +62,12 @@ def keep_if_among_best(
             (`StudyTracker.checkpoint_uploader`); None: the model stays local.
     """
     complete = trial.study.get_trials(deepcopy=False, states=_COMPLETE)
-    ranked = objective.ranked([*complete, trial], lambda t: _value(t, trial, outcome))
-    kept, dropped = ranked[:KEPT], ranked[KEPT:]
-    if any(t is trial for t in kept):
+    if objective.multi:
+        keep, dropped = _front_change(trial, outcome, complete, objective)
+    else:
+        ranked = objective.ranked([*complete, trial], lambda t: _value(t, trial, outcome))
+        keep, dropped = any(t is trial for t in ranked[:KEPT]), ranked[KEPT:]
+    if keep:
         path = (folder / f"trial-{trial.number}.keras").resolve()
         save_plain(outcome.model, path, wrap=encoded.wrap)
         TrialRecord.write(trial, model_path=str(path))
@@ -73,10 +79,24 @@ def keep_if_among_best(
             old.unlink(missing_ok=True)  # another worker may have dropped it first
 
 
+def _front_change(
+    trial: optuna.Trial,
+    outcome: TrialOutcome,
+    complete: list[optuna.trial.FrozenTrial],
+    objective: Objective,
+) -> tuple[bool, list[optuna.trial.FrozenTrial]]:
+    """A multi-objective study keeps the Pareto front's models (each is exportable with
+    `--trial`): whether the trial joins it, and the trials it pushes off."""
+    values = objective.values(outcome.value, TrialRecord.read(trial))
+    directions = objective.directions
+    joins = on_front(values, [t.values for t in complete], directions)
+    return joins, [t for t in complete if dominates(values, t.values, directions)]
+
+
 def _value(
     item: optuna.trial.FrozenTrial | optuna.Trial, trial: optuna.Trial, outcome: TrialOutcome
 ) -> float:
-    return outcome.value if item is trial else float(item.value)  # type: ignore[union-attr]
+    return outcome.value if item is trial else score(item)  # type: ignore[arg-type]
 
 
 def _upload(trial: optuna.Trial, path: Path, upload: Callable[[Path], dict[str, str]]) -> None:
@@ -106,7 +126,7 @@ def kept_trials(study: optuna.Study, objective: Objective) -> list[optuna.trial.
     complete = study.get_trials(deepcopy=False, states=_COMPLETE)
     reachable = [t for t in complete if _has_model(TrialRecord.read(t))]
     found = []
-    for trial in objective.ranked(reachable, lambda t: t.value)[:KEPT]:
+    for trial in objective.ranked(reachable, score)[:KEPT]:
         try:
             path = local_model(trial)
         except UsageError as exc:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import optuna
 
-from automl.objective import Objective
+from automl.objective import Objective, score
 from automl.record import TrialRecord
 
 PROMOTE_AFTER = 3
@@ -50,7 +50,7 @@ def promote_best(study: optuna.Study) -> int | None:
     ]
     if len(subset) < PROMOTE_AFTER:
         return None
-    best = Objective.of_study(study).best_of(subset, lambda t: t.value)
+    best = Objective.of_study(study).best_of(subset, score)
     promoted = {TrialRecord.read(t).promoted_from for t in trials}
     waiting = any(t.state == optuna.trial.TrialState.WAITING for t in trials)
     if best.number in promoted or waiting:

@@ -17,6 +17,9 @@ from automl.baseline import ahead_by, describe
 from automl.engine._checkpoints import kept_trials
 from automl.engine._final import choose_final
 from automl.export import best_trial_or_none, export_best, summarize, write_json
+from automl.model_card import write_model_card
+from automl.objective import pareto_front
+from automl.record import TrialRecord
 
 logger = logging.getLogger("automl")
 
@@ -60,8 +63,12 @@ def finish(
     if "final" in summary:
         _log_final(session, summary["final"])
     _yardstick(session, summary)
+    if session.objective.multi:
+        _front(session, summary)
     observer.stage("writing the study report to MLflow")
     publisher.refresh(session.study, summary)
+    if model is not None:
+        _write_card(out, summary, model, session)
     summary["spent"] = _spent(session, explored, finished=time.monotonic())
     write_json(out / "summary.json", summary)
     session.tracker.set_tags(session.parent_run, {"automl.spent": _spent_line(summary)})
@@ -70,6 +77,8 @@ def finish(
 
 def _final(session: Session) -> tuple[keras.Model | None, dict[str, Any]] | None:
     """The final model and its facts, when it is more than the best checkpoint."""
+    if session.objective.multi:  # an ensemble would add to every cost: off the front
+        return None
     kept = kept_trials(session.study, session.objective)
     best = best_trial_or_none(session.study)  # ties: the trial export calls the best
     kept = sorted(kept, key=lambda t: best is None or t.number != best.number)
@@ -91,6 +100,29 @@ def _log_final(session: Session, facts: dict[str, Any]) -> None:
     tracker.log_metrics(run, {f"final_val_{key}": value for key, value in scores.items()})
     weights = {f"final_weight_trial_{m['trial']}": m["weight"] for m in facts["members"]}
     tracker.log_metrics(run, weights)
+
+
+def _write_card(out: Path, summary: dict[str, Any], model: keras.Model, session: Session) -> None:
+    """`MODEL.md` beside `best_model.keras` (`automl.model_card`); a card that cannot be
+    written costs the export nothing but a warning."""
+    try:
+        write_model_card(out, summary, model, session.data)
+    except Exception as exc:  # noqa: BLE001 - the model and summary are already written
+        logger.warning("could not write %s: %s", out / "MODEL.md", exc)
+
+
+def _front(session: Session, summary: dict[str, Any]) -> None:
+    """A multi-objective study's Pareto front: in the summary (`pareto_front`, best
+    metric first), and as the `automl.pareto_front` tag on each complete trial's run."""
+    study, objective = session.study, session.objective
+    summary["objectives"] = objective.names
+    summary["pareto_front"] = pareto_front(study, objective)
+    front = {row["trial"] for row in summary["pareto_front"]}
+    for trial in study.get_trials(deepcopy=False):
+        run = TrialRecord.read(trial).mlflow_run_id
+        if run is not None and trial.state.name == "COMPLETE":
+            on = "true" if trial.number in front else "false"
+            session.tracker.set_tags(run, {"automl.pareto_front": on})
 
 
 def _yardstick(session: Session, summary: dict[str, Any]) -> None:

@@ -42,6 +42,7 @@ from automl.engine._trainer import (
     teaches_the_sampler,
 )
 from automl.export import best_value
+from automl.objective import score
 from automl.record import TrialRecord, fixed_attr
 from automl.spaces import HyperParameters, ModelSpec, Space
 
@@ -114,7 +115,7 @@ class TrialObjective:
         self.context = context
         self.out_of_time = False  # a trial found that not even one epoch fits any more
 
-    def __call__(self, trial: optuna.Trial) -> float:
+    def __call__(self, trial: optuna.Trial) -> float | list[float]:
         context = self.context
         raise_if(context.pressed)
         seed = (context.config.seed or 0) * 100_003 + trial.number
@@ -160,8 +161,9 @@ class TrialObjective:
         finally:
             log.close(trial, time.perf_counter() - started)
 
-    def _train(self, trial: optuna.Trial, log: _TrialLog) -> float:
-        """Build, fit and keep the model if it is the best; returns the trial's value."""
+    def _train(self, trial: optuna.Trial, log: _TrialLog) -> float | list[float]:
+        """Build, fit and keep the model if it is the best; returns the trial's value
+        (with its costs, in a multi-objective study)."""
         context = self.context
         self._yield_before_sampling(trial)
         hp = HyperParameters(trial, context.space.overrides)
@@ -203,7 +205,7 @@ class TrialObjective:
         folder = context.out / "checkpoints"
         keep_if_among_best(trial, outcome, encoded, context.objective, folder, upload=upload)
         TrialRecord.write(trial, best_epoch=outcome.best_epoch)
-        return outcome.value
+        return context.objective.values(outcome.value, TrialRecord.read(trial))
 
     def _measure(
         self, trial: optuna.Trial, model: keras.Model, encoded: Encoded, run_id: str
@@ -350,17 +352,19 @@ class TrialObjective:
     def _fit_plan(
         self, trial: optuna.Trial, hp: HyperParameters, promoted: bool, epochs: int
     ) -> FitPlan:
-        config = self.context.config
+        config, objective = self.context.config, self.context.objective
+        facts = TrialRecord.read(trial)
         return FitPlan(
             batch_size=batch_size_of(hp),
             max_epochs=epochs,
             patience=int(config.patience or 1),
             objective=self.context.objective,
             deadline=self.context.deadline,
-            protected=TrialRecord.read(trial).starting_point or promoted,
+            protected=facts.starting_point or promoted,
             silent=promoted,
             class_weight=self.context.class_weight,
             callbacks=(*self.context.callbacks, *hp.callbacks),
+            costs=tuple(objective.cost_values(facts)) if objective.multi else None,
         )
 
     def after_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
@@ -369,7 +373,7 @@ class TrialObjective:
         facts = TrialRecord.read(trial)
         state = "FAIL" if facts.counts_as_failed else trial.state.name  # as people see it
         context.observer.trial_ended(
-            trial.number, state, trial.value, best_value(study), facts.reason
+            trial.number, state, score(trial), best_value(study), facts.reason
         )
         raise_if(context.pressed)  # Ctrl-C between trials: stop before the next one
         stop_if_space_is_broken(study)

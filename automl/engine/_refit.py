@@ -26,6 +26,7 @@ from automl.engine._trainer import batch_size_of, build_model
 from automl.engine._workers import open_study, worker_config
 from automl.export import best_trial_or_none, test_metrics
 from automl.models import load_model, save_plain
+from automl.objective import score
 from automl.record import StudyRecord, TrialRecord
 from automl.spaces import HyperParameters
 from search_spaces import resolve_space
@@ -90,7 +91,7 @@ def refit_best(
         "seed": seed,
         "epochs": epochs,
         "params": best.params,
-        "val_metric": best.value,
+        "val_metric": score(best),
         "metric": objective.monitor,
         "test": test_metrics(load_model(path), data),
         "trial_test": test_metrics(load_model(checkpoint), data) if checkpoint else {},

@@ -12,11 +12,14 @@ from typing import Any
 
 import optuna
 
+from automl._errors import UsageError
 from automl.config import SearchConfig
 from automl.data import Dataset
 from automl.export import best_trial_or_none, summarize
-from automl.record import StudyRecord, TrialRecord, registered_trial, set_registered_trial
+from automl.objective import score
+from automl.record import StudyRecord, registered_trial, set_registered_trial
 from automl.tracking import StudyReport, StudyTracker, registered_model_name
+from automl.tracking._artifacts import local_model
 
 
 class StudyPublisher:
@@ -56,7 +59,10 @@ class StudyPublisher:
         for an unreachable server.
         """
         best = best_trial_or_none(study)
-        checkpoint = TrialRecord.read(best).model_file if best else None
+        try:  # another machine's best comes from MLflow's artifact store
+            checkpoint = local_model(best) if best else None
+        except UsageError:
+            checkpoint = None
         if best is None or checkpoint is None or registered_trial(study) == best.number:
             return
         copy = self.out / "published" / f"trial-{best.number}.keras"
@@ -65,7 +71,7 @@ class StudyPublisher:
         objective = StudyRecord.of(study).objective(study)
         facts = {
             "trial": best.number,
-            "value": best.value,
+            "value": score(best),
             "metric": objective.monitor,
             "direction": objective.direction,
             "study": study.study_name,

@@ -113,7 +113,7 @@ def open_session(
     spec = model_spec(data, data.encode(None), int(config.max_epochs or 1))
     space.check_fits(spec, data.name)
     check_space(space, spec, config.seed, choose=getattr(data.encoder, "choose", None))
-    objective = Objective.for_task(data.task, config.metric)
+    objective = Objective.for_task(data.task, config.metric, tuple(config.objectives or ())[1:])
     class_weight = class_weights(config.class_weight, data)
     # The yardstick (tables and text) is fitted here, inside the budget and before the
     # plan, so its seconds are counted where the plan can see them.
@@ -127,6 +127,8 @@ def open_session(
     if record is None and not worker:  # new, or made elsewhere: it records itself now
         record = StudyRecord.new(config, data.task, objective, in_memory=in_memory)
         record.write(study)
+        if objective.multi:  # names in Optuna's dataframes and plots
+            _name_objectives(study, objective)
         for point in space.starting_points(spec) if not study.trials else []:
             study.enqueue_trial(point, user_attrs=TrialRecord.attrs(starting_point=True))
     if record is not None:
@@ -230,9 +232,17 @@ def _open_study(
             constraints=limits.violations if limits.active else None,
         ),
         pruner=make_pruner(config.pruner, int(config.max_epochs or 1)),
-        direction=objective.direction,
+        directions=objective.directions,
         load_if_exists=True,
     )
+
+
+def _name_objectives(study: optuna.Study, objective: Objective) -> None:
+    import warnings
+
+    with warnings.catch_warnings():  # experimental since Optuna 3.2
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(objective.names)
 
 
 def _open_parent_run(

@@ -18,6 +18,7 @@ import optuna
 from automl._errors import TrialFailed, UsageError
 from automl.engine._callbacks import Deadline, EpochReporter, TrialPruning
 from automl.engine._interrupt import StopOnInterrupt
+from automl.engine._pareto import ParetoPruning
 from automl.spaces import HyperParameters, ModelSpec, Space
 from automl.spaces.training import compile_for_task
 
@@ -111,6 +112,8 @@ class FitPlan:
         silent: Neither report nor be pruned (a promoted full-data trial).
         class_weight: Per-class loss weights, or None.
         callbacks: More Keras callbacks: the user's and the space's (`hp.callbacks`).
+        costs: The model's costs in a multi-objective study (`Objective.cost_values`):
+            pruning then follows `_pareto`'s rule; None: Optuna's pruner.
     """
 
     batch_size: int
@@ -122,6 +125,7 @@ class FitPlan:
     silent: bool = False
     class_weight: dict[int, float] | None = None
     callbacks: tuple[keras.callbacks.Callback, ...] = ()
+    costs: tuple[float, ...] | None = None
 
 
 def fit_trial(
@@ -185,13 +189,7 @@ def _callbacks(
     return [
         keras.callbacks.TerminateOnNaN(),
         reporter,  # before the pruner, so a pruned epoch is still logged
-        TrialPruning(
-            trial,
-            monitor,
-            max_epochs=plan.max_epochs,
-            protected=plan.protected,
-            silent=plan.silent,
-        ),
+        _pruning(trial, plan),
         keras.callbacks.EarlyStopping(
             monitor, patience=plan.patience, mode=plan.objective.mode, restore_best_weights=True
         ),
@@ -199,6 +197,27 @@ def _callbacks(
         StopOnInterrupt(interrupted),
         *plan.callbacks,
     ]
+
+
+def _pruning(trial: optuna.Trial, plan: FitPlan) -> keras.callbacks.Callback:
+    """Optuna's pruner, or in a multi-objective study (which Optuna cannot prune) the
+    Pareto rule."""
+    if plan.costs is not None:
+        return ParetoPruning(
+            trial,
+            plan.objective,
+            plan.costs,
+            max_epochs=plan.max_epochs,
+            protected=plan.protected,
+            silent=plan.silent,
+        )
+    return TrialPruning(
+        trial,
+        plan.objective.monitor,
+        max_epochs=plan.max_epochs,
+        protected=plan.protected,
+        silent=plan.silent,
+    )
 
 
 def _score(reporter: EpochReporter, objective: Objective, returned: Any) -> tuple[float, int]:

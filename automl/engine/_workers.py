@@ -22,6 +22,7 @@ from automl import settings
 from automl.config import SearchConfig
 from automl.engine._memory import RECYCLE_EXIT
 from automl.engine._study import budget_spent
+from automl.objective import score
 from automl.record import StudyRecord
 
 if TYPE_CHECKING:
@@ -180,7 +181,7 @@ def _show_finished(study: optuna.Study, observer: SearchObserver, seen: set[int]
             seen.add(trial.number)
             reason = TrialRecord.read(trial).reason
             observer.trial_ended(
-                trial.number, trial.state.name, trial.value, best_value(study), reason
+                trial.number, trial.state.name, score(trial), best_value(study), reason
             )
 
 

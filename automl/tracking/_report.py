@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from automl import settings
-from automl.objective import ranked_trials
+from automl.objective import pareto_front, ranked_trials, score
 from automl.record import StudyRecord, TrialRecord
 
 if TYPE_CHECKING:
@@ -69,6 +69,8 @@ class StudyReport:
         self.folder.mkdir(parents=True, exist_ok=True)
         write_plots(study, self.folder)
         write_leaderboard(study, self.folder / "leaderboard.csv")
+        if len(study.directions) > 1:
+            write_front(study, self.folder / "pareto_front.csv")
         _write_json(self.folder / "search_space.json", {**space, "params": sampled_space(study)})
         _write_json(self.folder / "summary.json", summary)
         self.tracker.log_artifacts(self.folder, "study")
@@ -92,14 +94,14 @@ def write_plots(study: optuna.Study, folder: Path) -> list[str]:
         return []  # nothing to draw yet: no empty charts
     complete = sum(t.state.name == "COMPLETE" for t in finished)
     written = []
-    for stem, function in PLOTS.items():
+    for stem, function, options in _plots(study):
         if stem == "param_importances" and complete < 2:
             continue  # Optuna would draw equal importances: noise, not information
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # experimental API, few-trial notes
-                figure = getattr(html_plots, function)(study)
-                axes = getattr(png_plots, function)(study)
+                figure = getattr(html_plots, function)(study, **options)
+                axes = getattr(png_plots, function)(study, **options)
         except (ValueError, RuntimeError, ZeroDivisionError) as exc:
             logger.debug("plot %s skipped: %s", stem, exc)
             continue
@@ -110,6 +112,30 @@ def write_plots(study: optuna.Study, folder: Path) -> list[str]:
         plt.close(axes.figure)
         written.append(stem)
     return written
+
+
+def _plots(study: optuna.Study) -> list[tuple[str, str, dict[str, Any]]]:
+    """(file stem, function, options) of each plot: a multi-objective study's plots
+    show its validation metric, and it gets a Pareto front plot (2 or 3 objectives)."""
+    if len(study.directions) == 1:
+        return [(stem, function, {}) for stem, function in PLOTS.items()]
+    record = StudyRecord.read(study)
+    on_metric = {"target": score, "target_name": record.monitor if record else "value"}
+    plots = [  # no intermediate values: Optuna takes no reports in such a study
+        (stem, function, on_metric)
+        for stem, function in PLOTS.items()
+        if stem != "intermediate_values"
+    ]
+    return [*plots, ("pareto_front", "plot_pareto_front", {})]
+
+
+def write_front(study: optuna.Study, path: Path) -> None:
+    """The Pareto front as CSV: trial, then each objective, best metric first."""
+    record = StudyRecord.of(study)
+    rows = pareto_front(study, record.objective(study))
+    names = ["trial", *record.objective(study).names]
+    lines = [",".join(names), *(",".join(str(row[n]) for n in names) for row in rows)]
+    path.write_text("\n".join(lines) + "\n")
 
 
 def _mark_pruned(study: optuna.Study, figure: Any, axes: Any) -> None:

@@ -61,7 +61,8 @@ def search(
         **options: Any `SearchConfig` field: `space`, `trials`, `timeout`, `max_epochs`,
             `sampler`, `pruner`, `seed`, `study`, `storage`, `tracking_uri`, `out`,
             `data_dir`, `patience`, `target`, `text_column`, `task`, `metric`,
-            `class_weight`, `subset`, `jobs`. Their defaults are the CLI's.
+            `class_weight`, `subset`, `jobs`, `max_params`, `max_latency_ms`,
+            `objectives`. Their defaults are the CLI's.
 
     Returns:
         A `SearchResult` with `study`, `summary`, `best_model`, `best_params` and

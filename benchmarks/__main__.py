@@ -33,7 +33,7 @@ HERE = Path(__file__).parent
 # Cheap and short first, so a smoke run fails fast; the long quality runs last.
 BENCHMARKS = (
     "startup", "overhead", "pruning", "trial_memory", "scaling", "fidelity", "quality", "recipes",
-    "budget",
+    "budget", "pareto",
 )  # fmt: skip
 TITLES = {
     "startup": "5. Start-up",
@@ -45,6 +45,7 @@ TITLES = {
     "recipes": "7. Fast image recipe",
     "budget": "8. Budget-first search",
     "fidelity": "9. Fidelities",
+    "pareto": "10. Accuracy against latency",
 }
 PACKAGES = (
     "keras",

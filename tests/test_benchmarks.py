@@ -182,3 +182,50 @@ def test_fidelity_ranks_against_full_training_and_renders_its_section():
     row = "| epoch 1 of full run (schedule over 4 epochs), 1 diverged | 1.00 (1.00 to 1.00) |"
     assert row in text
     assert "Kept on digits: epoch 1 of full; the cheapest of them is epoch 1 of full." in text
+
+
+def test_pareto_fronts_and_hypervolume_against_one_reference():
+    """The non-dominated filter, the hypervolume in (1 - accuracy, latency) space (Optuna's
+    and the 2-D sweep agree with a hand-computed area), the shared reference point, and
+    the section that shows both runs side by side."""
+    from benchmarks.pareto import Point, compare, front, hypervolume, hypervolume_2d, section
+
+    def point(trial, accuracy, latency, **params):
+        return Point(trial, accuracy, latency, 1000 * (trial + 1), params)
+
+    multi = [point(0, 0.5, 1.0, family="mlp"), point(1, 0.6, 2.0, family="cnn")]
+    multi.append(point(2, 0.4, 1.5, family="mlp"))  # dominated by trial 0
+    single = [point(0, 0.6, 2.0, family="cnn"), point(1, 0.6, 2.0, family="cnn")]  # duplicate
+    assert [p.trial for p in front(multi)] == [1, 0] and [p.trial for p in front(single)] == [0]
+    assert front([]) == []
+    # (1 - accuracy, latency) = (0.4, 2.0), (0.5, 1.0) under (1.0, 2.2): 0.1 * 0.2 + 0.5 * 1.2
+    assert hypervolume(front(multi), (1.0, 2.2))[0] == pytest.approx(0.62)
+    assert hypervolume_2d([(0.4, 2.0), (0.5, 1.0), (0.6, 1.5)], (1.0, 2.2)) == pytest.approx(0.62)
+    assert hypervolume([], (1.0, 2.2))[0] == 0.0
+    table = compare({"multi": multi, "single": single})
+    assert table["reference"] == [1.0, 2.2]  # 1.1 x the largest latency of either run
+    assert table["method"] == "optuna._hypervolume.compute_hypervolume"
+    assert table["multi"]["hypervolume"] == pytest.approx(0.62)
+    assert table["single"]["hypervolume"] == pytest.approx(0.6 * 0.2)
+    assert table["multi"]["hypervolume_2d_sweep"] == table["multi"]["hypervolume"]
+    assert table["ratio_multi_to_single"] == pytest.approx(0.62 / 0.12, rel=1e-3)
+    runs = {
+        name: {"objectives": objectives, "complete_trials": n, "best_test_accuracy": 0.59,
+               "trials": {"complete": n, "pruned": 1, "failed": 0, "running": 0},
+               "wall_s": 12.0, "budget_s": 10.0}
+        for name, objectives, n in (("multi", "val_accuracy,latency_ms", 3),
+                                    ("single", "val_accuracy", 2))
+    }  # fmt: skip
+    text = section(
+        {"command": "python -m benchmarks.pareto --quick", "quick": True, "T_s": 10.0}
+        | {"budget_T": 1.0, "seed": 0, "load_average_at_start": 1.0, "runs": runs}
+        | {"comparison": table}
+    )
+    assert "reference point (1, 2.200 ms)" in text
+    hypervolumes = (
+        "| **hypervolume** (fraction of the box) | **0.62** (0.2818) | **0.12** (0.0545) |"
+    )
+    assert hypervolumes in text and "| complete trials | 3 | 2 |" in text
+    assert "| trials by state | 3 complete, 1 pruned |" in text
+    assert "Hypervolume ratio, multi / single: **5.167**." in text
+    assert "| 1 | 0.6000 | 2.000 | 2,000 | family=cnn |" in text

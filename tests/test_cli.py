@@ -401,7 +401,8 @@ def test_show_prints_the_leaderboard(cli_search):
         for line in top.stdout.splitlines()
         if any(state in line for state in ("COMPLETE", "PRUNED", "FAIL"))
     ]
-    assert top_rows == [rows[0]]
+    cells = [[cell.strip() for cell in row.split("│")] for row in (*top_rows, rows[0])]
+    assert len(top_rows) == 1 and cells[0] == cells[1]  # widths follow the rows shown
     found = probe(["show", "iris-auto", "--storage", storage], cli_search["cwd"])
     assert found["rc"] == 0 and not {"tensorflow", "keras"} & set(found["heavy"])
 

@@ -169,6 +169,7 @@ def test_resume_refuses_a_different_dataset(tmp_path):
         raise AssertionError("the study silently mixed iris and wine trials")
 
 
+@pytest.mark.slow  # keeps the default suite under 15 minutes on 2 cores
 def test_same_seed_samples_the_same_params(tmp_path):
     """Two fresh studies (separate storage files) with the same seed sample identical params
     for their first trials; another seed samples different ones."""

@@ -15,6 +15,7 @@ from automl import AutoClassifier, AutoRegressor, UsageError
 FAST = {"space": "mlp", "trials": 2, "max_epochs": 10, "pruner": "none"}
 
 
+@pytest.mark.slow  # keeps the default suite under 15 minutes on 2 cores
 def test_classifier_passes_cross_val_score():
     """cross_val_score clones, fits and scores the estimator on each of 3 folds."""
     x, y = load_iris(return_X_y=True)

@@ -114,6 +114,7 @@ def test_bad_objectives_are_usage_errors(tmp_path: Path, objectives: str, fragme
     assert not (tmp_path / "automl.db").exists()
 
 
+@pytest.mark.slow  # keeps the default suite under 15 minutes on 2 cores
 def test_a_study_keeps_its_objectives(tmp_path: Path) -> None:
     first = run_cli(
         "search", "iris", "--trials", "1", "--max-epochs", "1", "--objectives",

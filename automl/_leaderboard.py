@@ -73,7 +73,7 @@ def print_leaderboard(
     study: optuna.Study, *, top: int = 20, console: Console | None = None
 ) -> None:
     """Print trial, state, validation metric, epochs, seconds, the model's size and
-    latency (`engine._footprint`), key params and a failed trial's reason."""
+    latency (`automl.footprint`), key params and a failed trial's reason."""
     console = console or Console()
     if not console.is_terminal:  # pipes and logs get the whole table, not 80 columns
         console.width = max(console.width, 160)

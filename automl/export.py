@@ -265,6 +265,9 @@ def summarize(study: optuna.Study) -> dict[str, Any]:
             "metric": record.monitor,
             "epochs": facts.epochs,
             "seconds": facts.seconds,
+            "n_params": facts.n_params,
+            "size_mb": facts.size_mb,
+            "latency_ms": facts.latency_ms,
         }
     return {
         "study": study.study_name,

@@ -12,13 +12,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import statistics
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from automl.footprint import latency_ms
 from automl.formats import FORMATS, cannot_hold
 
 if TYPE_CHECKING:
@@ -32,9 +32,6 @@ NOT_MEASURED = "not measured"
 EXAMPLE_VALUES = 16  # an input of at most this many values shows a real test row
 TEXT_CHARS = 80  # an example text is cut here
 CLASSES_SHOWN = 10
-WARMUP_CALLS = 2  # the first call traces the predict function
-TIMED_CALLS = 15
-TIMING_CAP_S = 1.0
 _RECURRENT = {"LSTM", "GRU", "SimpleRNN", "Bidirectional"}
 _TITLES = {"keras": "Keras", "saved_model": "SavedModel", "onnx": "ONNX", "litert": "LiteRT"}
 
@@ -269,7 +266,7 @@ def _cost_lines(
     size = f"{saved.stat().st_size / 1e6:.3f} MB" if saved is not None else None
     if size is None and best.get("size_mb") is not None:
         size = f"{best['size_mb']:.3f} MB (trial {best.get('trial')}'s network)"
-    latency = _latency_ms(model, example)
+    latency = latency_ms(model, example)
     lines = [
         "## Size and speed",
         "",
@@ -289,23 +286,6 @@ def _cost_lines(
             f"measured in the search): {best['latency_ms']:.2f} ms per example"
         )
     return lines
-
-
-def _latency_ms(model: keras.Model, example: Any) -> float | None:
-    """Median milliseconds of `predict_on_batch` on `example`, after warm-up; None if
-    the model does not run on it."""
-    try:
-        for _ in range(WARMUP_CALLS):
-            model.predict_on_batch(example)
-        times: list[float] = []
-        started = time.perf_counter()
-        while len(times) < TIMED_CALLS and time.perf_counter() - started < TIMING_CAP_S:
-            begin = time.perf_counter()
-            model.predict_on_batch(example)
-            times.append(time.perf_counter() - begin)
-    except Exception:  # noqa: BLE001 - a model that takes other inputs than its data
-        return None
-    return 1000 * statistics.median(times)
 
 
 def _input_lines(

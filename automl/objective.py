@@ -31,7 +31,7 @@ METRICS: dict[str, tuple[tuple[str, ...], str]] = {
     "loss": (("classification", "regression"), "minimize"),
 }
 DIRECTIONS = ("maximize", "minimize")
-# --objectives cost name -> the TrialRecord fact that measures it (`engine._footprint`).
+# --objectives cost name -> the TrialRecord fact that measures it (`automl.footprint`).
 COSTS = {"latency_ms": "latency_ms", "params": "n_params", "size_mb": "size_mb"}
 
 T = TypeVar("T")

@@ -267,7 +267,7 @@ class TrialRecord:
         space_failed: It failed in the space itself (not in training).
         failed_in_training: It diverged or ran out of memory; stored as PRUNED so that
             the sampler avoids its point, and counted as failed.
-        n_params: Its model's parameter count (see `engine._footprint`).
+        n_params: Its model's parameter count (see `automl.footprint`).
         size_mb: Its model's `.keras` file size in MB, as built.
         latency_ms: Its model's median CPU milliseconds for one example.
         infeasible: Its model broke `--max-params` or `--max-latency-ms` and was never

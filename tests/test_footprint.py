@@ -1,7 +1,7 @@
-"""Size and latency of every trial's model, and `--max-params` / `--max-latency-ms`
-(automl/engine/_footprint.py): measured after build, before any training, logged to
-MLflow, shown by `automl show`; a model over a limit is rejected untrained, and Optuna's
-sampler learns the limit through its constraints."""
+"""Size and latency of every trial's model (automl/footprint.py), and `--max-params` /
+`--max-latency-ms` (automl/engine/_limits.py): measured after build, before any training,
+logged to MLflow, shown by `automl show`; a model over a limit is rejected untrained, and
+Optuna's sampler learns the limit through its constraints."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ import pytest
 
 import automl
 from automl._errors import UsageError
-from automl.engine._footprint import Footprint, Limits, measure_footprint
+from automl.engine._limits import Limits
+from automl.footprint import Footprint, measure_footprint
 from tests.conftest import run_cli, sqlite_url
 from tests.test_cli import _files_in, _without_tensorflow_banner, assert_usage_error
 

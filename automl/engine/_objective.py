@@ -24,8 +24,8 @@ from automl._errors import TrialFailed, UsageError
 from automl.data._encoding import Encoded
 from automl.engine._checkpoints import keep_if_among_best
 from automl.engine._fidelity import is_promoted, promote_best
-from automl.engine._footprint import REJECTED, Limits, measure_footprint
 from automl.engine._interrupt import raise_if
+from automl.engine._limits import REJECTED, Limits
 from automl.engine._memory import MemoryWatch, rss_mb
 from automl.engine._phases import EXPLOIT_EPOCH_FACTOR, Window, start_exploiting
 from automl.engine._plan import Plan, forward_seconds, rows_of
@@ -42,6 +42,7 @@ from automl.engine._trainer import (
     teaches_the_sampler,
 )
 from automl.export import best_value
+from automl.footprint import measure_footprint
 from automl.objective import score
 from automl.record import TrialRecord, fixed_attr
 from automl.spaces import HyperParameters, ModelSpec, Space
@@ -210,7 +211,7 @@ class TrialObjective:
     def _measure(
         self, trial: optuna.Trial, model: keras.Model, encoded: Encoded, run_id: str
     ) -> None:
-        """Record the built model's size and latency (`_footprint`).
+        """Record the built model's size and latency (`automl.footprint`).
 
         Raises:
             Infeasible: It breaks `--max-params` or `--max-latency-ms`.

@@ -2,7 +2,7 @@
 
 Optuna cannot prune a multi-objective study (`Trial.report` raises there). automl can,
 because every objective but the validation metric is a cost of the model that is known
-before training (`_footprint`). The rule (`ParetoPruning`), as the README states it:
+before training (`automl.footprint`). The rule (`ParetoPruning`), as the README states it:
 
     After epoch k, which is not its last, a trial stops when a complete trial had, after
     its own epoch k, a strictly better validation value and no larger value in any

@@ -21,7 +21,7 @@ from automl._errors import UsageError
 from automl.baseline import try_fit_baseline
 from automl.data import Dataset, load_data
 from automl.data._encoding import Encoded
-from automl.engine._footprint import Limits
+from automl.engine._limits import Limits
 from automl.engine._plan import Plan, make_plan
 from automl.engine._space_check import check_space
 from automl.engine._study import make_pruner, make_sampler, make_storage, may_be_shared

@@ -145,7 +145,7 @@ def make_sampler(
             worst result so far, so a second worker does not sample the same point.
             Alone, the lie changes nothing but costs Optuna's trial cache.
         constraints: Optuna's `constraints_func` (`--max-params`, `--max-latency-ms`;
-            see `engine._footprint.Limits`): TPE and GP learn the feasible region from
+            see `engine._limits.Limits`): TPE and GP learn the feasible region from
             it; the other samplers do not take one (a rejected model still trains
             nothing).
     """

@@ -3,10 +3,13 @@ folder, listening on loopback only. `.ci/run` installs the `postgresql` package.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from tests.conftest import missing
@@ -70,3 +73,21 @@ class PostgresCluster:
         pg_ctl = _binary("pg_ctl")
         if pg_ctl and self.data.is_dir():
             self._run(pg_ctl, "-D", str(self.data), "-m", "immediate", "stop")
+
+
+@contextlib.contextmanager
+def running_cluster() -> Iterator[PostgresCluster]:
+    """A started cluster on a free loopback port, stopped and deleted afterwards (a
+    module fixture's body)."""
+    from tests.test_ui import free_port
+
+    # Not under pytest's tmp folders: those are private to root, and the server runs as
+    # the `postgres` user.
+    folder = Path(tempfile.mkdtemp(prefix="automl-pg-"))
+    cluster = PostgresCluster(folder, free_port())
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(folder, ignore_errors=True)

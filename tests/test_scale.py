@@ -8,38 +8,26 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import mlflow
 import optuna
 import pytest
 
 from automl.engine._study import count_finished, make_storage
-from tests._postgres import PASSWORD, PostgresCluster
+from tests._postgres import PASSWORD, running_cluster
 from tests.conftest import cli_env, run_cli, sqlite_url
-from tests.test_ui import free_port
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def postgres():
-    # Not under pytest's tmp folders: those are private to root, and the server runs as
-    # the `postgres` user.
-    folder = Path(tempfile.mkdtemp(prefix="automl-pg-"))
-    cluster = PostgresCluster(folder, free_port())
-    try:
-        cluster.start()
+    with running_cluster() as cluster:
         yield cluster
-    finally:
-        cluster.stop()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def load(storage: str, name: str = "iris-auto") -> optuna.Study:

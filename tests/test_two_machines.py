@@ -19,7 +19,6 @@ import json
 import shutil
 import subprocess
 import sys
-import tempfile
 import textwrap
 from pathlib import Path
 
@@ -30,10 +29,9 @@ import pytest
 from automl.engine._study import make_storage
 from automl.record import TrialRecord
 from tests._fresh import assert_fresh_predictions_match
-from tests._postgres import PASSWORD, PostgresCluster
+from tests._postgres import PASSWORD, running_cluster
 from tests.conftest import cli_env, run_cli
 from tests.test_mlflow_outage import MlflowServer
-from tests.test_ui import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -89,16 +87,8 @@ IRIS = "__import__('sklearn.datasets').datasets.load_iris().data.astype('float32
 
 @pytest.fixture(scope="module")
 def postgres():
-    # Not under pytest's tmp folders: those are private to root, and the server runs as
-    # the `postgres` user.
-    folder = Path(tempfile.mkdtemp(prefix="automl-pg-"))
-    cluster = PostgresCluster(folder, free_port())
-    try:
-        cluster.start()
+    with running_cluster() as cluster:
         yield cluster
-    finally:
-        cluster.stop()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture()

@@ -142,6 +142,11 @@ class SearchConfig:
         _check_names(self, in_memory_data)
         _check_numbers(self)
         objectives = parse_objectives(self.objectives, self.metric)
+        if objectives and self.sampler == "cmaes":
+            raise UsageError(
+                "{sampler} cmaes cannot search several {objectives}; pick tpe, gp, random or "
+                "qmc."
+            )
         metric = objectives[0].removeprefix("val_") if objectives else self.metric
         return dataclasses.replace(
             self, **_defaults(self), objectives=objectives, metric=metric

@@ -106,10 +106,14 @@ def test_the_front_is_reported_tagged_and_exportable(front_search, tmp_path: Pat
         ("val_accuracy,speed", "--objectives must name the validation metric first"),
         ("latency_ms,val_accuracy", "then one or more of latency_ms, params, size_mb"),
         ("val_accuracy", "but got 'val_accuracy'"),
+        ("val_accuracy,params --sampler cmaes", "--sampler cmaes cannot search several"),
     ],
 )
 def test_bad_objectives_are_usage_errors(tmp_path: Path, objectives: str, fragment: str) -> None:
-    done = run_cli("search", "iris", "--objectives", objectives, *_files_in(tmp_path), cwd=tmp_path)
+    names, *flags = objectives.split()  # the objectives, then any other flags
+    done = run_cli(
+        "search", "iris", "--objectives", names, *flags, *_files_in(tmp_path), cwd=tmp_path
+    )
     assert_usage_error(done, fragment)
     assert not (tmp_path / "automl.db").exists()
 

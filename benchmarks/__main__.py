@@ -33,7 +33,7 @@ HERE = Path(__file__).parent
 # Cheap and short first, so a smoke run fails fast; the long quality runs last.
 BENCHMARKS = (
     "startup", "overhead", "pruning", "trial_memory", "scaling", "fidelity", "quality", "recipes",
-    "budget", "pareto",
+    "budget", "pareto", "tables_text",
 )  # fmt: skip
 TITLES = {
     "startup": "5. Start-up",
@@ -46,6 +46,7 @@ TITLES = {
     "budget": "8. Budget-first search",
     "fidelity": "9. Fidelities",
     "pareto": "10. Accuracy against latency",
+    "tables_text": "11. Tables and texts against scikit-learn",
 }
 PACKAGES = (
     "keras",

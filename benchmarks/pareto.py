@@ -63,6 +63,7 @@ class Point:
     latency_ms: float
     n_params: int | None
     params: dict[str, Any]
+    epochs: int | None = None
 
     def row(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -136,6 +137,7 @@ def complete_points(study: Any) -> list[Point]:
                 latency_ms=round(float(latency), 4),
                 n_params=t.user_attrs.get("n_params"),
                 params=dict(t.params),
+                epochs=t.user_attrs.get("epochs"),
             )
         )
     return points
@@ -176,6 +178,7 @@ def run_search(
         "best_test_accuracy": None if accuracy is None else round(float(accuracy), 4),
         "best_trial": (summary.get("best") or {}).get("trial"),
         "final": summary.get("final", {}).get("description"),
+        "plan": summary.get("plan", {}).get("description"),
         "engine_front": [r["trial"] for r in summary.get("pareto_front", [])] or None,
         "all": [p.row() for p in points],
     }
@@ -322,15 +325,16 @@ def section(result: dict[str, Any]) -> str:
             "",
             f"Front of the {names[name]} search:",
             "",
-            "| trial | val accuracy | latency ms | parameters | params (those that differ) |",
-            "|---|---|---|---|---|",
+            "| trial | val accuracy | latency ms | parameters | epochs "
+            "| params (where they differ) |",
+            "|---|---|---|---|---|---|",
         ]
         differing = _differing(comparison[name]["front"])
         for p in comparison[name]["front"]:
             n_params = "-" if p["n_params"] is None else f"{p['n_params']:,}"
             lines.append(
                 f"| {p['trial']} | {p['val_accuracy']:.4f} | {p['latency_ms']:.3f} | {n_params} "
-                f"| {_params(p['params'], differing)} |"
+                f"| {p.get('epochs') or '-'} | {_params(p['params'], differing)} |"
             )
     return "\n".join(lines) + "\n"
 

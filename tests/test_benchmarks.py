@@ -228,7 +228,7 @@ def test_pareto_fronts_and_hypervolume_against_one_reference():
     assert hypervolumes in text and "| complete trials | 3 | 2 |" in text
     assert "| trials by state | 3 complete, 1 pruned |" in text
     assert "Hypervolume ratio, multi / single: **5.167**." in text
-    assert "| 1 | 0.6000 | 2.000 | 2,000 | family=cnn |" in text
+    assert "| 1 | 0.6000 | 2.000 | 2,000 | - | family=cnn |" in text
 
 
 def test_tables_text_goals_medians_and_generated_data():

@@ -143,6 +143,20 @@ def complete_points(study: Any) -> list[Point]:
     return points
 
 
+def pruned_reasons(study: Any) -> dict[str, int]:
+    """How many pruned trials gave each reason (numbers replaced by N, so that alike
+    reasons count together), most frequent first."""
+    import re
+
+    import optuna
+
+    counts: dict[str, int] = {}
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.PRUNED,)):
+        reason = re.sub(r"\d+(\.\d+)?", "N", str(t.user_attrs.get("reason") or "(none)"))
+        counts[reason] = counts.get(reason, 0) + 1
+    return dict(sorted(counts.items(), key=lambda item: -item[1]))
+
+
 def run_search(
     budget_s: float, *, objectives: str | None, seed: int, data: Any, max_epochs: int | None
 ) -> tuple[dict[str, Any], list[Point]]:
@@ -180,6 +194,7 @@ def run_search(
         "final": summary.get("final", {}).get("description"),
         "plan": summary.get("plan", {}).get("description"),
         "engine_front": [r["trial"] for r in summary.get("pareto_front", [])] or None,
+        "pruned_reasons": pruned_reasons(result.study),
         "all": [p.row() for p in points],
     }
     return row, points
@@ -320,6 +335,11 @@ def section(result: dict[str, Any]) -> str:
             "",
             f"Hypervolume ratio, multi / single: **{comparison['ratio_multi_to_single']:.3f}**.",
         ]
+    for name in ("multi", "single"):
+        reasons = runs[name].get("pruned_reasons")
+        if reasons:
+            told = "; ".join(f"{n} x {reason}" for reason, n in reasons.items())
+            lines += ["", f"Pruned in the {names[name]} search, by reason: {told}"]
     for name in ("multi", "single"):
         lines += [
             "",

@@ -141,3 +141,26 @@ def _complete_trials(storage: str) -> int:
     except (KeyError, Exception):  # not created yet
         return 0
     return sum(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False))
+
+
+def test_the_long_training_runs_after_the_search_handed_over_for_memory(tmp_path):
+    """A search whose memory grew hands its trials to a fresh worker process; the study's
+    own process still decides when exploration ends, so the long training runs (it
+    did not: the worker pruned trial after trial, "exploration's time is up", until the
+    deadline)."""
+    storage = sqlite_url(tmp_path / "automl.db")
+    done = run_cli(
+        "search", "digits", "--timeout", "75s", "--storage", storage, "--tracking-uri",
+        "none", "--out", tmp_path / "out", cwd=tmp_path, env=cli_env(AUTOML_RECYCLE_MB="1"),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "fresh worker processes take the next trials" in done.stdout + done.stderr
+    study = optuna.load_study(study_name="digits-auto", storage=storage)
+    records = [(t, TrialRecord.read(t)) for t in study.trials]
+    workers = {facts.worker.split(":")[1] for _, facts in records if facts.worker}
+    assert len(workers) >= 2  # the search's process, then at least one fresh worker
+    exploits = [t for t, facts in records if facts.exploit]
+    assert exploits, [(t.number, t.state.name, t.user_attrs.get("reason")) for t in study.trials]
+    assert exploits[0].state.name == "COMPLETE"
+    idle = [t for t, facts in records if "exploration's time is up" in facts.reason]
+    assert len(idle) < 10  # a worker waits for the decision instead of spinning

@@ -64,7 +64,7 @@ def explore(
         pool.spawn(1)
     if pool.workers:
         context.observer.stage("waiting for the other workers to finish their trials")
-        pool.wait(study, context.observer, context.pressed)
+        pool.wait(study, context.observer, context.pressed, objective.start_exploiting_if_due)
     if not worker:
         with frozen_heap():
             _run_leftovers(study, objective)

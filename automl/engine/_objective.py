@@ -47,6 +47,8 @@ from automl.objective import score
 from automl.record import TrialRecord, fixed_attr
 from automl.spaces import HyperParameters, ModelSpec, Space
 
+WAIT_FOR_LEADER_S = 1.0  # a worker at exploration's end, before it yields its trial
+
 if TYPE_CHECKING:
     from automl.config import SearchConfig
     from automl.data import Dataset
@@ -327,6 +329,8 @@ class TrialObjective:
         if limit == "exploration" and split is not None:
             if self.context.publisher is not None:  # the study's own process decides
                 start_exploiting(trial.study, split)
+            else:  # within a second the study's process enqueues the long trainings
+                time.sleep(WAIT_FOR_LEADER_S)
             raise optuna.TrialPruned("not started: exploration's time is up")
         if limit == "stale":
             raise optuna.TrialPruned("not started: a long training of an earlier search")
@@ -386,16 +390,21 @@ class TrialObjective:
             study.stop()
         if context.subset is not None:
             promote_best(study)
-        split = context.plan.split
-        leader = context.publisher is not None  # the study's own process, not a worker
-        if (
-            leader
-            and split is not None
-            and time.monotonic() + context.plan.shortest_trial_s() >= (split.exploit_from)
-        ):  # no other exploration trial would fit: the best configurations train long
-            start_exploiting(study, split)
+        self.start_exploiting_if_due(study)
         if context.publisher is not None:
             context.publisher.refresh_if_due(study)
+
+    def start_exploiting_if_due(self, study: optuna.Study) -> None:
+        """Enqueue the best configurations' long trainings once no other exploration
+        trial would fit. Only the study's own process decides (workers would race), after
+        each of its trials and, while its workers run the trials (`--jobs`, or after it
+        handed over for memory), every half second (`WorkerPool.wait`)."""
+        context = self.context
+        split = context.plan.split
+        if context.publisher is None or split is None:
+            return
+        if time.monotonic() + context.plan.shortest_trial_s() >= split.exploit_from:
+            start_exploiting(study, split)
 
     def _spec_for(self, encoded: Encoded, rows: np.ndarray | None) -> ModelSpec:
         """The study's spec, with this trial's input shape and vocabulary (text choices),

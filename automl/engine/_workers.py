@@ -149,16 +149,23 @@ class WorkerPool:
         self.workers += spawn_workers(self.config, range(first, first + count), self.deadline)
 
     def wait(
-        self, study: optuna.Study, observer: SearchObserver, pressed: Callable[[], bool]
+        self,
+        study: optuna.Study,
+        observer: SearchObserver,
+        pressed: Callable[[], bool],
+        tick: Callable[[optuna.Study], None] | None = None,
     ) -> None:
         """Until every worker has exited: check for Ctrl-C, show the trials they finish,
-        and replace a worker that retired for memory (exit `RECYCLE_EXIT`) while the
-        budget is not spent."""
+        replace a worker that retired for memory (exit `RECYCLE_EXIT`) while the budget
+        is not spent, and call `tick` (the study's own decisions, such as starting the
+        long trainings) every half second."""
         seen = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
         while True:
             if pressed():
                 raise KeyboardInterrupt
             _show_finished(study, observer, seen)
+            if tick is not None:
+                tick(study)
             for position, worker in enumerate(self.workers):
                 if worker.poll() == RECYCLE_EXIT and not budget_spent(study, self.config.trials):
                     index = worker.index  # type: ignore[attr-defined]

@@ -128,7 +128,7 @@ def render(command: str, info: dict[str, Any], runs: dict[str, dict[str, Any]]) 
         status = f"failed: {run['error']}" if "error" in run else "ok"
         lines.append(f"| {TITLES[name]} | {run['wall_s']:.0f} s | {status} |")
     lines.append("")
-    for name in sorted(runs, key=lambda n: TITLES[n]):
+    for name in sorted(runs, key=lambda n: int(TITLES[n].split(".")[0])):  # 2 before 10
         if "result" in runs[name]:
             module = importlib.import_module(f"benchmarks.{name}")
             lines += [module.section(runs[name]["result"]).rstrip(), ""]

@@ -211,6 +211,7 @@ def test_space_mistakes_exit_2_before_anything_is_written(tmp_path, space, fragm
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(SPACE_FILES)
 
 
+@pytest.mark.slow  # keeps the default suite under 15 minutes on 2 cores
 def test_cli_runs_a_keras_tuner_space_file(tmp_path):
     """`--space spaces.py:build_model` runs a keras-tuner style function from a file, and a
     TOML config narrows it further, without touching its code."""
@@ -478,7 +479,11 @@ def _running_epochs(mlflow_db: Path) -> int:
 
 @pytest.mark.parametrize(
     "stop_signal",
-    [signal.SIGINT, pytest.param(signal.SIGTERM, marks=pytest.mark.slow)],
+    # Both in the slow suite (about a minute each), which CI also runs.
+    [
+        pytest.param(signal.SIGINT, marks=pytest.mark.slow),
+        pytest.param(signal.SIGTERM, marks=pytest.mark.slow),
+    ],
     ids=["ctrl-c", "sigterm"],
 )
 def test_ctrl_c_closes_everything_and_the_same_command_resumes(tmp_path, stop_signal):

@@ -52,6 +52,7 @@ def _study(folder: Path, name: str) -> optuna.Study:
 # -- resume ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # keeps the default suite under 15 minutes on 2 cores
 def test_resume_is_refused_for_another_dataset_or_space(tmp_path):
     """README (Resume): a study remembers its dataset and space and refuses to resume
     with others: exit 2, one line naming both, and the study keeps its one trial."""

@@ -9,10 +9,11 @@ import pytest
 from tests.conftest import cli_env, run_cli, sqlite_url
 
 
-@pytest.mark.parametrize("tracking_variable", ["AUTOML_TRACKING_URI", "MLFLOW_TRACKING_URI"])
-def test_search_show_and_export_find_the_study_through_the_environment(
-    tmp_path, tracking_variable
-):
+@pytest.mark.parametrize(
+    "tracking_variable",
+    ["AUTOML_TRACKING_URI", pytest.param("MLFLOW_TRACKING_URI", marks=pytest.mark.slow)],
+)
+def test_search_show_and_export_find_the_study_through_the_environment(tmp_path, tracking_variable):
     """No --storage or --tracking-uri anywhere: search writes where the variables say,
     show and export read the study from there, and MLflow gets the study's runs."""
     storage, tracking = sqlite_url(tmp_path / "env.db"), sqlite_url(tmp_path / "env-mlflow.db")

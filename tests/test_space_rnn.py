@@ -30,7 +30,9 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 KINDS = ("sequence", "text", "image")
 
 
-@pytest.mark.parametrize("kind", ["sequence", "short_text", "image"])
+@pytest.mark.parametrize(
+    "kind", ["sequence", "short_text", pytest.param("image", marks=pytest.mark.slow)]
+)
 def test_random_points_build_call_and_train(kind):
     """Random points build compiled models that take raw data, output one probability per
     class, and take a training step; text-only and dense-only names appear only where

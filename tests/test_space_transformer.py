@@ -49,7 +49,10 @@ def _numpy(tensor) -> np.ndarray:
 # -- the space --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(
+    "kind",
+    [*KINDS[:-1], pytest.param(KINDS[-1], marks=pytest.mark.slow)],  # image: slow
+)
 def test_random_points_build_call_and_train(kind):
     """Random points build compiled models that take raw data, output one probability per
     class and take a training step; kind-specific names appear only for their kind."""

@@ -97,6 +97,7 @@ def _search(tmp_path, dataset, **options):
     )
 
 
+@pytest.mark.slow  # keeps the default suite under 15 minutes on 2 cores
 def test_metric_and_balanced_class_weights_drive_a_search(tmp_path):
     """--metric auc scores trials on val_auc (kept on resume); --class-weight balanced runs;
     a resumed study refuses another metric."""

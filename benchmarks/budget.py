@@ -39,9 +39,12 @@ from benchmarks import recipes  # noqa: E402 - after quieting TensorFlow
 CONTENDERS = ("search", "best_start", "tutorial")
 
 
-def run_search(budget_s: float, seed: int = 0, data: Any = None) -> dict[str, Any]:
-    """`automl search cifar10 --timeout budget_s` in this process (on `data`, a loaded
-    slice, when given); its own test score."""
+def search_cifar(
+    budget_s: float, seed: int = 0, data: Any = None, **options: Any
+) -> tuple[Any, float]:
+    """`automl search cifar10 --timeout budget_s` (and `options`) in this process, in a
+    throwaway folder (on `data`, a loaded slice, when given); the result and its wall
+    seconds."""
     import automl
 
     with tempfile.TemporaryDirectory() as work:
@@ -54,8 +57,14 @@ def run_search(budget_s: float, seed: int = 0, data: Any = None) -> dict[str, An
             storage=f"sqlite:///{work}/automl.db",
             tracking_uri="none",
             out=Path(work) / "out",
+            **options,
         )
-        wall = time.perf_counter() - started
+        return result, time.perf_counter() - started
+
+
+def run_search(budget_s: float, seed: int = 0, data: Any = None) -> dict[str, Any]:
+    """`automl search cifar10 --timeout budget_s`; its own test score."""
+    result, wall = search_cifar(budget_s, seed, data)
     summary = result.summary
     exploits = [t for t in result.study.trials if t.user_attrs.get("exploit")]
     return {

@@ -38,8 +38,6 @@ import dataclasses
 import json
 import os
 import sys
-import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -47,6 +45,7 @@ from typing import Any
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from benchmarks import recipes  # noqa: E402 - after quieting TensorFlow
+from benchmarks.budget import search_cifar  # noqa: E402
 
 OBJECTIVES = "val_accuracy,latency_ms"
 QUICK_BUDGET = 1.0
@@ -162,24 +161,11 @@ def run_search(
 ) -> tuple[dict[str, Any], list[Point]]:
     """One search of `budget_s` seconds, on CIFAR-10 as a user's `automl search cifar10`
     loads it, or on `data` (a loaded slice) when given; its figures and complete trials."""
-    import automl
 
     options: dict[str, Any] = {"objectives": objectives} if objectives else {}
     if max_epochs is not None:
         options["max_epochs"] = max_epochs
-    with tempfile.TemporaryDirectory() as work:
-        started = time.perf_counter()
-        result = automl.search(
-            dataset="cifar10" if data is None else data,
-            data_dir=recipes.DATA_DIR,
-            timeout=budget_s,
-            seed=seed,
-            storage=f"sqlite:///{work}/automl.db",
-            tracking_uri="none",
-            out=Path(work) / "out",
-            **options,
-        )
-        wall = time.perf_counter() - started
+    result, wall = search_cifar(budget_s, seed, data, **options)
     summary = result.summary
     points = complete_points(result.study)
     accuracy = summary.get("test", {}).get("metrics", {}).get("accuracy")

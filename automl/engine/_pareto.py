@@ -45,12 +45,6 @@ def on_front(
     return not any(dominates(other, values, directions) for other in others)
 
 
-def front_numbers(study: optuna.Study) -> set[int]:
-    """The numbers of the study's Pareto-optimal complete trials (Optuna's
-    `best_trials`; for a single-objective study, the best trial)."""
-    return {t.number for t in study.best_trials} if study.best_trials else set()
-
-
 def dominating_trial(
     study: optuna.Study, epoch: int, value: float, costs: Sequence[float], objective: Objective
 ) -> optuna.trial.FrozenTrial | None:

@@ -16,10 +16,13 @@ each row is copied for k members, each copy scaled by that member's own vector
 trains each member on its own loss). k members cost about k times the compute of one.
 
 Tables reach the space as one vector per row (numbers standardized, categories one-hot,
-see `automl.data.TableEncoder`), so every feature of it is embedded, the one-hot ones
-too: a two-valued feature's embedding is just two learned vectors. Piecewise-linear
-encodings and categorical embeddings would need the training rows and the column kinds,
-which a `ModelSpec` does not carry.
+see `automl.data._table_encoder`), so every feature of it is embedded, the one-hot ones
+too: a two-valued feature's embedding is just two learned vectors. A high-cardinality
+category (more values than one-hot keeps: a neighbourhood, a product code) also arrives
+as an id (`ModelSpec.categories`), and gets a learned vector per value
+(`keras.layers.Embedding`, width `category_dim`), concatenated with the features' own
+embeddings: the usual entity-embedding recipe for tabular networks. Piecewise-linear
+encodings would need the training rows, which a `ModelSpec` does not carry.
 
 `STARTING_POINTS` hold one model, from the paper's tuned MLP-PLR configurations scaled
 to small tables: PLR with 48 frequencies and 24-wide embeddings, two ReLU layers of 256
@@ -42,7 +45,13 @@ import keras
 
 from automl.spaces import HyperParameters, ModelSpec
 from automl.spaces.blocks import choose_dropout, output_head
-from automl.spaces.layers import EnsembleAdapter, EnsembleDense, EnsembleMean, PeriodicEmbedding
+from automl.spaces.layers import (
+    Columns,
+    EnsembleAdapter,
+    EnsembleDense,
+    EnsembleMean,
+    PeriodicEmbedding,
+)
 from automl.spaces.training import choose_training, points_for
 from search_spaces import SPACES
 
@@ -56,6 +65,7 @@ EMBEDDING_DIMS = (8, 16, 24, 32, 64)
 FREQUENCIES = 48  # the paper's package default; sigma matters far more than the count
 SIGMA = (0.01, 10.0)
 UNITS = (64, 128, 256, 512)
+CATEGORY_DIMS = (4, 8, 16)  # embedding width per high-cardinality category column
 MEMBERS = (1, 4, 8, 16)  # 1: one MLP; more: a TabM-mini batch ensemble of that many
 LEARNING_RATE = (1e-4, 3e-3)
 
@@ -79,8 +89,10 @@ STARTING_POINTS = [PLR_MLP]
 
 
 def starting_points(spec: ModelSpec) -> list[dict[str, Any]]:
-    """`STARTING_POINTS` (the label smoothing only for classification)."""
-    return points_for(spec, KINDS, STARTING_POINTS)
+    """`STARTING_POINTS` (the label smoothing only for classification; 8-wide category
+    embeddings when the table has high-cardinality columns)."""
+    points = points_for(spec, KINDS, STARTING_POINTS)
+    return [{**p, "category_dim": 8} for p in points] if spec.categories else points
 
 
 def build(hp: HyperParameters, spec: ModelSpec) -> keras.Model:
@@ -89,8 +101,9 @@ def build(hp: HyperParameters, spec: ModelSpec) -> keras.Model:
 
     Varies the embedding (periodic or none) and, for periodic, its initial frequency
     scale sigma (log) and width; the MLP's depth (1-4), width and dropout; the ensemble
-    members (1: a single MLP); label smoothing, the learning rate and schedule of AdamW,
-    its weight decay and the batch size.
+    members (1: a single MLP); the width of the high-cardinality categories'
+    embeddings, when the table has such columns; label smoothing, the learning rate and
+    schedule of AdamW, its weight decay and the batch size.
 
     Raises:
         UsageError: For data kinds other than vectors (tables are vectors here).
@@ -104,12 +117,17 @@ def build(hp: HyperParameters, spec: ModelSpec) -> keras.Model:
     units = hp.Choice("units", list(UNITS))
     dropout = choose_dropout(hp)
     members = int(hp.Choice("members", list(MEMBERS)))
+    category_dim = hp.Choice("category_dim", list(CATEGORY_DIMS)) if spec.categories else 0
     compile_model = choose_training(hp, spec, choices=("adamw",), learning_rate=LEARNING_RATE)
 
     inputs, x = spec.inputs()
     if embedding == "periodic":
         x = PeriodicEmbedding(embedding_dim, FREQUENCIES, sigma, name="periodic_embedding")(x)
         x = keras.layers.Flatten(name="embeddings")(x)
+    if category_dim:
+        x = keras.layers.Concatenate(name="with_categories")(
+            [x, category_embeddings(inputs, spec, int(category_dim))]
+        )
     if members > 1:
         x = EnsembleAdapter(members, name="ensemble_adapter")(x)
     for i in range(layers):  # shared by the members: Dense acts on the last axis
@@ -132,3 +150,18 @@ def ensemble_head(x: keras.KerasTensor, spec: ModelSpec) -> keras.KerasTensor:
         return keras.layers.Rescaling(scale=std, offset=mean, name="output", dtype="float32")(x)
     x = keras.layers.Activation("softmax", name="member_probabilities", dtype="float32")(x)
     return EnsembleMean(name="output", dtype="float32")(x)
+
+
+def category_embeddings(raw: keras.KerasTensor, spec: ModelSpec, dim: int) -> keras.KerasTensor:
+    """One learned `dim`-wide vector per value of each high-cardinality category column
+    of `raw` (id 0, the values too rare to get their own, shares one), flattened to
+    (batch, columns * dim)."""
+    ids = spec.category_ids(raw)
+    vectors = []
+    for j, size in enumerate(spec.categories):
+        column = Columns(j, j + 1, name=f"category_{j}")(ids)
+        embedded = keras.layers.Embedding(size, dim, name=f"category_embedding_{j}")(column)
+        vectors.append(keras.layers.Flatten(name=f"category_vector_{j}")(embedded))
+    if len(vectors) == 1:
+        return vectors[0]
+    return keras.layers.Concatenate(name="category_vectors")(vectors)

@@ -37,6 +37,8 @@ class Encoded:
         shape: The shape of one example, when `x_*` are not its values (file paths).
         stream: `stream(x, y, batch_size, shuffle)` -> a `keras.utils.PyDataset` of
             batches, for data decoded on the fly; None when `x_*` are the arrays.
+        categories: For table vectors: the number of ids of each category-id column
+            at the end of the vector (see `automl.data._table_encoder`); empty if none.
     """
 
     x_train: np.ndarray
@@ -46,6 +48,7 @@ class Encoded:
     wrap: Callable[[keras.Model], keras.Model] | None = None
     shape: tuple[int, ...] | None = None
     stream: Callable[..., Any] | None = None
+    categories: tuple[int, ...] = ()
 
     @property
     def input_shape(self) -> tuple[int, ...]:

@@ -11,7 +11,8 @@ Column typing (`column_kinds`), decided on the whole table:
 
 The splits stay raw DataFrames; `TableEncoder` learns its statistics from the training
 split only and puts the same preprocessing in front of the exported model. Loading the
-file and typing its columns live here; the layer Keras lacks is in `automl.data.layers`.
+file and typing its columns live here; the encoder is `automl.data._table_encoder`, and
+the layer Keras lacks is in `automl.data.layers`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from __future__ import annotations
 import csv
 import difflib
 import logging
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,12 +30,10 @@ import pandas as pd
 from automl._errors import UsageError
 from automl.data import TABLE_SUFFIXES
 from automl.data._dataset import Dataset
-from automl.data._encoding import Encoded
 
 if TYPE_CHECKING:
     import keras
 
-    from automl.spaces import HyperParameters
 
 logger = logging.getLogger("automl")
 
@@ -147,6 +145,7 @@ def load_table(
             columns, or no feature columns.
     """
     from automl.data._split import hold_out, split_dataset
+    from automl.data._table_encoder import TableEncoder
     from automl.data._targets import encode_target
 
     path = Path(path)
@@ -323,160 +322,3 @@ def _named_inputs(model: keras.Model) -> dict[str, Any]:
     if not isinstance(structure, dict):
         raise UsageError(f"model {model.name!r} does not take a dict of table columns.")
     return structure
-
-
-class TableEncoder:
-    """Encodes table columns into one float32 vector, with statistics of the training split.
-
-    Implements the `Encoder` protocol. Tables have no search dimensions, so `encode`
-    runs once and is cached. The Keras preprocessing model is built on first use and not
-    pickled (datasets may travel to worker processes).
-
-    Args:
-        kinds: Column name -> "numeric", "integer" or "string", in input order.
-        max_categories: Most frequent training values one-hot encoded per column.
-
-    Attributes:
-        stats_: Fitted statistics: "fill", "indicate", "mean", "variance" for the
-            numeric block and "vocabulary" (column -> values) for the others.
-    """
-
-    def __init__(self, kinds: dict[str, str], *, max_categories: int = MAX_CATEGORIES) -> None:
-        self.kinds = dict(kinds)
-        self.max_categories = max_categories
-        self._model: keras.Model | None = None
-        self._inputs: dict[str, Any] = {}
-        self._cache: tuple[int, int, Encoded] | None = None
-
-    def fit(self, x_train: pd.DataFrame) -> TableEncoder:
-        """Learn fill values, normalization statistics and vocabularies from `x_train`."""
-        numeric = [n for n, k in self.kinds.items() if k == "numeric"]
-        values = x_train[numeric].to_numpy(dtype="float64", na_value=np.nan)
-        missing = np.isnan(values)
-        with warnings.catch_warnings():  # a column missing in every training row: fill 0
-            warnings.simplefilter("ignore", RuntimeWarning)
-            fill = np.nan_to_num(np.nanmean(values, axis=0)) if numeric else np.zeros(0)
-        # Indicators only for columns with gaps in training: elsewhere they would be a
-        # constant the model cannot learn from; a later gap there is filled with the mean.
-        indicate = missing.any(axis=0)
-        block = np.concatenate(
-            [np.where(missing, fill, values), missing[:, indicate].astype("float64")], axis=1
-        )
-        self.stats_: dict[str, Any] = {
-            "fill": fill.tolist(),
-            "indicate": indicate.tolist(),
-            "mean": block.mean(axis=0).tolist() if len(block) else [],
-            "variance": block.var(axis=0).tolist() if len(block) else [],
-            "vocabulary": {
-                name: self._vocabulary(x_train[name], kind)
-                for name, kind in self.kinds.items()
-                if kind != "numeric"
-            },
-        }
-        self._model, self._cache = None, None
-        return self
-
-    def _vocabulary(self, column: pd.Series, kind: str) -> list[Any]:
-        """Training values, most frequent first (ties by value), capped at max_categories."""
-        if kind == "string":
-            column = column.fillna(MISSING).astype("str")
-        counts = column.value_counts()
-        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-        cast = str if kind == "string" else int
-        return [cast(value) for value, _ in ranked[: self.max_categories]]
-
-    def preprocessor(self) -> keras.Model:
-        """The Keras model from a dict of raw columns to the float32 feature vector."""
-        if self._model is None:
-            self._model = self._build()
-        return self._model
-
-    def encode(
-        self, x_train: pd.DataFrame, x_val: pd.DataFrame, hp: HyperParameters | None = None
-    ) -> Encoded:
-        """The float32 feature vectors of both splits (hp is ignored; computed once)."""
-        key = (id(x_train), id(x_val))
-        if self._cache is None or self._cache[:2] != key:
-            encoded = Encoded(
-                self.transform(x_train), self.transform(x_val), "vector", wrap=self.wrap
-            )
-            self._cache = (*key, encoded)
-        return self._cache[2]
-
-    def transform(self, frame: pd.DataFrame) -> np.ndarray:
-        """Raw rows -> float32 (n, width), through the same model `wrap` exports."""
-        model = self.preprocessor()
-        if len(frame) == 0:
-            return np.zeros((0, model.output.shape[-1]), dtype="float32")
-        out = model.predict(table_input(frame, model), batch_size=8192, verbose=0)
-        return np.asarray(out, dtype="float32")
-
-    def wrap(self, model: keras.Model) -> keras.Model:
-        """`model` (trained on the vectors) behind the preprocessing: takes raw columns."""
-        import keras
-
-        pre = self.preprocessor()
-        with warnings.catch_warnings():  # input names differ from keys when columns hold "/"
-            warnings.simplefilter("ignore", UserWarning)
-            return keras.Model(self._inputs, model(pre.output), name=f"{model.name}_table")
-
-    def _build(self) -> keras.Model:
-        import keras
-
-        from automl.data.layers import FillMissing
-
-        stats = self.stats_
-        self._inputs = _inputs(self.kinds)
-        parts = []
-        numeric = [self._inputs[n] for n, k in self.kinds.items() if k == "numeric"]
-        if numeric:
-            block = (
-                numeric[0]
-                if len(numeric) == 1
-                else keras.layers.Concatenate(name="automl_numeric")(numeric)
-            )
-            block = FillMissing(stats["fill"], stats["indicate"], name="automl_fill")(block)
-            normalize = keras.layers.Normalization(
-                mean=stats["mean"], variance=stats["variance"], name="automl_normalize"
-            )
-            parts.append(normalize(block))
-        for i, (name, vocabulary) in enumerate(stats["vocabulary"].items()):
-            if self.kinds[name] == "string":
-                lookup = keras.layers.StringLookup(
-                    vocabulary=vocabulary, output_mode="one_hot", name=f"automl_lookup_{i}"
-                )
-            else:  # the OOV token must not be a real value (Keras' default -1 may be)
-                lookup = keras.layers.IntegerLookup(
-                    vocabulary=vocabulary,
-                    oov_token=min(vocabulary) - 1,
-                    output_mode="one_hot",
-                    name=f"automl_lookup_{i}",
-                )
-            parts.append(lookup(self._inputs[name]))
-        # Lookups yield int64 at run time; Concatenate promotes everything to float32.
-        features = keras.layers.Concatenate(name="automl_features")(parts)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            return keras.Model(self._inputs, features, name="table_preprocessor")
-
-    def __getstate__(self) -> dict[str, Any]:
-        # Keras models do not pickle; the statistics rebuild them on first use.
-        return {**self.__dict__, "_model": None, "_inputs": {}, "_cache": None}
-
-
-def _inputs(kinds: dict[str, str]) -> dict[str, Any]:
-    """One `keras.Input` of shape (1,) per column, keyed by the column name."""
-    import keras
-
-    used: set[str] = set()
-    inputs = {}
-    for name, kind in kinds.items():
-        # Keras names cannot hold "/" and must be unique; the dict key stays the column.
-        layer_name = name.replace("/", "_")
-        if layer_name.startswith("automl_"):  # the preprocessing layers' own prefix
-            layer_name = f"column_{layer_name}"
-        while layer_name in used:
-            layer_name = f"{layer_name}_"
-        used.add(layer_name)
-        inputs[name] = keras.Input(shape=(1,), name=layer_name, dtype=_INPUT_DTYPES[kind])
-    return inputs

@@ -295,6 +295,7 @@ def model_spec(data: Dataset, encoded: Encoded, max_epochs: int) -> ModelSpec:
     x = encoded.x_train
     if encoded.kind in ("vector", "sequence"):  # per feature, over rows (and timesteps)
         axes = tuple(range(x.ndim - 1))
+        x = x[..., : x.shape[-1] - len(encoded.categories)]  # not the category ids
         normalization = (x.mean(axis=axes), x.var(axis=axes))
     target_stats = None
     if data.task == "regression":
@@ -318,6 +319,7 @@ def model_spec(data: Dataset, encoded: Encoded, max_epochs: int) -> ModelSpec:
         else None,
         # Token ids for layers fitted to the texts (the n-gram bag's table and idf).
         token_sample=encoded.x_train if encoded.kind == "text" else None,
+        categories=encoded.categories,
     )
 
 

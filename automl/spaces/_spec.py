@@ -39,6 +39,11 @@ class ModelSpec:
         token_sample: The training token ids for text (at the study's largest vocabulary
             and sequence length), for layers fitted to the data such as the n-gram bag's
             table and idf weights; None for other kinds.
+        categories: For table vectors: the number of ids (0 = unseen) of each
+            category-id column at the end of the vector, one per high-cardinality
+            column. `inputs()` leaves them out; `category_ids()` gives them to spaces
+            that embed categories. Empty for other data. `normalization` covers the
+            other features only.
     """
 
     input_shape: tuple[int, ...]
@@ -53,6 +58,7 @@ class ModelSpec:
     metric: str | None = None
     image_sample: np.ndarray | None = None
     token_sample: np.ndarray | None = None
+    categories: tuple[int, ...] = ()
     # Derived facts computed once per search, not per trial (and their one warning). A
     # mutable dict in a frozen spec on purpose: `dataclasses.replace` shares it.
     _derived: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
@@ -111,9 +117,27 @@ class ModelSpec:
         raw = keras.Input(self.input_shape, name="raw_input")
         if self.kind == "image":
             return raw, keras.layers.Rescaling(1.0 / 255, name="rescale")(raw)
+        features = raw
+        if self.categories:  # the category ids at the end are not quantities
+            from automl.spaces.layers import Columns
+
+            features = Columns(0, self._n_features, name="features")(raw)
         if self.normalization is not None:
             mean, variance = self.normalization
             return raw, keras.layers.Normalization(
                 mean=mean, variance=np.maximum(variance, 1e-12), name="normalize"
-            )(raw)
-        return raw, raw
+            )(features)
+        return raw, features
+
+    @property
+    def _n_features(self) -> int:
+        """Width of a vector without its trailing category ids."""
+        return int(self.input_shape[-1]) - len(self.categories)
+
+    def category_ids(self, raw: keras.KerasTensor) -> keras.KerasTensor:
+        """The category-id columns of `raw` (the input `inputs()` returned), shape
+        (batch, len(categories)), for `keras.layers.Embedding`; see `categories`."""
+        from automl.spaces.layers import Columns
+
+        width = int(self.input_shape[-1])
+        return Columns(self._n_features, width, name="category_ids")(raw)

@@ -7,7 +7,8 @@ Layers here are written with `keras.ops` only, so they run on every backend.
 
 What lives here: position embeddings for attention models, mask-aware global average
 and max pooling, the bag of word n-grams of token ids (`NgramBag`), the periodic
-embeddings of numeric features (`PeriodicEmbedding`), and the layers of a batch
+embeddings of numeric features (`PeriodicEmbedding`), a table's column slice
+(`Columns`), and the layers of a batch
 ensemble (`EnsembleAdapter`, `EnsembleDense`, `EnsembleMean`, as in TabM-mini). The spaces
 themselves (the built-in space modules) and the shared `choose_*` helpers
 (`automl.spaces.blocks`) do not.
@@ -275,6 +276,35 @@ class NgramBag(keras.layers.Layer):
             "output_mode": self.output_mode,
             "normalize": self.normalize,
         }
+
+
+@keras.saving.register_keras_serializable(package="automl")
+class Columns(keras.layers.Layer):
+    """Columns `start` to `stop` (exclusive) of a `(batch, features)` input: how a table
+    model takes its numeric block and its category ids apart (`ModelSpec.inputs`).
+
+    Args:
+        start: First column kept.
+        stop: One past the last column kept.
+        **kwargs: Standard layer arguments (`name`, `dtype`, ...).
+    """
+
+    def __init__(self, start: int, stop: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not 0 <= start < stop:
+            raise ValueError(
+                f"Columns needs 0 <= start < stop. Received: start={start}, stop={stop}"
+            )
+        self.start, self.stop = int(start), int(stop)
+
+    def call(self, inputs: Any) -> Any:
+        return inputs[:, self.start : self.stop]
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return (input_shape[0], self.stop - self.start)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "start": self.start, "stop": self.stop}
 
 
 @keras.saving.register_keras_serializable(package="automl")

@@ -215,8 +215,11 @@ def run_keras_tuner(
     budget_s: float,
     seed: int,
     patience: int,
+    score: Callable[[keras.Model], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """keras-tuner's `Hyperband`, `RandomSearch` or `BayesianOptimization` on the space."""
+    """keras-tuner's `Hyperband`, `RandomSearch` or `BayesianOptimization` on the space;
+    `score`, when given, adds its figures for the best model (e.g. with test-time
+    augmentation) to the outcome, after the wall time is taken."""
     import keras_tuner as kt
 
     from benchmarks._kt_space import SpaceHyperModel
@@ -240,7 +243,8 @@ def run_keras_tuner(
         callbacks = [*clock.callbacks(stop_oracle(tuner)), early_stopping(patience)]
         tuner.search(**fit_arguments(data, spec.max_epochs, callbacks))
         model = tuner.get_best_models(1)[0]
-        return _outcome(clock, model, data, trials=len(tuner.oracle.trials))
+        outcome = _outcome(clock, model, data, trials=len(tuner.oracle.trials))
+        return outcome if score is None else {**outcome, **score(model)}
 
 
 def run_autokeras(

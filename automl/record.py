@@ -250,6 +250,9 @@ class TrialRecord:
         rss_mb: Its process's resident memory after it, in MB.
         reason: Why it was pruned or failed.
         fidelity: Fraction of the training split it trained on.
+        downsample: Its model averaged images down by this factor per side before its
+            layers (an exploration trial at lower resolution, see
+            `automl.engine._resolution`); None: full size.
         planned_epochs: The epochs it was planned for (the cap, or what fit the time).
         planned_epoch_s: Its seconds per epoch as planned, when planned to the time.
         estimated_epoch_s: The same before calibration on earlier trials (see `_plan`).
@@ -285,6 +288,7 @@ class TrialRecord:
     rss_mb: float | None = None
     reason: str = ""
     fidelity: float | None = None
+    downsample: int | None = None
     planned_epochs: int | None = None
     planned_epoch_s: float | None = None
     estimated_epoch_s: float | None = None

@@ -31,6 +31,7 @@ __all__ = [
     "cache_dir",
     "data_dir",
     "describe",
+    "explore_downsample",
     "heartbeat_seconds",
     "memory_budget",
     "mlflow_patience",
@@ -196,6 +197,15 @@ VARIABLES: dict[str, Variable] = {
             _number(0),
         ),
         Variable(
+            "AUTOML_EXPLORE_DOWNSAMPLE",
+            "2",
+            "a whole number (1: full size)",
+            "1",
+            "Image exploration trials see images this many times smaller per side (at least "
+            "16 px); the long trainings see them full size.",
+            _whole(1),
+        ),
+        Variable(
             "AUTOML_DATA_DIR",
             None,
             "an existing folder",
@@ -279,6 +289,12 @@ def recycle_mb() -> float:
 def report_every() -> float:
     """`AUTOML_REPORT_EVERY`: seconds between report refreshes (default 600; 0: every trial)."""
     return VARIABLES["AUTOML_REPORT_EVERY"].read()
+
+
+def explore_downsample() -> int:
+    """`AUTOML_EXPLORE_DOWNSAMPLE`: how many times smaller per side exploration trials see
+    images (default 2; 1: full size)."""
+    return VARIABLES["AUTOML_EXPLORE_DOWNSAMPLE"].read()
 
 
 def mlflow_patience() -> float:

@@ -29,6 +29,7 @@ from automl.engine._limits import REJECTED, Limits
 from automl.engine._memory import MemoryWatch, rss_mb
 from automl.engine._phases import EXPLOIT_EPOCH_FACTOR, Window, start_exploiting
 from automl.engine._plan import Plan, forward_seconds, rows_of
+from automl.engine._resolution import takes_raw_images
 from automl.engine._space_check import stop_if_space_is_broken
 from automl.engine._study import budget_spent, fail_stale_trials
 from automl.engine._trainer import (
@@ -173,8 +174,7 @@ class TrialObjective:
         encoded = context.data.encode(hp)
         promoted = is_promoted(trial)
         rows = None if promoted else context.subset
-        spec = self._spec_for(encoded, rows)
-        model = build_model(context.space, hp, spec, context.objective)
+        spec, model = self._build(trial, hp, self._spec_for(encoded, rows), promoted)
         self._measure(trial, model, encoded, log.run_id)
         epochs = self._planned_epochs(trial, hp, model, encoded, spec)
         if epochs != spec.max_epochs:  # a schedule built for the epochs the time allows
@@ -184,6 +184,7 @@ class TrialObjective:
         params = {**trial.params, **_fixed(hp, trial)}
         n_params = model.count_params()
         logged = {**params, "n_params": n_params, "planned_epochs": epochs}
+        logged["downsample"] = spec.downsample
         context.tracker.log_params(log.run_id, logged)
         context.observer.trial_started(trial.number, params)
         TrialRecord.write(trial, fidelity=1.0 if rows is None else context.config.subset)
@@ -209,6 +210,24 @@ class TrialObjective:
         keep_if_among_best(trial, outcome, encoded, context.objective, folder, upload=upload)
         TrialRecord.write(trial, best_epoch=outcome.best_epoch)
         return context.objective.values(outcome.value, TrialRecord.read(trial))
+
+    def _build(
+        self, trial: optuna.Trial, hp: HyperParameters, spec: ModelSpec, promoted: bool
+    ) -> tuple[ModelSpec, keras.Model]:
+        """The trial's spec and model: at lower resolution for an exploration trial of
+        an image search that explores that way (see `_resolution`), else as given."""
+        factor = self.context.plan.explore_downsample
+        if factor == 1 or promoted or TrialRecord.read(trial).exploit:
+            return spec, build_model(self.context.space, hp, spec, self.context.objective)
+        small = spec.downsampled(factor)
+        try:
+            model = build_model(self.context.space, hp, small, self.context.objective)
+        except SpaceFailed:  # a point that needs the full-size images: train it so
+            return spec, self._rebuild(trial, hp, spec)
+        if not takes_raw_images(model, small):  # a space with its own keras.Input
+            return spec, self._rebuild(trial, hp, spec)
+        TrialRecord.write(trial, downsample=factor)
+        return small, model
 
     def _measure(
         self, trial: optuna.Trial, model: keras.Model, encoded: Encoded, run_id: str
@@ -261,7 +280,7 @@ class TrialObjective:
         steps = spec.steps_per_epoch(batch)
         estimate = speed.epoch_seconds(forward_s, steps, val_batches)
         trials = trial.study.get_trials(deepcopy=False)
-        epoch_s = estimate * plan.calibration(trials, speed.family)
+        epoch_s = estimate * plan.calibration(trials, speed.family, spec.downsample)
         window, cap = self._window(trial)
         until = None if window is None else window.until
         epochs = plan.epochs_for(speed, epoch_s, until=until, cap=cap)

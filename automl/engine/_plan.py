@@ -30,6 +30,7 @@ import optuna
 
 from automl._errors import UsageError
 from automl.engine._phases import Split, make_split, seconds_text
+from automl.engine._resolution import exploration_downsample
 from automl.engine._trainer import batch_size_of, build_model
 from automl.record import TrialRecord
 from automl.spaces import HyperParameters
@@ -110,6 +111,8 @@ class Plan:
             than `WORTH_MEASURING_EPOCHS` of them fit the budget. Their trials are
             planned like the first family measured, so they are pruned before training
             whenever they do not fit the time left.
+        explore_downsample: Exploration trials see images this many times smaller per
+            side (see `_resolution`); 1: full size.
     """
 
     speeds: dict[str, Speed]
@@ -120,6 +123,7 @@ class Plan:
     split: Split | None = None
     too_slow: dict[str, float] = dataclasses.field(default_factory=dict)
     finish_s: float = 0.0
+    explore_downsample: int = 1
 
     @property
     def fits_to_time(self) -> bool:
@@ -154,19 +158,25 @@ class Plan:
         fitting = math.floor((left - speed.fit_overhead_s) / max(epoch_s, 1e-6))
         return max(0, min(cap, fitting))
 
-    def calibration(self, trials: list[optuna.trial.FrozenTrial], family: str) -> float:
+    def calibration(
+        self, trials: list[optuna.trial.FrozenTrial], family: str, downsample: int = 1
+    ) -> float:
         """How much slower (> 1) or faster than estimated this family's finished trials
-        ran: the median ratio of their seconds per epoch to the estimate, in [0.2, 5].
+        at the same resolution ran: the median ratio of their seconds per epoch to the
+        estimate, in [0.2, 5].
 
         Estimates scale a trial's eager forward pass, which misses how its cost differs
         from the reference model's in ways a forward pass does not show; the trials that
-        ran say by how much.
+        ran say by how much. Small images leave fixed costs a larger share of an epoch,
+        so trials at another resolution do not say it.
         """
         speed = self.speeds.get(family) or next(iter(self.speeds.values()), None)
         ratios = []
         for trial in trials:
             facts = TrialRecord.read(trial)
             if not (trial.state.is_finished() and facts.estimated_epoch_s and facts.epochs):
+                continue
+            if (facts.downsample or 1) != downsample:
                 continue
             ran_as = self.speed_of(trial.params)
             if facts.seconds is None or ran_as is None or ran_as.family != family:
@@ -208,7 +218,13 @@ class Plan:
         if self.budget_s is None:
             return f"measured here: {epochs}; every trial trains up to {self.max_epochs} epochs"
         if self.split is not None:
-            return f"measured here: {epochs}; {self.split.describe(self.max_epochs)}"
+            described = f"measured here: {epochs}; {self.split.describe(self.max_epochs)}"
+            if self.explore_downsample > 1:
+                described += (
+                    f"; the short trials see images {self.explore_downsample}x smaller per "
+                    "side, the long ones full size"
+                )
+            return described
         return (
             f"measured here: {epochs}; {seconds_text(self.budget_s)} left for trials, each "
             f"planned for the epochs (up to {self.max_epochs}) that fit the time left, its "
@@ -227,6 +243,7 @@ class Plan:
             "fit_overhead_s": {name: round(s.fit_overhead_s, 3) for name, s in self.speeds.items()},
             "split": None if self.split is None else self.split.as_dict(),
             "too_slow_epoch_s": {name: round(s, 1) for name, s in self.too_slow.items()},
+            "explore_downsample": self.explore_downsample,
         }
 
 
@@ -241,12 +258,14 @@ def make_plan(
     timeout: float | str | None,
     refuse: bool = True,
     finishes: bool = True,
+    constrained: bool = False,
 ) -> Plan:
     """Measure every family's reference model, then check that one trial fits.
 
     With `refuse` (the process that creates the study, not a worker), a deadline that
     leaves no time for the quickest trial is a usage error. With `finishes` (again not a
-    worker), the trials end early enough for the finish to fit the budget.
+    worker), the trials end early enough for the finish to fit the budget. `constrained`
+    (size or latency limits or objectives) keeps exploration at full resolution.
 
     A reference model that cannot be built or trained is left out (its trials will
     report why); its family's trials are then planned like the first family measured.
@@ -280,7 +299,8 @@ def make_plan(
     )
     if plan.budget_s is not None and deadline is not None:
         split = make_split(plan.budget_s, plan.shortest_trial_s(), plan.full_trial_s(), deadline)
-        plan = dataclasses.replace(plan, split=split)
+        factor = exploration_downsample(spec, split=split is not None, constrained=constrained)
+        plan = dataclasses.replace(plan, split=split, explore_downsample=factor)
     if refuse and plan.budget_s is not None and plan.budget_s < plan.shortest_trial_s():
         _refuse(plan, float(timeout or 0.0))
     return plan

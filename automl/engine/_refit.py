@@ -78,6 +78,8 @@ def refit_best(
     # (fitted to time, or a long exploit training), not over the study's cap.
     spec = model_spec(data, encoded, int(facts.planned_epochs or config.max_epochs or 1))
     spec = dataclasses.replace(spec, metric=objective.metric)
+    if facts.downsample:  # an exploration trial at lower resolution: refit it as it was
+        spec = spec.downsampled(facts.downsample)
     model = build_model(space, hp, spec, objective)
     _fit_on_train_and_validation(model, encoded, data, epochs, batch_size_of(hp))
     folder = Path(config.out)

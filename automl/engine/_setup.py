@@ -171,6 +171,7 @@ def _measure(
     plan = make_plan(
         space, data, spec, objective, seed=config.seed, deadline=deadline,
         timeout=config.timeout, refuse=not worker, finishes=not worker,
+        constrained=bool(config.max_params or config.max_latency_ms or objective.multi),
     )  # fmt: skip
     observer.plan_made(plan.describe())
     return plan

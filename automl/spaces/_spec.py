@@ -44,6 +44,10 @@ class ModelSpec:
             column. `inputs()` leaves them out; `category_ids()` gives them to spaces
             that embed categories. Empty for other data. `normalization` covers the
             other features only.
+        downsample: For images explored at lower resolution: raw images are this many
+            times `input_shape` per side, and `inputs()` averages each block of
+            downsample x downsample pixels, so the layers see `input_shape` (see
+            `downsampled`). 1: full size.
     """
 
     input_shape: tuple[int, ...]
@@ -59,6 +63,7 @@ class ModelSpec:
     image_sample: np.ndarray | None = None
     token_sample: np.ndarray | None = None
     categories: tuple[int, ...] = ()
+    downsample: int = 1
     # Derived facts computed once per search, not per trial (and their one warning). A
     # mutable dict in a frozen spec on purpose: `dataclasses.replace` shares it.
     _derived: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
@@ -114,9 +119,9 @@ class ModelSpec:
         if self.kind == "text":
             raw = keras.Input(self.input_shape, dtype="int32", name="raw_input")
             return raw, raw
-        raw = keras.Input(self.input_shape, name="raw_input")
         if self.kind == "image":
-            return raw, keras.layers.Rescaling(1.0 / 255, name="rescale")(raw)
+            return self._image_inputs()
+        raw = keras.Input(self.input_shape, name="raw_input")
         features = raw
         if self.categories:  # the category ids at the end are not quantities
             from automl.spaces.layers import Columns
@@ -128,6 +133,45 @@ class ModelSpec:
                 mean=mean, variance=np.maximum(variance, 1e-12), name="normalize"
             )(features)
         return raw, features
+
+    def _image_inputs(self) -> tuple[keras.KerasTensor, keras.KerasTensor]:
+        """Raw pixels rescaled to [0, 1], averaged down by `downsample` when above 1."""
+        import keras
+
+        height, width, *channels = self.input_shape
+        factor = self.downsample
+        raw = keras.Input((height * factor, width * factor, *channels), name="raw_input")
+        x = keras.layers.Rescaling(1.0 / 255, name="rescale")(raw)
+        if factor > 1:
+            x = keras.layers.AveragePooling2D(factor, name="explore_downsample")(x)
+        return raw, x
+
+    def downsampled(self, factor: int) -> ModelSpec:
+        """This image spec at 1/factor of its side: models take the same raw images and
+        average them down inside (`inputs()`); layers fitted to the data (patch
+        whitening) see the sample averaged down alike.
+
+        Raises:
+            ValueError: Not a full-size image spec, or sides that `factor` does not divide.
+        """
+        height, width, *channels = self.input_shape
+        if self.kind != "image" or self.downsample != 1 or height % factor or width % factor:
+            raise ValueError(
+                f"cannot downsample a {self.kind} spec of shape {self.input_shape} "
+                f"(downsample {self.downsample}) by {factor}"
+            )
+        sample = self.image_sample
+        if sample is not None and len(sample):
+            n = len(sample)
+            blocks = sample.reshape(n, height // factor, factor, width // factor, factor, -1)
+            sample = blocks.astype(np.float32).mean(axis=(2, 4))
+        return dataclasses.replace(
+            self,
+            input_shape=(height // factor, width // factor, *channels),
+            downsample=factor,
+            image_sample=sample,
+            _derived={},  # fitted to the full-size sample: not for these images
+        )
 
     @property
     def _n_features(self) -> int:

@@ -1,0 +1,120 @@
+"""Exploration at lower resolution: `ModelSpec.downsampled`, when the plan explores that
+way, and a real CIFAR-10 search whose exploration trials train on 16x16 images while its
+long training and its exported model take the full-size ones.
+"""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pytest
+from optuna.trial import FixedTrial
+
+from automl import load_model
+from automl.engine._resolution import exploration_downsample, takes_raw_images
+from automl.record import TrialRecord
+from automl.spaces import HyperParameters, ModelSpec
+from search_spaces import cnn
+from tests.conftest import sqlite_url
+
+
+def _image_spec(side: int = 32, channels: int = 3, sample: int = 600) -> ModelSpec:
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (sample, side, side, channels)).astype("uint8")
+    return ModelSpec((side, side, channels), "image", "classification", 10, 1000, 4,
+                     image_sample=pixels)  # fmt: skip
+
+
+def test_a_downsampled_spec_takes_full_size_images_and_averages_them():
+    spec = _image_spec()
+    small = spec.downsampled(2)
+    assert small.input_shape == (16, 16, 3) and small.downsample == 2
+    raw, x = small.inputs()
+    assert tuple(raw.shape[1:]) == (32, 32, 3) and tuple(x.shape[1:]) == (16, 16, 3)
+    images = spec.image_sample[:4].astype("float32")
+    got = keras.Model(raw, x).predict(images, verbose=0)
+    expected = images.reshape(4, 16, 2, 16, 2, 3).mean(axis=(2, 4)) / 255.0
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    # Patch whitening is fitted on the sample averaged down alike, not the full-size one.
+    assert small.image_sample.shape == (600, 16, 16, 3)
+    np.testing.assert_allclose(small.image_sample[:4], expected * 255.0, rtol=1e-5)
+    assert spec.patch_whitening() is not None and not small._derived
+
+
+def test_a_model_built_small_takes_raw_images_and_saves(tmp_path):
+    """The fast recipe built for 16x16 takes the 32x32 raw images, and loads back in
+    safe mode with identical predictions."""
+    full = _image_spec()
+    small = full.downsampled(2)
+    point = dict(cnn.starting_points(small)[0])
+    model = cnn.build(HyperParameters(FixedTrial(point)), small)
+    assert takes_raw_images(model, small)
+    images = full.image_sample[:3]
+    model.save(tmp_path / "m.keras")
+    again = keras.models.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(
+        again.predict(images, verbose=0), model.predict(images, verbose=0), atol=1e-5
+    )
+
+
+@pytest.mark.parametrize(
+    ("spec", "split", "constrained", "expected"),
+    [
+        (_image_spec(), True, False, 2),
+        (_image_spec(), False, False, 1),  # no exploration phase: every trial is final
+        (_image_spec(), True, True, 1),  # limits or cost objectives: footprints at full size
+        (_image_spec(side=24), True, False, 1),  # 12 px is under MIN_SIDE
+        (_image_spec(side=8, channels=1), True, False, 1),  # digits as images
+    ],
+)
+def test_exploration_downsamples_only_full_size_images_of_a_split_search(
+    spec, split, constrained, expected
+):
+    assert exploration_downsample(spec, split=split, constrained=constrained) == expected
+
+
+def test_the_setting_turns_it_off(monkeypatch):
+    monkeypatch.setenv("AUTOML_EXPLORE_DOWNSAMPLE", "1")
+    assert exploration_downsample(_image_spec(), split=True, constrained=False) == 1
+
+
+def test_odd_factors_and_other_kinds_are_refused():
+    with pytest.raises(ValueError, match="cannot downsample"):
+        _image_spec(side=30).downsampled(4)
+    with pytest.raises(ValueError, match="cannot downsample"):
+        _image_spec().downsampled(2).downsampled(2)
+
+
+@pytest.mark.slow
+def test_a_cifar_search_explores_small_then_trains_the_best_at_full_size(
+    tmp_path, cifar_root, cifar_cache
+):
+    """A real split search on the CIFAR-10 slice: exploration trials record downsample 2
+    and train models that take 32x32 images; the long training is full size; the
+    exported model takes the raw 32x32 images."""
+    import automl
+
+    result = automl.search(
+        "cnn",
+        dataset="cifar10",
+        data_dir=cifar_root,
+        timeout="90s",
+        seed=0,
+        storage=sqlite_url(tmp_path / "automl.db"),
+        tracking_uri="none",
+        out=tmp_path / "out",
+    )
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    plan = summary["plan"]
+    assert plan["split"] is not None and plan["explore_downsample"] == 2, plan["description"]
+    assert "2x smaller per side" in plan["description"]
+    trained = [t for t in result.study.trials if TrialRecord.read(t).epochs]
+    explored = [t for t in trained if not TrialRecord.read(t).exploit]
+    exploits = [t for t in trained if TrialRecord.read(t).exploit]
+    assert explored and all(TrialRecord.read(t).downsample == 2 for t in explored)
+    assert exploits, [(t.number, t.user_attrs.get("reason")) for t in result.study.trials]
+    assert all(TrialRecord.read(t).downsample is None for t in exploits)
+    model = load_model(tmp_path / "out" / "best_model.keras")
+    assert tuple(model.input_shape[1:]) == (32, 32, 3)

@@ -29,6 +29,7 @@ FORMAT = 1
 MLFLOW_RUN_KEY = "mlflow_run_id"
 REGISTERED_KEY = "registered_trial"
 SEARCH_RUN_KEY = "search_run"
+EXPLORE_DOWNSAMPLE_KEY = "explore_downsample"
 # SearchConfig fields a study records (no URLs: they may hold passwords; no folders of
 # this machine but data_dir, which a worker may override).
 RECORDED = (
@@ -222,9 +223,16 @@ def search_run(study: optuna.Study) -> str | None:
     return study.user_attrs.get(SEARCH_RUN_KEY)
 
 
-def set_search_run(study: optuna.Study, run: str) -> None:
-    """Remember the running search's token, for its workers' splits."""
+def set_search_run(study: optuna.Study, run: str, explore_downsample: int = 1) -> None:
+    """Remember the running search's token and how much its exploration trials
+    downsample images, for its workers' plans."""
     study.set_user_attr(SEARCH_RUN_KEY, run)
+    study.set_user_attr(EXPLORE_DOWNSAMPLE_KEY, explore_downsample)
+
+
+def search_explore_downsample(study: optuna.Study) -> int:
+    """How much the running search's exploration trials downsample images (1: not)."""
+    return int(study.user_attrs.get(EXPLORE_DOWNSAMPLE_KEY) or 1)
 
 
 def registered_trial(study: optuna.Study) -> int | None:

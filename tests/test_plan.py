@@ -153,7 +153,7 @@ def test_once_no_trial_fits_no_more_are_started(tmp_path):
     """With a trial count the time cannot hold, the search ends at the deadline with at
     most one trial marked "not started" after its last trained one, not one per
     remaining slot. (A slow point pruned unstarted while a quicker one still fits is by
-    design: a loaded machine may see one or two.)"""
+    design: a loaded machine may see one or two before the end.)"""
     result = automl.search(
         "digits",
         trials=200,
@@ -164,9 +164,10 @@ def test_once_no_trial_fits_no_more_are_started(tmp_path):
     )
     reasons = [TrialRecord.read(t).reason for t in result.study.trials]
     trained = [i for i, t in enumerate(result.study.trials) if TrialRecord.read(t).epochs]
+    assert trained, reasons
     after_last = reasons[trained[-1] + 1 :]
     assert sum(r.startswith("not started") for r in after_last) <= 1, reasons
-    assert sum(r.startswith("not started") for r in reasons) <= 5, reasons
+    assert sum(r.startswith("not started") for r in reasons) <= 3, reasons
     assert len(result.study.trials) < 200
 
 

@@ -184,7 +184,8 @@ class TrialObjective:
         params = {**trial.params, **_fixed(hp, trial)}
         n_params = model.count_params()
         logged = {**params, "n_params": n_params, "planned_epochs": epochs}
-        logged["downsample"] = spec.downsample
+        if spec.kind == "image":
+            logged["downsample"] = spec.downsample
         context.tracker.log_params(log.run_id, logged)
         context.observer.trial_started(trial.number, params)
         TrialRecord.write(trial, fidelity=1.0 if rows is None else context.config.subset)
@@ -214,10 +215,22 @@ class TrialObjective:
     def _build(
         self, trial: optuna.Trial, hp: HyperParameters, spec: ModelSpec, promoted: bool
     ) -> tuple[ModelSpec, keras.Model]:
-        """The trial's spec and model: at lower resolution for an exploration trial of
-        an image search that explores that way (see `_resolution`), else as given."""
+        """The trial's spec and model, at lower resolution for an exploration trial of
+        an image search that explores that way (see `_resolution`).
+
+        Args:
+            trial: The running trial; its record gets `downsample` (None: full size).
+            hp: Its hyperparameters.
+            spec: The study's spec for this trial, full size.
+            promoted: A rerun of another trial (a long training, or `--subset`'s full
+                data): always full size.
+
+        Returns:
+            The spec the model was built for, and the model.
+        """
         factor = self.context.plan.explore_downsample
-        if factor == 1 or promoted or TrialRecord.read(trial).exploit:
+        TrialRecord.write(trial, downsample=None)  # a retried trial's record is copied
+        if factor == 1 or promoted:
             return spec, build_model(self.context.space, hp, spec, self.context.objective)
         small = spec.downsampled(factor)
         try:
@@ -271,8 +284,8 @@ class TrialObjective:
             return plan.max_epochs
         speed = plan.speed_of(hp.values)
         batch = batch_size_of(hp)
-        forward_s = (
-            speed.forward_s
+        forward_s = (  # streamed images: the reference's, for the pixels this model sees
+            speed.forward_s / spec.downsample**2
             if encoded.stream
             else forward_seconds(model, rows_of(encoded.x_train, batch))
         )

@@ -30,7 +30,7 @@ import optuna
 
 from automl._errors import UsageError
 from automl.engine._phases import Split, make_split, seconds_text
-from automl.engine._resolution import exploration_downsample
+from automl.engine._resolution import every_family_downsamples, exploration_downsample
 from automl.engine._trainer import batch_size_of, build_model
 from automl.record import TrialRecord
 from automl.spaces import HyperParameters
@@ -168,23 +168,25 @@ class Plan:
         Estimates scale a trial's eager forward pass, which misses how its cost differs
         from the reference model's in ways a forward pass does not show; the trials that
         ran say by how much. Small images leave fixed costs a larger share of an epoch,
-        so trials at another resolution do not say it.
+        so trials at another resolution count only while none ran at this one.
         """
         speed = self.speeds.get(family) or next(iter(self.speeds.values()), None)
-        ratios = []
+        overhead = speed.fit_overhead_s if speed else 0.0
+        ratios: dict[bool, list[float]] = {True: [], False: []}  # same resolution or not
         for trial in trials:
             facts = TrialRecord.read(trial)
             if not (trial.state.is_finished() and facts.estimated_epoch_s and facts.epochs):
                 continue
-            if (facts.downsample or 1) != downsample:
-                continue
             ran_as = self.speed_of(trial.params)
             if facts.seconds is None or ran_as is None or ran_as.family != family:
                 continue
-            overhead = speed.fit_overhead_s if speed else 0.0
             actual = max(facts.seconds - overhead, 0.0) / facts.epochs
-            ratios.append(actual / facts.estimated_epoch_s)
-        return min(5.0, max(0.2, statistics.median(ratios))) if ratios else 1.0
+            same = (facts.downsample or 1) == downsample
+            ratios[same].append(actual / facts.estimated_epoch_s)
+        # The other resolution's trials, when none ran at this one: better than nothing
+        # (a long training planned from the bare estimate may be cut by the deadline).
+        found = ratios[True] or ratios[False]
+        return min(5.0, max(0.2, statistics.median(found))) if found else 1.0
 
     def shortest_trial_s(self) -> float:
         """The quickest family's fit overhead and one epoch: the least a trial needs."""
@@ -300,6 +302,9 @@ def make_plan(
     if plan.budget_s is not None and deadline is not None:
         split = make_split(plan.budget_s, plan.shortest_trial_s(), plan.full_trial_s(), deadline)
         factor = exploration_downsample(spec, split=split is not None, constrained=constrained)
+        points = {f: p for f, p in reference_points(space, spec).items() if f in speeds}
+        if factor > 1 and not every_family_downsamples(space, spec, objective, points, factor):
+            factor = 1
         plan = dataclasses.replace(plan, split=split, explore_downsample=factor)
     if refuse and plan.budget_s is not None and plan.budget_s < plan.shortest_trial_s():
         _refuse(plan, float(timeout or 0.0))

@@ -22,7 +22,7 @@ import optuna
 
 from automl._errors import UsageError
 from automl.engine._setup import load_config_data, model_spec
-from automl.engine._trainer import batch_size_of, build_model
+from automl.engine._trainer import SpaceFailed, batch_size_of, build_model
 from automl.engine._workers import open_study, worker_config
 from automl.export import best_trial_or_none, test_metrics
 from automl.models import load_model, save_plain
@@ -80,7 +80,13 @@ def refit_best(
     spec = dataclasses.replace(spec, metric=objective.metric)
     if facts.downsample:  # an exploration trial at lower resolution: refit it as it was
         spec = spec.downsampled(facts.downsample)
-    model = build_model(space, hp, spec, objective)
+    try:
+        model = build_model(space, hp, spec, objective)
+    except SpaceFailed as exc:  # e.g. a trial of an older automl, before a param existed
+        raise UsageError(
+            f"refit cannot rebuild trial {best.number} of {study_name!r} ({exc}); export "
+            "its own model with `automl export` instead."
+        ) from None
     _fit_on_train_and_validation(model, encoded, data, epochs, batch_size_of(hp))
     folder = Path(config.out)
     folder.mkdir(parents=True, exist_ok=True)

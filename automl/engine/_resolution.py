@@ -13,20 +13,31 @@ split train at full size.
 
 Left at full size: images whose smaller side would drop under `MIN_SIDE` pixels,
 searches with size or latency limits or cost objectives (a model's footprint at low
-resolution is not the one it would have at full size), and models whose space makes its
-own `keras.Input` instead of `spec.inputs()` (those are rebuilt at full size).
+resolution is not the one it would have at full size), and searches where a family's
+reference model cannot be built for the small images or makes its own `keras.Input`
+instead of `spec.inputs()` (`transfer`, many users' spaces): exploration scores at two
+resolutions would not compare. A single point that cannot be built small (a rare deep
+configuration) trains at full size and records no `downsample`.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import logging
+from typing import TYPE_CHECKING, Any
 
+import keras
+import optuna
+
+from automl._errors import UsageError
+from automl.engine._trainer import build_model
 from automl.settings import explore_downsample
+from automl.spaces import HyperParameters
 
 if TYPE_CHECKING:
-    import keras
+    from automl.objective import Objective
+    from automl.spaces import ModelSpec, Space
 
-    from automl.spaces import ModelSpec
+logger = logging.getLogger("automl")
 
 MIN_SIDE = 16  # pixels: smaller images lose what a CIFAR-size model needs to see
 
@@ -49,8 +60,41 @@ def exploration_downsample(spec: ModelSpec, *, split: bool, constrained: bool) -
 
 
 def takes_raw_images(model: keras.Model, spec: ModelSpec) -> bool:
-    """Whether a model built for `spec.downsampled(...)` takes the full-size raw images
-    (a space that makes its own `keras.Input` builds for the small ones instead)."""
+    """Whether a model built for `spec` (a `downsampled` one) takes the full-size raw
+    images through `spec.inputs()`'s average pooling (a space that makes its own
+    `keras.Input` builds for the small images, or skips the pooling)."""
     height, width, *channels = spec.input_shape
     factor = spec.downsample
-    return tuple(model.input_shape[1:]) == (height * factor, width * factor, *channels)
+    if len(model.inputs) != 1 or "explore_downsample" not in {x.name for x in model.layers}:
+        return False
+    return tuple(model.inputs[0].shape[1:]) == (height * factor, width * factor, *channels)
+
+
+def every_family_downsamples(
+    space: Space,
+    spec: ModelSpec,
+    objective: Objective,
+    points: dict[str, dict[str, Any]],
+    factor: int,
+) -> bool:
+    """Whether each family's reference point (`points`, by family) builds for
+    `spec.downsampled(factor)` and takes the raw images through its pooling; logs the
+    first family that does not."""
+    small = spec.downsampled(factor)
+    for family, point in points.items():
+        study = optuna.create_study()
+        if point:
+            study.enqueue_trial(point)
+        hp = HyperParameters(study.ask(), space.overrides)
+        try:
+            fits = takes_raw_images(build_model(space, hp, small, objective), small)
+        except UsageError:
+            raise
+        except Exception:  # noqa: BLE001 - any failure means: explore at full size
+            fits = False
+        finally:
+            keras.utils.clear_session(free_memory=False)
+        if not fits:
+            logger.info("plan: %s cannot explore on smaller images; all trials full size", family)
+            return False
+    return True

@@ -31,6 +31,7 @@ from automl.record import (
     StudyRecord,
     TrialRecord,
     mlflow_run_id,
+    search_explore_downsample,
     search_run,
     set_mlflow_run_id,
     set_search_run,
@@ -178,12 +179,14 @@ def _measure(
 
 
 def _one_run(plan: Plan, study: optuna.Study, worker: bool) -> Plan:
-    """Every process of a search under its first process's token: that one records
-    it; workers (`--jobs`, `automl worker`, a recycled process) take it, so that the
-    long trainings it enqueues are theirs too, not an earlier search's."""
+    """Every process of a search under its first process's token and resolution: that
+    one records them; workers (`--jobs`, `automl worker`, a recycled process) take them,
+    so that the long trainings it enqueues are theirs too, not an earlier search's, and
+    their exploration trials see images as its own do."""
     if not worker:  # "" when this search does not split: no earlier token lingers
-        set_search_run(study, plan.split.run if plan.split else "")
+        set_search_run(study, plan.split.run if plan.split else "", plan.explore_downsample)
         return plan
+    plan = dataclasses.replace(plan, explore_downsample=search_explore_downsample(study))
     run = search_run(study)
     if plan.split is None or not run:
         return plan

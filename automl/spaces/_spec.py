@@ -43,7 +43,8 @@ class ModelSpec:
             category-id column at the end of the vector, one per high-cardinality
             column. `inputs()` leaves them out; `category_ids()` gives them to spaces
             that embed categories. Empty for other data. `normalization` covers the
-            other features only.
+            other features only. A space that makes its own `keras.Input` from
+            `input_shape` gets these raw ids as features: build on `inputs()`.
         downsample: For images explored at lower resolution: raw images are this many
             times `input_shape` per side, and `inputs()` averages each block of
             downsample x downsample pixels, so the layers see `input_shape` (see
@@ -148,29 +149,33 @@ class ModelSpec:
 
     def downsampled(self, factor: int) -> ModelSpec:
         """This image spec at 1/factor of its side: models take the same raw images and
-        average them down inside (`inputs()`); layers fitted to the data (patch
-        whitening) see the sample averaged down alike.
+        average them down inside (`inputs()`).
+
+        Layers fitted to the data (patch whitening) see the sample averaged down alike;
+        that sample and what is fitted to it are computed once per spec and factor.
 
         Raises:
-            ValueError: Not a full-size image spec, or sides that `factor` does not divide.
+            ValueError: A factor under 2, not a full-size image spec, or sides that
+                `factor` does not divide.
         """
-        height, width, *channels = self.input_shape
-        if self.kind != "image" or self.downsample != 1 or height % factor or width % factor:
+        if factor < 2 or self.kind != "image" or self.downsample != 1:
             raise ValueError(
-                f"cannot downsample a {self.kind} spec of shape {self.input_shape} "
-                f"(downsample {self.downsample}) by {factor}"
+                f"cannot downsample a {self.kind} spec (downsample {self.downsample}) by "
+                f"{factor}: only full-size image specs, by 2 or more"
             )
-        sample = self.image_sample
-        if sample is not None and len(sample):
-            n = len(sample)
-            blocks = sample.reshape(n, height // factor, factor, width // factor, factor, -1)
-            sample = blocks.astype(np.float32).mean(axis=(2, 4))
+        height, width, *channels = self.input_shape
+        if height % factor or width % factor:
+            raise ValueError(f"cannot downsample {height}x{width} images by {factor}")
+        key = f"downsampled_{factor}"
+        if key not in self._derived:  # (sample, the small spec's own derived facts)
+            self._derived[key] = (_average_down(self.image_sample, factor), {})
+        sample, derived = self._derived[key]
         return dataclasses.replace(
             self,
             input_shape=(height // factor, width // factor, *channels),
             downsample=factor,
             image_sample=sample,
-            _derived={},  # fitted to the full-size sample: not for these images
+            _derived=derived,  # not the full-size sample's patch whitening
         )
 
     @property
@@ -179,9 +184,26 @@ class ModelSpec:
         return int(self.input_shape[-1]) - len(self.categories)
 
     def category_ids(self, raw: keras.KerasTensor) -> keras.KerasTensor:
-        """The category-id columns of `raw` (the input `inputs()` returned), shape
-        (batch, len(categories)), for `keras.layers.Embedding`; see `categories`."""
+        """The category-id columns of `raw`, the input `inputs()` returned.
+
+        Shape (batch, len(categories)), for `keras.layers.Embedding`; see `categories`.
+
+        Raises:
+            ValueError: The spec has no category ids (check `spec.categories` first).
+        """
         from automl.spaces.layers import Columns
+
+        if not self.categories:
+            raise ValueError("this spec has no category ids; check spec.categories first")
 
         width = int(self.input_shape[-1])
         return Columns(self._n_features, width, name="category_ids")(raw)
+
+
+def _average_down(sample: np.ndarray | None, factor: int) -> np.ndarray | None:
+    """Images (n, H, W, C) averaged over factor x factor blocks, as float32."""
+    if sample is None or not len(sample):
+        return sample
+    n, height, width = sample.shape[:3]
+    blocks = sample.reshape(n, height // factor, factor, width // factor, factor, -1)
+    return blocks.astype(np.float32).mean(axis=(2, 4))

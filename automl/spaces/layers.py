@@ -280,8 +280,10 @@ class NgramBag(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="automl")
 class Columns(keras.layers.Layer):
-    """Columns `start` to `stop` (exclusive) of a `(batch, features)` input: how a table
-    model takes its numeric block and its category ids apart (`ModelSpec.inputs`).
+    """Columns `start` to `stop` (exclusive) of a `(batch, features)` input.
+
+    How a table model takes its features and its category ids apart
+    (`ModelSpec.inputs`, `ModelSpec.category_ids`).
 
     Args:
         start: First column kept.
@@ -296,6 +298,14 @@ class Columns(keras.layers.Layer):
                 f"Columns needs 0 <= start < stop. Received: start={start}, stop={stop}"
             )
         self.start, self.stop = int(start), int(stop)
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        width = input_shape[-1]
+        if len(input_shape) != 2 or (width is not None and self.stop > width):
+            raise ValueError(
+                f"Columns({self.start}, {self.stop}) needs (batch, at least {self.stop}) "
+                f"inputs. Received: input_shape={input_shape}"
+            )
 
     def call(self, inputs: Any) -> Any:
         return inputs[:, self.start : self.stop]

@@ -198,11 +198,11 @@ VARIABLES: dict[str, Variable] = {
         ),
         Variable(
             "AUTOML_EXPLORE_DOWNSAMPLE",
-            "2",
-            "a whole number (1: full size)",
             "1",
+            "a whole number (1: full size)",
+            "2",
             "Image exploration trials see images this many times smaller per side (at least "
-            "16 px); the long trainings see them full size.",
+            "16 px); the long trainings see them full size. Off (1) by default.",
             _whole(1),
         ),
         Variable(
@@ -293,7 +293,7 @@ def report_every() -> float:
 
 def explore_downsample() -> int:
     """`AUTOML_EXPLORE_DOWNSAMPLE`: how many times smaller per side exploration trials see
-    images (default 2; 1: full size)."""
+    images (default 1: full size; see `automl.engine._resolution` for why)."""
     return VARIABLES["AUTOML_EXPLORE_DOWNSAMPLE"].read()
 
 

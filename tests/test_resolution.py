@@ -72,12 +72,17 @@ def test_a_model_built_small_takes_raw_images_and_saves(tmp_path):
     ],
 )
 def test_exploration_downsamples_only_full_size_images_of_a_split_search(
-    spec, split, constrained, expected
+    spec, split, constrained, expected, monkeypatch
 ):
+    monkeypatch.setenv("AUTOML_EXPLORE_DOWNSAMPLE", "2")
     assert exploration_downsample(spec, split=split, constrained=constrained) == expected
 
 
-def test_the_setting_turns_it_off(monkeypatch):
+def test_it_is_off_unless_the_setting_asks_for_it(monkeypatch):
+    """Off by default: at 55 T on CIFAR-10 it picked a slower configuration to train long
+    and lost 7 points (benchmarks/RESULTS.md)."""
+    monkeypatch.delenv("AUTOML_EXPLORE_DOWNSAMPLE", raising=False)
+    assert exploration_downsample(_image_spec(), split=True, constrained=False) == 1
     monkeypatch.setenv("AUTOML_EXPLORE_DOWNSAMPLE", "1")
     assert exploration_downsample(_image_spec(), split=True, constrained=False) == 1
 
@@ -123,13 +128,14 @@ def test_calibration_counts_trials_at_the_same_resolution_and_falls_back_to_othe
 
 @pytest.mark.slow
 def test_a_cifar_search_explores_small_then_trains_the_best_at_full_size(
-    tmp_path, cifar_root, cifar_cache
+    tmp_path, cifar_root, cifar_cache, monkeypatch
 ):
     """A real split search on the CIFAR-10 slice: exploration trials record downsample 2
     and train models that take 32x32 images; the long training is full size; the
     exported model takes the raw 32x32 images."""
     import automl
 
+    monkeypatch.setenv("AUTOML_EXPLORE_DOWNSAMPLE", "2")
     result = automl.search(
         "cnn",
         dataset="cifar10",

@@ -1,4 +1,13 @@
-"""Exploration at lower resolution: image trials explore on images averaged down 2x2.
+"""Exploration at lower resolution: image trials may explore on images averaged down.
+
+Off by default (`AUTOML_EXPLORE_DOWNSAMPLE=1`); `AUTOML_EXPLORE_DOWNSAMPLE=2` turns it
+on. Measured at 55 T on CIFAR-10 (one seed, benchmarks/RESULTS.md), it ran 6 complete
+exploration trials where full size ran 3, but at 16x16 a plain CNN without early pooling
+edged out the fast recipe (0.658 against 0.648 validation), and at full size that
+configuration is about twice as slow per epoch, so its long training got 6 epochs and the
+search scored 0.772 test against 0.842. Architectures that pool early (the fast ones)
+lose more at low resolution: a bias, not only noise. Until the long trainings are chosen
+for the accuracy their time buys at full size, full size stays the default.
 
 On CIFAR-10, configurations trained on 16x16 images rank like the same configurations
 trained at full size (Spearman 0.99, 90 % interval 0.90-1.00, over 9 configurations of

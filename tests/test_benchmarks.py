@@ -280,3 +280,46 @@ def test_tables_text_goals_medians_and_generated_data():
     assert tt.make_houses(200, np.random.default_rng(0))["condition"].isna().any()
     spam_share = (tt.make_spam(2000, np.random.default_rng(0))["label"] == "spam").mean()
     assert 0.08 < spam_share < 0.2
+
+
+def test_budget_judges_the_machine_speed_check_and_renders_every_row():
+    """The pinned search meets the bar within budget + 5 % and at most 3 points below the
+    all-cores search; a missing all-cores run leaves the loss undecided."""
+    from benchmarks import budget
+
+    search = {
+        "test_accuracy": 0.84,
+        "wall_s": 430.0,
+        "budget_s": 440.0,
+        "overshoot": -0.02,
+        "final": "trial 5",
+        "trials": {"complete": 3},
+        "plan": "p",
+    }
+    half = {**search, "test_accuracy": 0.82, "wall_s": 455.0}
+    result = {
+        "command": "python -m benchmarks.budget",
+        "T_s": 8.0,
+        "load_average_at_start": 1.0,
+        "load_average_at_end": 1.0,
+        "rows": {"55|search": search, "55|search_half_cores": half},
+    }
+    assert budget.half_cores_verdict(result, "55")["met"] is True
+    slow = {**half, "wall_s": 470.0}  # 6.8 % over
+    assert (
+        budget.half_cores_verdict(
+            {**result, "rows": {"55|search": search, "55|search_half_cores": slow}}, "55"
+        )["met"]
+        is False
+    )
+    worse = {**half, "test_accuracy": 0.80}  # 4 points below
+    assert (
+        budget.half_cores_verdict(
+            {**result, "rows": {"55|search": search, "55|search_half_cores": worse}}, "55"
+        )["met"]
+        is False
+    )
+    alone = budget.half_cores_verdict({**result, "rows": {"55|search_half_cores": half}}, "55")
+    assert alone["loss"] is None and alone["met"] is None
+    text = budget.section(result)
+    assert "| 55 T | automl search | 0.8400" in text and "0.8200" in text

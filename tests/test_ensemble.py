@@ -139,7 +139,8 @@ def test_images_get_the_best_of_single_ensemble_and_flip_on_validation(
     data = load_dataset("cifar10", data_dir=cifar_root, seed=0)
     own = predict_raw(model, data, data.x_val)
     assert score_of(data.y_val, own, "classification", 10, "accuracy") == pytest.approx(
-        scores[chosen], abs=1e-5  # summary.json rounds to 5 decimals
+        scores[chosen],
+        abs=1e-5,  # summary.json rounds to 5 decimals
     )
     images = data.x_test[:64]  # uint8 pixels, as the exported model takes them
     fresh = _predict_in_fresh_process(cifar_search.out / "best_model.keras", images, tmp_path)
@@ -149,3 +150,26 @@ def test_images_get_the_best_of_single_ensemble_and_flip_on_validation(
             data.y_test, predict_raw(model, data, data.x_test), "classification", 10, "accuracy"
         )
     )
+
+
+def test_ties_on_validation_accuracy_go_to_the_more_confident_model():
+    """On a small validation split many models get every row right: the one with the
+    lower log loss leads; a strictly better score still comes first; regression keeps
+    the trials' order on ties."""
+    from types import SimpleNamespace
+
+    from automl.engine._final import _scorer, best_first
+
+    y = np.array([0, 1, 2, 1])
+    data = SimpleNamespace(y_val=y, task="classification", num_classes=3)
+    sure, unsure = np.eye(3)[y] * 0.9 + 0.1 / 3, np.eye(3)[y] * 0.4 + 0.6 / 3
+    wrong = unsure.copy()
+    wrong[0] = [0.2, 0.7, 0.1]
+    objective = Objective("val_accuracy", "maximize")
+    score = _scorer(data, objective)
+    assert best_first([unsure, sure], data, score, objective) == [1, 0]
+    assert best_first([wrong, unsure, sure], data, score, objective) == [2, 1, 0]
+    regression = SimpleNamespace(y_val=np.array([1.0, 2.0]), task="regression", num_classes=1)
+    rmse = Objective("val_rmse", "minimize")
+    same = np.array([[1.0], [2.5]])
+    assert best_first([same, same], regression, _scorer(regression, rmse), rmse) == [0, 1]

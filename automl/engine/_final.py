@@ -11,6 +11,7 @@ test split. The result is one Keras model that takes raw data, like a single tri
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 from typing import TYPE_CHECKING, Any
@@ -101,6 +102,9 @@ def choose_final(
     predictions = [predict_raw(m, data, data.x_val) for m in models]
     score = _scorer(data, objective)
     metric = score_key(objective.metric, data.task)
+    order = best_first(predictions, data, score, objective)
+    models, kept = [models[i] for i in order], [kept[i] for i in order]
+    predictions = [predictions[i] for i in order]
     final = FinalModel(models[0], [{"trial": kept[0].number, "weight": 1.0}], False, {}, metric)
     try:
         final.val_scores["best"] = score(predictions[0])
@@ -112,6 +116,36 @@ def choose_final(
     if data.kind == "image" and final.model.inputs[0].shape[2] is not None:
         _attempt("flip TTA", _try_flip, final, data, score, objective)  # fixed-size images
     return final
+
+
+def best_first(
+    predictions: list[np.ndarray], data: Dataset, score: Any, objective: Objective
+) -> list[int]:
+    """The candidates' order, best first: by validation score, ties (common for
+    accuracy on a small validation split, where many models get every row right) broken
+    by validation log loss, so the more confident model leads (classification only;
+    otherwise the trials' own order stays)."""
+    from automl.scoring import scores
+
+    try:
+        values = [score(p) for p in predictions]
+    except KeyError:  # AUC with a class missing: choose_final decides on nothing
+        return list(range(len(predictions)))
+    if data.task != "classification":
+        losses = [0.0] * len(predictions)
+    else:
+        losses = [
+            scores(data.y_val, p, data.task, data.num_classes)["log_loss"] for p in predictions
+        ]
+
+    def before(i: int, j: int) -> int:
+        if objective.is_better(values[i], values[j]):
+            return -1
+        if objective.is_better(values[j], values[i]):
+            return 1
+        return (losses[i] > losses[j]) - (losses[i] < losses[j]) or i - j
+
+    return sorted(range(len(predictions)), key=functools.cmp_to_key(before))
 
 
 def _attempt(what: str, option: Any, *args: Any) -> None:

@@ -89,11 +89,13 @@ def test_the_final_model_of_a_split_search_loads_and_scores_as_reported(split_se
     assert final["members"] and sum(m["weight"] for m in final["members"]) == pytest.approx(1, 1e-3)
     data = load_dataset("digits", seed=0)
     loaded = load_model(folder / "out" / "best_model.keras")
+    # oneDNN's parallel sums differ in the last bits between two predicts (2e-5 seen
+    # on a loaded machine); a wrong model would differ by far more.
     np.testing.assert_allclose(
         loaded.predict(data.x_test, verbose=0),
         result.best_model.predict(data.x_test, verbose=0),
-        rtol=1e-5,
-        atol=1e-6,
+        rtol=1e-4,
+        atol=1e-4,
     )
     accuracy = float(np.mean(np.argmax(loaded.predict(data.x_test, verbose=0), -1) == data.y_test))
     assert result.summary["test"]["metrics"]["accuracy"] == pytest.approx(accuracy)

@@ -110,6 +110,18 @@ def run_benchmark(name: str, quick: bool) -> dict[str, Any]:
         return run
 
 
+def _section(name: str, run: dict[str, Any]) -> str:
+    """A benchmark's RESULTS.md section; for one that failed midway, its section if
+    its partial figures make one, else a line that says so."""
+    module = importlib.import_module(f"benchmarks.{name}")
+    try:
+        return module.section(run["result"])
+    except Exception:  # noqa: BLE001 - a failed run's partial figures may lack a part
+        if "error" not in run:
+            raise
+        return f"## {TITLES[name]}\n\nFailed before its figures were complete: {run['error']}\n"
+
+
 def render(command: str, info: dict[str, Any], runs: dict[str, dict[str, Any]]) -> str:
     """RESULTS.md: header, what ran, each section, then the hand-written notes."""
     packages = ", ".join(f"{k} {v}" for k, v in info["packages"].items())
@@ -130,8 +142,7 @@ def render(command: str, info: dict[str, Any], runs: dict[str, dict[str, Any]]) 
     lines.append("")
     for name in sorted(runs, key=lambda n: int(TITLES[n].split(".")[0])):  # 2 before 10
         if "result" in runs[name]:
-            module = importlib.import_module(f"benchmarks.{name}")
-            lines += [module.section(runs[name]["result"]).rstrip(), ""]
+            lines += [_section(name, runs[name]).rstrip(), ""]
     for notes in ("NOTES.md", "EARLIER.md"):
         if (HERE / notes).exists():
             lines += [(HERE / notes).read_text().rstrip(), ""]

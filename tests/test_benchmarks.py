@@ -323,3 +323,29 @@ def test_budget_judges_the_machine_speed_check_and_renders_every_row():
     assert alone["loss"] is None and alone["met"] is None
     text = budget.section(result)
     assert "| 55 T | automl search | 0.8400" in text and "0.8200" in text
+
+
+def test_a_benchmark_that_failed_midway_still_renders():
+    """A failed run whose partial figures lack a part (pareto before its comparison)
+    gets a line saying so; RESULTS.md is still written."""
+    from benchmarks.__main__ import render
+
+    info = {
+        "date": "d",
+        "commit": "c",
+        "platform": "p",
+        "cpus": 2,
+        "memory_gib": 24,
+        "gpu": "none",
+        "python": "3.11",
+        "packages": {"keras": "3"},
+    }
+    runs = {
+        "pareto": {
+            "wall_s": 3.0,
+            "error": "UsageError: timeout too small",
+            "result": {"runs": {}, "quick": True},
+        }
+    }
+    text = render("python -m benchmarks run --quick", info, runs)
+    assert "Failed before its figures were complete: UsageError: timeout too small" in text

@@ -159,3 +159,17 @@ def test_a_cifar_search_explores_small_then_trains_the_best_at_full_size(
     assert all(TrialRecord.read(t).downsample is None for t in exploits)
     model = load_model(tmp_path / "out" / "best_model.keras")
     assert tuple(model.input_shape[1:]) == (32, 32, 3)
+
+
+def test_workers_take_the_resolution_the_search_chose():
+    """The search's first process records its factor; a worker's plan takes it, whatever
+    its own environment decided (README: workers take the leader's resolution)."""
+    from automl.engine._setup import _one_run
+
+    study = optuna.create_study()
+    leader = Plan({}, 6, None, 0.0, None, explore_downsample=2)
+    assert _one_run(leader, study, worker=False) is leader
+    worker = _one_run(Plan({}, 6, None, 0.0, None), study, worker=True)
+    assert worker.explore_downsample == 2
+    _one_run(Plan({}, 6, None, 0.0, None), study, worker=False)  # a later full-size search
+    assert _one_run(leader, study, worker=True).explore_downsample == 1

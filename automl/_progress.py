@@ -146,8 +146,11 @@ class RichProgress(SearchObserver):
             self.console.print("no trial completed; nothing exported.")
             return
         metrics = ", ".join(f"{k} {v:.4f}" for k, v in summary["test"]["metrics"].items())
+        exported = (summary.get("final") or {}).get("description", f"trial {best['trial']}")
+        chosen = "" if exported == f"trial {best['trial']}" else f"; exported: {exported}"
         self.console.print(
-            f"best trial {best['trial']}: {best['metric']} {best['val_metric']:.4f}; test {metrics}"
+            f"best trial {best['trial']}: {best['metric']} {best['val_metric']:.4f}{chosen}; "
+            f"test {metrics}"
         )
         if summary.get("baseline"):  # the scikit-learn yardstick, beside the search
             self.console.print(summary["baseline"]["line"])

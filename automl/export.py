@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,14 +32,29 @@ logger = logging.getLogger("automl")
 
 def best_trial_or_none(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
     """The best complete trial, or None while no trial has completed. In a
-    multi-objective study: the Pareto front's best on the validation metric."""
+    multi-objective study: the Pareto front's best on the validation metric.
+
+    Trials tied on the metric (on a small validation split, many reach an accuracy of
+    1.0) go to the lowest validation loss, then the earliest: Optuna's `best_trial` is
+    the earliest, often one that stopped barely trained.
+    """
     if len(study.directions) > 1:
         front = study.best_trials
         return Objective.of_study(study).best_of(front, score) if front else None
     try:
-        return study.best_trial
+        best = study.best_trial
     except ValueError:  # Optuna's way of saying "no complete trial"
         return None
+    trials = study.get_trials(deepcopy=False)
+    tied = [t for t in trials if t.state.name == "COMPLETE" and score(t) == score(best)]
+    return min(tied, key=lambda t: (tie_loss(t), t.number), default=best)
+
+
+def tie_loss(trial: optuna.trial.FrozenTrial) -> float:
+    """What breaks ties on the metric between trials: the validation loss at the best
+    epoch (infinite where a trial did not record one)."""
+    loss = TrialRecord.read(trial).val_loss
+    return math.inf if loss is None else loss
 
 
 def best_value(study: optuna.Study) -> float | None:

@@ -147,8 +147,15 @@ class Objective:
         pick = max if self.direction == "maximize" else min
         return pick(items, key=key)
 
-    def ranked(self, items: Iterable[T], key: Callable[[T], Any]) -> list[T]:
-        """`items` best first (stable: ties keep their order)."""
+    def ranked(
+        self,
+        items: Iterable[T],
+        key: Callable[[T], Any],
+        tie: Callable[[T], float] | None = None,
+    ) -> list[T]:
+        """`items` best first. Ties on `key` go to the lower `tie`, then keep their order."""
+        if tie is not None:
+            items = sorted(items, key=tie)  # sorted() is stable, reversed or not
         return sorted(items, key=key, reverse=self.direction == "maximize")
 
 

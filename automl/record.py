@@ -254,6 +254,8 @@ class TrialRecord:
         worker: `host:pid` of the process that ran it.
         epochs: Epochs it trained.
         best_epoch: The epoch (1-based) whose weights were kept.
+        val_loss: The validation loss at that epoch: among trials tied on the metric,
+            the lower one ranks first (see `engine._checkpoints`).
         seconds: Wall-clock seconds it took.
         rss_mb: Its process's resident memory after it, in MB.
         reason: Why it was pruned or failed.
@@ -292,6 +294,7 @@ class TrialRecord:
     worker: str | None = None
     epochs: int | None = None
     best_epoch: int | None = None
+    val_loss: float | None = None
     seconds: float | None = None
     rss_mb: float | None = None
     reason: str = ""

@@ -16,6 +16,7 @@ from automl import UsageError
 from automl.config import PRUNERS, SAMPLERS
 from automl.data import load_dataset
 from automl.engine._study import count_finished, load_study, make_pruner, make_sampler
+from automl.export import best_trial_or_none, tie_loss
 from automl.record import StudyRecord, TrialRecord, mlflow_run_id
 from automl.spaces import HyperParameters
 from tests.conftest import RecordingObserver, sqlite_url
@@ -82,7 +83,7 @@ def test_best_checkpoint_is_the_best_epoch_of_the_best_trial(iris_search):
     complete trials (the final ensemble's candidates) are kept on disk, no others."""
     import keras
 
-    best = iris_search.result.study.best_trial
+    best = best_trial_or_none(iris_search.result.study)  # ties: the lowest val_loss
     model = keras.models.load_model(best.user_attrs["model_path"], safe_mode=True)
     data = load_dataset("iris", seed=0)
     predicted = model.predict(data.x_val, verbose=0).argmax(axis=-1)
@@ -90,7 +91,7 @@ def test_best_checkpoint_is_the_best_epoch_of_the_best_trial(iris_search):
     assert best.value == max(best.intermediate_values.values())
     kept = sorted(p.name for p in (iris_search.out / "checkpoints").iterdir())
     complete = [t for t in iris_search.result.study.trials if t.state.name == "COMPLETE"]
-    top = sorted(complete, key=lambda t: (-t.value, t.number))[:5]  # 4 trials: all of them
+    top = sorted(complete, key=lambda t: (-t.value, tie_loss(t), t.number))[:5]
     assert f"trial-{best.number}.keras" in kept
     assert kept == sorted(f"trial-{t.number}.keras" for t in top)
 

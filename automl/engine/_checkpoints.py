@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import optuna
 
 from automl.engine._pareto import dominates, on_front
+from automl.export import tie_loss
 from automl.models import save_plain
 from automl.objective import score
 from automl.record import TrialRecord
@@ -65,7 +66,8 @@ def keep_if_among_best(
     if objective.multi:
         keep, dropped = _front_change(trial, outcome, complete, objective)
     else:
-        ranked = objective.ranked([*complete, trial], lambda t: _value(t, trial, outcome))
+        candidates = [*complete, trial]
+        ranked = objective.ranked(candidates, lambda t: _value(t, trial, outcome), tie_loss)
         keep, dropped = any(t is trial for t in ranked[:KEPT]), ranked[KEPT:]
     if keep:
         path = (folder / f"trial-{trial.number}.keras").resolve()
@@ -126,7 +128,7 @@ def kept_trials(study: optuna.Study, objective: Objective) -> list[optuna.trial.
     complete = study.get_trials(deepcopy=False, states=_COMPLETE)
     reachable = [t for t in complete if _has_model(TrialRecord.read(t))]
     found = []
-    for trial in objective.ranked(reachable, score)[:KEPT]:
+    for trial in objective.ranked(reachable, score, tie_loss)[:KEPT]:
         try:
             path = local_model(trial)
         except UsageError as exc:

@@ -89,7 +89,10 @@ def _final(session: Session) -> tuple[keras.Model | None, dict[str, Any]] | None
         return None
     if final is None:
         return None
-    return (None if final.single else final.model), final.facts()
+    # None: export copies the best trial's checkpoint. Another single trial can win
+    # here (a tie on the metric broken by scikit-learn's log loss) and is saved instead.
+    as_trained = final.single and best is not None and final.members[0]["trial"] == best.number
+    return (None if as_trained else final.model), final.facts()
 
 
 def _log_final(session: Session, facts: dict[str, Any]) -> None:

@@ -208,8 +208,8 @@ class TrialObjective:
         context.tracker.log_params(log.run_id, late)  # sampled inside a HyperModel's fit
         upload = context.tracker.checkpoint_uploader(log.run_id)  # to MLflow's artifacts
         folder = context.out / "checkpoints"
+        TrialRecord.write(trial, best_epoch=outcome.best_epoch, val_loss=outcome.val_loss)
         keep_if_among_best(trial, outcome, encoded, context.objective, folder, upload=upload)
-        TrialRecord.write(trial, best_epoch=outcome.best_epoch)
         return context.objective.values(outcome.value, TrialRecord.read(trial))
 
     def _build(

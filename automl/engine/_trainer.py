@@ -16,7 +16,13 @@ import keras
 import optuna
 
 from automl._errors import TrialFailed, UsageError
-from automl.engine._callbacks import Deadline, EpochReporter, TrialPruning
+from automl.engine._callbacks import (
+    Deadline,
+    EarlyStoppingOnTies,
+    EpochReporter,
+    TrialPruning,
+    best_epoch_of,
+)
 from automl.engine._interrupt import StopOnInterrupt
 from automl.engine._pareto import ParetoPruning
 from automl.spaces import HyperParameters, ModelSpec, Space
@@ -53,6 +59,7 @@ class TrialOutcome:
     value: float
     epochs: int
     best_epoch: int
+    val_loss: float | None = None  # at the best epoch: breaks ties on `value`
 
 
 def batch_size_of(hp: HyperParameters) -> int:
@@ -174,8 +181,14 @@ def fit_trial(
         model.fit(*train, batch_size=batch_size, class_weight=plan.class_weight, **fit_args)
         returned = None
     value, best_epoch = _score(reporter, plan.objective, returned)
+    logged = [h for h in reporter.history if plan.objective.monitor in h]
+    val_loss = logged[best_epoch].get("val_loss") if best_epoch < len(logged) else None
     return TrialOutcome(
-        model=model, value=value, epochs=len(reporter.history), best_epoch=best_epoch + 1
+        model=model,
+        value=value,
+        epochs=len(reporter.history),
+        best_epoch=best_epoch + 1,
+        val_loss=None if val_loss is None or not math.isfinite(val_loss) else float(val_loss),
     )
 
 
@@ -190,7 +203,7 @@ def _callbacks(
         keras.callbacks.TerminateOnNaN(),
         reporter,  # before the pruner, so a pruned epoch is still logged
         _pruning(trial, plan),
-        keras.callbacks.EarlyStopping(
+        EarlyStoppingOnTies(
             monitor, patience=plan.patience, mode=plan.objective.mode, restore_best_weights=True
         ),
         Deadline(plan.deadline),
@@ -236,12 +249,15 @@ def _score(reporter: EpochReporter, objective: Objective, returned: Any) -> tupl
             f"the model reports no {objective.monitor} (it logged {', '.join(history[0])}); "
             f"compile it with metrics=[{objective.metric!r}] or leave it uncompiled."
         )
-    values = [h[objective.monitor] for h in history if objective.monitor in h]
-    if not values and returned is not None:
-        values = _returned_values(returned, objective.monitor)
-    if not values:
-        raise optuna.TrialPruned("the time budget ran out before the first epoch ended.")
-    value, best_epoch = objective.best(values)
+    logged = [h for h in history if objective.monitor in h]
+    if logged:  # the epoch EarlyStoppingOnTies restored
+        best_epoch = best_epoch_of(logged, objective.monitor, objective.is_better)
+        value = logged[best_epoch][objective.monitor]
+    else:
+        values = _returned_values(returned, objective.monitor) if returned is not None else []
+        if not values:
+            raise optuna.TrialPruned("the time budget ran out before the first epoch ended.")
+        value, best_epoch = objective.best(values)
     if not math.isfinite(value):
         raise Diverged(f"{objective.monitor} is not finite ({value}).")
     return value, best_epoch

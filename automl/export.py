@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,7 +16,7 @@ from automl._errors import UsageError
 from automl.formats import check_format, write_format
 from automl.models import load_model, predict_raw
 from automl.objective import Objective, score
-from automl.record import StudyRecord, TrialRecord
+from automl.record import StudyRecord, TrialRecord, tie_loss
 from automl.scoring import scores
 
 if TYPE_CHECKING:
@@ -48,13 +47,6 @@ def best_trial_or_none(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
     trials = study.get_trials(deepcopy=False)
     tied = [t for t in trials if t.state.name == "COMPLETE" and score(t) == score(best)]
     return min(tied, key=lambda t: (tie_loss(t), t.number), default=best)
-
-
-def tie_loss(trial: optuna.trial.FrozenTrial) -> float:
-    """What breaks ties on the metric between trials: the validation loss at the best
-    epoch (infinite where a trial did not record one)."""
-    loss = TrialRecord.read(trial).val_loss
-    return math.inf if loss is None else loss
 
 
 def best_value(study: optuna.Study) -> float | None:

@@ -13,6 +13,7 @@ read: `StudyRecord.read` falls back to that layout.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -361,3 +362,10 @@ class TrialRecord:
 def fixed_attr(name: str) -> str:
     """The attribute under which a trial keeps an `hp.Fixed` value it never sampled."""
     return f"fixed_{name}"
+
+
+def tie_loss(trial: optuna.trial.FrozenTrial | optuna.trial.BaseTrial) -> float:
+    """What breaks ties on the metric between trials: the validation loss at the best
+    epoch (infinite where a trial did not record one)."""
+    loss = TrialRecord.read(trial).val_loss
+    return math.inf if loss is None else loss

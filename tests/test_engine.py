@@ -16,8 +16,8 @@ from automl import UsageError
 from automl.config import PRUNERS, SAMPLERS
 from automl.data import load_dataset
 from automl.engine._study import count_finished, load_study, make_pruner, make_sampler
-from automl.export import best_trial_or_none, tie_loss
-from automl.record import StudyRecord, TrialRecord, mlflow_run_id
+from automl.export import best_trial_or_none
+from automl.record import StudyRecord, TrialRecord, mlflow_run_id, tie_loss
 from automl.spaces import HyperParameters
 from tests.conftest import RecordingObserver, sqlite_url
 

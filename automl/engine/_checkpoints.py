@@ -20,10 +20,9 @@ from typing import TYPE_CHECKING
 import optuna
 
 from automl.engine._pareto import dominates, on_front
-from automl.export import tie_loss
 from automl.models import save_plain
 from automl.objective import score
-from automl.record import TrialRecord
+from automl.record import TrialRecord, tie_loss
 
 if TYPE_CHECKING:
     from automl.data._encoding import Encoded

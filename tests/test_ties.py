@@ -117,3 +117,14 @@ def test_a_single_model_chosen_over_the_study_best_is_the_one_exported(tmp_path)
         predict_raw(load_model(tmp_path / "trial-1.keras"), data, data.x_val),
         rtol=1e-5,
     )
+
+
+def test_the_long_training_repeats_the_tied_configuration_with_the_lowest_loss(tmp_path):
+    """Explore, then exploit: of configurations tied on the metric, the one with the
+    lower validation loss is the one trained long."""
+    from automl.engine._phases import make_split, start_exploiting
+
+    study = _study(tmp_path, [1.0, 1.0, 0.9], [0.6, 0.2, 0.1])
+    split = make_split(3000.0, quickest_s=100.0, full_s=300.0, deadline=3000.0)
+    assert split is not None and split.exploit_n == 1
+    assert start_exploiting(study, split) == [1]

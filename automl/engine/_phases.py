@@ -27,7 +27,7 @@ from typing import Any
 import optuna
 
 from automl.objective import Objective, score
-from automl.record import TrialRecord
+from automl.record import TrialRecord, tie_loss
 
 MAX_EXPLORE_SHARE = 0.5  # of the trials' time; the rest trains the best configs long
 FULL_TRAININGS_FOR_HALF = 5  # a budget of this many full trainings explores the max share
@@ -169,7 +169,7 @@ def start_exploiting(study: optuna.Study, split: Split) -> list[int]:
     objective = Objective.of_study(study)
     complete = study.get_trials(deepcopy=False, states=(_COMPLETE,))
     chosen: list[optuna.trial.FrozenTrial] = []
-    for trial in objective.ranked(complete, score):
+    for trial in objective.ranked(complete, score, tie_loss):  # ties: the lower loss
         if trial.params not in [c.params for c in chosen]:
             chosen.append(trial)
         if len(chosen) == n:

@@ -349,3 +349,26 @@ def test_a_benchmark_that_failed_midway_still_renders():
     }
     text = render("python -m benchmarks run --quick", info, runs)
     assert "Failed before its figures were complete: UsageError: timeout too small" in text
+
+
+def test_tables_text_takes_keras_reuters_and_imdb_when_a_copy_is_here(tmp_path, monkeypatch):
+    """Offline here, so the published run left reuters and imdb out; with a copy in
+    AUTOML_DATA_DIR (Keras' own .npz format, generated) both join the run, each written
+    as a table of token strings that automl loads as text."""
+    import pandas as pd
+
+    from automl.data import load_data
+    from benchmarks import tables_text as tt
+    from tests.test_builtins import _imdb, _reuters
+
+    monkeypatch.setenv("AUTOML_DATA_DIR", str(tmp_path / "data"))
+    _imdb(tmp_path / "data", n=400), _reuters(tmp_path / "data", per_topic=20)
+    chosen, notes = tt.cases(quick=False, only=["imdb", "reuters"])
+    assert sorted(c.name for c in chosen) == ["imdb", "reuters"] and notes == []
+    for case in chosen:
+        path = tmp_path / f"{case.name}.csv"
+        tt.write_keras_text(case.name, tt.keras_text_source(case.name), path, train_rows=400)
+        table = pd.read_csv(path)
+        assert len(table) == 500 and table["text"].str.match(r"^w\d+( w\d+)*$").all()
+        data = load_data(str(path), target="label", text_column="text", seed=0)
+        assert data.kind == "text" and data.task == "classification"

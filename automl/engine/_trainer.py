@@ -180,15 +180,13 @@ def fit_trial(
     else:
         model.fit(*train, batch_size=batch_size, class_weight=plan.class_weight, **fit_args)
         returned = None
-    value, best_epoch = _score(reporter, plan.objective, returned)
-    logged = [h for h in reporter.history if plan.objective.monitor in h]
-    val_loss = logged[best_epoch].get("val_loss") if best_epoch < len(logged) else None
+    value, best_epoch, val_loss = _score(reporter, plan.objective, returned)
     return TrialOutcome(
         model=model,
         value=value,
         epochs=len(reporter.history),
         best_epoch=best_epoch + 1,
-        val_loss=None if val_loss is None or not math.isfinite(val_loss) else float(val_loss),
+        val_loss=val_loss,
     )
 
 
@@ -233,9 +231,11 @@ def _pruning(trial: optuna.Trial, plan: FitPlan) -> keras.callbacks.Callback:
     )
 
 
-def _score(reporter: EpochReporter, objective: Objective, returned: Any) -> tuple[float, int]:
-    """The best epoch's value and its 0-based index, from the logs or what a custom
-    `fit` returned.
+def _score(
+    reporter: EpochReporter, objective: Objective, returned: Any
+) -> tuple[float, int, float | None]:
+    """The best epoch's value, its 0-based index and its validation loss (None where
+    not logged or not finite), from the logs or what a custom `fit` returned.
 
     Raises:
         Diverged: A NaN loss or value. SpaceFailed: the model logs no such metric.
@@ -250,9 +250,10 @@ def _score(reporter: EpochReporter, objective: Objective, returned: Any) -> tupl
             f"compile it with metrics=[{objective.metric!r}] or leave it uncompiled."
         )
     logged = [h for h in history if objective.monitor in h]
+    val_loss = None
     if logged:  # the epoch EarlyStoppingOnTies restored
         best_epoch = best_epoch_of(logged, objective.monitor, objective.is_better)
-        value = logged[best_epoch][objective.monitor]
+        value, val_loss = logged[best_epoch][objective.monitor], logged[best_epoch].get("val_loss")
     else:
         values = _returned_values(returned, objective.monitor) if returned is not None else []
         if not values:
@@ -260,7 +261,8 @@ def _score(reporter: EpochReporter, objective: Objective, returned: Any) -> tupl
         value, best_epoch = objective.best(values)
     if not math.isfinite(value):
         raise Diverged(f"{objective.monitor} is not finite ({value}).")
-    return value, best_epoch
+    finite = val_loss is not None and math.isfinite(val_loss)
+    return value, best_epoch, float(val_loss) if finite else None
 
 
 def _returned_values(returned: Any, monitor: str) -> list[float]:

@@ -106,9 +106,12 @@ def _is_number(value: Any) -> bool:
     return True
 
 
+TIE = "val_loss"  # what breaks ties on the monitored metric, between epochs and trials
+
+
 class EarlyStoppingOnTies(keras.callbacks.EarlyStopping):
     """Keras' `EarlyStopping`, where an epoch that ties the best value of the monitored
-    metric with a lower `tie` (the validation loss) also counts as an improvement: its
+    metric with a lower `TIE` (the validation loss) also counts as an improvement: its
     weights are the ones restored, and patience starts over.
 
     Why: on a small validation split, accuracy saturates. On wine's 28 rows it reaches
@@ -117,9 +120,8 @@ class EarlyStoppingOnTies(keras.callbacks.EarlyStopping):
     `best_epoch_of` picks the same epoch from the logs.
     """
 
-    def __init__(self, monitor: str, *, tie: str = "val_loss", **kwargs: Any) -> None:
+    def __init__(self, monitor: str, **kwargs: Any) -> None:
         super().__init__(monitor, **kwargs)
-        self.tie = tie
         self._tie_now = math.inf
         self._tie_best = math.inf
 
@@ -128,7 +130,7 @@ class EarlyStoppingOnTies(keras.callbacks.EarlyStopping):
         self._tie_best = math.inf
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self._tie_now = _finite((logs or {}).get(self.tie))
+        self._tie_now = _finite((logs or {}).get(TIE))
         super().on_epoch_end(epoch, logs)
         if self.best_epoch == epoch:
             self._tie_best = self._tie_now
@@ -147,9 +149,7 @@ def best_epoch_of(
     best = 0
     for epoch, logs in enumerate(history):
         value, held = logs[monitor], history[best][monitor]
-        tied = value == held and _finite(logs.get("val_loss")) < _finite(
-            history[best].get("val_loss")
-        )
+        tied = value == held and _finite(logs.get(TIE)) < _finite(history[best].get(TIE))
         if better(value, held) or tied:
             best = epoch
     return best

@@ -17,6 +17,7 @@ import optuna
 
 from automl._errors import TrialFailed, UsageError
 from automl.engine._callbacks import (
+    TIE,
     Deadline,
     EarlyStoppingOnTies,
     EpochReporter,
@@ -253,7 +254,7 @@ def _score(
     val_loss = None
     if logged:  # the epoch EarlyStoppingOnTies restored
         best_epoch = best_epoch_of(logged, objective.monitor, objective.is_better)
-        value, val_loss = logged[best_epoch][objective.monitor], logged[best_epoch].get("val_loss")
+        value, val_loss = logged[best_epoch][objective.monitor], logged[best_epoch].get(TIE)
     else:
         values = _returned_values(returned, objective.monitor) if returned is not None else []
         if not values:

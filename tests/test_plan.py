@@ -14,7 +14,13 @@ import pytest
 import automl
 from automl import UsageError
 from automl.data import load_dataset
-from automl.engine._phases import Window, make_split
+from automl.engine._phases import (
+    EXPLOIT_EPOCH_FACTOR,
+    Window,
+    exploit_epoch_cap,
+    make_split,
+    start_exploiting,
+)
 from automl.engine._plan import FINISH_FIXED_S, finish_seconds, make_plan, reference_points
 from automl.engine._setup import model_spec
 from automl.engine._study import budget_spent, count_finished
@@ -146,6 +152,48 @@ def test_arrays_of_a_table_shape_are_measured_too():
         resolve_space("mlp"), data, spec, Objective(), seed=0, deadline=deadline, timeout=600
     )
     assert next(iter(plan.speeds.values())).epoch_s > 0
+
+
+def _explored_study(values: list[float]) -> optuna.Study:
+    """A study whose exploration trials scored `values` (each its own configuration)."""
+    study = optuna.create_study(direction="maximize")
+    for number, value in enumerate(values):
+        trial = study.ask({"x": optuna.distributions.FloatDistribution(0.0, 10.0)})
+        trial.suggest_float("x", 0.0, 10.0)
+        study.tell(trial, value)
+        assert trial.number == number
+    return study
+
+
+@pytest.mark.parametrize(
+    ("values", "trained_long"),
+    [
+        ([0.70, 0.80, 0.795], [1, 2]),  # the runner-up within 2 %: both train long
+        ([0.70, 0.80, 0.60], [1]),  # 12 % behind: the best gets all the time
+    ],
+)
+def test_a_second_configuration_trains_long_only_when_it_scored_close(values, trained_long):
+    study = _explored_study(values)
+    split = make_split(3000.0, quickest_s=10.0, full_s=100.0, deadline=3000.0)
+    assert split is not None and split.exploit_n == 2
+    assert start_exploiting(study, split) == trained_long
+    waiting = [t for t in study.trials if t.state == optuna.trial.TrialState.WAITING]
+    assert [TrialRecord.read(t).promoted_from for t in waiting] == trained_long
+
+
+def test_a_long_training_is_capped_by_time_when_exploring_cut_its_epochs_short():
+    """An exploration trial planned for fewer epochs than the cap never showed how many
+    its configuration can use: its long training gets what fits the time."""
+    cut_short = exploit_epoch_cap(TrialRecord(planned_epochs=5), max_epochs=6)
+    full = exploit_epoch_cap(TrialRecord(planned_epochs=6), max_epochs=6)
+    assert full == 6 * EXPLOIT_EPOCH_FACTOR
+    assert exploit_epoch_cap(TrialRecord(), max_epochs=6) == full  # not planned to time
+    from automl.engine._plan import Plan, Speed
+
+    speed = Speed("cnn", 1.0, 0.01, 3.0, 1.0, 0.1, 9.0)
+    plan = Plan({"cnn": speed}, 6, 3000.0, 0.0, 3000.0)
+    fitting = plan.epochs_for(speed, 25.0, until=1600.0, cap=cut_short, now=0.0)
+    assert fitting == 63 and plan.epochs_for(speed, 25.0, until=1600.0, cap=full, now=0.0) == 24
 
 
 @pytest.mark.slow  # a real timed search / three plans on CIFAR-10

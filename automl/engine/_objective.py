@@ -27,7 +27,7 @@ from automl.engine._fidelity import is_promoted, promote_best
 from automl.engine._interrupt import raise_if
 from automl.engine._limits import REJECTED, Limits
 from automl.engine._memory import MemoryWatch, rss_mb
-from automl.engine._phases import EXPLOIT_EPOCH_FACTOR, Window, start_exploiting
+from automl.engine._phases import Window, exploit_epoch_cap, start_exploiting
 from automl.engine._plan import Plan, forward_seconds, rows_of
 from automl.engine._resolution import takes_raw_images
 from automl.engine._space_check import stop_if_space_is_broken
@@ -294,7 +294,7 @@ class TrialObjective:
         estimate = speed.epoch_seconds(forward_s, steps, val_batches)
         trials = trial.study.get_trials(deepcopy=False)
         epoch_s = estimate * plan.calibration(trials, speed.family, spec.downsample)
-        window, cap = self._window(trial)
+        window, cap = self._window(trial, trials)
         until = None if window is None else window.until
         epochs = plan.epochs_for(speed, epoch_s, until=until, cap=cap)
         TrialRecord.write(
@@ -333,15 +333,22 @@ class TrialObjective:
             TrialRecord.write(trial, planned_epochs=0)
             self._not_started(trial, window, quickest)
 
-    def _window(self, trial: optuna.Trial) -> tuple[Window | None, int | None]:
+    def _window(
+        self, trial: optuna.Trial, trials: list[optuna.trial.FrozenTrial]
+    ) -> tuple[Window | None, int | None]:
         """The trial's window (None: until the deadline) and epoch cap (None:
-        `max_epochs`); an exploration trial's window is short, a long training's long."""
+        `max_epochs`); an exploration trial's window is short, a long training's long
+        (its cap from its configuration's exploration trial, one of the study's `trials`)."""
         plan = self.context.plan
         if plan.split is None or plan.deadline is None:
             return None, None
         window = plan.split.window(trial, plan.deadline)
-        exploit = TrialRecord.read(trial).exploit
-        return window, plan.max_epochs * EXPLOIT_EPOCH_FACTOR if exploit else None
+        facts = TrialRecord.read(trial)
+        if not facts.exploit:
+            return window, None
+        explored = next((t for t in trials if t.number == facts.promoted_from), None)
+        record = TrialRecord() if explored is None else TrialRecord.read(explored)
+        return window, exploit_epoch_cap(record, plan.max_epochs)
 
     def _not_started(self, trial: optuna.Trial, window: Window | None, needed_s: float) -> None:
         """Not even one epoch fits the trial's window: say why, and what comes next.

@@ -11,8 +11,14 @@ times the maximum resource. Exploration: trials capped at `Split.explore_trial_s
 planned for the epochs that fit its cap, its schedule with them. Exploitation: once
 exploration's time is up, the best `Split.exploit_n` distinct configurations are
 enqueued again (`TrialRecord.exploit`) and each trains for an equal share of the time
-left, up to `EXPLOIT_EPOCH_FACTOR` times the epoch cap, never pruned. The finish
-(ensemble, export, test) has its own time after the trials' deadline (see `_plan`).
+left, never pruned. A second configuration trains long only when exploration scored it
+within `SECOND_EXPLOIT_GAP` of the best: a clearly weaker one would not join the final
+ensemble, so its share goes to the best. A long training is capped at
+`EXPLOIT_EPOCH_FACTOR` times the epoch cap when its exploration trial trained every one
+of `max_epochs`, and by its time alone when that trial was cut short by its time cap
+(it never showed how many epochs it can use: CIFAR-10's fast recipe still gains at 64).
+The finish (ensemble, export, test) has its own time after the trials' deadline (see
+`_plan`).
 
 A smaller budget is all exploration, each trial fitted to the time left.
 """
@@ -35,6 +41,8 @@ EXPLORE_TRIALS = 6  # exploration trials the cap aims at, at least (pruned ones 
 MIN_SPLIT_TRIALS = 8  # a split needs room for this many of the quickest trial
 TWO_EXPLOITS_TRIALS = 40  # ... and this many for two long trainings instead of one
 EXPLOIT_EPOCH_FACTOR = 4  # a long training may run this many times `max_epochs`
+UNCAPPED_EPOCHS = 1_000_000  # the epoch cap of a long training that its time alone limits
+SECOND_EXPLOIT_GAP = 0.02  # a second long training: scored within 2 % of the best
 
 _WAITING = optuna.trial.TrialState.WAITING
 _COMPLETE = optuna.trial.TrialState.COMPLETE
@@ -70,7 +78,8 @@ class Split:
         return (
             f"≈ {self.explore_trials} short trials of ≤ {seconds_text(self.explore_trial_s)}, then "
             f"{best} trained for ≈ {seconds_text(self.exploit_s / self.exploit_n)} each (up "
-            f"to {max_epochs * EXPLOIT_EPOCH_FACTOR} epochs)"
+            f"to {max_epochs * EXPLOIT_EPOCH_FACTOR} epochs, or as many as fit if exploring "
+            f"cut them short of {max_epochs})"
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -157,7 +166,8 @@ def exploiting(study: optuna.Study, run: str) -> bool:
 
 def start_exploiting(study: optuna.Study, split: Split) -> list[int]:
     """Enqueue the best `split.exploit_n` distinct configurations of the complete
-    trials, once per search (only the process that made the study calls it).
+    trials, once per search (only the process that made the study calls it); the ones
+    after the best only when they scored within `SECOND_EXPLOIT_GAP` of it.
 
     Returns:
         The numbers of the trials whose configurations were enqueued (empty when it was
@@ -170,14 +180,28 @@ def start_exploiting(study: optuna.Study, split: Split) -> list[int]:
     complete = study.get_trials(deepcopy=False, states=(_COMPLETE,))
     chosen: list[optuna.trial.FrozenTrial] = []
     for trial in objective.ranked(complete, score, tie_loss):  # ties: the lower loss
+        if len(chosen) == n or (chosen and not _close(score(chosen[0]), score(trial))):
+            break
         if trial.params not in [c.params for c in chosen]:
             chosen.append(trial)
-        if len(chosen) == n:
-            break
     for trial in chosen:
         attrs = TrialRecord.attrs(promoted_from=trial.number, exploit=True, exploit_run=split.run)
         study.enqueue_trial(trial.params, user_attrs=attrs, skip_if_exists=False)
     return [t.number for t in chosen]
+
+
+def _close(best: float | None, other: float | None) -> bool:
+    """Whether `other` scored within `SECOND_EXPLOIT_GAP` (relative) of `best`."""
+    if best is None or other is None:
+        return False
+    return abs(best - other) <= SECOND_EXPLOIT_GAP * abs(best)
+
+
+def exploit_epoch_cap(explored: TrialRecord, max_epochs: int) -> int:
+    """A long training's epoch cap, from its configuration's exploration trial."""
+    if explored.planned_epochs is not None and explored.planned_epochs < max_epochs:
+        return UNCAPPED_EPOCHS  # cut short by its time cap: only the time limits it now
+    return max_epochs * EXPLOIT_EPOCH_FACTOR
 
 
 def _exploits(study: optuna.Study, run: str | None) -> list[optuna.trial.FrozenTrial]:

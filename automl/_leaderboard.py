@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
-from automl.objective import ranked_trials, score
-from automl.record import StudyRecord, TrialRecord
+from automl.objective import score
+from automl.record import StudyRecord, TrialRecord, ranked_trials
 
 if TYPE_CHECKING:
     import optuna

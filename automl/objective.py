@@ -165,16 +165,6 @@ def score(trial: optuna.trial.FrozenTrial) -> float | None:
     return None if values is None else float(values[0])
 
 
-def ranked_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """A study's trials as leaderboards show them: complete ones best first, then the
-    others by number."""
-    objective = Objective.of_study(study)
-    trials = study.get_trials(deepcopy=False)
-    complete = [t for t in trials if t.state.name == "COMPLETE"]
-    others = [t for t in trials if t.state.name != "COMPLETE"]
-    return objective.ranked(complete, key=score) + others
-
-
 def pareto_front(study: optuna.Study, objective: Objective) -> list[dict[str, Any]]:
     """A multi-objective study's Pareto front (Optuna's `best_trials`) as rows: trial,
     then each objective's value by name; best metric first."""

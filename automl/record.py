@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from automl._errors import UsageError
 from automl.config import SearchConfig
-from automl.objective import Objective
+from automl.objective import Objective, score
 
 if TYPE_CHECKING:
     import optuna
@@ -369,3 +369,13 @@ def tie_loss(trial: optuna.trial.FrozenTrial | optuna.trial.BaseTrial) -> float:
     epoch (infinite where a trial did not record one)."""
     loss = TrialRecord.read(trial).val_loss
     return math.inf if loss is None else loss
+
+
+def ranked_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """A study's trials as leaderboards show them: complete ones best first (ties: the
+    lower `tie_loss`), then the others by number."""
+    objective = Objective.of_study(study)
+    trials = study.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state.name == "COMPLETE"]
+    others = [t for t in trials if t.state.name != "COMPLETE"]
+    return objective.ranked(complete, score, tie_loss) + others

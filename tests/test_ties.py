@@ -21,6 +21,7 @@ from automl.engine._finish import _final
 from automl.export import best_trial_or_none
 from automl.models import load_model, predict_raw
 from automl.objective import Objective
+from automl.record import ranked_trials
 from tests.conftest import sqlite_url
 
 ACCURACY = Objective("val_accuracy", "maximize")
@@ -84,6 +85,7 @@ def test_the_study_best_and_the_kept_models_break_ties_on_the_loss(tmp_path):
     assert best_trial_or_none(study).number == 2  # Optuna's best_trial is trial 0
     kept = [t.number for t in kept_trials(study, ACCURACY)]
     assert kept == [2, 3, 0, 1, 4]  # tied on 1.0 by loss (none recorded: last), then 0.9
+    assert [t.number for t in ranked_trials(study)] == kept  # `automl show`, MLflow report
 
 
 def _confident(model: keras.Model, temperature: float) -> keras.Model:

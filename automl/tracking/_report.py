@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from automl import settings
-from automl.objective import pareto_front, ranked_trials, score
-from automl.record import StudyRecord, TrialRecord
+from automl.objective import pareto_front, score
+from automl.record import StudyRecord, TrialRecord, ranked_trials
 
 if TYPE_CHECKING:
     import optuna

@@ -73,13 +73,16 @@ class Split:
     run: str = dataclasses.field(default_factory=lambda: uuid.uuid4().hex[:12])
 
     def describe(self, max_epochs: int) -> str:
-        """For people: "≈ 6 short trials of ≤ 40 s, then the best 2 for ≈ 3 min each"."""
+        """For people: "≈ 6 short trials of ≤ 40 s, then the best trained for ≈ 3 min in
+        all (...)"."""
         best = "the best" if self.exploit_n == 1 else f"the best {self.exploit_n}"
+        if self.exploit_n > 1:
+            best += f" (the second if within {SECOND_EXPLOIT_GAP:.0%} of the best)"
         return (
             f"≈ {self.explore_trials} short trials of ≤ {seconds_text(self.explore_trial_s)}, then "
-            f"{best} trained for ≈ {seconds_text(self.exploit_s / self.exploit_n)} each (up "
-            f"to {max_epochs * EXPLOIT_EPOCH_FACTOR} epochs, or as many as fit if exploring "
-            f"cut them short of {max_epochs})"
+            f"{best} trained for ≈ {seconds_text(self.exploit_s)} in all (each up to "
+            f"{max_epochs * EXPLOIT_EPOCH_FACTOR} epochs, or as many as fit if exploring cut "
+            f"it short of {max_epochs})"
         )
 
     def as_dict(self) -> dict[str, Any]:

@@ -130,6 +130,7 @@ def test_load_study_of_an_unknown_name_lists_the_studies(iris_search):
 # -- resume, seeds --------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # keeps the default suite under 15 minutes on 2 cores
 def test_resume_counts_finished_trials_toward_the_budget(tmp_path):
     """trials=2 then trials=4 on the same study and storage gives exactly 4 trials (2 new);
     trials=4 again runs none. The MLflow parent run is reopened, not duplicated."""
@@ -191,6 +192,7 @@ def test_same_seed_samples_the_same_params(tmp_path):
 # -- pruning, failures, budgets -----------------------------------------------------------------
 
 
+@pytest.mark.slow  # keeps the default suite under 15 minutes on 2 cores
 def test_hyperband_prunes_weak_trials_on_digits(tmp_path):
     """With several trials on digits the default pruner stops at least one trial early; the
     pruned trial's MLflow run is FINISHED with state=PRUNED and the epoch it stopped at."""
@@ -311,6 +313,7 @@ def test_a_space_that_always_fails_stops_after_the_first_trials(tmp_path, failin
     assert {r.info.status for r in runs} == {"FAILED"}
 
 
+@pytest.mark.slow  # keeps the default suite under 15 minutes on 2 cores
 def test_timeout_holds_inside_a_running_trial(tmp_path):
     """A wall-clock budget stops the search, and the running trial, at the deadline: with
     room for hundreds of epochs, trials are planned to end by `timeout` (the deadline

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import textwrap
 
+import pytest
+
 import automl
 from tests.conftest import sqlite_url
 
@@ -33,6 +35,7 @@ TRIALS = 24
 STARTUP = 5  # automl's TPE starts from 5 random trials (engine/_study.make_sampler)
 
 
+@pytest.mark.slow  # keeps the default suite under 15 minutes on 2 cores
 def test_tpe_learns_to_avoid_a_region_that_goes_nan(tmp_path):
     space = tmp_path / "space.py"
     space.write_text(SPACE)

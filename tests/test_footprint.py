@@ -54,6 +54,7 @@ def test_limits_say_why_and_how_far() -> None:
     assert not Limits().active
 
 
+@pytest.mark.slow  # keeps the default suite under 15 minutes on 2 cores
 def test_max_params_rejects_before_training_and_tpe_learns_it(tmp_path: Path) -> None:
     """Over the limit: no epoch, FAIL for people (reason, MLflow, show, summary), PRUNED
     with constraint values for Optuna; every trial's run has its size and latency."""

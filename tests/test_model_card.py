@@ -12,6 +12,7 @@ from typing import Any
 import keras
 import numpy as np
 import pandas as pd
+import pytest
 from sklearn.datasets import load_wine
 
 import automl
@@ -78,6 +79,7 @@ def section(card: str, title: str) -> str:
     return card.split(f"## {title}\n", 1)[1].split("\n## ", 1)[0]
 
 
+@pytest.mark.slow  # keeps the default suite under 15 minutes on 2 cores
 def test_a_numeric_table_card_from_a_real_search(tmp_path, monkeypatch):
     """Wine as a CSV: the card names the data, the real summary's metrics, the size of
     best_model.keras, a measured latency, every column with its dtype, and load snippets

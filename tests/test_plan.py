@@ -93,6 +93,7 @@ def test_families_too_slow_for_the_budget_are_estimated_not_measured(cifar_root,
     assert set(plan.as_dict()["too_slow_epoch_s"]) == set(families[1:])
 
 
+@pytest.mark.slow  # keeps the default suite under 15 minutes on 2 cores
 def test_trials_are_planned_for_the_epochs_that_fit_the_time(tmp_path):
     """With a deadline, each trial is built for the epochs that fit what is left (its
     schedule with them), never more than the cap, and trains no more than that."""
@@ -127,6 +128,7 @@ def test_trials_are_planned_for_the_epochs_that_fit_the_time(tmp_path):
     assert "trials" in parent.data.tags["automl.spent"]
 
 
+@pytest.mark.slow  # keeps the default suite under 15 minutes on 2 cores
 def test_a_timeout_too_small_for_one_trial_is_refused_before_anything_exists(tmp_path):
     """One line naming the smallest budget that works here; no study, no MLflow run."""
     with pytest.raises(UsageError, match=r"^timeout leaves .* pass a timeout of \d+s or more\.$"):

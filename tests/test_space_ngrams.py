@@ -174,6 +174,7 @@ def test_starting_points_are_points_of_the_space_and_learn_reviews(point, review
     assert max(history.history["val_accuracy"]) >= 0.9, history.history["val_accuracy"]
 
 
+@pytest.mark.slow  # keeps the default suite under 15 minutes on 2 cores
 def test_random_points_build_train_and_save(tmp_path):
     """Random points (MLP heads, unigrams only, regression too) build compiled models
     that train with a finite loss on texts with empty and unknown-only rows, and load

@@ -126,6 +126,7 @@ def test_text_padding_steps_are_skipped():
         keras.utils.clear_session()
 
 
+@pytest.mark.slow  # keeps the default suite under 15 minutes on 2 cores
 def test_texts_with_no_token_train_and_predict_finite():
     """Issue #14: a text with no token (every step padding) leaves the recurrent layers
     at their initial state, not NaN: at a high learning rate every cell, one way and both

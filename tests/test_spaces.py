@@ -357,6 +357,7 @@ def test_starting_points_are_the_first_trials_of_a_new_image_study(cifar_search)
         assert trial.state.name == "COMPLETE", trial.user_attrs.get("reason")
 
 
+@pytest.mark.slow  # keeps the default suite under 15 minutes on 2 cores
 def test_a_starting_point_is_never_pruned(tmp_path):
     """The same hopeless point (SGD at the lowest learning rate) enqueued twice after three
     trials, with the median pruner: as a plain trial it is pruned, marked as a starting

@@ -147,6 +147,7 @@ def test_tabular_learns_what_only_the_category_ids_tell(tmp_path, members):
     )
 
 
+@pytest.mark.slow  # keeps the default suite under 15 minutes on 2 cores
 def test_search_exports_a_model_that_embeds_categories_from_raw_columns(tmp_path):
     """A 2-trial tabular search on the shops table: the exported model takes raw
     columns, unseen shops included, in a fresh process as it does here."""

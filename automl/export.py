@@ -16,7 +16,7 @@ from automl._errors import UsageError
 from automl.formats import check_format, write_format
 from automl.models import load_model, predict_raw
 from automl.objective import Objective, score
-from automl.record import StudyRecord, TrialRecord, tie_loss
+from automl.record import StudyRecord, TrialRecord, ranked_complete
 from automl.scoring import scores
 
 if TYPE_CHECKING:
@@ -40,13 +40,7 @@ def best_trial_or_none(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
     if len(study.directions) > 1:
         front = study.best_trials
         return Objective.of_study(study).best_of(front, score) if front else None
-    try:
-        best = study.best_trial
-    except ValueError:  # Optuna's way of saying "no complete trial"
-        return None
-    trials = study.get_trials(deepcopy=False)
-    tied = [t for t in trials if t.state.name == "COMPLETE" and score(t) == score(best)]
-    return min(tied, key=lambda t: (tie_loss(t), t.number), default=best)
+    return next(iter(ranked_complete(study)), None)
 
 
 def best_value(study: optuna.Study) -> float | None:

@@ -371,11 +371,18 @@ def tie_loss(trial: optuna.trial.FrozenTrial | optuna.trial.BaseTrial) -> float:
     return math.inf if loss is None else loss
 
 
+def ranked_complete(
+    study: optuna.Study, objective: Objective | None = None
+) -> list[optuna.trial.FrozenTrial]:
+    """The complete trials, best first on the metric (first objective); ties go to the
+    lower `tie_loss`, then the earlier trial. `objective`: the study's own by default."""
+    objective = objective or Objective.of_study(study)
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+    return objective.ranked(complete, score, tie_loss)
+
+
 def ranked_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """A study's trials as leaderboards show them: complete ones best first (ties: the
-    lower `tie_loss`), then the others by number."""
-    objective = Objective.of_study(study)
-    trials = study.get_trials(deepcopy=False)
-    complete = [t for t in trials if t.state.name == "COMPLETE"]
-    others = [t for t in trials if t.state.name != "COMPLETE"]
-    return objective.ranked(complete, score, tie_loss) + others
+    """A study's trials as leaderboards show them: complete ones best first (see
+    `ranked_complete`), then the others by number."""
+    others = [t for t in study.get_trials(deepcopy=False) if t.state.name != "COMPLETE"]
+    return ranked_complete(study) + others

@@ -22,7 +22,7 @@ import optuna
 from automl.engine._pareto import dominates, on_front
 from automl.models import save_plain
 from automl.objective import score
-from automl.record import TrialRecord, tie_loss
+from automl.record import TrialRecord, ranked_complete, tie_loss
 
 if TYPE_CHECKING:
     from automl.data._encoding import Encoded
@@ -124,10 +124,9 @@ def kept_trials(study: optuna.Study, objective: Objective) -> list[optuna.trial.
     from automl._errors import UsageError
     from automl.tracking._artifacts import local_model
 
-    complete = study.get_trials(deepcopy=False, states=_COMPLETE)
-    reachable = [t for t in complete if _has_model(TrialRecord.read(t))]
+    ranked = ranked_complete(study, objective)
     found = []
-    for trial in objective.ranked(reachable, score, tie_loss)[:KEPT]:
+    for trial in [t for t in ranked if _has_model(TrialRecord.read(t))][:KEPT]:
         try:
             path = local_model(trial)
         except UsageError as exc:

@@ -32,8 +32,8 @@ from typing import Any
 
 import optuna
 
-from automl.objective import Objective, score
-from automl.record import TrialRecord, tie_loss
+from automl.objective import score
+from automl.record import TrialRecord, ranked_complete
 
 MAX_EXPLORE_SHARE = 0.5  # of the trials' time; the rest trains the best configs long
 FULL_TRAININGS_FOR_HALF = 5  # a budget of this many full trainings explores the max share
@@ -179,10 +179,8 @@ def start_exploiting(study: optuna.Study, split: Split) -> list[int]:
     if exploiting(study, split.run):
         return []
     n = split.exploit_n
-    objective = Objective.of_study(study)
-    complete = study.get_trials(deepcopy=False, states=(_COMPLETE,))
     chosen: list[optuna.trial.FrozenTrial] = []
-    for trial in objective.ranked(complete, score, tie_loss):  # ties: the lower loss
+    for trial in ranked_complete(study):  # ties: the lower loss
         if len(chosen) == n or (chosen and not _close(score(chosen[0]), score(trial))):
             break
         if trial.params not in [c.params for c in chosen]:

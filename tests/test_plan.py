@@ -14,6 +14,7 @@ import pytest
 import automl
 from automl import UsageError
 from automl.data import load_dataset
+from automl.engine import _plan
 from automl.engine._phases import (
     EXPLOIT_EPOCH_FACTOR,
     Window,
@@ -74,7 +75,10 @@ def test_the_plan_measures_each_family_of_the_space():
     assert "/epoch" in described and "then the best 2" in described and "160 epochs" in described
 
 
-def test_families_too_slow_for_the_budget_are_estimated_not_measured(cifar_root, cifar_cache):
+def test_families_too_slow_for_the_budget_are_estimated_not_measured(
+    cifar_root, cifar_cache, monkeypatch
+):
+    monkeypatch.setattr(_plan, "MEASURE_MAX_SHARE", float("inf"))  # the screen decides
     data = load_dataset("cifar10", data_dir=cifar_root, seed=0)
     spec = model_spec(data, data.encode(None), 6)
     space = resolve_space("auto")
@@ -91,6 +95,26 @@ def test_families_too_slow_for_the_budget_are_estimated_not_measured(cifar_root,
     assert all(epoch_s > 0 for epoch_s in plan.too_slow.values())
     assert "too slow for this budget, not measured: " + families[1] in plan.describe()
     assert set(plan.as_dict()["too_slow_epoch_s"]) == set(families[1:])
+
+
+def test_measuring_stops_at_its_share_of_the_budget(cifar_root, cifar_cache, monkeypatch):
+    """The first family is always measured; a later one only while measuring it (guessed
+    as the largest start-up so far) keeps measuring within its share of the budget."""
+    data = load_dataset("cifar10", data_dir=cifar_root, seed=0)
+    spec = model_spec(data, data.encode(None), 6)
+    space = resolve_space("auto")
+    families = list(reference_points(space, spec))
+    monkeypatch.setattr(_plan, "MEASURE_MAX_SHARE", 0.0)
+    deadline = time.monotonic() + 3600
+    plan = make_plan(space, data, spec, Objective(), seed=0, deadline=deadline, timeout=3600)
+    assert list(plan.speeds) == families[:1] and not plan.too_slow
+    assert plan.unmeasured == tuple(families[1:])
+    assert "not measured, to keep measuring under 0% of the budget: " + families[1] in (
+        plan.describe()
+    )
+    assert plan.as_dict()["unmeasured"] == families[1:]
+    # Trials of an unmeasured family are planned like the first family measured.
+    assert plan.speed_of({"family": families[1]}) is plan.speeds[families[0]]
 
 
 @pytest.mark.slow  # keeps the default suite under 15 minutes on 2 cores

@@ -49,6 +49,10 @@ MEASURED_STEPS = 3  # timed training steps per reference model, after the traced
 # before it) already says it cannot compete, and measuring it would cost seconds the
 # budget needs (a residual CNN's tracing and steps take 10-15 s on 2 cores).
 WORTH_MEASURING_EPOCHS = 3
+# Measuring stops before a family whose measurement (guessed as the largest start-up
+# measured so far) would take it past this share of the time to the deadline: at 16 s
+# on 2 cores, a transformer's tracing (8 s) left the trials under a second.
+MEASURE_MAX_SHARE = 0.25
 # The finish (see `_finish`) runs inside the budget: trials end early by what it is
 # estimated to cost here. The validation passes of the ensemble's candidates (the
 # number a search usually keeps; `KEPT` at most) and, for images, of flip TTA (the
@@ -113,6 +117,8 @@ class Plan:
             whenever they do not fit the time left.
         explore_downsample: Exploration trials see images this many times smaller per
             side (see `_resolution`); 1: full size.
+        unmeasured: Families left unmeasured because measuring them would have taken
+            measuring past `MEASURE_MAX_SHARE` of the budget; planned like `too_slow`.
     """
 
     speeds: dict[str, Speed]
@@ -124,6 +130,7 @@ class Plan:
     too_slow: dict[str, float] = dataclasses.field(default_factory=dict)
     finish_s: float = 0.0
     explore_downsample: int = 1
+    unmeasured: tuple[str, ...] = ()
 
     @property
     def fits_to_time(self) -> bool:
@@ -217,6 +224,11 @@ class Plan:
                 f"{family} ≈ {seconds_text(s)}/epoch" for family, s in self.too_slow.items()
             )
             epochs += f"; too slow for this budget, not measured: {slow}"
+        if self.unmeasured:
+            epochs += (
+                f"; not measured, to keep measuring under {MEASURE_MAX_SHARE:.0%} of the "
+                f"budget: {', '.join(self.unmeasured)}"
+            )
         if self.budget_s is None:
             return f"measured here: {epochs}; every trial trains up to {self.max_epochs} epochs"
         if self.split is not None:
@@ -245,6 +257,7 @@ class Plan:
             "fit_overhead_s": {name: round(s.fit_overhead_s, 3) for name, s in self.speeds.items()},
             "split": None if self.split is None else self.split.as_dict(),
             "too_slow_epoch_s": {name: round(s, 1) for name, s in self.too_slow.items()},
+            "unmeasured": list(self.unmeasured),
             "explore_downsample": self.explore_downsample,
         }
 
@@ -271,7 +284,8 @@ def make_plan(
 
     A reference model that cannot be built or trained is left out (its trials will
     report why); its family's trials are then planned like the first family measured.
-    So is one that an estimate shows too slow for the budget (`WORTH_MEASURING_EPOCHS`).
+    So is one that an estimate shows too slow for the budget (`WORTH_MEASURING_EPOCHS`),
+    and one that measuring has no time left for (`MEASURE_MAX_SHARE`).
 
     Raises:
         UsageError: The deadline leaves no time for the quickest trial, naming the
@@ -279,10 +293,10 @@ def make_plan(
     """
     started = time.monotonic()
     # Without a deadline nothing is fitted to time: measuring would only cost time.
-    speeds, too_slow = (
+    speeds, too_slow, unmeasured = (
         _measure_families(space, data, spec, objective, seed, deadline)
         if deadline is not None
-        else ({}, {})
+        else ({}, {}, ())
     )
     now = time.monotonic()
     first = next(iter(speeds.values()), None)
@@ -298,6 +312,7 @@ def make_plan(
         budget_s=None if deadline is None else max(0.0, deadline - now),
         too_slow=too_slow,
         finish_s=finish,
+        unmeasured=unmeasured,
     )
     if plan.budget_s is not None and deadline is not None:
         split = make_split(plan.budget_s, plan.shortest_trial_s(), plan.full_trial_s(), deadline)
@@ -318,12 +333,20 @@ def _measure_families(
     objective: Objective,
     seed: int | None,
     deadline: float,
-) -> tuple[dict[str, Speed], dict[str, float]]:
-    """Each family's speed, in the space's order; and the families left unmeasured as
-    too slow for the budget, with their estimated epoch."""
+) -> tuple[dict[str, Speed], dict[str, float], tuple[str, ...]]:
+    """Each family's speed, in the space's order; the families left unmeasured as too
+    slow for the budget, with their estimated epoch; and those measuring had no time for
+    (the first family is always measured)."""
     speeds: dict[str, Speed] = {}
     too_slow: dict[str, float] = {}
+    unmeasured: list[str] = []
+    started = time.monotonic()
+    allowed_s = MEASURE_MAX_SHARE * max(0.0, deadline - started)
     for family, point in reference_points(space, spec).items():
+        guess_s = max((s.fit_overhead_s for s in speeds.values()), default=0.0)
+        if speeds and time.monotonic() - started + guess_s > allowed_s:
+            unmeasured.append(family)
+            continue
         screen = _Screen(next(iter(speeds.values())), deadline) if speeds else None
         try:
             speeds[family] = _measure(space, data, spec, objective, family, point, seed, screen)
@@ -334,7 +357,7 @@ def _measure_families(
             raise
         except Exception as exc:  # noqa: BLE001 - the trials report it with its reason
             logger.warning("plan: could not measure %s here (%s)", family, exc)
-    return speeds, too_slow
+    return speeds, too_slow, tuple(unmeasured)
 
 
 def finish_seconds(speed: Speed, data: Dataset) -> float:

@@ -31,6 +31,7 @@ MLFLOW_RUN_KEY = "mlflow_run_id"
 REGISTERED_KEY = "registered_trial"
 SEARCH_RUN_KEY = "search_run"
 EXPLORE_DOWNSAMPLE_KEY = "explore_downsample"
+SEARCH_PLAN_KEY = "search_plan"
 # SearchConfig fields a study records (no URLs: they may hold passwords; no folders of
 # this machine but data_dir, which a worker may override).
 RECORDED = (
@@ -234,6 +235,17 @@ def set_search_run(study: optuna.Study, run: str, explore_downsample: int = 1) -
 def search_explore_downsample(study: optuna.Study) -> int:
     """How much the running search's exploration trials downsample images (1: not)."""
     return int(study.user_attrs.get(EXPLORE_DOWNSAMPLE_KEY) or 1)
+
+
+def search_plan(study: optuna.Study) -> dict[str, Any] | None:
+    """The running search's plan as its first process shared it (see
+    `automl.engine._shared_plan`), or None."""
+    return study.user_attrs.get(SEARCH_PLAN_KEY)
+
+
+def set_search_plan(study: optuna.Study, facts: dict[str, Any] | None) -> None:
+    """Share the running search's plan with its workers (None: nothing to share)."""
+    study.set_user_attr(SEARCH_PLAN_KEY, facts)
 
 
 def registered_trial(study: optuna.Study) -> int | None:

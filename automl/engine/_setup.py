@@ -23,6 +23,7 @@ from automl.data import Dataset, load_data
 from automl.data._encoding import Encoded
 from automl.engine._limits import Limits
 from automl.engine._plan import Plan, make_plan
+from automl.engine._shared_plan import adopt_plan, share_plan
 from automl.engine._space_check import check_space
 from automl.engine._study import make_pruner, make_sampler, make_storage, may_be_shared
 from automl.objective import Objective
@@ -119,10 +120,20 @@ def open_session(
     # The yardstick (tables and text) is fitted here, inside the budget and before the
     # plan, so its seconds are counted where the plan can see them.
     yardstick = None if worker else try_fit_baseline(data, objective.metric)
-    plan = _measure(config, space, data, spec, objective, observer, started, worker)
+    # The first process measures before the study exists (a budget too small for one
+    # trial leaves nothing behind); a worker opens the study first to take its plan.
+    plan = None if worker else _measure(config, space, data, spec, objective, observer, started)
     _make_out(Path(str(config.out)))
     tracker = tracking.make_tracker(config.tracking_uri, str(config.study))
     study = _open_study(config, tracker, objective, worker)
+    if plan is None:
+        plan = adopt_plan(study, _deadline(config, started))
+        if plan is not None:
+            observer.plan_made(
+                "taken from the search's first process on this machine: " + plan.describe()
+            )
+        else:
+            plan = _measure(config, space, data, spec, objective, observer, started, worker)
     plan = _one_run(plan, study, worker)
     record = StudyRecord.read(study)
     if record is None and not worker:  # new, or made elsewhere: it records itself now
@@ -137,7 +148,8 @@ def open_session(
         objective = record.objective(study)
     spec = dataclasses.replace(spec, metric=objective.metric)
     parent = _open_parent_run(study, tracker, config, data, worker)
-    tracker.set_tags(parent, {"automl.plan": plan.describe()})
+    if not worker:  # the search's plan; a worker's own would overwrite it
+        tracker.set_tags(parent, {"automl.plan": plan.describe()})
     return Session(
         config=config,
         data=data,
@@ -164,13 +176,12 @@ def _measure(
     objective: Objective,
     observer: SearchObserver,
     started: float,
-    worker: bool,
+    worker: bool = False,
 ) -> Plan:
     """The plan phase (see `_plan`), said to the observer."""
     observer.stage("measuring this machine")
-    deadline = started + float(config.timeout) if config.timeout else None
     plan = make_plan(
-        space, data, spec, objective, seed=config.seed, deadline=deadline,
+        space, data, spec, objective, seed=config.seed, deadline=_deadline(config, started),
         timeout=config.timeout, refuse=not worker, finishes=not worker,
         constrained=bool(config.max_params or config.max_latency_ms or objective.multi),
     )  # fmt: skip
@@ -178,13 +189,20 @@ def _measure(
     return plan
 
 
+def _deadline(config: SearchConfig, started: float) -> float | None:
+    """`time.monotonic()` at which this process's `--timeout` ends, or None."""
+    return started + float(config.timeout) if config.timeout else None
+
+
 def _one_run(plan: Plan, study: optuna.Study, worker: bool) -> Plan:
     """Every process of a search under its first process's token and resolution: that
-    one records them; workers (`--jobs`, `automl worker`, a recycled process) take them,
-    so that the long trainings it enqueues are theirs too, not an earlier search's, and
-    their exploration trials see images as its own do."""
+    one records them (and its whole plan, see `_shared_plan`); workers (`--jobs`,
+    `automl worker`, a recycled process) take them, so that the long trainings it
+    enqueues are theirs too, not an earlier search's, and their exploration trials see
+    images as its own do."""
     if not worker:  # "" when this search does not split: no earlier token lingers
         set_search_run(study, plan.split.run if plan.split else "", plan.explore_downsample)
+        share_plan(study, plan)
         return plan
     plan = dataclasses.replace(plan, explore_downsample=search_explore_downsample(study))
     run = search_run(study)

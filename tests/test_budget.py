@@ -168,4 +168,4 @@ def test_the_long_training_runs_after_the_search_handed_over_for_memory(tmp_path
     assert len(idle) < 10  # a worker waits for the decision instead of spinning
     # The fresh workers took the search's plan instead of measuring and splitting again.
     logs = [p.read_text() for p in (tmp_path / "out" / "workers").glob("worker-*.log")]
-    assert logs and all("plan: taken from the search's first process" in log for log in logs)
+    assert logs and all("plan: measured by the search's first process" in log for log in logs)

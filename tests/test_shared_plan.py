@@ -15,6 +15,7 @@ from automl.engine import _shared_plan
 from automl.engine._phases import make_split
 from automl.engine._plan import Plan, Speed
 from automl.engine._shared_plan import adopt_plan, share_plan
+from automl.record import search_plan, set_search_plan
 from tests.conftest import sqlite_url
 
 SPEED = Speed(
@@ -86,6 +87,8 @@ def test_a_worker_with_less_time_keeps_its_own_end():
     own_end = time.monotonic() + 30.0
     plan = adopt_plan(study, own_end)
     assert plan is not None and plan.deadline == own_end and plan.budget_s <= 30.0
+    assert plan.split is not None and plan.split.exploit_from <= own_end  # explores no later
+    assert plan.adopted and "measured by the search's first process" in plan.describe()
 
 
 def test_workers_elsewhere_or_after_the_search_measure_their_own(monkeypatch):
@@ -101,3 +104,20 @@ def test_workers_elsewhere_or_after_the_search_measure_their_own(monkeypatch):
     share_plan(study, _leader_plan())
     share_plan(study, Plan({}, 6, None, 0.0, None))  # a later search without a deadline
     assert adopt_plan(study, None) is None
+
+
+def test_a_plan_whose_process_is_gone_or_unreadable_is_not_taken():
+    """An interrupted search's plan (its process gone) would hand a worker of the
+    resumed search the old split and token; another version's plan may not rebuild."""
+    study = optuna.create_study()
+    share_plan(study, _leader_plan())
+    facts = search_plan(study)
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    set_search_plan(study, facts | {"pid": ended.pid})
+    assert adopt_plan(study, None) is None
+    speeds = [speed | {"renamed_later": 1.0} for speed in facts["speeds"]]
+    set_search_plan(study, facts | {"speeds": speeds})
+    assert adopt_plan(study, None) is None
+    set_search_plan(study, facts)
+    assert adopt_plan(study, None) is not None

@@ -119,6 +119,8 @@ class Plan:
             side (see `_resolution`); 1: full size.
         unmeasured: Families left unmeasured because measuring them would have taken
             measuring past `MEASURE_MAX_SHARE` of the budget; planned like `too_slow`.
+        adopted: A worker's copy of the search's first process's plan (see
+            `_shared_plan`), not measured by this process.
     """
 
     speeds: dict[str, Speed]
@@ -131,6 +133,7 @@ class Plan:
     finish_s: float = 0.0
     explore_downsample: int = 1
     unmeasured: tuple[str, ...] = ()
+    adopted: bool = False
 
     @property
     def fits_to_time(self) -> bool:
@@ -229,10 +232,13 @@ class Plan:
                 f"; not measured, to keep measuring under {MEASURE_MAX_SHARE:.0%} of the "
                 f"budget: {', '.join(self.unmeasured)}"
             )
+        where = "measured here"
+        if self.adopted:
+            where = "measured by the search's first process on this host"
         if self.budget_s is None:
-            return f"measured here: {epochs}; every trial trains up to {self.max_epochs} epochs"
+            return f"{where}: {epochs}; every trial trains up to {self.max_epochs} epochs"
         if self.split is not None:
-            described = f"measured here: {epochs}; {self.split.describe(self.max_epochs)}"
+            described = f"{where}: {epochs}; {self.split.describe(self.max_epochs)}"
             if self.explore_downsample > 1:
                 described += (
                     f"; the short trials see images {self.explore_downsample}x smaller per "
@@ -240,7 +246,7 @@ class Plan:
                 )
             return described
         return (
-            f"measured here: {epochs}; {seconds_text(self.budget_s)} left for trials, each "
+            f"{where}: {epochs}; {seconds_text(self.budget_s)} left for trials, each "
             f"planned for the epochs (up to {self.max_epochs}) that fit the time left, its "
             f"schedule with them; {seconds_text(self.finish_s)} kept for the finish"
         )
@@ -343,6 +349,8 @@ def _measure_families(
     started = time.monotonic()
     allowed_s = MEASURE_MAX_SHARE * max(0.0, deadline - started)
     for family, point in reference_points(space, spec).items():
+        # A lower bound on what measuring the next family costs: its own tracing is
+        # unknown, and families come cheapest first, so the largest seen so far.
         guess_s = max((s.fit_overhead_s for s in speeds.values()), default=0.0)
         if speeds and time.monotonic() - started + guess_s > allowed_s:
             unmeasured.append(family)

@@ -129,9 +129,7 @@ def open_session(
     if plan is None:
         plan = adopt_plan(study, _deadline(config, started))
         if plan is not None:
-            observer.plan_made(
-                "taken from the search's first process on this machine: " + plan.describe()
-            )
+            observer.plan_made(plan.describe())
         else:
             plan = _measure(config, space, data, spec, objective, observer, started, worker)
     plan = _one_run(plan, study, worker)

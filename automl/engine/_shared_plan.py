@@ -4,21 +4,24 @@ A worker (`--jobs`, a fresh process that took over for memory, `automl worker`) 
 measure every family again and split the time left again, under whatever load the
 search's other processes put on the machine. At 165 T on CIFAR-10 a recycled worker
 measured the CNN at 57 s/epoch where the search had measured 16 s, and its new split
-left the recipe's long training 9 epochs instead of about 25.
+left the recipe's long training 9 epochs instead of about 24.
 
 So the search's first process stores its plan in the study: its measured speeds, its
 split and its deadline, the clock readings as wall-clock time (`time.monotonic()` means
 nothing in another process). A worker on the same host takes that plan whole, back on
 its own monotonic clock: the same speeds, the same end of exploration, the same time
-kept for the finish. A worker on another host measures its own machine, and one that
-finds the plan's deadline past (a search that ended) measures too.
+kept for the finish. A worker on another host measures its own machine, and so does
+one that finds the plan's process gone (a search that ended or was interrupted; a
+resumed one shares its own plan once it has measured) or its deadline past.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import socket
 import time
+from typing import Any
 
 import optuna
 
@@ -40,6 +43,7 @@ def share_plan(study: optuna.Study, plan: Plan) -> None:
         study,
         {
             "host": socket.gethostname(),
+            "pid": os.getpid(),
             "speeds": [dataclasses.asdict(speed) for speed in plan.speeds.values()],
             "max_epochs": plan.max_epochs,
             "deadline": _wall(plan.deadline),
@@ -62,16 +66,24 @@ def adopt_plan(study: optuna.Study, deadline: float | None) -> Plan | None:
             adopted plan ends no later.
     """
     facts = search_plan(study)
-    if not facts or facts.get("host") != socket.gethostname():
+    if not facts or facts.get("host") != socket.gethostname() or not _alive(facts.get("pid")):
         return None
+    try:
+        return _rebuild(facts, deadline)
+    except (KeyError, TypeError, ValueError):  # shared by another version of automl
+        return None
+
+
+def _rebuild(facts: dict[str, Any], deadline: float | None) -> Plan | None:
+    """The shared plan on this process's clock, ending by `deadline`; None once over."""
     shared_end = _monotonic(facts["deadline"])
     end = shared_end if deadline is None else min(deadline, shared_end)
     now = time.monotonic()
     if end <= now:
         return None
     split = facts["split"]
-    if split is not None:
-        split = Split(**(split | {"exploit_from": _monotonic(split["exploit_from"])}))
+    if split is not None:  # exploration ends by this worker's end too
+        split = Split(**(split | {"exploit_from": min(end, _monotonic(split["exploit_from"]))}))
     return Plan(
         speeds={s["family"]: Speed(**s) for s in facts["speeds"]},
         max_epochs=int(facts["max_epochs"]),
@@ -83,7 +95,21 @@ def adopt_plan(study: optuna.Study, deadline: float | None) -> Plan | None:
         finish_s=float(facts["finish_s"]),
         explore_downsample=int(facts["explore_downsample"]),
         unmeasured=tuple(facts["unmeasured"]),
+        adopted=True,
     )
+
+
+def _alive(pid: Any) -> bool:
+    """Whether process `pid` of this host still runs (the search that shared its plan)."""
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: it runs
+        return True
+    return True
 
 
 def _wall(monotonic: float) -> float:

@@ -4,6 +4,7 @@ that retires a process, and a real search recycled at the default AUTOML_RECYCLE
 from __future__ import annotations
 
 import textwrap
+import time
 
 import optuna
 import pytest
@@ -32,8 +33,16 @@ def test_the_watch_fires_past_its_limit_and_never_at_zero():
     watch, off = MemoryWatch(30), MemoryWatch(0)
     assert not watch.grown() and not off.grown()  # the first check sets the baseline
     block = _allocate(64)
-    assert watch.grown() and watch.exceeded and watch.growth > 30
-    assert not off.grown() and not off.exceeded
+    assert watch.grown() and watch.handing_over and watch.growth > 30
+    assert not off.grown() and not off.handing_over
+    del block
+
+
+def test_the_watch_keeps_the_trials_once_a_fresh_process_would_start_too_late():
+    late = MemoryWatch(30, hand_over_by=time.monotonic() - 1.0)
+    assert not late.grown()
+    block = _allocate(64)
+    assert not late.grown() and not late.handing_over and late.growth > 30
     del block
 
 

@@ -52,7 +52,7 @@ def explore(
         with frozen_heap():
             _optimize(study, objective, timeout=left)
     raise_if(context.pressed)
-    retired = context.memory.exceeded and not budget_spent(study, config.trials)
+    retired = context.memory.handing_over and not budget_spent(study, config.trials)
     if retired and not worker:
         logger.warning(
             "memory grew %.0f MB since the first trial (AUTOML_RECYCLE_MB=%g): fresh worker "

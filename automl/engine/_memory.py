@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import time
 from collections.abc import Iterator
 
 RECYCLE_EXIT = 75  # a worker's exit code for "replace me" (BSD's EX_TEMPFAIL)
@@ -51,24 +52,31 @@ def frozen_heap() -> Iterator[None]:
 
 
 class MemoryWatch:
-    """Tells when RSS has grown more than `limit_mb` since the first check."""
+    """Tells when RSS has grown more than `limit_mb` since the first check, while a
+    fresh process would still have time to take over.
 
-    def __init__(self, limit_mb: float) -> None:
+    Args:
+        limit_mb: The growth that hands over (0: never).
+        hand_over_by: `time.monotonic()` after which a fresh process could not start in
+            time to train (`MIN_WORKER_SECONDS` before the deadline): past it this process
+            keeps its trials, since the time left would otherwise go unused. None: always.
+    """
+
+    def __init__(self, limit_mb: float, hand_over_by: float | None = None) -> None:
         self.limit_mb = limit_mb
+        self.hand_over_by = hand_over_by
         self.baseline: float | None = None
         self.growth = 0.0
+        self.handing_over = False
 
     def grown(self) -> bool:
-        """Check now (after a trial); the first call sets the baseline."""
+        """Check now (after a trial): whether to hand over; the first call sets the baseline."""
         rss = rss_mb() if self.limit_mb else None
         if rss is None:
             return False
         if self.baseline is None:
             self.baseline = rss
         self.growth = rss - self.baseline
-        return self.growth > self.limit_mb
-
-    @property
-    def exceeded(self) -> bool:
-        """Whether the last check found more growth than the limit (never with limit 0)."""
-        return bool(self.limit_mb) and self.growth > self.limit_mb
+        late = self.hand_over_by is not None and time.monotonic() >= self.hand_over_by
+        self.handing_over = self.growth > self.limit_mb and not late
+        return self.handing_over

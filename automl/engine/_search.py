@@ -27,7 +27,7 @@ from automl.engine._reporting import StudyPublisher
 from automl.engine._result import SearchResult
 from automl.engine._setup import Session, open_session
 from automl.engine._study import count_finished
-from automl.engine._workers import WorkerPool
+from automl.engine._workers import MIN_WORKER_SECONDS, WorkerPool
 from automl.export import best_value
 from automl.record import StudyRecord
 
@@ -135,7 +135,10 @@ def _context(
         observer=observer,
         deadline=deadline,
         pressed=pressed,
-        memory=MemoryWatch(settings.recycle_mb() if can_hand_off else 0),
+        memory=MemoryWatch(
+            settings.recycle_mb() if can_hand_off else 0,
+            None if deadline is None else deadline - MIN_WORKER_SECONDS,
+        ),
         class_weight=session.class_weight,
         plan=session.plan,
         subset=subset,

@@ -9,6 +9,7 @@ line: spawned workers get the storage and tracking URLs through their environmen
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import subprocess
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     import optuna
 
     from automl.engine._observer import SearchObserver
+
+logger = logging.getLogger("automl")
 
 # A worker spends a few seconds importing TensorFlow and loading data before its own
 # budget starts; with less than this left it would only train a trial past the deadline.
@@ -166,16 +169,31 @@ class WorkerPool:
             _show_finished(study, observer, seen)
             if tick is not None:
                 tick(study)
-            for position, worker in enumerate(self.workers):
-                if worker.poll() == RECYCLE_EXIT and not budget_spent(study, self.config.trials):
-                    index = worker.index  # type: ignore[attr-defined]
+            # One reading of the exit codes per round: a worker that exits between two
+            # readings would otherwise be neither replaced nor waited for.
+            codes = [worker.poll() for worker in self.workers]
+            for position, code in enumerate(codes):
+                self._report_crash(position, code)
+                if code == RECYCLE_EXIT and not budget_spent(study, self.config.trials):
+                    index = self.workers[position].index  # type: ignore[attr-defined]
                     fresh = spawn_workers(self.config, [index], self.deadline)
                     if fresh:
-                        self.workers[position] = fresh[0]
-            if all(w.poll() is not None for w in self.workers):
+                        self.workers[position], codes[position] = fresh[0], None
+            if all(code is not None for code in codes):
                 _show_finished(study, observer, seen)
                 return
             time.sleep(0.5)
+
+    def _report_crash(self, position: int, code: int | None) -> None:
+        """One warning for a worker that ended neither done nor retired (its trials are
+        retried once their heartbeat lapses, and this process runs what is left)."""
+        worker = self.workers[position]
+        if code in (None, 0, RECYCLE_EXIT) or getattr(worker, "reported", False):
+            return
+        worker.reported = True  # type: ignore[attr-defined]
+        index = worker.index  # type: ignore[attr-defined]
+        log = Path(self.config.out) / "workers" / f"worker-{index}.log"
+        logger.warning("worker %d exited with code %d; its log: %s", index, code, log)
 
 
 def _show_finished(study: optuna.Study, observer: SearchObserver, seen: set[int]) -> None:

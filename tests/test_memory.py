@@ -87,3 +87,25 @@ def test_a_search_at_the_default_limit_hands_its_study_over(tmp_path):
     assert len({t.user_attrs["worker"] for t in study.trials}) >= 2
     log = (tmp_path / "out" / "workers" / "worker-1.log").read_text()
     assert "worker done" in log
+
+
+def test_the_pool_warns_once_about_a_worker_that_crashed_and_waits_for_all(tmp_path, caplog):
+    """A worker that ends neither done (0) nor retired (75) is named once with its log;
+    the pool returns when every worker has exited, whenever each exited."""
+    import subprocess
+    import sys
+
+    from automl.config import SearchConfig
+    from automl.engine._observer import SearchObserver
+    from automl.engine._workers import WorkerPool, worker_log
+
+    pool = WorkerPool(SearchConfig("iris", trials=1, out=tmp_path), deadline=None)
+    for index, code in ((1, 0), (2, 3)):
+        worker = subprocess.Popen([sys.executable, "-c", f"import sys; sys.exit({code})"])
+        worker.index = index
+        pool.workers.append(worker)
+    with caplog.at_level("WARNING", logger="automl"):
+        pool.wait(optuna.create_study(), SearchObserver(), lambda: False)
+        pool.wait(optuna.create_study(), SearchObserver(), lambda: False)  # not again
+    crashes = [r.getMessage() for r in caplog.records if "exited with code" in r.getMessage()]
+    assert crashes == [f"worker 2 exited with code 3; its log: {worker_log(tmp_path, 2)}"]

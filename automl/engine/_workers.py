@@ -82,6 +82,12 @@ def worker_config(
     return StudyRecord.of(study).rebuild_config(**changes)
 
 
+def worker_log(out: Path, index: int) -> Path:
+    """Where worker `index` of the search writing to `out` logs (appended across its
+    replacements)."""
+    return out / "workers" / f"worker-{index}.log"
+
+
 def spawn_workers(
     config: SearchConfig, indices: Iterable[int], deadline: float | None = None
 ) -> list[subprocess.Popen[bytes]]:
@@ -94,8 +100,6 @@ def spawn_workers(
         deadline: `time.monotonic()` at which the search's `--timeout` ends: workers get
             what is left of it; none start with less than `MIN_WORKER_SECONDS` left.
     """
-    folder = Path(config.out) / "workers"
-    folder.mkdir(parents=True, exist_ok=True)
     # The URLs travel in the environment, never on a command line (they may hold
     # passwords); the worker reads them through `automl.settings`.
     env = {
@@ -117,7 +121,9 @@ def spawn_workers(
         command += ["--data-dir", str(config.data_dir)]
     workers = []
     for index in indices:
-        log = (folder / f"worker-{index}.log").open("ab")
+        path = worker_log(Path(config.out), index)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        log = path.open("ab")
         workers.append(subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT))
         workers[-1].index = index  # type: ignore[attr-defined] - for its replacement
         log.close()  # the child holds its own handle
@@ -138,6 +144,7 @@ class WorkerPool:
     def __init__(self, config: SearchConfig, deadline: float | None) -> None:
         self.config, self.deadline = config, deadline
         self.workers: list[subprocess.Popen[bytes]] = []
+        self.crashes_reported: set[int] = set()  # pids
 
     def __enter__(self) -> WorkerPool:
         return self
@@ -191,11 +198,11 @@ class WorkerPool:
         """One warning for a worker that ended neither done nor retired (its trials are
         retried once their heartbeat lapses, and this process runs what is left)."""
         worker = self.workers[position]
-        if code in (None, 0, RECYCLE_EXIT) or getattr(worker, "reported", False):
+        if code in (None, 0, RECYCLE_EXIT) or worker.pid in self.crashes_reported:
             return
-        worker.reported = True  # type: ignore[attr-defined]
+        self.crashes_reported.add(worker.pid)
         index = worker.index  # type: ignore[attr-defined]
-        log = Path(self.config.out) / "workers" / f"worker-{index}.log"
+        log = worker_log(Path(self.config.out), index)
         logger.warning("worker %d exited with code %d; its log: %s", index, code, log)
 
 

@@ -25,6 +25,9 @@ from tests.conftest import cli_env, run_cli, sqlite_url
 pytestmark = pytest.mark.slow
 
 TIMEOUT_S = 40  # digits: ~2.5 s for the quickest trial, so the budget splits (>= 8 of them)
+# ... and 10 epochs (~4 s) a full training, so it holds more than the 4 that exploitation
+# keeps: it explores (40 epochs would take ~12 s, and the search would only exploit).
+MAX_EPOCHS = 10
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +37,7 @@ def split_search(tmp_path_factory):
     result = automl.search(
         "digits",
         timeout=f"{TIMEOUT_S}s",
+        max_epochs=MAX_EPOCHS,
         seed=0,
         storage=sqlite_url(folder / "automl.db"),
         tracking_uri="none",
@@ -152,8 +156,9 @@ def test_the_long_training_runs_after_the_search_handed_over_for_memory(tmp_path
     deadline)."""
     storage = sqlite_url(tmp_path / "automl.db")
     done = run_cli(
-        "search", "digits", "--timeout", "75s", "--storage", storage, "--tracking-uri",
-        "none", "--out", tmp_path / "out", cwd=tmp_path, env=cli_env(AUTOML_RECYCLE_MB="1"),
+        "search", "digits", "--timeout", "75s", "--max-epochs", MAX_EPOCHS, "--storage",
+        storage, "--tracking-uri", "none", "--out", tmp_path / "out", cwd=tmp_path,
+        env=cli_env(AUTOML_RECYCLE_MB="1"),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert "fresh worker processes take the next trials" in done.stdout + done.stderr

@@ -249,7 +249,8 @@ def test_once_no_trial_fits_no_more_are_started(tmp_path):
     ("budget_s", "full_s", "explored"),
     [
         (3000.0, 100.0, 0.5),  # 30 full trainings: half explores
-        (1000.0, 400.0, 0.5 * 1000 / (5 * 400)),  # 2.5 full trainings: a quarter
+        (3000.0, 500.0, 1 / 3),  # 6 full trainings: the long training keeps 4
+        (3000.0, 700.0, 1 - 4 * 700 / 3000),  # 4.3: what lies beyond 4 (one short trial)
     ],
 )
 def test_exploration_shrinks_when_the_budget_holds_few_full_trainings(budget_s, full_s, explored):

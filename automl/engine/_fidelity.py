@@ -31,8 +31,11 @@ def subset_indices(y: np.ndarray, fraction: float, seed: int | None, stratify: b
 
 
 def is_promoted(trial: optuna.trial.BaseTrial | optuna.trial.FrozenTrial) -> bool:
-    """Whether the trial is a full-data rerun of a subset trial."""
-    return TrialRecord.read(trial).promoted_from is not None
+    """Whether the trial trains at full fidelity whatever exploration's is: a full-data
+    rerun of a subset trial, or a long training (see `_phases`), which may be a starting
+    point trained long at once."""
+    facts = TrialRecord.read(trial)
+    return facts.promoted_from is not None or facts.exploit
 
 
 def promote_best(study: optuna.Study) -> int | None:

@@ -2,11 +2,16 @@
 a few long ones.
 
 With a budget of at least `MIN_SPLIT_TRIALS` of the quickest trial, the time after
-measuring is split in two. Exploration gets up to half of it: less when the budget holds
-few full trainings of the reference model (`FULL_TRAININGS_FOR_HALF`), because then
-every second of exploration is taken from the one long training that decides the
-result, as Hyperband's brackets also shrink exploration when the budget is a few
-times the maximum resource. Exploration: trials capped at `Split.explore_trial_s` each
+measuring is split in two. Exploration gets up to half of it, but only the time beyond
+`EXPLOIT_KEEPS_FULL_TRAININGS` full trainings of the reference model (the most a long
+training may run, see below): below that every second of exploration is taken from
+the one long training that decides the result, as Hyperband's most exploitative
+bracket trains its configurations at the maximum resource without a first round. On
+CIFAR-10 at 55 T (3.6 full trainings of the fast recipe) exploring for a third of the
+time cost the long training 4 of its 14 epochs and 4 points of test accuracy. A budget
+that holds no more is all exploitation: the first starting point (the reference model
+the plan measured), or a resumed study's best configuration, trains long at once.
+Exploration: trials capped at `Split.explore_trial_s` each
 (about `EXPLORE_TRIALS` of them; Optuna's pruner stops the weak ones early), each
 planned for the epochs that fit its cap, its schedule with them. Exploitation: once
 exploration's time is up, the best `Split.exploit_n` distinct configurations are
@@ -36,11 +41,13 @@ from automl.objective import score
 from automl.record import TrialRecord, ranked_complete
 
 MAX_EXPLORE_SHARE = 0.5  # of the trials' time; the rest trains the best configs long
-FULL_TRAININGS_FOR_HALF = 5  # a budget of this many full trainings explores the max share
 EXPLORE_TRIALS = 6  # exploration trials the cap aims at, at least (pruned ones cost less)
 MIN_SPLIT_TRIALS = 8  # a split needs room for this many of the quickest trial
 TWO_EXPLOITS_TRIALS = 40  # ... and this many for two long trainings instead of one
 EXPLOIT_EPOCH_FACTOR = 4  # a long training may run this many times `max_epochs`
+# Exploitation keeps the time of this many full trainings of the reference model: all
+# the epochs a long training may run. Exploration gets only what lies beyond.
+EXPLOIT_KEEPS_FULL_TRAININGS = EXPLOIT_EPOCH_FACTOR
 UNCAPPED_EPOCHS = 1_000_000  # the epoch cap of a long training that its time alone limits
 SECOND_EXPLOIT_GAP = 0.02  # a second long training: scored within 2 % of the best
 
@@ -54,8 +61,9 @@ class Split:
 
     Attributes:
         exploit_from: `time.monotonic()` at which exploration's time is up.
-        explore_s: Exploration's seconds.
-        explore_trial_s: The most an exploration trial is planned to take.
+        explore_s: Exploration's seconds (0: the budget is all exploitation).
+        explore_trial_s: The most an exploration trial is planned to take (without
+            exploration: a full training, for a study with nothing to train long).
         explore_trials: About how many exploration trials fit (fewer epochs than
             `max_epochs` fit the cap, or `max_epochs` do).
         exploit_n: How many of the best configurations train long.
@@ -72,9 +80,21 @@ class Split:
     exploit_s: float
     run: str = dataclasses.field(default_factory=lambda: uuid.uuid4().hex[:12])
 
+    @property
+    def explores(self) -> bool:
+        """Whether the budget has time to explore before the long training."""
+        return self.explore_s > 0
+
     def describe(self, max_epochs: int) -> str:
         """For people: "≈ 6 short trials of ≤ 40 s, then the best trained for ≈ 3 min in
         all (...)"."""
+        if not self.explores:
+            return (
+                f"no short trials, since the budget holds under {EXPLOIT_KEEPS_FULL_TRAININGS} "
+                f"full trainings of the first starting point: it (or a resumed study's best "
+                f"configuration) trains for ≈ {seconds_text(self.exploit_s)}, up to "
+                f"{max_epochs * EXPLOIT_EPOCH_FACTOR} epochs"
+            )
         best = "the best" if self.exploit_n == 1 else f"the best {self.exploit_n}"
         if self.exploit_n > 1:
             best += f" (the second if within {SECOND_EXPLOIT_GAP:.0%} of the best)"
@@ -143,23 +163,30 @@ def make_split(budget_s: float, quickest_s: float, full_s: float, deadline: floa
         return None
     trials_s = budget_s
     explore_s = explore_share(trials_s, full_s) * trials_s
-    cap = max(explore_s / EXPLORE_TRIALS, 1.5 * quickest_s)
+    least_cap = 1.5 * quickest_s
+    if explore_s < least_cap:  # not even one exploration trial: all exploitation
+        explore_s = 0.0
+    cap = max(explore_s / EXPLORE_TRIALS, least_cap)
+    if full_s > 0:  # no trial needs more than its full training; without exploring, one
+        cap = min(cap, full_s) if explore_s else full_s  # runs before the long one
     return Split(
         exploit_from=deadline - (trials_s - explore_s),
         explore_s=explore_s,
-        explore_trial_s=min(cap, full_s),  # no trial needs more than its full training
-        explore_trials=max(1, round(explore_s / min(cap, full_s))),
-        exploit_n=2 if budget_s >= TWO_EXPLOITS_TRIALS * quickest_s else 1,
+        explore_trial_s=cap,
+        explore_trials=round(explore_s / cap),
+        exploit_n=2 if explore_s and budget_s >= TWO_EXPLOITS_TRIALS * quickest_s else 1,
         exploit_s=trials_s - explore_s,
     )
 
 
 def explore_share(trials_s: float, full_s: float) -> float:
-    """Exploration's share of the trials' time: `MAX_EXPLORE_SHARE` once the budget holds
-    `FULL_TRAININGS_FOR_HALF` full trainings, proportionally less below."""
+    """Exploration's share of the trials' time: what lies beyond the
+    `EXPLOIT_KEEPS_FULL_TRAININGS` full trainings that exploitation keeps, at most
+    `MAX_EXPLORE_SHARE`."""
     if full_s <= 0:
         return MAX_EXPLORE_SHARE
-    return MAX_EXPLORE_SHARE * min(1.0, trials_s / (FULL_TRAININGS_FOR_HALF * full_s))
+    beyond = 1.0 - EXPLOIT_KEEPS_FULL_TRAININGS * full_s / trials_s
+    return min(MAX_EXPLORE_SHARE, max(0.0, beyond))
 
 
 def exploiting(study: optuna.Study, run: str) -> bool:
@@ -167,16 +194,23 @@ def exploiting(study: optuna.Study, run: str) -> bool:
     return any(True for _ in _exploits(study, run))
 
 
-def start_exploiting(study: optuna.Study, split: Split) -> list[int]:
+def start_exploiting(
+    study: optuna.Study, split: Split, untried: dict[str, Any] | None = None
+) -> list[int]:
     """Enqueue the best `split.exploit_n` distinct configurations of the complete
     trials, once per search (only the process that made the study calls it); the ones
-    after the best only when they scored within `SECOND_EXPLOIT_GAP` of it.
+    after the best only when they scored within `SECOND_EXPLOIT_GAP` of it. With no
+    complete trial, `untried` (a starting point) trains long instead, when given.
 
     Returns:
         The numbers of the trials whose configurations were enqueued (empty when it was
-        done before, or no trial completed).
+        done before, no trial completed, or `untried` was enqueued).
     """
     if exploiting(study, split.run):
+        return []
+    if untried is not None and not study.get_trials(deepcopy=False, states=(_COMPLETE,)):
+        attrs = TrialRecord.attrs(exploit=True, exploit_run=split.run, starting_point=True)
+        study.enqueue_trial(untried, user_attrs=attrs, skip_if_exists=False)
         return []
     n = split.exploit_n
     chosen: list[optuna.trial.FrozenTrial] = []

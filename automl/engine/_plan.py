@@ -322,7 +322,8 @@ def make_plan(
     )
     if plan.budget_s is not None and deadline is not None:
         split = make_split(plan.budget_s, plan.shortest_trial_s(), plan.full_trial_s(), deadline)
-        factor = exploration_downsample(spec, split=split is not None, constrained=constrained)
+        explores = split is not None and split.explores
+        factor = exploration_downsample(spec, split=explores, constrained=constrained)
         points = {f: p for f, p in reference_points(space, spec).items() if f in speeds}
         if factor > 1 and not every_family_downsamples(space, spec, objective, points, factor):
             factor = 1

@@ -22,6 +22,7 @@ from automl.baseline import try_fit_baseline
 from automl.data import Dataset, load_data
 from automl.data._encoding import Encoded
 from automl.engine._limits import Limits
+from automl.engine._phases import start_exploiting
 from automl.engine._plan import Plan, make_plan
 from automl.engine._shared_plan import adopt_plan, share_plan
 from automl.engine._space_check import check_space
@@ -134,16 +135,17 @@ def open_session(
             plan = _measure(config, space, data, spec, objective, observer, started, worker)
     plan = _one_run(plan, study, worker)
     record = StudyRecord.read(study)
+    new = record is None and not study.trials
     if record is None and not worker:  # new, or made elsewhere: it records itself now
         record = StudyRecord.new(config, data.task, objective, in_memory=in_memory)
         record.write(study)
         if objective.multi:  # names in Optuna's dataframes and plots
             _name_objectives(study, objective)
-        for point in space.starting_points(spec) if not study.trials else []:
-            study.enqueue_trial(point, user_attrs=TrialRecord.attrs(starting_point=True))
     if record is not None:
         record.check_same_search(config, str(config.study))
         objective = record.objective(study)
+    if not worker:
+        _enqueue_first_trials(study, space.starting_points(spec) if new else [], plan)
     spec = dataclasses.replace(spec, metric=objective.metric)
     parent = _open_parent_run(study, tracker, config, data, worker)
     if not worker:  # the search's plan; a worker's own would overwrite it
@@ -207,6 +209,17 @@ def _one_run(plan: Plan, study: optuna.Study, worker: bool) -> Plan:
     if plan.split is None or not run:
         return plan
     return dataclasses.replace(plan, split=dataclasses.replace(plan.split, run=run))
+
+
+def _enqueue_first_trials(study: optuna.Study, points: list[dict[str, Any]], plan: Plan) -> None:
+    """Enqueue a new study's starting points, and a budget without exploration's long
+    training (see `_phases`): the first starting point, or a resumed study's best
+    configuration. The long training comes first, so that it gets the whole budget."""
+    if plan.split is not None and not plan.split.explores:
+        start_exploiting(study, plan.split, untried=points[0] if points else None)
+        points = points[1:]  # the first trains long; the rest run if time is left
+    for point in points:
+        study.enqueue_trial(point, user_attrs=TrialRecord.attrs(starting_point=True))
 
 
 def _resolve(config: SearchConfig, space: Space | None, data: Dataset | None) -> SearchConfig:

@@ -286,7 +286,9 @@ def make_plan(
     With `refuse` (the process that creates the study, not a worker), a deadline that
     leaves no time for the quickest trial is a usage error. With `finishes` (again not a
     worker), the trials end early enough for the finish to fit the budget. `constrained`
-    (size or latency limits or objectives) keeps exploration at full resolution.
+    (size or latency limits or objectives) keeps exploration at full resolution, and
+    makes a budget too small to explore trials fitted to the time left, not one long
+    training of the first starting point.
 
     A reference model that cannot be built or trained is left out (its trials will
     report why); its family's trials are then planned like the first family measured.
@@ -322,6 +324,8 @@ def make_plan(
     )
     if plan.budget_s is not None and deadline is not None:
         split = make_split(plan.budget_s, plan.shortest_trial_s(), plan.full_trial_s(), deadline)
+        if constrained and split is not None and not split.explores:
+            split = None  # one long training could break a limit, or make a front of one
         explores = split is not None and split.explores
         factor = exploration_downsample(spec, split=explores, constrained=constrained)
         points = {f: p for f, p in reference_points(space, spec).items() if f in speeds}

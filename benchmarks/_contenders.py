@@ -287,6 +287,24 @@ def _patch_autokeras_shapes() -> None:
     Graph.set_io_shapes = set_io_shapes
 
 
+def run_yardstick(data: Dataset) -> dict[str, Any]:
+    """scikit-learn's HistGradientBoosting with its defaults on the same split: the
+    yardstick a search reports beside its own score (`automl.baseline`)."""
+    from automl.baseline import fit_baseline
+
+    fitted = fit_baseline(data, "accuracy")
+    if fitted is None:
+        raise ValueError(f"no scikit-learn yardstick for {data.kind} data")
+    return {
+        "best_val_accuracy": fitted["val"]["accuracy"],
+        "epochs": 0,
+        "wall_s": round(fitted["seconds"], 1),
+        "timeline": [],
+        "test_accuracy": fitted["test"]["accuracy"],
+        "trials": 1,
+    }
+
+
 def _summary(clock: Clock, wall: float) -> dict[str, Any]:
     values = [value for _, value in clock.timeline]
     return {

@@ -3,13 +3,18 @@ AutoKeras, on the same split, the same space and the same wall-clock budget.
 
     python -m benchmarks.quality [--quick] [--json results.json]
     python -m benchmarks.quality --one kt_hyperband --dataset digits --seed 0 --budget 30
+    python -m benchmarks.quality --datasets digits,breast_cancer \
+        --contenders automl,optuna_loop,kt_hyperband,hgb
 
 Datasets: digits and breast_cancer (scikit-learn's bundled sets; `mlp` space) and, in
 full mode, CIFAR-10 from ../shared/data (`cnn` space; a fixed 10,000-image training
 subset so that several trials fit the budget on 2 cores; the whole 10,000-image test
 set). The split is fixed (seed 0); `--seed` seeds the searchers. Every run is its own
 process, so no contender inherits another's TensorFlow state; data loading and the
-TensorFlow import happen before the clock starts.
+TensorFlow import happen before the clock starts. On tables, scikit-learn's
+HistGradientBoosting with its defaults (`hgb`, the search's own yardstick,
+`automl.baseline`) stands beside them: what many users would pick instead.
+`--datasets` and `--contenders` run a part of the full mode.
 
 Per dataset, a tutorial model trained alone sets the bar: the Keras tutorial CNN for
 10 epochs on CIFAR-10 (the searches cap trials at 6, automl's default there), a
@@ -37,6 +42,7 @@ CONTENDERS = {
     "kt_random": "keras-tuner `RandomSearch`",
     "kt_bayesian": "keras-tuner `BayesianOptimization`",
     "autokeras": "AutoKeras (`ImageClassifier` / `StructuredDataClassifier`, its own space)",
+    "hgb": "scikit-learn `HistGradientBoostingClassifier` (defaults; tables only)",
 }
 
 
@@ -96,6 +102,8 @@ def run_one(contender: str, dataset: str, seed: int, budget_s: float) -> dict[st
             params = c.TUTORIAL_MLP
         epochs = setting.reference_epochs or setting.max_epochs
         return c.run_reference(data, spec, build, params, epochs, seed)
+    if contender == "hgb":
+        return c.run_yardstick(data)
     if contender == "automl":
         return c.run_automl(data, spec, setting.space, budget_s, seed, patience)
     if contender == "optuna_loop":
@@ -131,21 +139,25 @@ def reach_time(timeline: list[list[float]], bar: float) -> float | None:
     return next((t for t, value in timeline if value >= bar), None)
 
 
-def run(quick: bool) -> dict[str, Any]:
-    """Every contender on every dataset of the mode, seeds interleaved."""
+def run(
+    quick: bool, datasets: list[str] | None = None, only: list[str] | None = None
+) -> dict[str, Any]:
+    """Every contender (or those in `only`) on every dataset of the mode (or those in
+    `datasets`), seeds interleaved; `hgb` on tables only."""
     import importlib.util
 
     mode = "quick" if quick else "full"
-    contenders = [name for name in CONTENDERS if name != "autokeras"]
+    names = [name for name in CONTENDERS if name != "autokeras" and name in (only or CONTENDERS)]
     autokeras = importlib.util.find_spec("autokeras") is not None
-    if autokeras:
-        contenders.append("autokeras")
+    if autokeras and "autokeras" in (only or CONTENDERS):
+        names.append("autokeras")
     result: dict[str, Any] = {"mode": mode, "autokeras_installed": autokeras, "datasets": {}}
     for dataset, setting in DATASETS.items():
-        if mode not in setting.budget_s:
+        if mode not in setting.budget_s or dataset not in (datasets or DATASETS):
             continue
         budget = setting.budget_s[mode]
         reference = _spawn("reference", dataset, 0, budget)
+        contenders = [n for n in names if n != "hgb" or setting.space != "cnn"]
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name in contenders}
         for seed in range(setting.seeds[mode]):
             for name in contenders:  # interleaved, so drift on the machine hits all alike
@@ -256,6 +268,17 @@ def section(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _names(text: str | None, known: dict[str, Any]) -> list[str] | None:
+    """A comma-separated list of known names, or None (all)."""
+    if not text:
+        return None
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        sys.exit(f"quality: unknown {', '.join(unknown)}; pick from {', '.join(known)}")
+    return names
+
+
 def main() -> None:
     """Run every contender (or `--one` of them) and print the section."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -265,12 +288,15 @@ def main() -> None:
     parser.add_argument("--dataset", choices=list(DATASETS), default="digits")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--budget", type=float, default=30.0, help="seconds")
+    parser.add_argument("--datasets", help="comma-separated; default: every one of the mode")
+    parser.add_argument("--contenders", help=f"comma-separated of {', '.join(CONTENDERS)}")
     args = parser.parse_args()
+    datasets, only = _names(args.datasets, DATASETS), _names(args.contenders, CONTENDERS)
     if args.one:
         result = run_one(args.one, args.dataset, args.seed, args.budget)
         text = json.dumps({k: v for k, v in result.items() if k != "timeline"})
     else:
-        result = run(args.quick)
+        result = run(args.quick, datasets, only)
         text = section(result)
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))

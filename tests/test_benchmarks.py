@@ -372,3 +372,17 @@ def test_tables_text_takes_keras_reuters_and_imdb_when_a_copy_is_here(tmp_path, 
         assert len(table) == 500 and table["text"].str.match(r"^w\d+( w\d+)*$").all()
         data = load_data(str(path), target="label", text_column="text", seed=0)
         assert data.kind == "text" and data.task == "classification"
+
+
+def test_the_quality_benchmark_puts_the_tables_yardstick_beside_the_searches():
+    """`hgb` is scikit-learn's HistGradientBoosting on the same split, scored like the
+    others; images have none; an unknown contender is refused by name."""
+    from benchmarks._contenders import run_yardstick
+    from benchmarks.quality import CONTENDERS, _names
+
+    row = run_yardstick(load_dataset("breast_cancer", seed=0))
+    assert 0.85 < row["test_accuracy"] <= 1.0 and row["trials"] == 1
+    assert summarize([row], {"best_val_accuracy": 0.5})["test_accuracy_median"] > 0.85
+    assert _names("automl, hgb", CONTENDERS) == ["automl", "hgb"]
+    with pytest.raises(SystemExit, match="unknown nope"):
+        _names("automl,nope", CONTENDERS)

@@ -398,10 +398,14 @@ class TrialObjective:
     ) -> FitPlan:
         config, objective = self.context.config, self.context.objective
         facts = TrialRecord.read(trial)
+        # A long training's schedule decays over the epochs it was planned for, and its
+        # last, low-rate epochs gain the most: it runs them all (the best epoch's weights
+        # are still the ones kept), as the recipe alone does in `benchmarks.budget`.
+        patience = epochs if facts.exploit else int(config.patience or 1)
         return FitPlan(
             batch_size=batch_size_of(hp),
             max_epochs=epochs,
-            patience=int(config.patience or 1),
+            patience=max(1, patience),
             objective=self.context.objective,
             deadline=self.context.deadline,
             protected=facts.starting_point or promoted,

@@ -106,7 +106,12 @@ def run_search(budget_s: float, seed: int = 0, data: Any = None) -> dict[str, An
         "val_scores": summary.get("final", {}).get("val_scores"),
         "trials": summary["trials"],
         "exploit_trials": [
-            {"params_of": t.user_attrs.get("promoted_from"), "epochs": t.user_attrs.get("epochs")}
+            {
+                "params_of": t.user_attrs.get("promoted_from"),
+                "planned_epochs": t.user_attrs.get("planned_epochs"),
+                "epochs": t.user_attrs.get("epochs"),
+                "val": t.value,
+            }
             for t in exploits
         ],
         "plan": summary["plan"]["description"],

@@ -279,6 +279,8 @@ class TrialRecord:
         planned_epochs: The epochs it was planned for (the cap, or what fit the time).
         planned_epoch_s: Its seconds per epoch as planned, when planned to the time.
         estimated_epoch_s: The same before calibration on earlier trials (see `_plan`).
+        skipped_epochs: Epochs its schedule skipped because its epochs ran slower than
+            planned (see `engine._callbacks.ScheduleToTime`).
         model_path: Its saved model, while it is among the best (ensemble candidates),
             on the machine that trained it.
         model_artifact: The same model in MLflow's artifact store (a `runs:/` URI), for
@@ -316,6 +318,7 @@ class TrialRecord:
     planned_epochs: int | None = None
     planned_epoch_s: float | None = None
     estimated_epoch_s: float | None = None
+    skipped_epochs: int | None = None
     model_path: str | None = None
     model_artifact: str | None = None
     model_store: str | None = None

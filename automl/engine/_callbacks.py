@@ -10,6 +10,8 @@ from typing import Any
 import keras
 import optuna
 
+from automl.record import TrialRecord
+
 
 class Deadline(keras.callbacks.Callback):
     """Stops training at a wall-clock deadline, so `--timeout` holds inside a trial too.
@@ -29,6 +31,65 @@ class Deadline(keras.callbacks.Callback):
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         if self.deadline is not None and time.monotonic() >= self.deadline:
             self.hit = True
+            self.model.stop_training = True
+
+
+class ScheduleToTime(keras.callbacks.Callback):
+    """Keeps a trial's learning-rate schedule whole when its epochs run slower than planned.
+
+    A trial is planned for the epochs that fit before `until`, its schedule decaying over
+    them, from an estimate of a few timed steps; this machine's speed also drifts (two
+    consecutive epochs of the same model took 29 s and 39 s). After each epoch from the
+    second on (the first also traces), the epochs still fitting before `until` at the
+    pace of the later epochs (the slower of the last one and their mean) are counted.
+    When fewer remain than planned, the schedule skips ahead by the missing epochs: the
+    optimizer's step counter moves on by whole epochs (so an average of the weights
+    still lands on epoch ends), and training stops after the last epoch that fits, with
+    the schedule's decay complete instead of cut by the deadline in the middle. Optimizers
+    whose step size corrects for few steps (Adam's bias correction) take slightly larger
+    steps after a skip. The skipped epochs are recorded (`TrialRecord.skipped_epochs`).
+
+    Args:
+        trial: The trial, whose record gets the skipped epochs.
+        until: `time.monotonic()` at which the trial's time ends, or None (no refitting).
+        planned_epochs: The epochs its schedule was built for.
+    """
+
+    def __init__(self, trial: optuna.Trial, until: float | None, planned_epochs: int) -> None:
+        super().__init__()
+        self.trial, self.until, self.planned = trial, until, planned_epochs
+        self.stop_after, self.skipped = planned_epochs, 0
+        self.durations: list[float] = []
+        self.epoch_started = 0.0
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self.stop_after, self.skipped, self.durations = self.planned, 0, []
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.epoch_started = time.monotonic()
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        now = time.monotonic()
+        self.durations.append(now - self.epoch_started)
+        done = epoch + 1
+        if done >= self.stop_after:
+            self.model.stop_training = True
+            return
+        if self.until is None or done < 2:
+            return
+        later = self.durations[1:]
+        pace = max(later[-1], sum(later) / len(later))
+        fitting = max(0, math.floor((self.until - now) / pace))
+        missing = self.stop_after - done - fitting
+        if missing <= 0:
+            return
+        steps = (self.params or {}).get("steps")
+        if steps:
+            self.model.optimizer.iterations.assign_add(missing * int(steps))
+        self.skipped += missing
+        self.stop_after = done + fitting
+        TrialRecord.write(self.trial, skipped_epochs=self.skipped)
+        if fitting == 0:
             self.model.stop_training = True
 
 

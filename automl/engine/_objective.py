@@ -176,7 +176,7 @@ class TrialObjective:
         rows = None if promoted else context.subset
         spec, model = self._build(trial, hp, self._spec_for(encoded, rows), promoted)
         self._measure(trial, model, encoded, log.run_id)
-        epochs = self._planned_epochs(trial, hp, model, encoded, spec)
+        epochs, until = self._planned_epochs(trial, hp, model, encoded, spec)
         if epochs != spec.max_epochs:  # a schedule built for the epochs the time allows
             spec = dataclasses.replace(spec, max_epochs=epochs)
             model = self._rebuild(trial, hp, spec)
@@ -197,7 +197,7 @@ class TrialObjective:
             model,
             (x_train, y_train),
             (encoded.x_val, context.data.y_val),
-            self._fit_plan(trial, hp, promoted, epochs),
+            self._fit_plan(trial, hp, promoted, epochs, until),
             report=log.epoch,
             interrupted=context.pressed,
             custom_fit=context.space.fit,
@@ -269,9 +269,10 @@ class TrialObjective:
         model: keras.Model,
         encoded: Encoded,
         spec: ModelSpec,
-    ) -> int:
+    ) -> tuple[int, float | None]:
         """The epochs this trial gets: the cap, or as many as fit its window (the
-        deadline, or with a split its exploration or exploitation share, see `_phases`).
+        deadline, or with a split its exploration or exploitation share, see `_phases`);
+        and the window's end (None: not planned to time).
 
         Its epoch is estimated from one eager forward pass of its model, scaled by its
         family's measured costs (see `_plan`).
@@ -281,7 +282,7 @@ class TrialObjective:
         """
         plan = self.context.plan
         if not plan.fits_to_time:
-            return plan.max_epochs
+            return plan.max_epochs, None
         speed = plan.speed_of(hp.values)
         batch = batch_size_of(hp)
         forward_s = (  # streamed images: the reference's, for the pixels this model sees
@@ -295,7 +296,7 @@ class TrialObjective:
         trials = trial.study.get_trials(deepcopy=False)
         epoch_s = estimate * plan.calibration(trials, speed.family, spec.downsample)
         window, cap = self._window(trial, trials)
-        until = None if window is None else window.until
+        until = plan.deadline if window is None else window.until
         epochs = plan.epochs_for(speed, epoch_s, until=until, cap=cap)
         TrialRecord.write(
             trial,
@@ -305,7 +306,7 @@ class TrialObjective:
         )
         if epochs < 1:
             self._not_started(trial, window, epoch_s + speed.fit_overhead_s)
-        return epochs
+        return epochs, until
 
     def _yield_before_sampling(self, trial: optuna.Trial) -> None:
         """Prune, before any parameter is sampled, a trial that cannot run whatever its
@@ -394,7 +395,12 @@ class TrialObjective:
         return build_model(self.context.space, hp, spec, self.context.objective)
 
     def _fit_plan(
-        self, trial: optuna.Trial, hp: HyperParameters, promoted: bool, epochs: int
+        self,
+        trial: optuna.Trial,
+        hp: HyperParameters,
+        promoted: bool,
+        epochs: int,
+        until: float | None = None,
     ) -> FitPlan:
         config, objective = self.context.config, self.context.objective
         facts = TrialRecord.read(trial)
@@ -408,6 +414,7 @@ class TrialObjective:
             patience=max(1, patience),
             objective=self.context.objective,
             deadline=self.context.deadline,
+            until=until,
             protected=facts.starting_point or promoted,
             silent=promoted,
             class_weight=self.context.class_weight,

@@ -21,6 +21,7 @@ from automl.engine._callbacks import (
     Deadline,
     EarlyStoppingOnTies,
     EpochReporter,
+    ScheduleToTime,
     TrialPruning,
     best_epoch_of,
 )
@@ -116,6 +117,8 @@ class FitPlan:
         patience: Early-stopping patience in epochs.
         objective: The metric that is monitored, and its direction.
         deadline: `time.monotonic()` at which training stops, or None.
+        until: `time.monotonic()` at which the trial's time ends (its window, see
+            `_phases`), to which its schedule is kept fitted (`ScheduleToTime`), or None.
         protected: Report to the pruner but never be pruned (a space's starting point).
         silent: Neither report nor be pruned (a promoted full-data trial).
         class_weight: Per-class loss weights, or None.
@@ -129,6 +132,7 @@ class FitPlan:
     patience: int
     objective: Objective
     deadline: float | None = None
+    until: float | None = None
     protected: bool = False
     silent: bool = False
     class_weight: dict[int, float] | None = None
@@ -205,6 +209,7 @@ def _callbacks(
         EarlyStoppingOnTies(
             monitor, patience=plan.patience, mode=plan.objective.mode, restore_best_weights=True
         ),
+        ScheduleToTime(trial, plan.until, plan.max_epochs),
         Deadline(plan.deadline),
         StopOnInterrupt(interrupted),
         *plan.callbacks,

@@ -34,6 +34,9 @@ class Deadline(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+PACE_EPOCHS = 3  # the epochs whose mean duration says how fast a trial trains now
+
+
 class ScheduleToTime(keras.callbacks.Callback):
     """Keeps a trial's learning-rate schedule whole when its epochs run slower than planned.
 
@@ -41,8 +44,8 @@ class ScheduleToTime(keras.callbacks.Callback):
     them, from an estimate of a few timed steps; this machine's speed also drifts (two
     consecutive epochs of the same model took 29 s and 39 s). After each epoch from the
     second on (the first also traces), the epochs still fitting before `until` at the
-    pace of the later epochs (the slower of the last one and their mean) are counted.
-    When fewer remain than planned, the schedule skips ahead by the missing epochs: the
+    pace of the last `PACE_EPOCHS` (a mean: one slow epoch should not cost several) are
+    counted. When fewer remain than planned, the schedule skips ahead by the missing epochs: the
     optimizer's step counter moves on by whole epochs (so an average of the weights
     still lands on epoch ends), and training stops after the last epoch that fits, with
     the schedule's decay complete instead of cut by the deadline in the middle. Optimizers
@@ -77,8 +80,8 @@ class ScheduleToTime(keras.callbacks.Callback):
             return
         if self.until is None or done < 2:
             return
-        later = self.durations[1:]
-        pace = max(later[-1], sum(later) / len(later))
+        recent = self.durations[1:][-PACE_EPOCHS:]
+        pace = sum(recent) / len(recent)
         fitting = max(0, math.floor((self.until - now) / pace))
         missing = self.stop_after - done - fitting
         if missing <= 0:

@@ -115,10 +115,13 @@ def train_for_budget(
     point: dict[str, Any], data: Any, spec: Any, budget_s: float, estimate: float
 ) -> dict:
     """Train `point` for the epochs of `estimate` seconds that fit `budget_s`; its test
-    accuracy and timings."""
+    accuracy and timings. When its epochs run slower than estimated, its schedule skips
+    ahead and it stops by the budget's end, as a search's trial does
+    (`automl.engine._callbacks.ScheduleToTime`)."""
     import keras
     import numpy as np
 
+    from automl.engine._callbacks import ScheduleToTime
     from automl.spaces.blocks import with_flip_tta
 
     epochs = max(1, int(budget_s // estimate))
@@ -127,13 +130,14 @@ def train_for_budget(
         "val_accuracy", patience=epochs, mode="max", restore_best_weights=True
     )
     started = time.perf_counter()
+    to_time = ScheduleToTime(None, time.monotonic() + budget_s, epochs)
     history = model.fit(
         data.x_train,
         data.y_train,
         batch_size=int(point["batch_size"]),
         epochs=epochs,
         validation_data=(data.x_val, data.y_val),
-        callbacks=[stop, *hp.callbacks],
+        callbacks=[stop, to_time, *hp.callbacks],
         verbose=0,
     )
     wall = time.perf_counter() - started
@@ -143,6 +147,7 @@ def train_for_budget(
     )
     return {
         "epochs": epochs,
+        "skipped_epochs": to_time.skipped,
         "epoch_s_estimate": round(estimate, 1),
         "train_s": round(wall, 1),
         "budget_s": round(budget_s, 1),

@@ -53,12 +53,14 @@ class ScheduleToTime(keras.callbacks.Callback):
     steps after a skip. The skipped epochs are recorded (`TrialRecord.skipped_epochs`).
 
     Args:
-        trial: The trial, whose record gets the skipped epochs.
+        trial: The trial, whose record gets the skipped epochs (None: only `skipped`).
         until: `time.monotonic()` at which the trial's time ends, or None (no refitting).
         planned_epochs: The epochs its schedule was built for.
     """
 
-    def __init__(self, trial: optuna.Trial, until: float | None, planned_epochs: int) -> None:
+    def __init__(
+        self, trial: optuna.Trial | None, until: float | None, planned_epochs: int
+    ) -> None:
         super().__init__()
         self.trial, self.until, self.planned = trial, until, planned_epochs
         self.stop_after, self.skipped = planned_epochs, 0
@@ -91,7 +93,8 @@ class ScheduleToTime(keras.callbacks.Callback):
             self.model.optimizer.iterations.assign_add(missing * int(steps))
         self.skipped += missing
         self.stop_after = done + fitting
-        TrialRecord.write(self.trial, skipped_epochs=self.skipped)
+        if self.trial is not None:
+            TrialRecord.write(self.trial, skipped_epochs=self.skipped)
         if fitting == 0:
             self.model.stop_training = True
 

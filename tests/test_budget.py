@@ -25,9 +25,10 @@ from tests.conftest import cli_env, run_cli, sqlite_url
 pytestmark = pytest.mark.slow
 
 TIMEOUT_S = 40  # digits: ~2.5 s for the quickest trial, so the budget splits (>= 8 of them)
-# ... and 10 epochs (~4 s) a full training, so it holds more than the 4 that exploitation
-# keeps: it explores (40 epochs would take ~12 s, and the search would only exploit).
-MAX_EPOCHS = 10
+# ... and 4 epochs (~2.2 s; ~4.3 s on a loaded machine, 0.8 s an epoch) a full training,
+# so it holds more than the 4 that exploitation keeps: it explores (40 epochs would take
+# ~12 s, and the search would only exploit).
+MAX_EPOCHS = 4
 
 
 @pytest.fixture(scope="module")

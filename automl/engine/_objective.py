@@ -406,7 +406,7 @@ class TrialObjective:
         facts = TrialRecord.read(trial)
         # A long training's schedule decays over the epochs it was planned for, and its
         # last, low-rate epochs gain the most: it runs them all (the best epoch's weights
-        # are still the ones kept), as the recipe alone does in `benchmarks.budget`.
+        # are still the ones kept), as the recipe alone does in `benchmarks.recipes`.
         patience = epochs if facts.exploit else int(config.patience or 1)
         return FitPlan(
             batch_size=batch_size_of(hp),

@@ -202,6 +202,8 @@ def _callbacks(
     interrupted: Callable[[], bool],
 ) -> list[keras.callbacks.Callback]:
     monitor = plan.objective.monitor
+    # Planned to time: its schedule is kept to it (without, fit's epochs are the plan).
+    to_time = [] if plan.until is None else [ScheduleToTime(trial, plan.until, plan.max_epochs)]
     return [
         keras.callbacks.TerminateOnNaN(),
         reporter,  # before the pruner, so a pruned epoch is still logged
@@ -209,7 +211,7 @@ def _callbacks(
         EarlyStoppingOnTies(
             monitor, patience=plan.patience, mode=plan.objective.mode, restore_best_weights=True
         ),
-        ScheduleToTime(trial, plan.until, plan.max_epochs),
+        *to_time,
         Deadline(plan.deadline),
         StopOnInterrupt(interrupted),
         *plan.callbacks,

@@ -279,8 +279,9 @@ class TrialRecord:
         planned_epochs: The epochs it was planned for (the cap, or what fit the time).
         planned_epoch_s: Its seconds per epoch as planned, when planned to the time.
         estimated_epoch_s: The same before calibration on earlier trials (see `_plan`).
-        skipped_epochs: Epochs its schedule skipped because its epochs ran slower than
-            planned (see `engine._callbacks.ScheduleToTime`).
+        skipped_epochs: Planned epochs it gave up because its epochs ran slower than
+            planned, its schedule squeezed into the rest (see
+            `engine._callbacks.ScheduleToTime`).
         model_path: Its saved model, while it is among the best (ensemble candidates),
             on the machine that trained it.
         model_artifact: The same model in MLflow's artifact store (a `runs:/` URI), for

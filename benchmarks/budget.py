@@ -14,8 +14,8 @@ images. The contenders, one after the other in this process unless said otherwis
   SQLite, no MLflow), scored by its own export (which may carry flip TTA, chosen on
   validation).
 - `best_start`: the search's first starting point (the fast image recipe) trained alone
-  for the epochs that fit the budget, its schedule over exactly those epochs (skipping
-  ahead when its epochs run slower than estimated, so that it ends within the budget, as
+  for the epochs that fit the budget, its schedule over exactly those epochs (squeezed
+  into fewer when its epochs run slower than estimated, so that it ends within the budget, as
   the search's trials do), scored as
   trained and with flip TTA (the search may choose flip TTA, so the TTA figure is the
   fair one).

@@ -115,9 +115,9 @@ def train_for_budget(
     point: dict[str, Any], data: Any, spec: Any, budget_s: float, estimate: float
 ) -> dict:
     """Train `point` for the epochs of `estimate` seconds that fit `budget_s`; its test
-    accuracy and timings. When its epochs run slower than estimated, its schedule skips
-    ahead and it stops by the budget's end, as a search's trial does
-    (`automl.engine._callbacks.ScheduleToTime`)."""
+    accuracy and timings. When its epochs run slower than estimated, the rest of its
+    schedule is squeezed into the epochs that fit and it stops by the budget's end, as a
+    search's trial does (`automl.engine._callbacks.ScheduleToTime`)."""
     import keras
     import numpy as np
 

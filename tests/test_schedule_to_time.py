@@ -1,5 +1,6 @@
-"""A trial whose epochs run slower than planned skips ahead in its schedule and ends its
-decay with the last epoch that fits, instead of being cut by the deadline mid-schedule."""
+"""A trial whose epochs run slower than planned squeezes the rest of its schedule into the
+epochs that fit and ends its decay with the last of them, instead of being cut by the
+deadline mid-schedule."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 import optuna
 import pytest
 
-from automl.engine._callbacks import ScheduleToTime
+from automl.engine._callbacks import ScheduleToTime, _WarpedSchedule
 from automl.record import TrialRecord
 
 EPOCH_S = 0.4  # each epoch is made to take this long (a slow machine)
@@ -18,12 +19,20 @@ STEPS = 4  # training steps per epoch
 
 
 class _Slow(keras.callbacks.Callback):
+    """Makes each epoch slow, and notes the learning rate at each epoch's end."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rates: list[float] = []
+
     def on_epoch_end(self, epoch, logs=None):
+        self.rates.append(float(self.model.optimizer.learning_rate.numpy()))
         time.sleep(EPOCH_S)
 
 
-def _fit(until: float | None, planned: int) -> tuple[keras.Model, ScheduleToTime, int]:
-    """A small model with a cosine schedule over `planned` epochs, fitted for them."""
+def _fit(until: float | None, planned: int) -> tuple[keras.Model, ScheduleToTime, list[float]]:
+    """A small model with a cosine schedule over `planned` epochs, fitted for them; and
+    the rate at each epoch's end."""
     keras.utils.set_random_seed(0)
     x = np.random.default_rng(0).normal(size=(STEPS * 8, 4)).astype("float32")
     y = (x[:, 0] > 0).astype("int32")
@@ -31,28 +40,48 @@ def _fit(until: float | None, planned: int) -> tuple[keras.Model, ScheduleToTime
     schedule = keras.optimizers.schedules.CosineDecay(0.1, STEPS * planned, alpha=0.01)
     model.compile(optimizer=keras.optimizers.SGD(schedule), loss="sparse_categorical_crossentropy")
     trial = optuna.create_study().ask()
-    refit = ScheduleToTime(trial, until, planned)
-    history = model.fit(x, y, batch_size=8, epochs=planned, callbacks=[_Slow(), refit], verbose=0)
+    refit, slow = ScheduleToTime(trial, until, planned), _Slow()
+    history = model.fit(x, y, batch_size=8, epochs=planned, callbacks=[slow, refit], verbose=0)
     TrialRecord.write(trial, epochs=len(history.history["loss"]))
-    return model, refit, len(history.history["loss"])
+    return model, refit, slow.rates
 
 
-def test_slow_epochs_skip_ahead_in_the_schedule_and_end_its_decay_in_time():
+def test_slow_epochs_squeeze_the_schedule_and_end_its_decay_in_time():
     planned = 10
     until = time.monotonic() + 5.5 * EPOCH_S  # room for about 5 of the 10 planned epochs
-    model, refit, ran = _fit(until, planned)
+    model, refit, rates = _fit(until, planned)
+    ran = len(rates)
     assert 3 <= ran <= 6 and refit.skipped == planned - ran
     assert time.monotonic() <= until + EPOCH_S  # ended by its time, not by a cut
-    # Every planned step of the schedule was taken or skipped: its decay is complete.
-    assert int(model.optimizer.iterations.numpy()) == planned * STEPS
-    final_rate = float(model.optimizer.learning_rate.numpy())
-    assert final_rate == pytest.approx(0.1 * 0.01, rel=1e-3)
+    assert int(model.optimizer.iterations.numpy()) == ran * STEPS  # no step was faked
+    # The decay is complete with the last epoch that ran...
+    assert rates[-1] == pytest.approx(0.1 * 0.01, rel=1e-3)
+    # ...and reached by a falling rate: what was left of it was squeezed, not skipped.
+    assert (np.diff(rates) <= 0).all(), rates
+    # The trained model keeps its plain schedule, so it saves and loads as it was built.
+    assert isinstance(model.optimizer._learning_rate, keras.optimizers.schedules.CosineDecay)
     assert TrialRecord.read(refit.trial).skipped_epochs == refit.skipped
 
 
 def test_epochs_on_pace_or_without_a_time_limit_keep_the_planned_schedule():
     for until in (None, time.monotonic() + 100.0):
-        model, refit, ran = _fit(until, planned=4)
-        assert ran == 4 and refit.skipped == 0
+        model, refit, rates = _fit(until, planned=4)
+        assert len(rates) == 4 and refit.skipped == 0
         assert int(model.optimizer.iterations.numpy()) == 4 * STEPS
+        assert rates[-1] == pytest.approx(0.1 * 0.01, rel=1e-3)
         assert TrialRecord.read(refit.trial).skipped_epochs is None
+
+
+def test_a_squeezed_schedule_goes_on_from_where_it_was_and_ends_on_time():
+    """Steps 0-39 ran on plan; the 60 planned steps left must fit in 20: the rate at step
+    40 is unchanged, and step 60 reads the schedule's end."""
+    plain = keras.optimizers.schedules.CosineDecay(0.1, 100, alpha=0.01)
+    warped = _WarpedSchedule(plain)
+    before = float(warped(40))
+    warped.squeeze(40, end=100, steps_left=20)
+    assert float(warped(40)) == pytest.approx(before, rel=1e-6)
+    assert float(warped(50)) == pytest.approx(float(plain(70)), rel=1e-5)  # 3 times faster
+    assert float(warped(60)) == pytest.approx(float(plain(100)), rel=1e-5)
+    warped.squeeze(50, end=100, steps_left=5)  # slower again: squeezed from where it is
+    assert float(warped(50)) == pytest.approx(float(plain(70)), rel=1e-5)
+    assert float(warped(55)) == pytest.approx(float(plain(100)), rel=1e-5)

@@ -37,6 +37,38 @@ class Deadline(keras.callbacks.Callback):
 PACE_EPOCHS = 3  # the epochs whose mean duration says how fast a trial trains now
 
 
+class _WarpedSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """`schedule` read at a moved step, `offset + rate * step`: `ScheduleToTime` moves
+    it so that what remains of the schedule spans the steps that remain in time.
+
+    The offset and rate are variables, so a traced train step sees their new values.
+    """
+
+    def __init__(self, schedule: keras.optimizers.schedules.LearningRateSchedule) -> None:
+        self.schedule = schedule
+        self.offset = keras.Variable(0.0, trainable=False, name="schedule_offset")
+        self.rate = keras.Variable(1.0, trainable=False, name="schedule_rate")
+
+    def __call__(self, step: Any) -> Any:
+        moved = self.offset + self.rate * keras.ops.cast(step, "float32")
+        return self.schedule(moved)
+
+    def at(self, step: int) -> float:
+        """The schedule's own step that optimizer step `step` reads."""
+        return float(self.offset.numpy()) + float(self.rate.numpy()) * step
+
+    def squeeze(self, step: int, end: float, steps_left: int) -> None:
+        """From optimizer step `step` on, reach the schedule's step `end` in `steps_left`
+        steps, with no jump at `step`."""
+        now = self.at(step)
+        rate = (end - now) / max(1, steps_left)
+        self.rate.assign(rate)
+        self.offset.assign(now - rate * step)
+
+    def get_config(self) -> dict[str, Any]:
+        return self.schedule.get_config()  # never saved: `ScheduleToTime` puts it back
+
+
 class ScheduleToTime(keras.callbacks.Callback):
     """Keeps a trial's learning-rate schedule whole when its epochs run slower than planned.
 
@@ -45,15 +77,17 @@ class ScheduleToTime(keras.callbacks.Callback):
     consecutive epochs of the same model took 29 s and 39 s). After each epoch from the
     second on (the first also traces), the epochs still fitting before `until` at the
     pace of the last `PACE_EPOCHS` (a mean: one slow epoch should not cost several) are
-    counted. When fewer remain than planned, the schedule skips ahead by the missing epochs: the
-    optimizer's step counter moves on by whole epochs (so an average of the weights
-    still lands on epoch ends), and training stops after the last epoch that fits, with
-    the schedule's decay complete instead of cut by the deadline in the middle. Optimizers
-    whose step size corrects for few steps (Adam's bias correction) take slightly larger
-    steps after a skip. The skipped epochs are recorded (`TrialRecord.skipped_epochs`).
+    counted. When fewer remain than planned, what is left of the schedule is squeezed
+    into them: the schedule is read at a step that moves faster from now on, with no
+    jump, so its warm-up and high rates are not skipped and its decay still ends with the
+    last epoch that fits, where the deadline would have cut it in the middle. Training
+    stops after that epoch. The optimizer's own step counter is untouched (Adam's bias
+    correction, weight averaging). The epochs given up are recorded
+    (`TrialRecord.skipped_epochs`). A constant rate has nothing to squeeze: the trial
+    only stops in time.
 
     Args:
-        trial: The trial, whose record gets the skipped epochs (None: only `skipped`).
+        trial: The trial, whose record gets the epochs given up (None: only `skipped`).
         until: `time.monotonic()` at which the trial's time ends, or None (no refitting).
         planned_epochs: The epochs its schedule was built for.
     """
@@ -66,9 +100,21 @@ class ScheduleToTime(keras.callbacks.Callback):
         self.stop_after, self.skipped = planned_epochs, 0
         self.durations: list[float] = []
         self.epoch_started = 0.0
+        self._warped: _WarpedSchedule | None = None
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self.stop_after, self.skipped, self.durations = self.planned, 0, []
+        # Keras reads a schedule back only as its current value; its own attribute holds it.
+        schedule = getattr(self.model.optimizer, "_learning_rate", None)
+        schedule_class = keras.optimizers.schedules.LearningRateSchedule
+        if self.until is not None and isinstance(schedule, schedule_class):  # before tracing
+            self._warped = _WarpedSchedule(schedule)
+            self.model.optimizer.learning_rate = self._warped
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        if self._warped is not None:  # a saved model keeps its plain schedule
+            self.model.optimizer.learning_rate = self._warped.schedule
+            self._warped = None
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self.epoch_started = time.monotonic()
@@ -88,15 +134,17 @@ class ScheduleToTime(keras.callbacks.Callback):
         missing = self.stop_after - done - fitting
         if missing <= 0:
             return
-        steps = (self.params or {}).get("steps")
-        if steps:
-            self.model.optimizer.iterations.assign_add(missing * int(steps))
         self.skipped += missing
         self.stop_after = done + fitting
         if self.trial is not None:
             TrialRecord.write(self.trial, skipped_epochs=self.skipped)
         if fitting == 0:
             self.model.stop_training = True
+        elif self._warped is not None:
+            steps = int(self.model.optimizer.iterations.numpy())
+            per_epoch = (self.params or {}).get("steps") or steps // done
+            end = self.planned * per_epoch  # the schedule's last step, as it was built
+            self._warped.squeeze(steps, end, fitting * per_epoch)
 
 
 class TrialPruning(keras.callbacks.Callback):

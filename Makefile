@@ -36,7 +36,7 @@ search: setup
 # outcome but a pass (a). With CI=true a missing component the README promises
 # (Chromium, PostgreSQL, ../shared/data's CIFAR-10, an MLflow server) fails instead.
 test: test-fast
-	$(BIN)/pytest -rsa -m slow || [ $$? -eq 5 ]
+	$(BIN)/pytest -rsa --durations=30 -m slow || [ $$? -eq 5 ]
 	$(MAKE) bench-quick
 
 bench-quick: setup-dev

@@ -193,7 +193,7 @@ def test_module_reference_and_keyword_space(tmp_path, monkeypatch):
     assert result.study.trials[0].state.name == "COMPLETE"
 
 
-@pytest.mark.parametrize("suffix", ["toml", "yaml"])
+@pytest.mark.parametrize("suffix", [pytest.param("toml", marks=pytest.mark.slow), "yaml"])
 def test_config_file_fixes_and_narrows_a_built_in_space(tmp_path, suffix):
     """A config restricting mlp to Adam, 2-3 layers and relu/gelu: every trial obeys, the
     fixed optimizer is logged but never sampled."""
@@ -237,6 +237,7 @@ def test_arrays_as_data(tmp_path):
     assert result.summary["test"]["metrics"]["accuracy"] > 0.85
 
 
+@pytest.mark.slow  # 15-25 s: beyond the default suite's 15 minutes
 def test_hypermodel_fit_may_return_its_metrics(tmp_path):
     """keras-tuner lets `fit` return a dict of metrics; when it trains without passing
     our callbacks on, that dict is the trial's value."""

@@ -119,6 +119,7 @@ def test_describe_says_how_far_the_search_is_ahead():
     assert describe(auc_undefined, {"auc": 0.9}).endswith("auc undefined on these splits")
 
 
+@pytest.mark.slow  # 15-25 s: beyond the default suite's 15 minutes
 def test_search_shows_the_yardstick_in_summary_and_mlflow_never_exports_it(tmp_path):
     """A 1-trial table search: summary.json (and the report's copy) hold the yardstick
     with its line and how far the search is ahead; the MLflow parent run holds its

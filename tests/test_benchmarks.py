@@ -25,6 +25,7 @@ from search_spaces.mlp import build
 ROOT = Path(__file__).parents[1]
 
 
+@pytest.mark.slow  # 15-25 s: beyond the default suite's 15 minutes
 def test_keras_tuner_searches_the_same_space_with_its_batch_size(tmp_path):
     """keras-tuner samples the mlp space's own parameters, and the sampled batch size is
     the one `fit` uses (steps per epoch follow it)."""

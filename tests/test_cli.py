@@ -198,7 +198,17 @@ def _without_tensorflow_banner(stderr: str) -> str:
     return "\n".join(line for line in stderr.splitlines() if not line.startswith(noise))
 
 
-@pytest.mark.parametrize(("space", "fragment"), SPACE_ERRORS, ids=[s for s, _ in SPACE_ERRORS])
+# Each case starts the CLI (~12 s): two in the default suite, the rest with the slow marker.
+DEFAULT_SUITE_SPACE_ERRORS = ("cnn", "broken.toml")
+
+
+@pytest.mark.parametrize(
+    ("space", "fragment"),
+    [
+        pytest.param(s, f, id=s, marks=() if s in DEFAULT_SUITE_SPACE_ERRORS else pytest.mark.slow)
+        for s, f in SPACE_ERRORS
+    ],
+)
 def test_space_mistakes_exit_2_before_anything_is_written(tmp_path, space, fragment):
     """A space that cannot be imported, does not fit the data, has an inverted range, or a
     config that names unknown params or widens a range: exit 2 with one line, before any

@@ -19,6 +19,8 @@ import pytest
 
 from tests.conftest import cli_env, run_cli, sqlite_url
 
+SLOW = pytest.mark.slow  # cases beyond the default suite's 15 minutes
+
 
 def _files_in(folder: Path) -> list[str]:
     """Flags that put the study and the outputs in `folder`, with MLflow off (it is not
@@ -89,6 +91,7 @@ def test_a_space_whose_first_3_trials_fail_stops_with_exit_2(tmp_path):
 # -- --subset ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # 15-25 s: beyond the default suite's 15 minutes
 def test_subset_trains_trials_on_a_fraction(tmp_path):
     """`--subset 0.5`: each trial records fidelity 0.5 (no promotion before 3 complete)."""
     done = run_cli(
@@ -141,7 +144,7 @@ sys.exit(code)
     ("sampler", "pruner", "classes"),
     [
         ("random", "median", ["RandomSampler", "MedianPruner"]),
-        ("qmc", "sha", ["QMCSampler", "SuccessiveHalvingPruner"]),
+        pytest.param("qmc", "sha", ["QMCSampler", "SuccessiveHalvingPruner"], marks=SLOW),
     ],
 )
 def test_sampler_and_pruner_flags_choose_the_studys_classes(tmp_path, sampler, pruner, classes):
@@ -234,6 +237,7 @@ def _iris_csv(path: Path, *, header: str | None = None, encoding: str = "utf-8")
     return path
 
 
+@pytest.mark.slow  # 15-25 s: beyond the default suite's 15 minutes
 def test_a_csv_with_a_byte_order_mark_reads_its_first_column(tmp_path):
     """Excel writes UTF-8 CSVs with a BOM: the first column is still called `label`."""
     path = _iris_csv(tmp_path / "flowers.csv", encoding="utf-8-sig")
@@ -269,12 +273,17 @@ def test_bad_csv_tables_exit_2_in_one_line(tmp_path, header, rows, fragment):
 
 @pytest.mark.parametrize(
     "yaml",
-    [
-        'space: !!python/object/apply:os.system ["touch pwned"]\n',
-        "space: mlp\nparams:\n  units: !!python/object/apply:os.system ['touch pwned']\n",
-        "space: !!python/name:os.system\n",
+    [  # each starts the CLI (~12 s): one in the default suite, the others slow
+        pytest.param(
+            'space: !!python/object/apply:os.system ["touch pwned"]\n', id="apply", marks=SLOW
+        ),
+        pytest.param(
+            "space: mlp\nparams:\n  units: !!python/object/apply:os.system ['touch pwned']\n",
+            id="nested-apply",
+            marks=SLOW,
+        ),
+        pytest.param("space: !!python/name:os.system\n", id="name"),
     ],
-    ids=["apply", "nested-apply", "name"],
 )
 def test_yaml_space_config_refuses_python_tags(tmp_path, yaml):
     """A space config is data: a `!!python/...` tag is refused in one line and runs

@@ -157,6 +157,7 @@ def test_resume_counts_finished_trials_toward_the_budget(tmp_path):
     assert all(r.info.status != "RUNNING" for r in runs)
 
 
+@pytest.mark.slow  # 15-25 s: beyond the default suite's 15 minutes
 def test_resume_refuses_a_different_dataset(tmp_path):
     """Resuming a study under another dataset is a usage error, before any training."""
     options = {"study": "mixed", "max_epochs": 1, "pruner": "none"}

@@ -118,6 +118,7 @@ def test_an_unsaveable_final_model_falls_back_to_the_best_checkpoint(tmp_path, c
     np.testing.assert_allclose(model.predict(x, verbose=0), best.predict(x, verbose=0))
 
 
+@pytest.mark.slow  # 15-25 s: beyond the default suite's 15 minutes
 def test_images_get_the_best_of_single_ensemble_and_flip_on_validation(
     cifar_search, cifar_root, tmp_path
 ):

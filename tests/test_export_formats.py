@@ -127,6 +127,7 @@ def test_an_ensemble_exports_in_every_format(iris_search, tmp_path):
     ).is_file()
 
 
+@pytest.mark.slow  # 15-25 s: beyond the default suite's 15 minutes
 def test_cli_export_each_format_and_a_trial(iris_search, tmp_path):
     """`automl export STUDY --format onnx --out m.onnx` writes that file; `--trial N`
     exports trial N's own model; an unknown format lists the valid ones."""

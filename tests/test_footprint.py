@@ -94,6 +94,7 @@ def test_max_params_rejects_before_training_and_tpe_learns_it(tmp_path: Path) ->
     assert "FAIL" in shown.stdout
 
 
+@pytest.mark.slow  # 15-25 s: beyond the default suite's 15 minutes
 def test_a_limit_no_model_meets_stops_the_search_early(tmp_path: Path) -> None:
     done = run_cli(
         "search", "iris", "--trials", "40", "--max-epochs", "2", "--max-params", "5",

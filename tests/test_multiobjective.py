@@ -39,6 +39,7 @@ def front_search(tmp_path_factory: pytest.TempPathFactory):
     )
 
 
+@pytest.mark.slow  # 15-25 s: beyond the default suite's 15 minutes
 def test_dominated_trials_are_pruned_by_the_stated_rule(front_search) -> None:
     study = front_search.result.study
     assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
@@ -61,6 +62,7 @@ def test_dominated_trials_are_pruned_by_the_stated_rule(front_search) -> None:
         assert len(trial.user_attrs["curve"]) == trial.user_attrs["epochs"]
 
 
+@pytest.mark.slow  # 15-25 s: beyond the default suite's 15 minutes
 def test_the_front_is_reported_tagged_and_exportable(front_search, tmp_path: Path) -> None:
     study, summary = front_search.result.study, front_search.result.summary
     complete = [t for t in study.trials if t.state.name == "COMPLETE"]

@@ -92,6 +92,7 @@ class _CountEpochs(keras.callbacks.Callback):
         self.epochs += 1
 
 
+@pytest.mark.slow  # 15-25 s: beyond the default suite's 15 minutes
 def test_search_runs_the_users_keras_callbacks_and_reports_best_value(tmp_path):
     counter = _CountEpochs()
     result = automl.search(

@@ -130,6 +130,7 @@ def test_too_small_split_falls_back_with_one_warning(cifar, caplog):
     assert f"at least {MIN_IMAGES} training images" in warnings[0].getMessage()
 
 
+@pytest.mark.slow  # 15-25 s: beyond the default suite's 15 minutes
 def test_recipe_trains_one_epoch_and_its_flip_tta_export_predicts_the_same(cifar, tmp_path):
     """The recipe (whitening, GELU, Nesterov, label smoothing) trains on the slice; with
     flip TTA the exported .keras loads in a fresh process in plain Keras' safe mode

@@ -93,6 +93,7 @@ def test_fast_cifar_recipe_shape():
     assert isinstance(model.optimizer, keras.optimizers.AdamW)
 
 
+@pytest.mark.slow  # 15-25 s: beyond the default suite's 15 minutes
 def test_starting_point_trains_on_real_digits():
     """One epoch of the starting point on 8x8 digits fits well above chance.
 

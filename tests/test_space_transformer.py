@@ -123,6 +123,7 @@ def test_starting_point_is_exactly_one_point_of_the_space(kind):
     assert isinstance(model.optimizer, keras.optimizers.AdamW)
 
 
+@pytest.mark.slow  # 15-25 s: beyond the default suite's 15 minutes
 def test_starting_point_learns_digit_rows():
     """The starting point beats chance (10 %) by far in 3 epochs on digits as sequences."""
     x, y = digits_as("sequence")

@@ -122,10 +122,11 @@ def test_trials_are_planned_for_the_epochs_that_fit_the_time(tmp_path):
     """With a deadline, each trial is built for the epochs that fit what is left (its
     schedule with them), never more than the cap, and trains no more than that."""
     SPEC_EPOCHS.clear()
+    timeout_s = 40  # setup and measuring take 8-20 s (machines and days differ 2x)
     result = automl.search(
         recording_build,
         dataset="digits",
-        timeout="25s",
+        timeout=f"{timeout_s}s",
         max_epochs=400,
         patience=400,
         pruner="none",
@@ -140,12 +141,12 @@ def test_trials_are_planned_for_the_epochs_that_fit_the_time(tmp_path):
     for trial, epochs in zip(trials, planned, strict=True):
         assert (TrialRecord.read(trial).epochs or 0) <= epochs
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
-    assert summary["plan"]["budget_s"] <= 25 and summary["plan"]["epoch_s"]
+    assert summary["plan"]["budget_s"] <= timeout_s and summary["plan"]["epoch_s"]
     spent = summary["spent"]
     assert spent["total_s"] == pytest.approx(
         spent["setup_s"] + spent["measure_s"] + spent["trials_s"] + spent["finish_s"], abs=0.1
     )
-    assert spent["setup_s"] + spent["measure_s"] + spent["trials_s"] < 25 + 5
+    assert spent["setup_s"] + spent["measure_s"] + spent["trials_s"] < timeout_s + 5
     client = mlflow.MlflowClient(sqlite_url(tmp_path / "mlflow.db"))
     parent = client.get_run(result.study.user_attrs["mlflow_run_id"])
     assert parent.data.tags["automl.plan"] == summary["plan"]["description"]
@@ -231,7 +232,8 @@ def test_once_no_trial_fits_no_more_are_started(tmp_path):
     result = automl.search(
         "digits",
         trials=200,
-        timeout="20s",  # setup, measuring and the finish's share leave room for a trial
+        timeout="35s",  # setup, measuring and the finish's share leave room for a trial,
+        # on a machine 2x slower too (8-20 s of setup and measuring)
         storage=sqlite_url(tmp_path / "a.db"),
         tracking_uri=None,
         out=tmp_path / "out",

@@ -15,8 +15,8 @@ images. The contenders, one after the other in this process unless said otherwis
   validation).
 - `best_start`: the search's first starting point (the fast image recipe) trained alone
   for the epochs that fit the budget, its schedule over exactly those epochs (squeezed
-  into fewer when its epochs run slower than estimated, so that it ends within the budget, as
-  the search's trials do), scored as
+  into fewer when its epochs run slower than estimated, so that it ends within the
+  budget, as the search's trials do), scored as
   trained and with flip TTA (the search may choose flip TTA, so the TTA figure is the
   fair one).
 - `tutorial`: the tutorial CNN trained alone the same way.

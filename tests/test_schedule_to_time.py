@@ -14,7 +14,7 @@ import pytest
 from automl.engine._callbacks import ScheduleToTime, _WarpedSchedule
 from automl.record import TrialRecord
 
-EPOCH_S = 0.4  # each epoch is made to take this long (a slow machine)
+EPOCH_S = 1.0  # each epoch is made to take this long (a slow machine; the first also traces)
 STEPS = 4  # training steps per epoch
 
 
@@ -30,7 +30,9 @@ class _Slow(keras.callbacks.Callback):
         time.sleep(EPOCH_S)
 
 
-def _fit(until: float | None, planned: int) -> tuple[keras.Model, ScheduleToTime, list[float]]:
+def _fit(
+    until: float | None, planned: int, *extra: keras.callbacks.Callback
+) -> tuple[keras.Model, ScheduleToTime, list[float]]:
     """A small model with a cosine schedule over `planned` epochs, fitted for them; and
     the rate at each epoch's end."""
     keras.utils.set_random_seed(0)
@@ -41,7 +43,7 @@ def _fit(until: float | None, planned: int) -> tuple[keras.Model, ScheduleToTime
     model.compile(optimizer=keras.optimizers.SGD(schedule), loss="sparse_categorical_crossentropy")
     trial = optuna.create_study().ask()
     refit, slow = ScheduleToTime(trial, until, planned), _Slow()
-    history = model.fit(x, y, batch_size=8, epochs=planned, callbacks=[slow, refit], verbose=0)
+    history = model.fit(x, y, batch_size=8, epochs=planned, callbacks=[slow, refit, *extra], verbose=0)
     TrialRecord.write(trial, epochs=len(history.history["loss"]))
     return model, refit, slow.rates
 
@@ -59,7 +61,7 @@ def test_slow_epochs_squeeze_the_schedule_and_end_its_decay_in_time():
     # ...and reached by a falling rate: what was left of it was squeezed, not skipped.
     assert (np.diff(rates) <= 0).all(), rates
     # The trained model keeps its plain schedule, so it saves and loads as it was built.
-    assert isinstance(model.optimizer._learning_rate, keras.optimizers.schedules.CosineDecay)
+    assert type(model.optimizer._learning_rate) is keras.optimizers.schedules.CosineDecay
     assert TrialRecord.read(refit.trial).skipped_epochs == refit.skipped
 
 
@@ -85,3 +87,16 @@ def test_a_squeezed_schedule_goes_on_from_where_it_was_and_ends_on_time():
     warped.squeeze(50, end=100, steps_left=5)  # slower again: squeezed from where it is
     assert float(warped(50)) == pytest.approx(float(plain(70)), rel=1e-5)
     assert float(warped(55)) == pytest.approx(float(plain(100)), rel=1e-5)
+
+
+def test_a_checkpoint_saved_mid_fit_holds_the_plain_schedule_and_loads_with_keras(tmp_path):
+    """A user's `ModelCheckpoint` saves while the warp is in place: the file must name
+    the schedule the model was built with, so plain Keras loads it."""
+    path = tmp_path / "mid.keras"
+    until = time.monotonic() + 5.5 * EPOCH_S  # squeezed: the warp is in use when it saves
+    _, refit, _ = _fit(until, 10, keras.callbacks.ModelCheckpoint(path))
+    assert refit.skipped > 0
+    loaded = keras.models.load_model(path)
+    schedule = loaded.optimizer._learning_rate
+    assert type(schedule) is keras.optimizers.schedules.CosineDecay
+    assert schedule.get_config()["decay_steps"] == STEPS * 10

@@ -42,7 +42,15 @@ class _WarpedSchedule(keras.optimizers.schedules.LearningRateSchedule):
     it so that what remains of the schedule spans the steps that remain in time.
 
     The offset and rate are variables, so a traced train step sees their new values.
+    The warp is a run-time thing: a model saved in the middle of a fit (a user's
+    `ModelCheckpoint`) must save the plain schedule and load with plain Keras, so the
+    warp serializes as the schedule it wraps: Keras names a saved object by its
+    `__class__` and fills it with its `get_config()`.
     """
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:  # noqa: D105 - see the class docstring
+        return type(self.schedule)
 
     def __init__(self, schedule: keras.optimizers.schedules.LearningRateSchedule) -> None:
         self.schedule = schedule
@@ -66,7 +74,7 @@ class _WarpedSchedule(keras.optimizers.schedules.LearningRateSchedule):
         self.offset.assign(now - rate * step)
 
     def get_config(self) -> dict[str, Any]:
-        return self.schedule.get_config()  # never saved: `ScheduleToTime` puts it back
+        return self.schedule.get_config()
 
 
 class ScheduleToTime(keras.callbacks.Callback):

@@ -43,7 +43,8 @@ def _fit(
     model.compile(optimizer=keras.optimizers.SGD(schedule), loss="sparse_categorical_crossentropy")
     trial = optuna.create_study().ask()
     refit, slow = ScheduleToTime(trial, until, planned), _Slow()
-    history = model.fit(x, y, batch_size=8, epochs=planned, callbacks=[slow, refit, *extra], verbose=0)
+    callbacks = [slow, refit, *extra]
+    history = model.fit(x, y, batch_size=8, epochs=planned, callbacks=callbacks, verbose=0)
     TrialRecord.write(trial, epochs=len(history.history["loss"]))
     return model, refit, slow.rates
 

@@ -14,11 +14,13 @@ import pytest
 from optuna.trial import FixedTrial
 
 from automl import load_model
+from automl.data import load_dataset
 from automl.engine._plan import Plan, Speed
 from automl.engine._resolution import exploration_downsample, takes_raw_images
 from automl.record import TrialRecord
 from automl.spaces import HyperParameters, ModelSpec
 from search_spaces import cnn
+from tests._budgets import seconds_for_a_split
 from tests.conftest import sqlite_url
 
 
@@ -136,11 +138,15 @@ def test_a_cifar_search_explores_small_then_trains_the_best_at_full_size(
     import automl
 
     monkeypatch.setenv("AUTOML_EXPLORE_DOWNSAMPLE", "2")
+    # 90 s split on most days; 2 epochs keep a full training short on slower ones.
+    data = load_dataset("cifar10", data_dir=cifar_root, seed=0)
+    budget_s = seconds_for_a_split(90, data, "cnn", max_epochs=2)
     result = automl.search(
         "cnn",
         dataset="cifar10",
         data_dir=cifar_root,
-        timeout="90s",
+        timeout=f"{budget_s}s",
+        max_epochs=2,
         seed=0,
         storage=sqlite_url(tmp_path / "automl.db"),
         tracking_uri="none",

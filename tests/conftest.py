@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -51,6 +53,28 @@ def missing(what: str, fix: str) -> None:
 def sqlite_url(path: Path) -> str:
     """A SQLAlchemy/MLflow URL for a SQLite file at an absolute path."""
     return f"sqlite:///{Path(path).resolve()}"
+
+
+_mlflow_template: Path | None = None
+
+
+def mlflow_url(path: Path) -> str:
+    """A SQLite URL for MLflow at `path`; a new file there starts as a copy of one that
+    MLflow created and migrated earlier in this session. MLflow's schema migrations take
+    3-7 s per new file on this machine and the suites open dozens; a copy takes 0.1 s.
+    A file that MLflow creates from nothing is still tested (test_environment's searches
+    and the slow CLI runs, which name it with `sqlite_url`)."""
+    global _mlflow_template
+    path = Path(path)
+    if not path.exists():
+        if _mlflow_template is None:
+            import mlflow
+
+            template = Path(tempfile.mkdtemp(prefix="automl-mlflow-")) / "mlflow.db"
+            mlflow.MlflowClient(sqlite_url(template)).search_experiments()
+            _mlflow_template = template
+        shutil.copyfile(_mlflow_template, path)
+    return sqlite_url(path)
 
 
 # Variables of the caller's that would redirect tests to their own data, storage or MLflow.
@@ -151,7 +175,7 @@ def _run_search(folder: Path, dataset: str, **options: Any) -> SearchRun:
     import automl
 
     observer = RecordingObserver()
-    storage, tracking = sqlite_url(folder / "automl.db"), sqlite_url(folder / "mlflow.db")
+    storage, tracking = sqlite_url(folder / "automl.db"), mlflow_url(folder / "mlflow.db")
     # MLflow puts artifacts (the logged model) under ./mlruns: keep them in the folder.
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(folder)

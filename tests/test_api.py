@@ -16,7 +16,7 @@ from automl import UsageError
 from automl.record import StudyRecord
 from automl.spaces.blocks import choose_activation
 from automl.spaces.training import choose_optimizer
-from tests.conftest import sqlite_url
+from tests.conftest import mlflow_url, sqlite_url
 
 
 def _options(tmp_path, study: str, **options) -> dict:
@@ -24,7 +24,7 @@ def _options(tmp_path, study: str, **options) -> dict:
     return {
         "study": study,
         "storage": sqlite_url(tmp_path / "automl.db"),
-        "tracking_uri": sqlite_url(tmp_path / "mlflow.db"),
+        "tracking_uri": mlflow_url(tmp_path / "mlflow.db"),
         "out": tmp_path / "out" / study,
         "max_epochs": 3,
         "pruner": "none",
@@ -34,7 +34,7 @@ def _options(tmp_path, study: str, **options) -> dict:
 
 def _trial_params(tmp_path, study: str) -> dict[str, dict[str, str]]:
     """MLflow params of each trial run of a study, by run name."""
-    client = mlflow.MlflowClient(sqlite_url(tmp_path / "mlflow.db"))
+    client = mlflow.MlflowClient(mlflow_url(tmp_path / "mlflow.db"))
     experiment = client.get_experiment_by_name(study)
     runs = client.search_runs([experiment.experiment_id], "tags.`automl.role` = 'trial'")
     return {run.info.run_name: run.data.params for run in runs}

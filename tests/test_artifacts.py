@@ -20,7 +20,7 @@ from automl.config import SearchConfig
 from automl.objective import Objective
 from automl.record import StudyRecord, TrialRecord
 from automl.tracking._artifacts import cache_path, local_model, store_of, tracking_uri_for
-from tests.conftest import run_cli, sqlite_url
+from tests.conftest import mlflow_url, run_cli, sqlite_url
 from tests.test_ui import free_port
 
 
@@ -44,7 +44,7 @@ def _uploaded(tmp_path: Path) -> tuple[str, str, bytes]:
     """A file logged as a trial checkpoint in a local MLflow store: (artifact, store, bytes)."""
     from automl.tracking import StudyTracker
 
-    tracker = StudyTracker(sqlite_url(tmp_path / "mlflow.db"), "artifacts")
+    tracker = StudyTracker(mlflow_url(tmp_path / "mlflow.db"), "artifacts")
     tracker.start_study(None, "artifacts", {})
     run_id = tracker.start_trial(0, "artifacts")
     upload = tracker.checkpoint_uploader(run_id)
@@ -140,12 +140,12 @@ def test_a_failed_upload_costs_the_trial_nothing_and_says_local_only(tmp_path, c
 def test_uploads_go_to_the_trials_own_run(tmp_path):
     artifact, store, _ = _uploaded(tmp_path)
     run_id = artifact.removeprefix("runs:/").split("/")[0]
-    client = mlflow.MlflowClient(sqlite_url(tmp_path / "mlflow.db"))
+    client = mlflow.MlflowClient(mlflow_url(tmp_path / "mlflow.db"))
     assert [f.path for f in client.list_artifacts(run_id, "checkpoint")] == [
         "checkpoint/trial-0.keras"
     ]
     assert client.get_run(run_id).info.run_name == "trial-0"
-    assert store == sqlite_url(tmp_path / "mlflow.db")
+    assert store == mlflow_url(tmp_path / "mlflow.db")
 
 
 @pytest.mark.slow

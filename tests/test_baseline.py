@@ -18,7 +18,7 @@ import automl
 from automl.baseline import ahead_by, describe, fit_baseline
 from automl.data import from_arrays, load_data
 from tests._texts import write_reviews
-from tests.conftest import sqlite_url
+from tests.conftest import mlflow_url, sqlite_url
 
 
 def _table(path, rows: int = 400, seed: int = 0):
@@ -131,7 +131,7 @@ def test_search_shows_the_yardstick_in_summary_and_mlflow_never_exports_it(tmp_p
         trials=1,
         max_epochs=2,
         storage=sqlite_url(tmp_path / "automl.db"),
-        tracking_uri=sqlite_url(tmp_path / "mlflow.db"),
+        tracking_uri=mlflow_url(tmp_path / "mlflow.db"),
         out=tmp_path / "out",
         study="yardstick",
     )
@@ -144,7 +144,7 @@ def test_search_shows_the_yardstick_in_summary_and_mlflow_never_exports_it(tmp_p
     report = json.loads((tmp_path / "out" / "report" / "summary.json").read_text())
     assert report["baseline"]["line"] == baseline["line"]
     assert sorted(p.name for p in (tmp_path / "out").glob("*.keras")) == ["best_model.keras"]
-    client = mlflow.MlflowClient(sqlite_url(tmp_path / "mlflow.db"))
+    client = mlflow.MlflowClient(mlflow_url(tmp_path / "mlflow.db"))
     experiment = client.get_experiment_by_name("yardstick")
     (parent,) = client.search_runs([experiment.experiment_id], "tags.`automl.role` = 'study'")
     assert parent.data.tags["automl.baseline"] == baseline["line"]

@@ -17,7 +17,7 @@ from sklearn.datasets import load_digits
 
 import automl
 from automl.data import from_arrays
-from tests.conftest import sqlite_url
+from tests.conftest import mlflow_url, sqlite_url
 
 
 def _digits(kind: str):
@@ -69,12 +69,12 @@ def test_space_trains_one_trial_and_logs_its_params(tracking, space, kind):
         max_epochs=1,
         study=study,
         storage=sqlite_url(tracking / "automl.db"),
-        tracking_uri=sqlite_url(tracking / "mlflow.db"),
+        tracking_uri=mlflow_url(tracking / "mlflow.db"),
         out=tracking / "out" / study,
     )
     trial = result.study.trials[0]
     assert trial.state.name == "COMPLETE", trial.user_attrs.get("reason")
-    client = mlflow.MlflowClient(sqlite_url(tracking / "mlflow.db"))
+    client = mlflow.MlflowClient(mlflow_url(tracking / "mlflow.db"))
     experiment = client.get_experiment_by_name(study)
     (run,) = client.search_runs([experiment.experiment_id], "tags.`automl.role` = 'trial'")
     logged = run.data.params

@@ -22,7 +22,7 @@ import pytest
 
 from automl.data import DATASETS
 from search_spaces import SPACES
-from tests.conftest import cli_env, missing, run_cli, sqlite_url
+from tests.conftest import cli_env, missing, mlflow_url, run_cli, sqlite_url
 
 HEAVY = ("tensorflow", "keras", "optuna", "mlflow")
 SECRET_DB = "postgresql://bob:secret@127.0.0.1:1/db"
@@ -65,7 +65,7 @@ def _files_in(folder: Path) -> list[str]:
         "--storage",
         sqlite_url(folder / "automl.db"),
         "--tracking-uri",
-        sqlite_url(folder / "mlflow.db"),
+        mlflow_url(folder / "mlflow.db"),
         "--out",
         str(folder / "out"),
     ]
@@ -536,7 +536,7 @@ def test_ctrl_c_closes_everything_and_the_same_command_resumes(tmp_path, stop_si
     study = optuna.load_study(study_name="digits-auto", storage=sqlite_url(tmp_path / "automl.db"))
     assert [t.state.name for t in study.trials] == ["FAIL"]
     assert study.trials[0].user_attrs["reason"] == "interrupted"
-    client = mlflow.MlflowClient(sqlite_url(tmp_path / "mlflow.db"))
+    client = mlflow.MlflowClient(mlflow_url(tmp_path / "mlflow.db"))
     experiment = client.get_experiment_by_name("digits-auto")
     runs = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
     assert runs["trial-0"].info.status == "FAILED"

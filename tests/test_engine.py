@@ -19,7 +19,7 @@ from automl.engine._study import count_finished, load_study, make_pruner, make_s
 from automl.export import best_trial_or_none
 from automl.record import StudyRecord, TrialRecord, mlflow_run_id, tie_loss
 from automl.spaces import HyperParameters
-from tests.conftest import RecordingObserver, sqlite_url
+from tests.conftest import RecordingObserver, mlflow_url, sqlite_url
 
 FINISHED = {"COMPLETE", "PRUNED", "FAIL"}
 
@@ -29,7 +29,7 @@ def _search(tmp_path, dataset="iris", *, tracking=None, storage=None, observer=N
     return automl.search(
         dataset,
         storage=storage or sqlite_url(tmp_path / "automl.db"),
-        tracking_uri=tracking or sqlite_url(tmp_path / "mlflow.db"),
+        tracking_uri=tracking or mlflow_url(tmp_path / "mlflow.db"),
         out=tmp_path / "out" / options.get("study", "default"),
         observer=observer,
         **options,
@@ -147,7 +147,7 @@ def test_resume_counts_finished_trials_toward_the_budget(tmp_path):
     assert len(third.study.trials) == 4
     assert third.summary["trials"]["complete"] + third.summary["trials"]["pruned"] == 4
 
-    runs = _runs(sqlite_url(tmp_path / "mlflow.db"), "resume")
+    runs = _runs(mlflow_url(tmp_path / "mlflow.db"), "resume")
     parents = [r for r in runs if r.data.tags.get("automl.role") == "study"]
     assert len(parents) == 1
     assert parents[0].info.run_id == second.study.user_attrs["mlflow_run_id"]
@@ -176,7 +176,7 @@ def test_resume_refuses_a_different_dataset(tmp_path):
 def test_same_seed_samples_the_same_params(tmp_path):
     """Two fresh studies (separate storage files) with the same seed sample identical params
     for their first trials; another seed samples different ones."""
-    tracking = sqlite_url(tmp_path / "mlflow.db")
+    tracking = mlflow_url(tmp_path / "mlflow.db")
     options = {"max_epochs": 1, "pruner": "none", "seed": 7, "tracking": tracking}
     a = _search(tmp_path, storage=sqlite_url(tmp_path / "a.db"), study="a", trials=3, **options)
     b = _search(tmp_path, storage=sqlite_url(tmp_path / "b.db"), study="b", trials=3, **options)
@@ -202,7 +202,7 @@ def test_hyperband_prunes_weak_trials_on_digits(tmp_path):
     assert pruned, [t.state.name for t in result.study.trials]
     assert result.summary["trials"]["pruned"] == len(pruned)
 
-    tracking = sqlite_url(tmp_path / "mlflow.db")
+    tracking = mlflow_url(tmp_path / "mlflow.db")
     client = mlflow.MlflowClient(tracking)
     by_name = {r.info.run_name: r for r in _runs(tracking, "prune")}
     for trial in pruned:
@@ -293,7 +293,7 @@ def test_failing_trials_do_not_stop_the_study(tmp_path, failing_space):
     assert result.summary["trials"] == {"complete": 2, "pruned": 0, "failed": 4, "running": 0}
     assert result.best_model is not None
 
-    runs = {r.info.run_name: r for r in _runs(sqlite_url(tmp_path / "mlflow.db"), "fail")}
+    runs = {r.info.run_name: r for r in _runs(mlflow_url(tmp_path / "mlflow.db"), "fail")}
     for trial in failed:
         run = runs[f"trial-{trial.number}"]
         assert run.info.status == "FAILED"
@@ -310,7 +310,7 @@ def test_a_space_that_always_fails_stops_after_the_first_trials(tmp_path, failin
         _search(tmp_path, study="broken", space=f"{failing_space}:always_raises", trials=10)
     study = optuna.load_study(study_name="broken", storage=sqlite_url(tmp_path / "automl.db"))
     assert [t.state.name for t in study.trials] == ["FAIL"] * 3
-    runs = _runs(sqlite_url(tmp_path / "mlflow.db"), "broken")
+    runs = _runs(mlflow_url(tmp_path / "mlflow.db"), "broken")
     assert {r.info.status for r in runs} == {"FAILED"}
 
 

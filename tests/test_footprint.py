@@ -17,7 +17,7 @@ import automl
 from automl._errors import UsageError
 from automl.engine._limits import Limits
 from automl.footprint import Footprint, measure_footprint
-from tests.conftest import run_cli, sqlite_url
+from tests.conftest import mlflow_url, run_cli, sqlite_url
 from tests.test_cli import _files_in, _without_tensorflow_banner, assert_usage_error
 
 
@@ -80,7 +80,7 @@ def test_max_params_rejects_before_training_and_tpe_learns_it(tmp_path: Path) ->
         assert trial.system_attrs["constraints"] == (0.0,) or trial.system_attrs["constraints"] == [
             0.0
         ]
-    mlflow.set_tracking_uri(sqlite_url(folder / "mlflow.db"))
+    mlflow.set_tracking_uri(mlflow_url(folder / "mlflow.db"))
     runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
     trial_runs = {r.info.run_name: r for r in runs if r.info.run_name.startswith("trial-")}
     assert len(trial_runs) == len(study.trials)
@@ -108,7 +108,7 @@ def test_a_limit_no_model_meets_stops_the_search_early(tmp_path: Path) -> None:
     assert "raise --max-params" in line
     study = optuna.load_study(study_name="iris-auto", storage=sqlite_url(tmp_path / "automl.db"))
     assert len(study.trials) == 10 and all(t.user_attrs["infeasible"] for t in study.trials)
-    mlflow.set_tracking_uri(sqlite_url(tmp_path / "mlflow.db"))
+    mlflow.set_tracking_uri(mlflow_url(tmp_path / "mlflow.db"))
     runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
     assert runs and all(r.info.status != "RUNNING" for r in runs)
 

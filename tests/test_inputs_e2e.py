@@ -16,7 +16,7 @@ from PIL import Image
 from sklearn.datasets import load_digits, load_wine
 
 from tests._fresh import assert_fresh_predictions_match
-from tests.conftest import cli_env, run_cli, sqlite_url
+from tests.conftest import cli_env, mlflow_url, run_cli, sqlite_url
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +31,7 @@ def _search(dataset: Path | str, tmp_path: Path, *extra: str, env=None) -> dict:
         "--storage",
         sqlite_url(tmp_path / "automl.db"),
         "--tracking-uri",
-        sqlite_url(tmp_path / "mlflow.db"),
+        mlflow_url(tmp_path / "mlflow.db"),
         "--out",
         tmp_path / "out",
         *extra,

@@ -28,7 +28,7 @@ from automl.engine._study import budget_spent, count_finished
 from automl.objective import Objective
 from automl.record import TrialRecord
 from search_spaces import resolve_space
-from tests.conftest import run_cli, sqlite_url
+from tests.conftest import mlflow_url, run_cli, sqlite_url
 
 SPEC_EPOCHS: list[int] = []
 
@@ -131,7 +131,7 @@ def test_trials_are_planned_for_the_epochs_that_fit_the_time(tmp_path):
         patience=400,
         pruner="none",
         storage=sqlite_url(tmp_path / "a.db"),
-        tracking_uri=sqlite_url(tmp_path / "mlflow.db"),
+        tracking_uri=mlflow_url(tmp_path / "mlflow.db"),
         out=tmp_path / "out",
     )
     trials = result.study.trials
@@ -147,7 +147,7 @@ def test_trials_are_planned_for_the_epochs_that_fit_the_time(tmp_path):
         spent["setup_s"] + spent["measure_s"] + spent["trials_s"] + spent["finish_s"], abs=0.1
     )
     assert spent["setup_s"] + spent["measure_s"] + spent["trials_s"] < timeout_s + 5
-    client = mlflow.MlflowClient(sqlite_url(tmp_path / "mlflow.db"))
+    client = mlflow.MlflowClient(mlflow_url(tmp_path / "mlflow.db"))
     parent = client.get_run(result.study.user_attrs["mlflow_run_id"])
     assert parent.data.tags["automl.plan"] == summary["plan"]["description"]
     assert "trials" in parent.data.tags["automl.spent"]

@@ -19,7 +19,7 @@ import pytest
 
 from automl.engine._study import count_finished, make_storage
 from tests._postgres import PASSWORD, running_cluster
-from tests.conftest import cli_env, run_cli, sqlite_url
+from tests.conftest import cli_env, mlflow_url, run_cli, sqlite_url
 
 pytestmark = pytest.mark.slow
 
@@ -38,7 +38,7 @@ def test_three_workers_share_one_study_on_postgresql(postgres, tmp_path):
     """`--jobs 3` on PostgreSQL: 9 trials in all, none duplicated, spread over three
     processes, every trial run under the study's one MLflow parent run; the password
     never shows in output, logs, MLflow params or the study's attributes."""
-    tracking = sqlite_url(tmp_path / "mlflow.db")
+    tracking = mlflow_url(tmp_path / "mlflow.db")
     result = run_cli(
         "search", "iris", "--trials", "9", "--max-epochs", "4", "--jobs", "3",
         "--storage", postgres.url, "--tracking-uri", tracking, "--out", tmp_path / "out",
@@ -81,7 +81,7 @@ def test_a_worker_killed_mid_trial_is_retried_and_the_counts_add_up(postgres, tm
     FAIL (its MLflow run closed with the reason), a retry with the same params runs, and
     the study ends with exactly --trials counted trials."""
     name, trials = "iris-killed", 6
-    tracking = sqlite_url(tmp_path / "mlflow.db")
+    tracking = mlflow_url(tmp_path / "mlflow.db")
     search = subprocess.Popen(
         [sys.executable, "-m", "automl", "search", "iris", "--study", name]
         + ["--trials", str(trials), "--max-epochs", "12", "--pruner", "none", "--jobs", "2"]
@@ -148,7 +148,7 @@ def test_journal_storage_on_a_file_serves_two_workers(tmp_path):
     storage = "journal:///study.log"
     result = run_cli(
         "search", "iris", "--trials", "8", "--max-epochs", "4", "--jobs", "2",
-        "--storage", storage, "--tracking-uri", sqlite_url(tmp_path / "mlflow.db"),
+        "--storage", storage, "--tracking-uri", mlflow_url(tmp_path / "mlflow.db"),
         cwd=tmp_path, timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
@@ -171,7 +171,7 @@ def test_a_worker_whose_memory_grows_hands_its_trials_to_fresh_processes(tmp_pat
     storage = sqlite_url(tmp_path / "automl.db")
     result = run_cli(
         "search", "iris", "--trials", "6", "--max-epochs", "2", "--storage", storage,
-        "--tracking-uri", sqlite_url(tmp_path / "mlflow.db"), "--out", tmp_path / "out",
+        "--tracking-uri", mlflow_url(tmp_path / "mlflow.db"), "--out", tmp_path / "out",
         cwd=tmp_path, timeout=600, env=cli_env(AUTOML_RECYCLE_MB="1"),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]

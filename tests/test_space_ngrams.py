@@ -26,7 +26,7 @@ from automl.spaces.ngrams import MIN_BIGRAM_TEXTS, fit_ngrams
 from search_spaces import auto, ngrams
 from tests._fresh import assert_fresh_predictions_match
 from tests._texts import write_reviews
-from tests.conftest import sqlite_url
+from tests.conftest import mlflow_url, sqlite_url
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -232,7 +232,7 @@ def test_search_exports_a_bag_model_that_takes_raw_strings(tmp_path):
         trials=2,
         max_epochs=4,
         storage=sqlite_url(tmp_path / "automl.db"),
-        tracking_uri=sqlite_url(tmp_path / "mlflow.db"),
+        tracking_uri=mlflow_url(tmp_path / "mlflow.db"),
         out=tmp_path / "out",
     )
     states = [t.state.name for t in result.study.trials]

@@ -28,7 +28,7 @@ from automl.spaces.layers import (
 )
 from search_spaces import SPACES, auto, tabular
 from tests._fresh import assert_fresh_predictions_match
-from tests.conftest import sqlite_url
+from tests.conftest import mlflow_url, sqlite_url
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -203,7 +203,7 @@ def test_search_on_a_table_exports_a_model_that_takes_raw_columns(tmp_path):
         trials=2,
         max_epochs=5,
         storage=sqlite_url(tmp_path / "automl.db"),
-        tracking_uri=sqlite_url(tmp_path / "mlflow.db"),
+        tracking_uri=mlflow_url(tmp_path / "mlflow.db"),
         out=tmp_path / "out",
     )
     states = [t.state.name for t in result.study.trials]

@@ -15,7 +15,7 @@ from automl.data._targets import encode_target
 from automl.objective import Objective
 from automl.record import StudyRecord
 from automl.spaces.metrics import SparseAUC, SparseF1
-from tests.conftest import run_cli, sqlite_url
+from tests.conftest import mlflow_url, run_cli, sqlite_url
 
 
 @pytest.mark.parametrize(
@@ -118,7 +118,7 @@ def test_metric_and_balanced_class_weights_drive_a_search(tmp_path):
 def test_regression_logs_rmse_mae_r2_and_can_maximize_r2(tmp_path):
     """--metric r2 maximizes; MLflow gets each trial's per-epoch val_r2 and val_rmse and
     the study run's test R², RMSE and MAE, the same numbers as summary.json."""
-    tracking = sqlite_url(tmp_path / "mlflow.db")
+    tracking = mlflow_url(tmp_path / "mlflow.db")
     result = _search(tmp_path, "diabetes", metric="r2", tracking_uri=tracking)
     assert result.study.direction.name == "MAXIMIZE"
     assert result.summary["best"]["metric"] == "val_r2"

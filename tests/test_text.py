@@ -16,7 +16,7 @@ from automl.data._text import TextEncoder
 from automl.spaces import HyperParameters
 from tests._fresh import assert_fresh_predictions_match
 from tests._texts import write_reviews
-from tests.conftest import run_cli, sqlite_url
+from tests.conftest import mlflow_url, run_cli, sqlite_url
 
 
 def _load(path, **options):
@@ -111,7 +111,7 @@ def test_cli_text_search_exports_a_model_that_takes_raw_strings(tmp_path):
         "--storage",
         sqlite_url(tmp_path / "automl.db"),
         "--tracking-uri",
-        sqlite_url(tmp_path / "mlflow.db"),
+        mlflow_url(tmp_path / "mlflow.db"),
         "--out",
         tmp_path / "out",
         cwd=tmp_path,

@@ -16,7 +16,7 @@ import pytest
 from mlflow import MlflowClient
 
 from automl.tracking import StudyTracker, library_versions
-from tests.conftest import sqlite_url
+from tests.conftest import mlflow_url, sqlite_url
 
 
 @pytest.fixture(scope="module")
@@ -285,7 +285,7 @@ def test_long_searches_refresh_the_report_and_the_champion(tmp_path, monkeypatch
     import automl
 
     monkeypatch.setenv("AUTOML_REPORT_EVERY", "0")
-    tracking = sqlite_url(tmp_path / "mlflow.db")
+    tracking = mlflow_url(tmp_path / "mlflow.db")
     result = automl.search(
         "iris",
         storage=sqlite_url(tmp_path / "automl.db"),

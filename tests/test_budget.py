@@ -164,7 +164,7 @@ def test_the_long_training_runs_after_the_search_handed_over_for_memory(tmp_path
     done = run_cli(
         "search", "digits", "--timeout", f"{budget_s + 15}s", "--max-epochs", MAX_EPOCHS,
         "--storage", storage, "--tracking-uri", "none", "--out", tmp_path / "out", cwd=tmp_path,
-        env=cli_env(AUTOML_RECYCLE_MB="1"),
+        env=cli_env(AUTOML_RECYCLE_MB="1"), timeout=budget_s + 120,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert "fresh worker processes take the next trials" in done.stdout + done.stderr

@@ -23,9 +23,12 @@ EXPLORE_SHARE = 0.4  # of the trials' time, at least: room for several short tri
 MARGIN = 1.3  # for a machine whose speed changes between the measure and the search
 
 
-def seconds_for_a_split(least_s: float, data: Dataset, space: str, max_epochs: int) -> int:
-    """`least_s`, or the budget that holds an exploring split where this machine is
-    slower today: measured as the search measures (the space's reference models)."""
+def seconds_for_a_split(
+    least_s: float, data: Dataset, space: str, max_epochs: int, *, explores: bool = True
+) -> int:
+    """`least_s`, or the budget that holds a split (`explores`: one with short trials)
+    where this machine is slower today: measured as the search measures (the space's
+    reference models)."""
     spec = model_spec(data, data.encode(None), max_epochs)
     objective = Objective.for_task(data.task, None, ())
     deadline = time.monotonic() + 3600
@@ -33,9 +36,8 @@ def seconds_for_a_split(least_s: float, data: Dataset, space: str, max_epochs: i
         resolve_space(space), data, spec, objective, seed=0, deadline=deadline, timeout=3600
     )
     quickest, full = plan.shortest_trial_s(), plan.full_trial_s()
-    trials_s = max(
-        2 * MIN_SPLIT_TRIALS * quickest,
-        EXPLOIT_KEEPS_FULL_TRAININGS * full / (1 - EXPLORE_SHARE),
-    )
+    trials_s = 2 * MIN_SPLIT_TRIALS * quickest
+    if explores:
+        trials_s = max(trials_s, EXPLOIT_KEEPS_FULL_TRAININGS * full / (1 - EXPLORE_SHARE))
     needed = MARGIN * (plan.measure_s + trials_s / (1 - FINISH_MAX_SHARE))
     return max(math.ceil(least_s), math.ceil(needed))

@@ -128,6 +128,7 @@ class DigitsHyperModel(keras_tuner.HyperModel):
         )
 
 
+@pytest.mark.slow  # 20-50 s on a loaded day: beyond the default suite's 15 minutes
 def test_hypermodel_with_its_own_fit_runs_unchanged(tmp_path):
     """A keras_tuner.HyperModel subclass builds and fits through its own methods; params
     sampled inside fit are real distributions and reach MLflow too."""
@@ -143,6 +144,7 @@ def test_hypermodel_with_its_own_fit_runs_unchanged(tmp_path):
     assert result.summary["test"]["metrics"]["accuracy"] > 0.80
 
 
+@pytest.mark.slow  # 20-50 s on a loaded day: beyond the default suite's 15 minutes
 def test_hypermodel_class_without_fit_override(tmp_path):
     """A HyperModel class (not an instance) with only `build` is instantiated and run."""
 
@@ -172,6 +174,7 @@ def composed(hp, spec):
     return model
 
 
+@pytest.mark.slow  # 20-50 s on a loaded day: beyond the default suite's 15 minutes
 def test_user_spaces_compose_built_in_helpers(tmp_path):
     """choose_activation and choose_optimizer sample their params inside a user's space."""
     result = automl.search(composed, dataset="iris", trials=2, **_options(tmp_path, "comp"))
@@ -193,7 +196,8 @@ def test_module_reference_and_keyword_space(tmp_path, monkeypatch):
     assert result.study.trials[0].state.name == "COMPLETE"
 
 
-@pytest.mark.parametrize("suffix", [pytest.param("toml", marks=pytest.mark.slow), "yaml"])
+@pytest.mark.parametrize("suffix", ["toml", "yaml"])
+@pytest.mark.slow  # 20-50 s on a loaded day: beyond the default suite's 15 minutes
 def test_config_file_fixes_and_narrows_a_built_in_space(tmp_path, suffix):
     """A config restricting mlp to Adam, 2-3 layers and relu/gelu: every trial obeys, the
     fixed optimizer is logged but never sampled."""

@@ -131,6 +131,7 @@ def test_a_file_that_is_not_keras_npz_is_a_usage_error(tmp_path, capsys):
     assert pickle.dumps(_Payload())  # the payload itself is a valid pickle
 
 
+@pytest.mark.slow  # 20-50 s on a loaded day: beyond the default suite's 15 minutes
 def test_imdb_without_copy_or_network_names_where_it_looked(tmp_path):
     """No DIR/imdb.npz, empty Keras cache, no download: one line with the looked-at places
     and the fix. A fresh process, so Keras reads the empty HOME/KERAS_HOME."""

@@ -143,7 +143,7 @@ sys.exit(code)
 @pytest.mark.parametrize(
     ("sampler", "pruner", "classes"),
     [
-        ("random", "median", ["RandomSampler", "MedianPruner"]),
+        pytest.param("random", "median", ["RandomSampler", "MedianPruner"], marks=SLOW),
         pytest.param("qmc", "sha", ["QMCSampler", "SuccessiveHalvingPruner"], marks=SLOW),
     ],
 )
@@ -180,6 +180,7 @@ FLAT_SPACE = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # 20-50 s on a loaded day: beyond the default suite's 15 minutes
 def test_patience_decides_when_a_flat_trial_stops(tmp_path):
     """`--patience 1` stops a trial that never improves after its second epoch (the
     default patience for --max-epochs 8, max(3, 8 // 5) = 3, would run 4)."""
@@ -216,7 +217,9 @@ NPZ_MISTAKES = {
 }
 
 
-@pytest.mark.parametrize("case", list(NPZ_MISTAKES))
+@pytest.mark.parametrize(
+    "case", [c if c == "missing_y" else pytest.param(c, marks=SLOW) for c in NPZ_MISTAKES]
+)
 def test_bad_npz_files_exit_2_in_one_line(tmp_path, case):
     """README (Arrays): x_train and y_train are required, object arrays are refused, and
     x and y must have one row each: exit 2, one line, no study or output."""
@@ -255,7 +258,7 @@ def test_a_csv_with_a_byte_order_mark_reads_its_first_column(tmp_path):
     ("header", "rows", "fragment"),
     [
         ("label,a,a", ["0,1,2", "1,3,4"] * 20, "more than one column named 'a'"),
-        ("label,a,b", ["0,1,2", "1,inf,4"] * 20, "inf"),
+        pytest.param("label,a,b", ["0,1,2", "1,inf,4"] * 20, "inf", marks=SLOW),
     ],
     ids=["duplicate-columns", "inf"],
 )

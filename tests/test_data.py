@@ -172,6 +172,7 @@ def test_data_dir_that_is_not_a_folder_is_a_usage_error(tmp_path):
         load_dataset("cifar10", data_dir=tmp_path / "missing")
 
 
+@pytest.mark.slow  # 20-50 s on a loaded day: beyond the default suite's 15 minutes
 def test_no_local_copy_and_no_download_names_both_fixes(tmp_path):
     """Without a copy and without network the error says: --data-dir/AUTOML_DATA_DIR, or download.
 

@@ -65,6 +65,7 @@ def _trained(seed: int, x: np.ndarray, y: np.ndarray) -> keras.Model:
     return model
 
 
+@pytest.mark.slow  # 20-50 s on a loaded day: beyond the default suite's 15 minutes
 def test_the_ensemble_is_one_model_that_loads_in_a_fresh_process(tmp_path):
     """The weighted average of two iris models saves to one .keras file that plain
     Keras loads in safe mode elsewhere and that predicts, value by value, the weighted

@@ -34,6 +34,7 @@ def test_search_show_and_export_find_the_study_through_the_environment(tmp_path,
     assert client.get_experiment_by_name("iris-auto") is not None
 
 
+@pytest.mark.slow  # 20-50 s on a loaded day: beyond the default suite's 15 minutes
 def test_a_flag_beats_the_environment_and_none_turns_mlflow_off(tmp_path):
     """--storage wins over AUTOML_STORAGE; AUTOML_TRACKING_URI=none logs nothing."""
     flagged = sqlite_url(tmp_path / "flag.db")

@@ -45,6 +45,7 @@ def test_classifier_in_a_pipeline_with_string_labels():
     assert len(model.study_.trials) == 2  # kept in memory after the temporary folder is gone
 
 
+@pytest.mark.slow  # 20-50 s on a loaded day: beyond the default suite's 15 minutes
 def test_regressor_fits_and_scores_r2():
     """AutoRegressor searches a regression head (val MSE) and scores with R^2."""
     x, y = load_diabetes(return_X_y=True)

@@ -74,6 +74,7 @@ def test_summary_json_has_the_documented_keys(iris_search):
     assert summary["plan"]["max_epochs"] == 4 and summary["plan"]["description"]
 
 
+@pytest.mark.slow  # 20-50 s on a loaded day: beyond the default suite's 15 minutes
 def test_exported_model_predicts_on_raw_features_in_a_fresh_process(iris_search, tmp_path):
     """best_model.keras loads in safe mode in a new process, predicts on raw iris features
     like the in-process model, and scores the summary's test accuracy on the raw test rows."""
@@ -90,6 +91,7 @@ def test_exported_model_predicts_on_raw_features_in_a_fresh_process(iris_search,
     assert accuracy == pytest.approx(iris_search.result.summary["test"]["metrics"]["accuracy"])
 
 
+@pytest.mark.slow  # 20-50 s on a loaded day: beyond the default suite's 15 minutes
 def test_exported_image_model_takes_raw_uint8_pixels(cifar_search, cifar_root, tmp_path):
     """The CIFAR-10 best model takes raw uint8 pixels (rescaling is inside the model)."""
     pixels = load_dataset("cifar10", data_dir=cifar_root)
@@ -175,6 +177,7 @@ def test_export_with_a_missing_checkpoint_is_a_usage_error(tmp_path):
         automl_export.best_checkpoint(study)
 
 
+@pytest.mark.slow  # 20-50 s on a loaded day: beyond the default suite's 15 minutes
 def test_models_with_automl_layers_load_with_automl_load_model(tmp_path):
     """A transformer (automl's position layers) trained with label smoothing, saved as the
     engine saves checkpoints: in a fresh Python, `automl.load_model` reads it and gives

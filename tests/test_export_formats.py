@@ -184,6 +184,7 @@ def _text_study(tmp_path: Path) -> tuple[str, Path]:
     return storage, tmp_path / "text.keras"
 
 
+@pytest.mark.slow  # 20-50 s on a loaded day: beyond the default suite's 15 minutes
 def test_a_text_model_is_refused_by_onnx_and_litert_and_leaves_nothing(tmp_path):
     """ONNX and LiteRT cannot hold TextVectorization: one line naming the layer and the
     formats that work, exit 2, and the target folder stays empty; SavedModel holds it and

@@ -123,6 +123,7 @@ def test_a_numeric_table_card_from_a_real_search(tmp_path, monkeypatch):
     assert sorted(predictions) == ["keras", "litert", "onnx", "saved_model"]
 
 
+@pytest.mark.slow  # 20-50 s on a loaded day: beyond the default suite's 15 minutes
 def test_a_mixed_table_card_names_dtypes_and_the_formats_that_cannot_hold_it(tmp_path, monkeypatch):
     """Text and integer-code columns: the example row says each column's dtype, ONNX and
     LiteRT are named as unable to hold the lookups, Keras and SavedModel run as shown."""
@@ -150,6 +151,7 @@ def test_a_mixed_table_card_names_dtypes_and_the_formats_that_cannot_hold_it(tmp
     ]
 
 
+@pytest.mark.slow  # 20-50 s on a loaded day: beyond the default suite's 15 minutes
 def test_a_text_card_takes_raw_strings(tmp_path, monkeypatch):
     """A text search (ngrams): the input is a string tensor fed as an object array of the
     first test text; ONNX and LiteRT cannot hold its TextVectorization."""

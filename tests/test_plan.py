@@ -75,6 +75,7 @@ def test_the_plan_measures_each_family_of_the_space():
     assert "/epoch" in described and "then the best 2" in described and "160 epochs" in described
 
 
+@pytest.mark.slow  # 20-50 s on a loaded day: beyond the default suite's 15 minutes
 def test_families_too_slow_for_the_budget_are_estimated_not_measured(
     cifar_root, cifar_cache, monkeypatch
 ):
@@ -97,6 +98,7 @@ def test_families_too_slow_for_the_budget_are_estimated_not_measured(
     assert set(plan.as_dict()["too_slow_epoch_s"]) == set(families[1:])
 
 
+@pytest.mark.slow  # 20-50 s on a loaded day: beyond the default suite's 15 minutes
 def test_measuring_stops_at_its_share_of_the_budget(cifar_root, cifar_cache, monkeypatch):
     """The first family is always measured; a later one only while measuring it (guessed
     as the largest start-up so far) keeps measuring within its share of the budget."""

@@ -31,7 +31,8 @@ KINDS = ("sequence", "text", "image")
 
 
 @pytest.mark.parametrize(
-    "kind", ["sequence", "short_text", pytest.param("image", marks=pytest.mark.slow)]
+    "kind",
+    ["sequence", *(pytest.param(k, marks=pytest.mark.slow) for k in ("short_text", "image"))],
 )
 def test_random_points_build_call_and_train(kind):
     """Random points build compiled models that take raw data, output one probability per

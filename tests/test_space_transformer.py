@@ -51,7 +51,7 @@ def _numpy(tensor) -> np.ndarray:
 
 @pytest.mark.parametrize(
     "kind",
-    [*KINDS[:-1], pytest.param(KINDS[-1], marks=pytest.mark.slow)],  # image: slow
+    ["sequence", *(pytest.param(k, marks=pytest.mark.slow) for k in ("text", "image"))],
 )
 def test_random_points_build_call_and_train(kind):
     """Random points build compiled models that take raw data, output one probability per
@@ -199,7 +199,10 @@ def _short_reviews(rows: int = 160) -> tuple[np.ndarray, np.ndarray]:
     "changes",
     [
         {"pooling": "mean"},
-        {"pooling": "max", "norm_first": False, "position": "sinusoidal"},
+        pytest.param(
+            {"pooling": "max", "norm_first": False, "position": "sinusoidal"},
+            marks=pytest.mark.slow,
+        ),
     ],
 )
 def test_texts_that_tokenize_to_nothing_train_and_predict_finite(changes):

@@ -341,6 +341,7 @@ def test_random_points_build_compiled_models(space, shape, kind):
         keras.utils.clear_session()
 
 
+@pytest.mark.slow  # the CIFAR-10 search it reads (60-80 s) only the slow checks share
 def test_starting_points_are_the_first_trials_of_a_new_image_study(cifar_search):
     """A new cifar10 study (default space: auto) runs the fast recipe as trial 0 and the
     tutorial CNN as trial 1, marked as starting points, and both complete. (With one

@@ -112,7 +112,8 @@ def test_spec_leaves_the_ids_out_of_the_features_and_their_statistics(tmp_path):
     assert model.get_layer("features").output.shape[-1] == width - 1
 
 
-@pytest.mark.parametrize("members", [1, pytest.param(8, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("members", [1, 8])
+@pytest.mark.slow  # 20-50 s on a loaded day: beyond the default suite's 15 minutes
 def test_tabular_learns_what_only_the_category_ids_tell(tmp_path, members):
     """A label set by which of 120 shops a row comes from (most shops outside the top 50
     one-hot): the starting point with category embeddings fits the training rows, and

@@ -88,6 +88,7 @@ def test_keras_tuner_build_model_runs_unchanged(tmp_path):
         assert {k: params[k] for k in trial.params} == {k: str(v) for k, v in trial.params.items()}
 
 
+@pytest.mark.slow  # 15-25 s: beyond the default suite's 15 minutes
 def test_an_uncompiled_model_is_compiled_by_the_engine(tmp_path):
     """A build(hp) that returns an uncompiled model trains with Adam and the task's loss."""
 
@@ -182,6 +183,7 @@ def test_user_spaces_compose_built_in_helpers(tmp_path):
     assert {"units", "activation", "optimizer", "learning_rate", "schedule"} <= set(params)
 
 
+@pytest.mark.slow  # 15-25 s: beyond the default suite's 15 minutes
 def test_module_reference_and_keyword_space(tmp_path, monkeypatch):
     """`package.module:function` imports from the working folder; space= works too."""
     (tmp_path / "my_spaces.py").write_text(
@@ -272,6 +274,7 @@ def without_accuracy(hp):
     return model
 
 
+@pytest.mark.slow  # 15-25 s: beyond the default suite's 15 minutes
 def test_a_model_without_the_scored_metric_fails_with_the_fix(tmp_path):
     """The trial fails in one line that says which metric to compile with."""
     result = automl.search(

@@ -240,6 +240,7 @@ def test_a_numeric_table_round_trips_through_onnx_and_litert_as_named_columns(tm
         assert_matches(predict_fresh(fmt, written, columns, tmp_path), expected)
 
 
+@pytest.mark.slow  # 15-25 s: beyond the default suite's 15 minutes
 def test_a_table_with_categories_is_refused_by_onnx_and_held_by_saved_model(tmp_path):
     """String columns go through a StringLookup: ONNX refuses it by name, nothing is
     written; the SavedModel takes the raw columns, strings included."""

@@ -94,6 +94,7 @@ def test_patch_whitening_whitens_the_training_patches(cifar):
     assert np.abs(off_diagonal).max() < 0.15
 
 
+@pytest.mark.slow  # 15-25 s: beyond the default suite's 15 minutes
 def test_patch_whitening_is_saved_and_loads_in_a_fresh_process(cifar, tmp_path):
     """The fitted kernel and bias are weights of the model: equal after a load in a new
     process (automl.load_model, safe mode)."""

@@ -248,6 +248,7 @@ def test_efficientnet_imagenet_weights_standardize_like_keras(_empty_keras_cache
     np.testing.assert_allclose(standardize.predict(pixels, verbose=0), want, atol=1e-4)
 
 
+@pytest.mark.slow  # 15-25 s: beyond the default suite's 15 minutes
 def test_the_model_takes_raw_pixels_and_loads_in_safe_mode(tmp_path):
     """No Lambda layers: the saved model loads with safe_mode=True and predicts the same;
     two-channel images are mixed to RGB by a frozen 1x1 convolution."""

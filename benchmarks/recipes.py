@@ -12,9 +12,9 @@ exactly those epochs (`ModelSpec.max_epochs`), so no schedule is cut. The weight
 best validation epoch are scored once on the 10,000 test images.
 
 Contenders: `recipe` (the cnn space's first starting point, `FAST_RECIPE`), `modern` (its
-modern CNN) and `tutorial` (its tutorial CNN); `recipe_wide` (the recipe with stages 2 and 3
-at 128 and 256 filters) only when named in `--contenders`. The ablation trains the recipe with one
-ingredient removed at a time (weight averaging, which the recipe leaves out, added);
+modern CNN) and `tutorial` (its tutorial CNN); `recipe_wide` (the recipe with stages 2
+and 3 at 128 and 256 filters) only when named in `--contenders`. The ablation trains the
+recipe with one ingredient removed at a time (weight averaging, which the recipe leaves out, added);
 flip TTA is scored on every trained model. Throughput: images per second of the
 recipe's epochs in an `automl.search` trial against a bare `model.fit` of the same model
 on the same arrays (steady epochs after the first; target >= 0.95).
@@ -72,6 +72,21 @@ def contenders() -> dict[str, dict[str, Any]]:
         "modern": dict(cnn.MODERN),
         "tutorial": cnn.BASELINE,
     }
+
+
+def contender_names(text: str) -> str:
+    """`--contenders` as given, once every name is one of `contenders()`.
+
+    Raises:
+        argparse.ArgumentTypeError: Naming the unknown ones and the known ones.
+    """
+    known = contenders()
+    unknown = [name for name in text.split(",") if name not in known]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown contender(s) {', '.join(unknown)}; pick from {', '.join(known)}"
+        )
+    return text
 
 
 def _load(quick: bool) -> tuple[Any, Any]:
@@ -368,7 +383,12 @@ def main() -> None:
     parser.add_argument(
         "--parts", default="compare,ablation,throughput", help="compare,ablation,throughput"
     )
-    parser.add_argument("--contenders", default="recipe,modern,tutorial")
+    parser.add_argument(
+        "--contenders",
+        type=contender_names,
+        default="recipe,modern,tutorial",
+        help=f"comma-separated, of {','.join(contenders())} (default recipe,modern,tutorial)",
+    )
     parser.add_argument("--ablation-budget", type=float, default=55.0, help="in T (default 55)")
     args = parser.parse_args()
     result = run(args)

@@ -387,3 +387,17 @@ def test_the_quality_benchmark_puts_the_tables_yardstick_beside_the_searches():
     assert _names("automl, hgb", CONTENDERS) == ["automl", "hgb"]
     with pytest.raises(SystemExit, match="unknown nope"):
         _names("automl,nope", CONTENDERS)
+
+
+def test_recipes_refuses_an_unknown_contender():
+    """A misspelt `--contenders` name stops at parsing (exit 2, naming the known ones)
+    instead of silently training nothing."""
+    run = subprocess.run(
+        [sys.executable, "-m", "benchmarks.recipes", "--contenders", "recipe,recipe-wide"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 2
+    assert "unknown contender(s) recipe-wide; pick from recipe, recipe_wide" in run.stderr

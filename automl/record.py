@@ -293,6 +293,8 @@ class TrialRecord:
             (`--subset`), or for longer (`exploit`).
         exploit: One of the long trainings of the best configurations (see `_phases`).
         exploit_run: The token of the search that enqueued it.
+        grown: A long training of a wider point of its configuration (the space's
+            `grow`), since its time held enough of that model's epochs (`engine._grow`).
         space_failed: It failed in the space itself (not in training).
         failed_in_training: It diverged or ran out of memory; stored as PRUNED so that
             the sampler avoids its point, and counted as failed.
@@ -328,6 +330,7 @@ class TrialRecord:
     promoted_from: int | None = None
     exploit: bool = False
     exploit_run: str | None = None
+    grown: bool = False
     space_failed: bool = False
     failed_in_training: bool = False
     n_params: int | None = None

@@ -62,6 +62,19 @@ def build(hp: HyperParameters, spec: ModelSpec) -> Any:
         return module.build(hp, spec)
 
 
+def grow(params: dict[str, Any], spec: ModelSpec) -> dict[str, Any] | None:
+    """The chosen family's wider point (its own `grow`), its names prefixed again; None
+    when that family does not grow."""
+    family = params.get("family")
+    space = resolve_space(family) if family in SPACES else None
+    prefix = f"{family}."
+    own = {k.removeprefix(prefix): v for k, v in params.items() if k.startswith(prefix)}
+    wider = space.grown(own, spec) if space is not None else None
+    if wider is None:
+        return None
+    return {"family": family, **{prefix + k: v for k, v in wider.items()}}
+
+
 def starting_points(spec: ModelSpec) -> list[dict[str, Any]]:
     """Every chosen family's starting points, prefixed, in family order."""
     points = []

@@ -109,6 +109,24 @@ def starting_points(spec: ModelSpec) -> list[dict[str, Any]]:
     return [dict(point) for point in ([recipe] if recipe else []) + STARTING_POINTS[1:]]
 
 
+def grow(params: dict[str, Any], spec: ModelSpec) -> dict[str, Any] | None:
+    """`params` with every stage after the first one width step wider (`FILTERS`), for a
+    long training with time for enough of its epochs; None when none can widen.
+
+    The first stage works on the largest feature map, so it costs the most per filter
+    (on 2 CPU cores: 32/64/128 ran 37 s per CIFAR-10 epoch, 32/128/256 67-78 s, 64/128/256
+    105 s); the later stages add capacity for less. At 165 T, with the same 1885 s, the
+    fast recipe at 32/128/256 scored 0.872 test (24 epochs) against 0.858 at 32/64/128
+    (51 epochs); benchmarks/RESULTS.md, "Recipe width at 165 T".
+    """
+    wider = dict(params)
+    for stage in range(2, int(params.get("stages", 0)) + 1):
+        name, choices = f"filters_{stage}", FILTERS[stage]
+        if params.get(name) in choices[:-1]:
+            wider[name] = choices[choices.index(params[name]) + 1]
+    return wider if wider != params else None
+
+
 def build(hp: HyperParameters, spec: ModelSpec) -> keras.Model:
     """Build and compile one CNN (in mixed precision on a GPU; see `_build`)."""
     with mixed_precision_on_gpu():

@@ -24,11 +24,12 @@ from automl._errors import TrialFailed, UsageError
 from automl.data._encoding import Encoded
 from automl.engine._checkpoints import keep_if_among_best
 from automl.engine._fidelity import is_promoted, promote_best
+from automl.engine._grow import Grower
 from automl.engine._interrupt import raise_if
 from automl.engine._limits import REJECTED, Limits
 from automl.engine._memory import MemoryWatch, rss_mb
 from automl.engine._phases import Window, exploit_epoch_cap, start_exploiting
-from automl.engine._plan import Plan, forward_seconds, rows_of
+from automl.engine._plan import Plan, rows_of
 from automl.engine._resolution import takes_raw_images
 from automl.engine._space_check import stop_if_space_is_broken
 from automl.engine._study import budget_spent, fail_stale_trials
@@ -284,17 +285,11 @@ class TrialObjective:
         if not plan.fits_to_time:
             return plan.max_epochs, None
         speed = plan.speed_of(hp.values)
-        batch = batch_size_of(hp)
-        forward_s = (  # streamed images: the reference's, for the pixels this model sees
-            speed.forward_s / spec.downsample**2
-            if encoded.stream
-            else forward_seconds(model, rows_of(encoded.x_train, batch))
-        )
-        val_batches = max(1, -(-len(self.context.data.y_val) // batch))
-        steps = spec.steps_per_epoch(batch)
-        estimate = speed.epoch_seconds(forward_s, steps, val_batches)
         trials = trial.study.get_trials(deepcopy=False)
-        epoch_s = estimate * plan.calibration(trials, speed.family, spec.downsample)
+        n_val = len(self.context.data.y_val)
+        estimate, epoch_s = plan.epoch_estimate(
+            speed, model, encoded, spec, batch_size_of(hp), n_val, trials
+        )
         window, cap = self._window(trial, trials)
         until = plan.deadline if window is None else window.until
         epochs = plan.epochs_for(speed, epoch_s, until=until, cap=cap)
@@ -368,7 +363,7 @@ class TrialObjective:
             )
         if limit == "exploration" and split is not None:
             if self.context.publisher is not None:  # the study's own process decides
-                start_exploiting(trial.study, split)
+                start_exploiting(trial.study, split, grow=self.grower())
             else:  # within a second the study's process enqueues the long trainings
                 time.sleep(WAIT_FOR_LEADER_S)
             raise optuna.TrialPruned("not started: exploration's time is up")
@@ -454,7 +449,15 @@ class TrialObjective:
         if context.publisher is None or split is None:
             return
         if time.monotonic() + context.plan.shortest_trial_s() >= split.exploit_from:
-            start_exploiting(study, split)
+            start_exploiting(study, split, grow=self.grower())
+
+    def grower(self) -> Grower | None:
+        """What may widen the long trainings (`_grow`); None when size, latency or a
+        second objective weigh against a wider model."""
+        context = self.context
+        if context.limits.active or context.objective.multi:
+            return None
+        return Grower(context.space, context.data, context.spec, context.plan, context.objective)
 
     def _spec_for(self, encoded: Encoded, rows: np.ndarray | None) -> ModelSpec:
         """The study's spec, with this trial's input shape and vocabulary (text choices),

@@ -22,6 +22,8 @@ ensemble, so its share goes to the best. A long training is capped at
 `EXPLOIT_EPOCH_FACTOR` times the epoch cap when its exploration trial trained every one
 of `max_epochs`, and by its time alone when that trial was cut short by its time cap
 (it never showed how many epochs it can use: CIFAR-10's fast recipe still gains at 64).
+A long training whose time holds enough epochs of a wider model of its configuration
+trains that model instead (`_grow`).
 The finish (ensemble, export, test) has its own time after the trials' deadline (see
 `_plan`).
 
@@ -33,6 +35,7 @@ from __future__ import annotations
 import dataclasses
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import optuna
@@ -194,13 +197,26 @@ def exploiting(study: optuna.Study, run: str) -> bool:
     return any(True for _ in _exploits(study, run))
 
 
+# Given a configuration's params, the seconds its long training gets, its exploration
+# trial (None: a starting point never explored) and the study's trials: the wider point
+# to train instead, or None (see `_grow.Grower`).
+Grow = Callable[
+    [dict[str, Any], float, "optuna.trial.FrozenTrial | None", list[optuna.trial.FrozenTrial]],
+    dict[str, Any] | None,
+]
+
+
 def start_exploiting(
-    study: optuna.Study, split: Split, untried: dict[str, Any] | None = None
+    study: optuna.Study,
+    split: Split,
+    untried: dict[str, Any] | None = None,
+    grow: Grow | None = None,
 ) -> list[int]:
     """Enqueue the best `split.exploit_n` distinct configurations of the complete
     trials, once per search (only the process that made the study calls it); the ones
     after the best only when they scored within `SECOND_EXPLOIT_GAP` of it. With no
     complete trial, `untried` (a starting point) trains long instead, when given.
+    `grow` may swap each for a wider point of it that its share of the time holds.
 
     Returns:
         The numbers of the trials whose configurations were enqueued (empty when it was
@@ -208,9 +224,13 @@ def start_exploiting(
     """
     if exploiting(study, split.run):
         return []
-    if untried is not None and not study.get_trials(deepcopy=False, states=(_COMPLETE,)):
-        attrs = TrialRecord.attrs(exploit=True, exploit_run=split.run, starting_point=True)
-        study.enqueue_trial(untried, user_attrs=attrs, skip_if_exists=False)
+    trials = study.get_trials(deepcopy=False)
+    if untried is not None and not any(t.state == _COMPLETE for t in trials):
+        wider = grow(untried, _time_left(split), None, trials) if grow else None
+        attrs = TrialRecord.attrs(
+            exploit=True, exploit_run=split.run, starting_point=True, grown=wider is not None
+        )
+        study.enqueue_trial(wider or untried, user_attrs=attrs, skip_if_exists=False)
         return []
     n = split.exploit_n
     chosen: list[optuna.trial.FrozenTrial] = []
@@ -219,10 +239,19 @@ def start_exploiting(
             break
         if trial.params not in [c.params for c in chosen]:
             chosen.append(trial)
+    share = _time_left(split) / max(1, len(chosen))
     for trial in chosen:
-        attrs = TrialRecord.attrs(promoted_from=trial.number, exploit=True, exploit_run=split.run)
-        study.enqueue_trial(trial.params, user_attrs=attrs, skip_if_exists=False)
+        wider = grow(trial.params, share, trial, trials) if grow else None
+        attrs = TrialRecord.attrs(
+            promoted_from=trial.number, exploit=True, exploit_run=split.run, grown=wider is not None
+        )
+        study.enqueue_trial(wider or trial.params, user_attrs=attrs, skip_if_exists=False)
     return [t.number for t in chosen]
+
+
+def _time_left(split: Split) -> float:
+    """Seconds from now to the trials' deadline (exploitation ends with it)."""
+    return max(0.0, split.exploit_from + split.exploit_s - time.monotonic())
 
 
 def _close(best: float | None, other: float | None) -> bool:

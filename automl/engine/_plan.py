@@ -198,6 +198,28 @@ class Plan:
         found = ratios[True] or ratios[False]
         return min(5.0, max(0.2, statistics.median(found))) if found else 1.0
 
+    def epoch_estimate(
+        self,
+        speed: Speed,
+        model: keras.Model,
+        encoded: Encoded,
+        spec: ModelSpec,
+        batch: int,
+        n_val: int,
+        trials: list[optuna.trial.FrozenTrial],
+    ) -> tuple[float, float]:
+        """A model's epoch in seconds (training at `batch`, then validating `n_val`
+        rows), as estimated from one eager forward pass scaled by its family's measured
+        costs, and as calibrated on the family's finished `trials` (see `calibration`)."""
+        forward_s = (  # streamed images: the reference's, for the pixels this model sees
+            speed.forward_s / spec.downsample**2
+            if encoded.stream
+            else forward_seconds(model, rows_of(encoded.x_train, batch))
+        )
+        val_batches = max(1, -(-n_val // batch))
+        estimate = speed.epoch_seconds(forward_s, spec.steps_per_epoch(batch), val_batches)
+        return estimate, estimate * self.calibration(trials, speed.family, spec.downsample)
+
     def shortest_trial_s(self) -> float:
         """The quickest family's fit overhead and one epoch: the least a trial needs."""
         return min((s.fit_overhead_s + s.epoch_s for s in self.speeds.values()), default=0.0)

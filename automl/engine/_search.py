@@ -72,9 +72,7 @@ def run_search(
     # database creation, data loading, the space check) comes out of the budget too.
     started = time.monotonic()
     observer = observer or SearchObserver()
-    session = open_session(
-        config, observer, space=space, data=data, worker=worker, started=started
-    )
+    session = open_session(config, observer, space=space, data=data, worker=worker, started=started)
     deadline = session.deadline
     out = Path(str(session.config.out))
     # One process publishes the report and the champion model: the one that created it.

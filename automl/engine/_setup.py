@@ -21,6 +21,7 @@ from automl._errors import UsageError
 from automl.baseline import try_fit_baseline
 from automl.data import Dataset, load_data
 from automl.data._encoding import Encoded
+from automl.engine._grow import Grower
 from automl.engine._limits import Limits
 from automl.engine._phases import start_exploiting
 from automl.engine._plan import Plan, make_plan
@@ -145,7 +146,8 @@ def open_session(
         record.check_same_search(config, str(config.study))
         objective = record.objective(study)
     if not worker:
-        _enqueue_first_trials(study, space.starting_points(spec) if new else [], plan)
+        grow = Grower(space, data, spec, plan, objective)
+        _enqueue_first_trials(study, space.starting_points(spec) if new else [], plan, grow)
     spec = dataclasses.replace(spec, metric=objective.metric)
     parent = _open_parent_run(study, tracker, config, data, worker)
     if not worker:  # the search's plan; a worker's own would overwrite it
@@ -211,12 +213,16 @@ def _one_run(plan: Plan, study: optuna.Study, worker: bool) -> Plan:
     return dataclasses.replace(plan, split=dataclasses.replace(plan.split, run=run))
 
 
-def _enqueue_first_trials(study: optuna.Study, points: list[dict[str, Any]], plan: Plan) -> None:
+def _enqueue_first_trials(
+    study: optuna.Study, points: list[dict[str, Any]], plan: Plan, grow: Grower | None = None
+) -> None:
     """Enqueue a new study's starting points, and a budget without exploration's long
-    training (see `_phases`): the first starting point, or a resumed study's best
-    configuration. The long training comes first, so that it gets the whole budget."""
+    training (see `_phases`): the first starting point (or its wider point, see `_grow`),
+    or a resumed study's best configuration. The long training comes first, so that it
+    gets the whole budget. (Such a budget is never constrained: see `make_plan`.)"""
     if plan.split is not None and not plan.split.explores:
-        start_exploiting(study, plan.split, untried=points[0] if points else None)
+        untried = points[0] if points else None
+        start_exploiting(study, plan.split, untried=untried, grow=grow)
         points = points[1:]  # the first trains long; the rest run if time is left
     for point in points:
         study.enqueue_trial(point, user_attrs=TrialRecord.attrs(starting_point=True))

@@ -37,14 +37,18 @@ class BuiltinSpace(Protocol):
         TASKS = ("classification", "regression")    # tasks its head fits
         ORDER = 10                                  # its row in `automl spaces`, ascending
 
-    and two functions:
+    and up to three functions:
 
         def build(hp: HyperParameters, spec: ModelSpec) -> keras.Model: ...
         def starting_points(spec: ModelSpec) -> list[dict[str, Any]]: ...  # optional
+        def grow(params: dict[str, Any], spec: ModelSpec) -> dict[str, Any] | None: ...  # optional
 
     `build` returns the model, compiled or not. `starting_points`, when defined, returns
     fresh param dicts to enqueue as the first trials of every new study on that data;
-    without it a space has none. Adding a built-in space is adding one such module.
+    without it a space has none. `grow`, when defined, returns a wider point of the same
+    configuration (more filters, units), or None: a long training that has the time for
+    enough of its epochs trains that instead (`automl.engine._grow`). Adding a built-in
+    space is adding one such module.
     """
 
     DESCRIPTION: str
@@ -154,6 +158,7 @@ def builtin_space(module: ModuleType, info: SpaceInfo) -> Space:
         build=module.build,
         points=points if points is not None else lambda spec: [],
         info=info,
+        grow=getattr(module, "grow", None),
     )
 
 

@@ -41,6 +41,8 @@ class Space:
         overrides: Parameter name -> fixed value, list of choices or {"min", "max"}.
         fit: A HyperModel's own `fit(hp, model, *args, **kwargs)`, when it overrides one.
         info: The built-in table row (kinds and tasks it fits), None for user spaces.
+        grow: `grow(params, spec)` -> a wider point of the same configuration for a long
+            training that has the time for it, or None (see `grown`).
     """
 
     label: str
@@ -49,6 +51,17 @@ class Space:
     overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
     fit: Callable[..., Any] | None = None
     info: SpaceInfo | None = None
+    grow: Callable[[dict[str, Any], ModelSpec], dict[str, Any] | None] | None = None
+
+    def grown(self, params: dict[str, Any], spec: ModelSpec) -> dict[str, Any] | None:
+        """The space's wider point of `params` (`grow`), when it has one that differs
+        and agrees with the overrides; else None."""
+        wider = self.grow(dict(params), spec) if self.grow is not None else None
+        if not wider or wider == params:
+            return None
+        if any(not _allowed(wider[k], v) for k, v in self.overrides.items() if k in wider):
+            return None
+        return wider
 
     def starting_points(self, spec: ModelSpec) -> list[dict[str, Any]]:
         """Starting points that agree with the overrides (the others are dropped)."""

@@ -1,0 +1,109 @@
+"""Grow a long training: train a wider model of the chosen configuration when its time
+holds enough of that model's epochs.
+
+The CIFAR-10 speed-runs spend a longer budget on width, not only on epochs, and so does
+a long training here. Measured on 2 CPU cores (benchmarks/RESULTS.md, "Recipe width at
+165 T"): with the same 1885 s, the fast recipe at 32/128/256 filters trained 24 epochs
+and scored 0.872 test, against 0.858 after 51 epochs at 32/64/128. Fewer epochs than
+that are unmeasured, so a long training grows only when at least `GROW_MIN_EPOCHS` of
+the wider model's epochs fit its time. The wider point comes from the space (its `grow`,
+see `automl.spaces.Space.grown`); spaces without one never grow. Searches with size or
+latency limits, or several objectives, never grow either: a wider model costs more of
+what they weigh.
+
+What lives here: `Grower`, which the study's own process calls as it enqueues the long
+trainings (`_phases.start_exploiting`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from typing import TYPE_CHECKING, Any
+
+import keras
+import optuna
+
+from automl.engine._phases import exploit_epoch_cap
+from automl.engine._trainer import SpaceFailed, batch_size_of, build_model
+from automl.record import TrialRecord
+from automl.spaces import HyperParameters
+
+if TYPE_CHECKING:
+    from automl.data import Dataset
+    from automl.engine._plan import Plan
+    from automl.objective import Objective
+    from automl.spaces import ModelSpec, Space
+
+logger = logging.getLogger("automl")
+
+GROW_MIN_EPOCHS = 20  # the fewest epochs of the wider model measured to pay (see above)
+
+
+@dataclasses.dataclass(frozen=True)
+class Grower:
+    """Decides whether a long training trains its configuration's wider point.
+
+    Attributes:
+        space: The search's space (its `grown` gives the wider point).
+        data: The dataset, to encode the wider point's inputs.
+        spec: The study's spec, full size (long trainings see full-size images).
+        plan: What an epoch costs here (`Plan.epoch_estimate`).
+        objective: The metric trials are scored on (compiles an uncompiled model).
+    """
+
+    space: Space
+    data: Dataset
+    spec: ModelSpec
+    plan: Plan
+    objective: Objective
+
+    def __call__(
+        self,
+        params: dict[str, Any],
+        seconds: float,
+        explored: optuna.trial.FrozenTrial | None,
+        trials: list[optuna.trial.FrozenTrial],
+    ) -> dict[str, Any] | None:
+        """The wider point of `params` to train for `seconds`, or None: the space has
+        none, the plan cannot estimate it, or fewer than `GROW_MIN_EPOCHS` of its
+        epochs fit the time (its epoch estimated like a trial's, calibrated on
+        `trials`) or the long training's epoch cap (set by `explored`, its
+        configuration's exploration trial, see `exploit_epoch_cap`)."""
+        wider = self.space.grown(params, self.spec)
+        speed = None if wider is None else self.plan.speed_of(wider)
+        if wider is None or speed is None or not self.plan.fits_to_time:
+            return None
+        keras.utils.clear_session(free_memory=False)
+        hp = HyperParameters(optuna.trial.FixedTrial(wider), self.space.overrides)
+        try:
+            encoded = self.data.encode(hp)
+            model = build_model(self.space, hp, self.spec, self.objective)
+            batch, n_val = batch_size_of(hp), len(self.data.y_val)
+            _, epoch_s = self.plan.epoch_estimate(
+                speed, model, encoded, self.spec, batch, n_val, trials
+            )
+        except (SpaceFailed, ValueError) as exc:  # FixedTrial: a param it does not hold
+            logger.info("grow: the wider point does not build (%s); it trains as explored", exc)
+            return None
+        finally:
+            keras.utils.clear_session(free_memory=False)
+        record = TrialRecord.read(explored) if explored is not None else TrialRecord()
+        cap = exploit_epoch_cap(record, self.plan.max_epochs)
+        fitting = math.floor((seconds - speed.fit_overhead_s) / max(epoch_s, 1e-6))
+        epochs = min(cap, fitting)
+        changed = ", ".join(
+            f"{k} {params.get(k)} -> {v}" for k, v in wider.items() if params.get(k) != v
+        )
+        if epochs < GROW_MIN_EPOCHS:
+            logger.info(
+                "grow: not %s: %d of its ~%.0f s epochs fit %.0f s (cap %d), under %d",
+                changed, epochs, epoch_s, seconds, cap, GROW_MIN_EPOCHS,
+            )  # fmt: skip
+            return None
+        logger.info(
+            "grow: the long training trains %s (%d of its ~%.0f s epochs fit %.0f s)",
+            changed, epochs, epoch_s, seconds,
+        )  # fmt: skip
+        return wider

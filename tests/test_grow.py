@@ -17,7 +17,7 @@ import automl
 from automl.data import from_arrays
 from automl.engine import _grow
 from automl.engine._grow import GROW_MIN_EPOCHS, Grower
-from automl.engine._phases import make_split, start_exploiting
+from automl.engine._phases import GROWN_MIN_EXPLORE_SHARE, make_split, start_exploiting
 from automl.engine._plan import make_plan
 from automl.engine._setup import model_spec
 from automl.objective import Objective
@@ -119,6 +119,46 @@ def test_an_untried_starting_point_trains_long_as_its_wider_point():
     facts = TrialRecord.read(waiting)
     assert waiting.system_attrs["fixed_params"] == {"x": 3.0}
     assert facts.grown and facts.starting_point and facts.exploit
+
+
+def test_a_budget_that_holds_the_wider_long_training_keeps_its_time():
+    """165 T on CIFAR-10 here: 2,000 s of trials, a 40 s full training (4 keep 160 s),
+    the recipe's wider long training 1,500 s. Exploitation keeps the 1,500 s for one
+    long training; exploration gets the 500 s left."""
+    split = make_split(2000.0, quickest_s=10.0, full_s=40.0, deadline=2000.0, grown_s=1500.0)
+    assert split.grows and split.exploit_n == 1
+    assert split.explore_s == pytest.approx(500.0) and split.exploit_s == pytest.approx(1500.0)
+    assert "wider" in split.describe(6) and split.as_dict()["grows"] is True
+    # Without a wider point: half each, and two long trainings.
+    usual = make_split(2000.0, quickest_s=10.0, full_s=40.0, deadline=2000.0)
+    assert not usual.grows and usual.explore_s == pytest.approx(1000.0) and usual.exploit_n == 2
+
+
+def test_a_budget_too_small_for_the_wider_long_training_splits_as_usual():
+    """The wider long training would leave exploration under `GROWN_MIN_EXPLORE_SHARE`."""
+    grown_s = (1 - GROWN_MIN_EXPLORE_SHARE) * 2000.0 + 1.0
+    split = make_split(2000.0, quickest_s=10.0, full_s=40.0, deadline=2000.0, grown_s=grown_s)
+    assert split == dataclasses.replace(
+        make_split(2000.0, quickest_s=10.0, full_s=40.0, deadline=2000.0), run=split.run
+    )
+
+
+def test_the_plan_sizes_the_wider_long_training_on_this_machine(digits_images):
+    """A real plan: an hour holds the recipe's wider long training; a budget of a few of
+    the recipe's epochs builds nothing to find out and splits as before."""
+    data, spec = digits_images
+    space = resolve_space("cnn")
+
+    def plan(seconds: float):
+        deadline = time.monotonic() + seconds
+        return make_plan(space, data, spec, Objective(), seed=0, deadline=deadline,
+                         timeout=seconds)  # fmt: skip
+
+    hour = plan(3600)
+    assert hour.split.grows and hour.split.exploit_n == 1, hour.describe()
+    epoch_s = hour.speed_of({}).epoch_s
+    small = plan(hour.measure_s + 12 * epoch_s + 5 * hour.shortest_trial_s())
+    assert small.split is None or not small.split.grows, small.describe()
 
 
 def test_the_grower_widens_only_when_enough_wider_epochs_fit(digits_images):

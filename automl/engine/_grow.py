@@ -71,27 +71,13 @@ class Grower:
         epochs fit the time (its epoch estimated like a trial's, calibrated on
         `trials`) or the long training's epoch cap (set by `explored`, its
         configuration's exploration trial, see `exploit_epoch_cap`)."""
-        wider = self.space.grown(params, self.spec)
-        speed = None if wider is None else self.plan.speed_of(wider)
-        if wider is None or speed is None or not self.plan.fits_to_time:
+        found = self.wider_epoch(params, trials)
+        if found is None:
             return None
-        keras.utils.clear_session(free_memory=False)
-        hp = HyperParameters(optuna.trial.FixedTrial(wider), self.space.overrides)
-        try:
-            encoded = self.data.encode(hp)
-            model = build_model(self.space, hp, self.spec, self.objective)
-            batch, n_val = batch_size_of(hp), len(self.data.y_val)
-            _, epoch_s = self.plan.epoch_estimate(
-                speed, model, encoded, self.spec, batch, n_val, trials
-            )
-        except (SpaceFailed, ValueError) as exc:  # FixedTrial: a param it does not hold
-            logger.info("grow: the wider point does not build (%s); it trains as explored", exc)
-            return None
-        finally:
-            keras.utils.clear_session(free_memory=False)
+        wider, epoch_s, fit_overhead_s = found
         record = TrialRecord.read(explored) if explored is not None else TrialRecord()
         cap = exploit_epoch_cap(record, self.plan.max_epochs)
-        fitting = math.floor((seconds - speed.fit_overhead_s) / max(epoch_s, 1e-6))
+        fitting = math.floor((seconds - fit_overhead_s) / max(epoch_s, 1e-6))
         epochs = min(cap, fitting)
         changed = ", ".join(
             f"{k} {params.get(k)} -> {v}" for k, v in wider.items() if params.get(k) != v
@@ -107,3 +93,43 @@ class Grower:
             changed, epochs, epoch_s, seconds,
         )  # fmt: skip
         return wider
+
+    def long_training_s(self, params: dict[str, Any], room_s: float) -> float:
+        """Seconds of `GROW_MIN_EPOCHS` epochs of `params`' wider point, start-up
+        included (for the split, see `_phases.make_split`); 0 when it has none, or when
+        `room_s` could not hold that many epochs of `params` itself (a wider model's
+        cost more), so that small budgets build nothing to find out."""
+        speed = self.plan.speed_of(params)
+        if speed is None or room_s < GROW_MIN_EPOCHS * speed.epoch_s:
+            return 0.0
+        found = self.wider_epoch(params, [])
+        if found is None:
+            return 0.0
+        _, epoch_s, fit_overhead_s = found
+        return fit_overhead_s + GROW_MIN_EPOCHS * epoch_s
+
+    def wider_epoch(
+        self, params: dict[str, Any], trials: list[optuna.trial.FrozenTrial]
+    ) -> tuple[dict[str, Any], float, float] | None:
+        """`params`' wider point, its epoch in seconds (estimated like a trial's,
+        calibrated on `trials`) and its fit's start-up; None when the space has no wider
+        point, the plan measured nothing, or the point does not build."""
+        wider = self.space.grown(params, self.spec)
+        speed = None if wider is None else self.plan.speed_of(wider)
+        if wider is None or speed is None:
+            return None
+        keras.utils.clear_session(free_memory=False)
+        hp = HyperParameters(optuna.trial.FixedTrial(wider), self.space.overrides)
+        try:
+            encoded = self.data.encode(hp)
+            model = build_model(self.space, hp, self.spec, self.objective)
+            batch, n_val = batch_size_of(hp), len(self.data.y_val)
+            _, epoch_s = self.plan.epoch_estimate(
+                speed, model, encoded, self.spec, batch, n_val, trials
+            )
+        except (SpaceFailed, ValueError) as exc:  # FixedTrial: a param it does not hold
+            logger.info("grow: the wider point does not build (%s); it trains as explored", exc)
+            return None
+        finally:
+            keras.utils.clear_session(free_memory=False)
+        return wider, epoch_s, speed.fit_overhead_s

@@ -23,7 +23,11 @@ ensemble, so its share goes to the best. A long training is capped at
 of `max_epochs`, and by its time alone when that trial was cut short by its time cap
 (it never showed how many epochs it can use: CIFAR-10's fast recipe still gains at 64).
 A long training whose time holds enough epochs of a wider model of its configuration
-trains that model instead (`_grow`).
+trains that model instead (`_grow`). When the first starting point has a wider point
+and the budget holds its long training with `GROWN_MIN_EXPLORE_SHARE` still left to
+explore, exploitation keeps that time (`Split.grows`) and trains one configuration,
+since at 165 T on CIFAR-10 exploring has not found a better one than the fast recipe,
+and its wider model scored 1.4 points more than it in the same time.
 The finish (ensemble, export, test) has its own time after the trials' deadline (see
 `_plan`).
 
@@ -51,6 +55,9 @@ EXPLOIT_EPOCH_FACTOR = 4  # a long training may run this many times `max_epochs`
 # Exploitation keeps the time of this many full trainings of the reference model: all
 # the epochs a long training may run. Exploration gets only what lies beyond.
 EXPLOIT_KEEPS_FULL_TRAININGS = EXPLOIT_EPOCH_FACTOR
+# Exploitation keeps the time a wider long training needs (`_grow`) only when exploring
+# still gets this share of the trials' time: below it, the budget keeps its usual split.
+GROWN_MIN_EXPLORE_SHARE = 0.2
 UNCAPPED_EPOCHS = 1_000_000  # the epoch cap of a long training that its time alone limits
 SECOND_EXPLOIT_GAP = 0.02  # a second long training: scored within 2 % of the best
 
@@ -73,6 +80,8 @@ class Split:
         exploit_s: Exploitation's seconds, shared equally by its trainings.
         run: This search's token on the long trainings it enqueues, so that a resumed
             study splits its new budget again (earlier runs' trainings are not its own).
+        grows: Exploitation keeps the time for one long training of the first
+            starting point's wider point (see `_grow`), not just its full trainings.
     """
 
     exploit_from: float
@@ -82,6 +91,7 @@ class Split:
     exploit_n: int
     exploit_s: float
     run: str = dataclasses.field(default_factory=lambda: uuid.uuid4().hex[:12])
+    grows: bool = False
 
     @property
     def explores(self) -> bool:
@@ -101,6 +111,8 @@ class Split:
         best = "the best" if self.exploit_n == 1 else f"the best {self.exploit_n}"
         if self.exploit_n > 1:
             best += f" (the second if within {SECOND_EXPLOIT_GAP:.0%} of the best)"
+        if self.grows:
+            best += ", wider where its time holds enough epochs of the wider model,"
         return (
             f"≈ {self.explore_trials} short trials of ≤ {seconds_text(self.explore_trial_s)}, then "
             f"{best} trained for ≈ {seconds_text(self.exploit_s)} in all (each up to "
@@ -112,8 +124,12 @@ class Split:
         """For summary.json and MLflow."""
         facts = dataclasses.asdict(self)
         del facts["exploit_from"]  # a clock reading of this process: meaningless elsewhere
-        run = facts.pop("run")
-        return {**{key: round(value, 1) for key, value in facts.items()}, "run": run}
+        run, grows = facts.pop("run"), facts.pop("grows")
+        return {
+            **{key: round(value, 1) for key, value in facts.items()},
+            "run": run,
+            "grows": grows,
+        }
 
     def window(self, trial: optuna.Trial, deadline: float, now: float | None = None) -> Window:
         """Until when this trial may train, and what sets that limit."""
@@ -152,7 +168,9 @@ class Window:
     limit: str
 
 
-def make_split(budget_s: float, quickest_s: float, full_s: float, deadline: float) -> Split | None:
+def make_split(
+    budget_s: float, quickest_s: float, full_s: float, deadline: float, grown_s: float = 0.0
+) -> Split | None:
     """The split of `budget_s` (seconds after measuring, up to `deadline`), or None when
     it is too small to explore and then exploit.
 
@@ -161,35 +179,41 @@ def make_split(budget_s: float, quickest_s: float, full_s: float, deadline: floa
         quickest_s: The quickest trial: its start-up and one epoch.
         full_s: The reference model's trial at `max_epochs` epochs.
         deadline: `time.monotonic()` at which the budget ends.
+        grown_s: The long training of the reference's wider point (see `_grow`); 0: none.
     """
     if quickest_s <= 0 or budget_s < MIN_SPLIT_TRIALS * quickest_s:
         return None
     trials_s = budget_s
-    explore_s = explore_share(trials_s, full_s) * trials_s
+    kept_s = EXPLOIT_KEEPS_FULL_TRAININGS * full_s
+    grows = 0 < grown_s <= (1 - GROWN_MIN_EXPLORE_SHARE) * trials_s
+    if grows:
+        kept_s = max(kept_s, grown_s)
+    explore_s = explore_share(trials_s, kept_s) * trials_s
     least_cap = 1.5 * quickest_s
     if explore_s < least_cap:  # not even one exploration trial: all exploitation
         explore_s = 0.0
     cap = max(explore_s / EXPLORE_TRIALS, least_cap)
     if full_s > 0:  # no trial needs more than its full training; without exploring, one
         cap = min(cap, full_s) if explore_s else full_s  # runs before the long one
+    two = explore_s > 0 and budget_s >= TWO_EXPLOITS_TRIALS * quickest_s
     return Split(
         exploit_from=deadline - (trials_s - explore_s),
         explore_s=explore_s,
         explore_trial_s=cap,
         explore_trials=round(explore_s / cap),
-        exploit_n=2 if explore_s and budget_s >= TWO_EXPLOITS_TRIALS * quickest_s else 1,
+        # A second long training would halve the time the wider one needs.
+        exploit_n=2 if two and not grows else 1,
         exploit_s=trials_s - explore_s,
+        grows=grows,
     )
 
 
-def explore_share(trials_s: float, full_s: float) -> float:
-    """Exploration's share of the trials' time: what lies beyond the
-    `EXPLOIT_KEEPS_FULL_TRAININGS` full trainings that exploitation keeps, at most
-    `MAX_EXPLORE_SHARE`."""
-    if full_s <= 0:
+def explore_share(trials_s: float, kept_s: float) -> float:
+    """Exploration's share of the trials' time: what lies beyond the `kept_s` that
+    exploitation keeps, at most `MAX_EXPLORE_SHARE`."""
+    if kept_s <= 0:
         return MAX_EXPLORE_SHARE
-    beyond = 1.0 - EXPLOIT_KEEPS_FULL_TRAININGS * full_s / trials_s
-    return min(MAX_EXPLORE_SHARE, max(0.0, beyond))
+    return min(MAX_EXPLORE_SHARE, max(0.0, 1.0 - kept_s / trials_s))
 
 
 def exploiting(study: optuna.Study, run: str) -> bool:

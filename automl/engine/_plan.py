@@ -29,7 +29,8 @@ import keras
 import optuna
 
 from automl._errors import UsageError
-from automl.engine._phases import Split, make_split, seconds_text
+from automl.engine._grow import Grower
+from automl.engine._phases import GROWN_MIN_EXPLORE_SHARE, Split, make_split, seconds_text
 from automl.engine._resolution import every_family_downsamples, exploration_downsample
 from automl.engine._trainer import batch_size_of, build_model
 from automl.record import TrialRecord
@@ -328,6 +329,10 @@ def make_plan(
         if deadline is not None
         else ({}, {}, ())
     )
+    # The wider long training's time (see `_phases.make_split`), counted as measuring.
+    grown_s = 0.0
+    if not constrained and deadline is not None:
+        grown_s = _grown_training_s(space, data, spec, objective, speeds, deadline)
     now = time.monotonic()
     first = next(iter(speeds.values()), None)
     finish = 0.0
@@ -345,7 +350,9 @@ def make_plan(
         unmeasured=unmeasured,
     )
     if plan.budget_s is not None and deadline is not None:
-        split = make_split(plan.budget_s, plan.shortest_trial_s(), plan.full_trial_s(), deadline)
+        split = make_split(
+            plan.budget_s, plan.shortest_trial_s(), plan.full_trial_s(), deadline, grown_s
+        )
         if constrained and split is not None and not split.explores:
             split = None  # one long training could break a limit, or make a front of one
         explores = split is not None and split.explores
@@ -403,6 +410,27 @@ def finish_seconds(speed: Speed, data: Dataset) -> float:
     test_batches = math.ceil(len(data.y_test) / speed.batch_size)
     passes = FINISH_VAL_PASSES + (FINISH_FLIP_PASSES if data.kind == "image" else 0)
     return FINISH_FIXED_S + batch_s * (passes * val_batches + FINISH_TEST_PASSES * test_batches)
+
+
+def _grown_training_s(
+    space: Space,
+    data: Dataset,
+    spec: ModelSpec,
+    objective: Objective,
+    speeds: dict[str, Speed],
+    deadline: float,
+) -> float:
+    """Seconds of the first family's reference point's wider long training (see
+    `_grow`), or 0: nothing measured, or that point has no wider one, or no room for it
+    before the deadline."""
+    family = next(iter(speeds), None)
+    point = reference_points(space, spec).get(family) if family else None
+    if not point:
+        return 0.0
+    measured = Plan(speeds=speeds, max_epochs=spec.max_epochs, deadline=None, measure_s=0.0,
+                    budget_s=None)  # fmt: skip
+    room = (1 - GROWN_MIN_EXPLORE_SHARE) * (deadline - time.monotonic())
+    return Grower(space, data, spec, measured, objective).long_training_s(point, room)
 
 
 def reference_points(space: Space, spec: ModelSpec) -> dict[str, dict[str, Any]]:

@@ -67,6 +67,12 @@ def test_a_wider_point_outside_the_overrides_is_not_grown():
     assert space.grown(dict(cnn.FAST_RECIPE), None) is None
     assert resolve_space("cnn").grown(dict(cnn.FAST_RECIPE), None) is not None
     assert Space(label="mine", build=lambda hp, spec: None).grown({"x": 1}, None) is None
+    # A user's space grows through its own `grow`, inside its overrides.
+    doubles = Space(label="mine", build=lambda hp, spec: None,
+                    grow=lambda params, spec: {**params, "units": 2 * params["units"]})  # fmt: skip
+    assert doubles.grown({"units": 8}, None) == {"units": 16}
+    narrowed = dataclasses.replace(doubles, overrides={"units": {"min": 4, "max": 8}})
+    assert narrowed.grown({"units": 8}, None) is None
 
 
 def _study_with_one_complete_trial() -> optuna.Study:

@@ -110,6 +110,8 @@ def run_search(budget_s: float, seed: int = 0, data: Any = None) -> dict[str, An
         "exploit_trials": [
             {
                 "params_of": t.user_attrs.get("promoted_from"),
+                "grown": bool(t.user_attrs.get("grown")),  # a wider point (engine._grow)
+                "n_params": t.user_attrs.get("n_params"),
                 "planned_epochs": t.user_attrs.get("planned_epochs"),
                 "epochs": t.user_attrs.get("epochs"),
                 "skipped_epochs": t.user_attrs.get("skipped_epochs"),

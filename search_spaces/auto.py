@@ -72,7 +72,7 @@ def grow(params: dict[str, Any], spec: ModelSpec) -> dict[str, Any] | None:
     wider = space.grown(own, spec) if space is not None else None
     if wider is None:
         return None
-    return {"family": family, **{prefix + k: v for k, v in wider.items()}}
+    return {**params, **{prefix + k: v for k, v in wider.items()}}
 
 
 def starting_points(spec: ModelSpec) -> list[dict[str, Any]]:

@@ -17,7 +17,13 @@ import automl
 from automl.data import from_arrays
 from automl.engine import _grow
 from automl.engine._grow import GROW_MIN_EPOCHS, Grower
-from automl.engine._phases import GROWN_MIN_EXPLORE_SHARE, make_split, start_exploiting
+from automl.engine._phases import (
+    GROWN_MIN_EXPLORE_SHARE,
+    UNCAPPED_EPOCHS,
+    exploit_epoch_cap,
+    make_split,
+    start_exploiting,
+)
 from automl.engine._plan import make_plan
 from automl.engine._setup import model_spec
 from automl.objective import Objective
@@ -58,6 +64,8 @@ def test_auto_grows_the_chosen_family_under_its_prefix(digits_images):
     wider = auto.grow(recipe, spec)
     assert wider["family"] == "cnn" and wider["cnn.filters_2"] == 2 * recipe["cnn.filters_2"]
     assert set(wider) == set(recipe)
+    other = auto.grow({**recipe, "vocab_size": 1000}, spec)  # a param of no family
+    assert other["vocab_size"] == 1000
     residual = next(p for p in auto.starting_points(spec) if p["family"] == "resnet")
     assert auto.grow(residual, spec) is None  # resnet has no `grow`
 
@@ -73,6 +81,11 @@ def test_a_wider_point_outside_the_overrides_is_not_grown():
     assert doubles.grown({"units": 8}, None) == {"units": 16}
     narrowed = dataclasses.replace(doubles, overrides={"units": {"min": 4, "max": 8}})
     assert narrowed.grown({"units": 8}, None) is None
+    # A value a config fixes is no trial param: `grow` sees it, the wider point omits it.
+    fixed = dataclasses.replace(resolve_space("cnn"), overrides={"stages": 3})
+    explored = {k: v for k, v in cnn.FAST_RECIPE.items() if k != "stages"}
+    wider = fixed.grown(explored, None)
+    assert "stages" not in wider and (wider["filters_2"], wider["filters_3"]) == (128, 256)
 
 
 def _study_with_one_complete_trial() -> optuna.Study:
@@ -107,6 +120,26 @@ def test_a_long_training_trains_the_wider_point_its_time_holds():
     assert 0 < seconds <= split.exploit_s + split.explore_s
 
 
+def test_a_grown_training_and_its_explored_configuration_train_once():
+    """A resumed study: an earlier search's grown training (x = 2) and the configuration
+    it grew from (x = 1) both rank top; x = 1 grows into x = 2 again, so one is enough."""
+    split = make_split(100.0, quickest_s=1.0, full_s=5.0, deadline=time.monotonic() + 100)
+    split = dataclasses.replace(split, exploit_n=2)
+    study = optuna.create_study(direction="maximize")
+    for x, value in ((2.0, 0.95), (1.0, 0.94)):
+        study.add_trial(optuna.trial.create_trial(params={"x": x}, distributions=X, value=value))
+    grow = lambda params, *rest: {"x": 2.0} if params["x"] == 1.0 else None  # noqa: E731
+    assert start_exploiting(study, split, grow=grow) == [0]
+    assert [t.system_attrs["fixed_params"] for t in _waiting(study)] == [{"x": 2.0}]
+
+
+def test_a_wider_point_outside_the_study_s_ranges_is_not_trained():
+    """A space's own `grow` may step outside a distribution; Optuna would only warn."""
+    study = _study_with_one_complete_trial()
+    (explored,) = study.trials
+    assert _grow._within({"x": 5.0}, explored) and not _grow._within({"x": 11.0}, explored)
+
+
 def test_a_long_training_that_does_not_grow_trains_as_explored():
     split = make_split(100.0, quickest_s=1.0, full_s=5.0, deadline=time.monotonic() + 100)
     study = _study_with_one_complete_trial()
@@ -128,9 +161,9 @@ def test_an_untried_starting_point_trains_long_as_its_wider_point():
 
 
 def test_a_budget_that_holds_the_wider_long_training_keeps_its_time():
-    """165 T on CIFAR-10 here: 2,000 s of trials, a 40 s full training (4 keep 160 s),
-    the recipe's wider long training 1,500 s. Exploitation keeps the 1,500 s for one
-    long training; exploration gets the 500 s left."""
+    """2,000 s of trials, a 40 s full training (4 keep 160 s), a wider long training of
+    1,500 s: exploitation keeps the 1,500 s for one long training (two would not hold
+    it twice); exploration gets the 500 s left. 4,000 s hold two."""
     split = make_split(2000.0, quickest_s=10.0, full_s=40.0, deadline=2000.0, grown_s=1500.0)
     assert split.grows and split.exploit_n == 1
     assert split.explore_s == pytest.approx(500.0) and split.exploit_s == pytest.approx(1500.0)
@@ -138,6 +171,17 @@ def test_a_budget_that_holds_the_wider_long_training_keeps_its_time():
     # Without a wider point: half each, and two long trainings.
     usual = make_split(2000.0, quickest_s=10.0, full_s=40.0, deadline=2000.0)
     assert not usual.grows and usual.explore_s == pytest.approx(1000.0) and usual.exploit_n == 2
+    large = make_split(6000.0, quickest_s=10.0, full_s=40.0, deadline=6000.0, grown_s=1500.0)
+    assert large.grows and large.exploit_n == 2
+
+
+def test_under_a_growing_split_a_long_training_is_limited_by_its_time_alone():
+    """The time was kept for a wider training: one that does not grow after all (the
+    calibrated estimate says too few epochs fit) still uses all of it."""
+    grows = make_split(2000.0, quickest_s=10.0, full_s=40.0, deadline=2000.0, grown_s=1500.0)
+    explored = TrialRecord(planned_epochs=6)  # trained all 6 of its epochs
+    assert exploit_epoch_cap(explored, 6) == 24
+    assert exploit_epoch_cap(explored, 6, grows) == UNCAPPED_EPOCHS
 
 
 def test_a_budget_too_small_for_the_wider_long_training_splits_as_usual():
@@ -150,8 +194,8 @@ def test_a_budget_too_small_for_the_wider_long_training_splits_as_usual():
 
 
 def test_the_plan_sizes_the_wider_long_training_on_this_machine(digits_images):
-    """A real plan: an hour holds the recipe's wider long training; a budget of a few of
-    the recipe's epochs builds nothing to find out and splits as before."""
+    """A real plan: an hour holds the recipe's wider long training; room for a few of
+    the recipe's own epochs builds nothing to find out."""
     data, spec = digits_images
     space = resolve_space("cnn")
 
@@ -161,10 +205,11 @@ def test_the_plan_sizes_the_wider_long_training_on_this_machine(digits_images):
                          timeout=seconds)  # fmt: skip
 
     hour = plan(3600)
-    assert hour.split.grows and hour.split.exploit_n == 1, hour.describe()
-    epoch_s = hour.speed_of({}).epoch_s
-    small = plan(hour.measure_s + 12 * epoch_s + 5 * hour.shortest_trial_s())
-    assert small.split is None or not small.split.grows, small.describe()
+    assert hour.split.grows, hour.describe()
+    grower, recipe = Grower(space, data, spec, hour, Objective()), space.starting_points(spec)[0]
+    epoch_s = hour.speed_of(recipe).epoch_s
+    assert grower.long_training_s(recipe, 3600) > GROW_MIN_EPOCHS * epoch_s
+    assert grower.long_training_s(recipe, 5 * epoch_s) == 0.0  # nothing built to find out
 
 
 def test_the_grower_widens_only_when_enough_wider_epochs_fit(digits_images):
@@ -212,9 +257,17 @@ def test_a_search_trains_its_long_training_wider_when_its_time_holds_it(
         facts = TrialRecord.read(long)
         explored = result.study.trials[facts.promoted_from].params
         wider = cnn.grow(explored, None)  # None: the widest filters, or one stage
-        assert facts.grown == (wider is not None), (long.params, explored)
-        assert long.params == (wider or explored), (long.params, explored)
-        assert long.state.name == "COMPLETE" and facts.planned_epochs >= 3
+        assert long.params == (wider if facts.grown else explored), (long.params, explored)
+        assert long.state.name == "COMPLETE"
+    # The split keeps two full trainings or more for the long one: 3 wider epochs fit
+    # on any machine here, so one that could grow did (else the log's grow: line says why).
+    grown = [t for t in longs if TrialRecord.read(t).grown]
+    growable = [
+        t
+        for t in longs
+        if cnn.grow(result.study.trials[TrialRecord.read(t).promoted_from].params, None)
+    ]
+    assert grown or not growable, "a growable long training did not grow; see the log's grow: line"
 
 
 def test_growing_is_off_for_searches_that_weigh_size_or_latency(digits_images):

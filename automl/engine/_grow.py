@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING, Any
 import keras
 import optuna
 
+from automl._errors import UsageError
 from automl.engine._phases import exploit_epoch_cap
-from automl.engine._trainer import SpaceFailed, batch_size_of, build_model
+from automl.engine._trainer import batch_size_of, build_model
 from automl.record import TrialRecord
 from automl.spaces import HyperParameters
 
@@ -72,11 +73,11 @@ class Grower:
         `trials`) or the long training's epoch cap (set by `explored`, its
         configuration's exploration trial, see `exploit_epoch_cap`)."""
         found = self.wider_epoch(params, trials)
-        if found is None:
+        if found is None or not _within(found[0], explored):
             return None
         wider, epoch_s, fit_overhead_s = found
         record = TrialRecord.read(explored) if explored is not None else TrialRecord()
-        cap = exploit_epoch_cap(record, self.plan.max_epochs)
+        cap = exploit_epoch_cap(record, self.plan.max_epochs, self.plan.split)
         fitting = math.floor((seconds - fit_overhead_s) / max(epoch_s, 1e-6))
         epochs = min(cap, fitting)
         changed = ", ".join(
@@ -122,14 +123,36 @@ class Grower:
         hp = HyperParameters(optuna.trial.FixedTrial(wider), self.space.overrides)
         try:
             encoded = self.data.encode(hp)
+            if encoded.stream is not None:  # decoded on the fly: the estimate would
+                return None  # take the reference's forward pass, not the wider model's
             model = build_model(self.space, hp, self.spec, self.objective)
             batch, n_val = batch_size_of(hp), len(self.data.y_val)
             _, epoch_s = self.plan.epoch_estimate(
                 speed, model, encoded, self.spec, batch, n_val, trials
             )
-        except (SpaceFailed, ValueError) as exc:  # FixedTrial: a param it does not hold
+        except (UsageError, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # e.g. out of memory: it trains as explored instead
             logger.info("grow: the wider point does not build (%s); it trains as explored", exc)
             return None
         finally:
             keras.utils.clear_session(free_memory=False)
         return wider, epoch_s, speed.fit_overhead_s
+
+
+def _within(wider: dict[str, Any], explored: optuna.trial.FrozenTrial | None) -> bool:
+    """Whether each of `wider`'s values lies in the study's distribution of that param
+    (a space's own `grow` may step outside; Optuna would only warn)."""
+    if explored is None:
+        return True
+    for name, value in wider.items():
+        distribution = explored.distributions.get(name)
+        try:
+            if distribution is not None and not distribution._contains(
+                distribution.to_internal_repr(value)
+            ):
+                raise ValueError(value)
+        except ValueError:
+            logger.info("grow: %s = %r lies outside the study's range; not grown", name, value)
+            return False
+    return True

@@ -344,7 +344,7 @@ class TrialObjective:
             return window, None
         explored = next((t for t in trials if t.number == facts.promoted_from), None)
         record = TrialRecord() if explored is None else TrialRecord.read(explored)
-        return window, exploit_epoch_cap(record, plan.max_epochs)
+        return window, exploit_epoch_cap(record, plan.max_epochs, plan.split)
 
     def _not_started(self, trial: optuna.Trial, window: Window | None, needed_s: float) -> None:
         """Not even one epoch fits the trial's window: say why, and what comes next.

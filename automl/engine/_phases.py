@@ -196,13 +196,14 @@ def make_split(
     if full_s > 0:  # no trial needs more than its full training; without exploring, one
         cap = min(cap, full_s) if explore_s else full_s  # runs before the long one
     two = explore_s > 0 and budget_s >= TWO_EXPLOITS_TRIALS * quickest_s
+    if grows:  # two long trainings only where each still holds the wider one
+        two = two and trials_s - explore_s >= 2 * grown_s
     return Split(
         exploit_from=deadline - (trials_s - explore_s),
         explore_s=explore_s,
         explore_trial_s=cap,
         explore_trials=round(explore_s / cap),
-        # A second long training would halve the time the wider one needs.
-        exploit_n=2 if two and not grows else 1,
+        exploit_n=2 if two else 1,
         exploit_s=trials_s - explore_s,
         grows=grows,
     )
@@ -263,14 +264,21 @@ def start_exploiting(
             break
         if trial.params not in [c.params for c in chosen]:
             chosen.append(trial)
+    # Every growth is decided before the first long training is enqueued, so that no
+    # worker starts it while the next one is still being sized.
     share = _time_left(split) / max(1, len(chosen))
+    trainings: list[tuple[optuna.trial.FrozenTrial, dict[str, Any] | None]] = []
     for trial in chosen:
         wider = grow(trial.params, share, trial, trials) if grow else None
+        final = [w or t.params for t, w in trainings]
+        if (wider or trial.params) not in final:  # a resumed study's grown one and its
+            trainings.append((trial, wider))  # explored configuration: train it once
+    for trial, wider in trainings:
         attrs = TrialRecord.attrs(
             promoted_from=trial.number, exploit=True, exploit_run=split.run, grown=wider is not None
         )
         study.enqueue_trial(wider or trial.params, user_attrs=attrs, skip_if_exists=False)
-    return [t.number for t in chosen]
+    return [t.number for t, _ in trainings]
 
 
 def _time_left(split: Split) -> float:
@@ -285,8 +293,12 @@ def _close(best: float | None, other: float | None) -> bool:
     return abs(best - other) <= SECOND_EXPLOIT_GAP * abs(best)
 
 
-def exploit_epoch_cap(explored: TrialRecord, max_epochs: int) -> int:
-    """A long training's epoch cap, from its configuration's exploration trial."""
+def exploit_epoch_cap(explored: TrialRecord, max_epochs: int, split: Split | None = None) -> int:
+    """A long training's epoch cap, from its configuration's exploration trial; only its
+    time limits it when `split` kept that time for a wider one (`Split.grows`), grown
+    or not."""
+    if split is not None and split.grows:
+        return UNCAPPED_EPOCHS
     if explored.planned_epochs is not None and explored.planned_epochs < max_epochs:
         return UNCAPPED_EPOCHS  # cut short by its time cap: only the time limits it now
     return max_epochs * EXPLOIT_EPOCH_FACTOR

@@ -146,7 +146,8 @@ def open_session(
         record.check_same_search(config, str(config.study))
         objective = record.objective(study)
     if not worker:
-        grow = Grower(space, data, spec, plan, objective)
+        constrained = bool(config.max_params or config.max_latency_ms or objective.multi)
+        grow = None if constrained else Grower(space, data, spec, plan, objective)
         _enqueue_first_trials(study, space.starting_points(spec) if new else [], plan, grow)
     spec = dataclasses.replace(spec, metric=objective.metric)
     parent = _open_parent_run(study, tracker, config, data, worker)

@@ -55,13 +55,18 @@ class Space:
 
     def grown(self, params: dict[str, Any], spec: ModelSpec) -> dict[str, Any] | None:
         """The space's wider point of `params` (`grow`), when it has one that differs
-        and agrees with the overrides; else None."""
-        wider = self.grow(dict(params), spec) if self.grow is not None else None
-        if not wider or wider == params:
+        and agrees with the overrides; else None. `grow` sees the values the overrides
+        fix too (they are no trial params), and they are left out of what it returns."""
+        if self.grow is None:
+            return None
+        fixed = {k: v for k, v in self.overrides.items() if not isinstance(v, list | dict)}
+        wider = self.grow({**fixed, **params}, spec)
+        if not wider:
             return None
         if any(not _allowed(wider[k], v) for k, v in self.overrides.items() if k in wider):
             return None
-        return wider
+        wider = {k: v for k, v in wider.items() if k in params or k not in fixed}
+        return wider if wider != params else None
 
     def starting_points(self, spec: ModelSpec) -> list[dict[str, Any]]:
         """Starting points that agree with the overrides (the others are dropped)."""

@@ -16,7 +16,7 @@ import pytest
 import automl
 from automl.data import from_arrays
 from automl.engine import _grow
-from automl.engine._grow import GROW_MIN_EPOCHS, Grower
+from automl.engine._grow import GROW_MIN_EPOCHS, GROW_PLAN_EPOCHS, Grower
 from automl.engine._phases import (
     GROWN_MIN_EXPLORE_SHARE,
     UNCAPPED_EPOCHS,
@@ -208,7 +208,7 @@ def test_the_plan_sizes_the_wider_long_training_on_this_machine(digits_images):
     assert hour.split.grows, hour.describe()
     grower, recipe = Grower(space, data, spec, hour, Objective()), space.starting_points(spec)[0]
     epoch_s = hour.speed_of(recipe).epoch_s
-    assert grower.long_training_s(recipe, 3600) > GROW_MIN_EPOCHS * epoch_s
+    assert grower.long_training_s(recipe, 3600) > GROW_PLAN_EPOCHS * epoch_s
     assert grower.long_training_s(recipe, 5 * epoch_s) == 0.0  # nothing built to find out
 
 

@@ -193,32 +193,34 @@ def test_a_budget_too_small_for_the_wider_long_training_splits_as_usual():
     )
 
 
-def test_the_plan_sizes_the_wider_long_training_on_this_machine(digits_images):
-    """A real plan: an hour holds the recipe's wider long training; room for a few of
-    the recipe's own epochs builds nothing to find out."""
-    data, spec = digits_images
-    space = resolve_space("cnn")
-
-    def plan(seconds: float):
-        deadline = time.monotonic() + seconds
-        return make_plan(space, data, spec, Objective(), seed=0, deadline=deadline,
-                         timeout=seconds)  # fmt: skip
-
-    hour = plan(3600)
-    assert hour.split.grows, hour.describe()
-    grower, recipe = Grower(space, data, spec, hour, Objective()), space.starting_points(spec)[0]
-    epoch_s = hour.speed_of(recipe).epoch_s
-    assert grower.long_training_s(recipe, 3600) > GROW_PLAN_EPOCHS * epoch_s
-    assert grower.long_training_s(recipe, 5 * epoch_s) == 0.0  # nothing built to find out
-
-
-def test_the_grower_widens_only_when_enough_wider_epochs_fit(digits_images):
-    """A real plan (this machine, measured) and the cnn space's recipe: the wider model's
-    epoch is estimated like a trial's; it grows when `GROW_MIN_EPOCHS` of them fit."""
+@pytest.fixture(scope="module")
+def hour_plan(digits_images):
+    """A real plan for an hour on digits as images, space `cnn` (this machine, measured)."""
     data, spec = digits_images
     space = resolve_space("cnn")
     deadline = time.monotonic() + 3600
     plan = make_plan(space, data, spec, Objective(), seed=0, deadline=deadline, timeout=3600)
+    return space, plan
+
+
+def test_the_plan_measures_the_wider_long_training_on_this_machine(digits_images, hour_plan):
+    """An hour holds the recipe's wider long training: the plan measures its wider point
+    like a reference and keeps its time; a budget of a few of the recipe's own epochs
+    measures nothing more."""
+    (data, spec), (space, plan) = digits_images, hour_plan
+    assert plan.split.grows and plan.grown is not None, plan.describe()
+    assert plan.grown.family == "cnn" and "its wider point" in plan.describe()
+    assert plan.split.exploit_s >= GROW_PLAN_EPOCHS * plan.grown.epoch_s
+    seconds = plan.measure_s + 10 * plan.speed_of({}).epoch_s
+    small = make_plan(space, data, spec, Objective(), seed=0,
+                      deadline=time.monotonic() + seconds, timeout=seconds)  # fmt: skip
+    assert small.grown is None and (small.split is None or not small.split.grows)
+
+
+def test_the_grower_widens_only_when_enough_wider_epochs_fit(digits_images, hour_plan):
+    """The wider model's epoch is estimated like a trial's; the recipe grows when
+    `GROW_MIN_EPOCHS` of them fit."""
+    (data, spec), (space, plan) = digits_images, hour_plan
     grower = Grower(space, data, spec, plan, Objective())
     recipe = space.starting_points(spec)[0]
     speed = plan.speed_of(recipe)

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("automl")
 
 GROW_MIN_EPOCHS = 20  # the fewest epochs of the wider model measured to pay (see above)
-# The epochs a split keeps time for (see `long_training_s`): the measured 24, a fifth
+# The epochs a split keeps time for (`_plan._measure_grown`): the measured 24, a fifth
 # over `GROW_MIN_EPOCHS`, so that epochs running slower than the plan estimated (the
 # long training's estimate is calibrated on the trials that ran) still leave 20.
 GROW_PLAN_EPOCHS = 24
@@ -99,30 +99,19 @@ class Grower:
         )  # fmt: skip
         return wider
 
-    def long_training_s(self, params: dict[str, Any], room_s: float) -> float:
-        """Seconds of `GROW_PLAN_EPOCHS` epochs of `params`' wider point, start-up
-        included (for the split, see `_phases.make_split`); 0 when it has none, or when
-        `room_s` could not hold that many epochs of `params` itself (a wider model's
-        cost more), so that small budgets build nothing to find out."""
-        speed = self.plan.speed_of(params)
-        if speed is None or room_s < GROW_PLAN_EPOCHS * speed.epoch_s:
-            return 0.0
-        found = self.wider_epoch(params, [])
-        if found is None:
-            return 0.0
-        _, epoch_s, fit_overhead_s = found
-        return fit_overhead_s + GROW_PLAN_EPOCHS * epoch_s
-
     def wider_epoch(
         self, params: dict[str, Any], trials: list[optuna.trial.FrozenTrial]
     ) -> tuple[dict[str, Any], float, float] | None:
-        """`params`' wider point, its epoch in seconds (estimated like a trial's,
-        calibrated on `trials`) and its fit's start-up; None when the space has no wider
-        point, the plan measured nothing, or the point does not build."""
+        """`params`' wider point, its epoch in seconds (estimated like a trial's, from
+        the plan's measured wider reference when it has one, and calibrated on
+        `trials`) and its fit's start-up; None when the space has no wider point, the
+        plan measured nothing, or the point does not build."""
         wider = self.space.grown(params, self.spec)
         speed = None if wider is None else self.plan.speed_of(wider)
         if wider is None or speed is None:
             return None
+        if self.plan.grown is not None and self.plan.grown.family == speed.family:
+            speed = self.plan.grown  # a wider model's costs scale like the wider reference's
         keras.utils.clear_session(free_memory=False)
         hp = HyperParameters(optuna.trial.FixedTrial(wider), self.space.overrides)
         try:

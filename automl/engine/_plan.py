@@ -29,7 +29,7 @@ import keras
 import optuna
 
 from automl._errors import UsageError
-from automl.engine._grow import Grower
+from automl.engine._grow import GROW_PLAN_EPOCHS
 from automl.engine._phases import GROWN_MIN_EXPLORE_SHARE, Split, make_split, seconds_text
 from automl.engine._resolution import every_family_downsamples, exploration_downsample
 from automl.engine._trainer import batch_size_of, build_model
@@ -122,6 +122,10 @@ class Plan:
             measuring past `MEASURE_MAX_SHARE` of the budget; planned like `too_slow`.
         adopted: A worker's copy of the search's first process's plan (see
             `_shared_plan`), not measured by this process.
+        grown: The first family's reference point's wider point (see `_grow`),
+            measured like a reference when the budget may hold its long training; it
+            estimates wider models' epochs (an eager forward pass scaled like the
+            smaller reference under-estimated a wider CNN's epoch by about half).
     """
 
     speeds: dict[str, Speed]
@@ -135,6 +139,7 @@ class Plan:
     explore_downsample: int = 1
     unmeasured: tuple[str, ...] = ()
     adopted: bool = False
+    grown: Speed | None = None
 
     @property
     def fits_to_time(self) -> bool:
@@ -245,6 +250,8 @@ class Plan:
         )
         if not self.speeds:
             return f"every trial trains up to {self.max_epochs} epochs (no time limit to fit)"
+        if self.grown is not None:
+            epochs += f", its wider point {seconds_text(self.grown.epoch_s)}/epoch"
         if self.too_slow:
             slow = ", ".join(
                 f"{family} ≈ {seconds_text(s)}/epoch" for family, s in self.too_slow.items()
@@ -330,9 +337,9 @@ def make_plan(
         else ({}, {}, ())
     )
     # The wider long training's time (see `_phases.make_split`), counted as measuring.
-    grown_s = 0.0
+    grown = None
     if not constrained and deadline is not None:
-        grown_s = _grown_training_s(space, data, spec, objective, speeds, deadline)
+        grown = _measure_grown(space, data, spec, objective, speeds, seed, deadline)
     now = time.monotonic()
     first = next(iter(speeds.values()), None)
     finish = 0.0
@@ -348,8 +355,10 @@ def make_plan(
         too_slow=too_slow,
         finish_s=finish,
         unmeasured=unmeasured,
+        grown=grown,
     )
     if plan.budget_s is not None and deadline is not None:
+        grown_s = grown.fit_overhead_s + GROW_PLAN_EPOCHS * grown.epoch_s if grown else 0.0
         split = make_split(
             plan.budget_s, plan.shortest_trial_s(), plan.full_trial_s(), deadline, grown_s
         )
@@ -412,25 +421,36 @@ def finish_seconds(speed: Speed, data: Dataset) -> float:
     return FINISH_FIXED_S + batch_s * (passes * val_batches + FINISH_TEST_PASSES * test_batches)
 
 
-def _grown_training_s(
+def _measure_grown(
     space: Space,
     data: Dataset,
     spec: ModelSpec,
     objective: Objective,
     speeds: dict[str, Speed],
+    seed: int | None,
     deadline: float,
-) -> float:
-    """Seconds of the first family's reference point's wider long training (see
-    `_grow`), or 0: nothing measured, or that point has no wider one, or no room for it
-    before the deadline."""
+) -> Speed | None:
+    """The speed of the first family's reference point's wider point (see `_grow`),
+    measured like a reference and labelled with that family; None when nothing was
+    measured, that point has no wider one, it fails to train, or the time to the
+    deadline could not hold `GROW_PLAN_EPOCHS` of the reference's own epochs with
+    exploration's least share left (small budgets measure nothing more)."""
     family = next(iter(speeds), None)
     point = reference_points(space, spec).get(family) if family else None
-    if not point:
-        return 0.0
-    measured = Plan(speeds=speeds, max_epochs=spec.max_epochs, deadline=None, measure_s=0.0,
-                    budget_s=None)  # fmt: skip
+    wider = space.grown(point, spec) if point else None
+    if family is None or wider is None:
+        return None
     room = (1 - GROWN_MIN_EXPLORE_SHARE) * (deadline - time.monotonic())
-    return Grower(space, data, spec, measured, objective).long_training_s(point, room)
+    if room < GROW_PLAN_EPOCHS * speeds[family].epoch_s:
+        return None
+    try:
+        speed = _measure(space, data, spec, objective, f"{family}'s wider point", wider, seed)
+    except (UsageError, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # noqa: BLE001 - long trainings then train as explored
+        logger.warning("plan: could not measure %s's wider point here (%s)", family, exc)
+        return None
+    return dataclasses.replace(speed, family=family)
 
 
 def reference_points(space: Space, spec: ModelSpec) -> dict[str, dict[str, Any]]:

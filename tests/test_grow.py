@@ -168,6 +168,7 @@ def test_a_budget_that_holds_the_wider_long_training_keeps_its_time():
     assert split.grows and split.exploit_n == 1
     assert split.explore_s == pytest.approx(500.0) and split.exploit_s == pytest.approx(1500.0)
     assert "wider" in split.describe(6) and split.as_dict()["grows"] is True
+    assert "each as many epochs as fit in its time" in split.describe(6)  # no epoch cap
     # Without a wider point: half each, and two long trainings.
     usual = make_split(2000.0, quickest_s=10.0, full_s=40.0, deadline=2000.0)
     assert not usual.grows and usual.explore_s == pytest.approx(1000.0) and usual.exploit_n == 2

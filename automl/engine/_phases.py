@@ -101,23 +101,26 @@ class Split:
     def describe(self, max_epochs: int) -> str:
         """For people: "≈ 6 short trials of ≤ 40 s, then the best trained for ≈ 3 min in
         all (...)"."""
+        cap = f"up to {max_epochs * EXPLOIT_EPOCH_FACTOR} epochs"
+        if self.grows:
+            cap = "as many epochs as fit"
         if not self.explores:
             return (
                 f"no short trials, since the budget holds under {EXPLOIT_KEEPS_FULL_TRAININGS} "
                 f"full trainings of the first starting point: it (or a resumed study's best "
-                f"configuration) trains for ≈ {seconds_text(self.exploit_s)}, up to "
-                f"{max_epochs * EXPLOIT_EPOCH_FACTOR} epochs"
+                f"configuration) trains for ≈ {seconds_text(self.exploit_s)}, {cap}"
             )
         best = "the best" if self.exploit_n == 1 else f"the best {self.exploit_n}"
         if self.exploit_n > 1:
             best += f" (the second if within {SECOND_EXPLOIT_GAP:.0%} of the best)"
         if self.grows:
             best += ", wider where its time holds enough epochs of the wider model,"
+            cap += " in its time"
+        else:
+            cap += f", or as many as fit if exploring cut it short of {max_epochs}"
         return (
             f"≈ {self.explore_trials} short trials of ≤ {seconds_text(self.explore_trial_s)}, then "
-            f"{best} trained for ≈ {seconds_text(self.exploit_s)} in all (each up to "
-            f"{max_epochs * EXPLOIT_EPOCH_FACTOR} epochs, or as many as fit if exploring cut "
-            f"it short of {max_epochs})"
+            f"{best} trained for ≈ {seconds_text(self.exploit_s)} in all (each {cap})"
         )
 
     def as_dict(self) -> dict[str, Any]:

@@ -76,7 +76,7 @@ class Grower:
         epochs fit the time (its epoch estimated like a trial's, calibrated on
         `trials`) or the long training's epoch cap (set by `explored`, its
         configuration's exploration trial, see `exploit_epoch_cap`)."""
-        found = self.wider_epoch(params, trials)
+        found = self._wider_epoch(params, trials)
         if found is None or not _within(found[0], explored):
             return None
         wider, epoch_s, fit_overhead_s = found
@@ -99,7 +99,7 @@ class Grower:
         )  # fmt: skip
         return wider
 
-    def wider_epoch(
+    def _wider_epoch(
         self, params: dict[str, Any], trials: list[optuna.trial.FrozenTrial]
     ) -> tuple[dict[str, Any], float, float] | None:
         """`params`' wider point, its epoch in seconds (estimated like a trial's, from

@@ -33,6 +33,7 @@ from automl.spaces import HyperParameters
 
 if TYPE_CHECKING:
     from automl.data import Dataset
+    from automl.engine._limits import Limits
     from automl.engine._plan import Plan
     from automl.objective import Objective
     from automl.spaces import ModelSpec, Space
@@ -131,6 +132,16 @@ class Grower:
         finally:
             keras.utils.clear_session(free_memory=False)
         return wider, epoch_s, speed.fit_overhead_s
+
+
+def grower_for(
+    space: Space, data: Dataset, spec: ModelSpec, plan: Plan, objective: Objective, limits: Limits
+) -> Grower | None:
+    """The search's `Grower`, or None when size, latency or a second objective weigh
+    against a wider model (`--max-params`, `--max-latency-ms`, cost objectives)."""
+    if limits.active or objective.multi:
+        return None
+    return Grower(space, data, spec, plan, objective)
 
 
 def _within(wider: dict[str, Any], explored: optuna.trial.FrozenTrial | None) -> bool:

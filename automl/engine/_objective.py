@@ -24,7 +24,7 @@ from automl._errors import TrialFailed, UsageError
 from automl.data._encoding import Encoded
 from automl.engine._checkpoints import keep_if_among_best
 from automl.engine._fidelity import is_promoted, promote_best
-from automl.engine._grow import Grower
+from automl.engine._grow import Grower, grower_for
 from automl.engine._interrupt import raise_if
 from automl.engine._limits import REJECTED, Limits
 from automl.engine._memory import MemoryWatch, rss_mb
@@ -454,10 +454,8 @@ class TrialObjective:
     def grower(self) -> Grower | None:
         """What may widen the long trainings (`_grow`); None when size, latency or a
         second objective weigh against a wider model."""
-        context = self.context
-        if context.limits.active or context.objective.multi:
-            return None
-        return Grower(context.space, context.data, context.spec, context.plan, context.objective)
+        c = self.context
+        return grower_for(c.space, c.data, c.spec, c.plan, c.objective, c.limits)
 
     def _spec_for(self, encoded: Encoded, rows: np.ndarray | None) -> ModelSpec:
         """The study's spec, with this trial's input shape and vocabulary (text choices),

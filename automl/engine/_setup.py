@@ -21,7 +21,7 @@ from automl._errors import UsageError
 from automl.baseline import try_fit_baseline
 from automl.data import Dataset, load_data
 from automl.data._encoding import Encoded
-from automl.engine._grow import Grower
+from automl.engine._grow import Grower, grower_for
 from automl.engine._limits import Limits
 from automl.engine._phases import start_exploiting
 from automl.engine._plan import Plan, make_plan
@@ -146,8 +146,7 @@ def open_session(
         record.check_same_search(config, str(config.study))
         objective = record.objective(study)
     if not worker:
-        constrained = bool(config.max_params or config.max_latency_ms or objective.multi)
-        grow = None if constrained else Grower(space, data, spec, plan, objective)
+        grow = grower_for(space, data, spec, plan, objective, Limits.of(config))
         _enqueue_first_trials(study, space.starting_points(spec) if new else [], plan, grow)
     spec = dataclasses.replace(spec, metric=objective.metric)
     parent = _open_parent_run(study, tracker, config, data, worker)

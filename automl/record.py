@@ -293,8 +293,10 @@ class TrialRecord:
             (`--subset`), or for longer (`exploit`).
         exploit: One of the long trainings of the best configurations (see `_phases`).
         exploit_run: The token of the search that enqueued it.
-        grown: A long training of a wider point of its configuration (the space's
-            `grow`), since its time held enough of that model's epochs (`engine._grow`).
+        grown_from: A long training of a wider point of its configuration (the
+            space's `grow`), since its time held enough of that model's epochs
+            (`engine._grow`): the configuration's own params, which train in its place
+            if its first epoch shows that too few of its epochs fit (`_grow.GrownPace`).
         space_failed: It failed in the space itself (not in training).
         failed_in_training: It diverged or ran out of memory; stored as PRUNED so that
             the sampler avoids its point, and counted as failed.
@@ -330,7 +332,7 @@ class TrialRecord:
     promoted_from: int | None = None
     exploit: bool = False
     exploit_run: str | None = None
-    grown: bool = False
+    grown_from: dict[str, Any] | None = None
     space_failed: bool = False
     failed_in_training: bool = False
     n_params: int | None = None
@@ -365,6 +367,11 @@ class TrialRecord:
         """Store facts of a running trial; names are `TrialRecord` fields."""
         for name, value in TrialRecord.attrs(**facts).items():
             trial.set_user_attr(name, value)
+
+    @property
+    def grown(self) -> bool:
+        """A long training of a wider point of its configuration (see `grown_from`)."""
+        return self.grown_from is not None
 
     @property
     def counts_as_failed(self) -> bool:

@@ -96,6 +96,8 @@ def search_cifar(
 
 def run_search(budget_s: float, seed: int = 0, data: Any = None) -> dict[str, Any]:
     """`automl search cifar10 --timeout budget_s`; its own test score."""
+    from automl.record import TrialRecord
+
     result, wall = search_cifar(budget_s, seed, data)
     summary = result.summary
     exploits = [t for t in result.study.trials if t.user_attrs.get("exploit")]
@@ -110,7 +112,8 @@ def run_search(budget_s: float, seed: int = 0, data: Any = None) -> dict[str, An
         "exploit_trials": [
             {
                 "params_of": t.user_attrs.get("promoted_from"),
-                "grown": bool(t.user_attrs.get("grown")),  # a wider point (engine._grow)
+                "grown": TrialRecord.read(t).grown,  # a wider point (engine._grow)
+                "state": t.state.name,  # PRUNED: too slow after all, it trained as explored
                 "n_params": t.user_attrs.get("n_params"),
                 "planned_epochs": t.user_attrs.get("planned_epochs"),
                 "epochs": t.user_attrs.get("epochs"),

@@ -10,16 +10,18 @@ import dataclasses
 import json
 import time
 
+import keras
 import optuna
 import pytest
 
 import automl
 from automl.data import from_arrays
 from automl.engine import _grow
-from automl.engine._grow import GROW_MIN_EPOCHS, GROW_PLAN_EPOCHS, Grower
+from automl.engine._grow import GROW_MIN_EPOCHS, GROW_PLAN_EPOCHS, Grower, GrownPace
 from automl.engine._phases import (
     GROWN_MIN_EXPLORE_SHARE,
     UNCAPPED_EPOCHS,
+    Split,
     exploit_epoch_cap,
     make_split,
     start_exploiting,
@@ -133,6 +135,46 @@ def test_a_grown_training_and_its_explored_configuration_train_once():
     assert [t.system_attrs["fixed_params"] for t in _waiting(study)] == [{"x": 2.0}]
 
 
+def _grown_long_training() -> tuple[optuna.Study, optuna.Trial, Split]:
+    """A study whose one complete trial (x = 1) trains long as x = 2, now running."""
+    split = make_split(100.0, quickest_s=1.0, full_s=5.0, deadline=time.monotonic() + 100)
+    study = _study_with_one_complete_trial()
+    start_exploiting(study, split, grow=lambda *args: {"x": 2.0})
+    trial = study.ask(X)
+    assert trial.params == {"x": 2.0} and TrialRecord.read(trial).grown
+    return study, trial, split
+
+
+def _fit_two_epochs(callback: keras.callbacks.Callback) -> keras.callbacks.History:
+    """A small real model on digits, two epochs, with `callback`."""
+    x, y = digits_as("text")  # the 64 intensities, flat
+    model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(10, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    return model.fit(
+        x[:256].astype("float32"), y[:256], epochs=2, batch_size=64, verbose=0, callbacks=[callback]
+    )
+
+
+def test_a_grown_training_too_slow_after_its_first_epoch_trains_as_explored():
+    """Its first epoch shows fewer than `GROW_MIN_EPOCHS` fit its time: it stops, pruned,
+    and its configuration is enqueued as a long training of the same search, unwidened,
+    before it ends (so no worker finds exploitation done meanwhile)."""
+    study, trial, split = _grown_long_training()
+    with pytest.raises(optuna.TrialPruned, match="grown too slow"):
+        _fit_two_epochs(GrownPace(trial, until=time.monotonic() + 0.5, fit_overhead_s=0.0))
+    (instead,) = _waiting(study)
+    facts = TrialRecord.read(instead)
+    assert instead.system_attrs["fixed_params"] == {"x": 1.0}
+    assert facts.exploit and facts.exploit_run == split.run and facts.promoted_from == 0
+    assert not facts.grown
+
+
+def test_a_grown_training_whose_epochs_fit_trains_on():
+    study, trial, _ = _grown_long_training()
+    history = _fit_two_epochs(GrownPace(trial, until=time.monotonic() + 3600, fit_overhead_s=0.0))
+    assert len(history.epoch) == 2 and not _waiting(study)
+
+
 def test_a_wider_point_outside_the_study_s_ranges_is_not_trained():
     """A space's own `grow` may step outside a distribution; Optuna would only warn."""
     study = _study_with_one_complete_trial()
@@ -231,6 +273,30 @@ def test_the_grower_widens_only_when_enough_wider_epochs_fit(digits_images, hour
     assert grower(recipe, speed.epoch_s * 2, None, []) is None  # a few epochs: no
 
 
+def test_a_search_checks_the_pace_of_its_grown_trainings_only(hour_plan):
+    """The trial's fit gets `GrownPace` when it is a grown long training with a window."""
+    from types import SimpleNamespace
+
+    from automl.engine._objective import TrialObjective
+    from automl.spaces import HyperParameters
+
+    _, plan = hour_plan
+    context = SimpleNamespace(
+        config=SimpleNamespace(patience=3), objective=Objective(), plan=plan, deadline=None,
+        class_weight=None, callbacks=(),
+    )  # fmt: skip
+    study, grown, _ = _grown_long_training()
+    other = study.ask(X)
+
+    def paced(trial: optuna.Trial, until: float | None) -> bool:
+        hp = HyperParameters(trial, {})
+        fit = TrialObjective(context)._fit_plan(trial, hp, True, 5, until)
+        return any(isinstance(c, GrownPace) for c in fit.callbacks)
+
+    until = time.monotonic() + 100
+    assert paced(grown, until) and not paced(grown, None) and not paced(other, until)
+
+
 @pytest.mark.slow  # a real timed search of a minute or more
 def test_a_search_trains_its_long_training_wider_when_its_time_holds_it(
     tmp_path, digits_images, monkeypatch
@@ -261,7 +327,9 @@ def test_a_search_trains_its_long_training_wider_when_its_time_holds_it(
         explored = result.study.trials[facts.promoted_from].params
         wider = cnn.grow(explored, None)  # None: the widest filters, or one stage
         assert long.params == (wider if facts.grown else explored), (long.params, explored)
-        assert long.state.name == "COMPLETE"
+        # A grown one whose first epoch ran too slow stops, and its configuration trains.
+        too_slow = long.state.name == "PRUNED" and "grown too slow" in facts.reason
+        assert long.state.name == "COMPLETE" or too_slow, facts.reason
     # The split keeps two full trainings or more for the long one: 3 wider epochs fit
     # on any machine here, so one that could grow did (else the log's grow: line says why).
     grown = [t for t in longs if TrialRecord.read(t).grown]

@@ -11,8 +11,15 @@ see `automl.spaces.Space.grown`); spaces without one never grow. Searches with s
 latency limits, or several objectives, never grow either: a wider model costs more of
 what they weigh.
 
+The wider model's epoch is estimated from a few timed steps, which this shared machine
+makes noisy: at 165 T one estimated at 55 s ran 92 s, so it got 12 of its 26 planned
+epochs. So a grown training checks its pace after its first epoch (`GrownPace`), and
+when fewer than `GROW_MIN_EPOCHS` of its epochs fit, its configuration trains as
+explored in its place: one epoch lost, where the rest of the long training would have
+been.
+
 What lives here: `Grower`, which the study's own process calls as it enqueues the long
-trainings (`_phases.start_exploiting`).
+trainings (`_phases.start_exploiting`), and `GrownPace`, on the grown training.
 """
 
 from __future__ import annotations
@@ -20,13 +27,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import time
 from typing import TYPE_CHECKING, Any
 
 import keras
 import optuna
 
 from automl._errors import UsageError
-from automl.engine._phases import exploit_epoch_cap
+from automl.engine._phases import exploit_epoch_cap, train_as_explored
 from automl.engine._trainer import batch_size_of, build_model
 from automl.record import TrialRecord
 from automl.spaces import HyperParameters
@@ -132,6 +140,40 @@ class Grower:
         finally:
             keras.utils.clear_session(free_memory=False)
         return wider, epoch_s, speed.fit_overhead_s
+
+
+class GrownPace(keras.callbacks.Callback):
+    """Stops a grown long training after its first epoch when fewer than
+    `GROW_MIN_EPOCHS` of its epochs fit its time at that epoch's pace, and enqueues its
+    configuration as explored to train in its place (`_phases.train_as_explored`).
+
+    Args:
+        trial: The grown long training (`TrialRecord.grown_from` set).
+        until: `time.monotonic()` at which its time ends.
+        fit_overhead_s: What the first epoch costs once (tracing), left out of its pace.
+    """
+
+    def __init__(self, trial: optuna.Trial, until: float, fit_overhead_s: float) -> None:
+        super().__init__()
+        self.trial, self.until, self.fit_overhead_s = trial, until, fit_overhead_s
+        self.started = 0.0
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self.started = time.monotonic()
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if epoch != 0:
+            return
+        now = time.monotonic()
+        pace = max(now - self.started - self.fit_overhead_s, 1e-6)
+        fitting = 1 + max(0, math.floor((self.until - now) / pace))
+        if fitting >= GROW_MIN_EPOCHS:
+            return
+        train_as_explored(self.trial.study, self.trial)
+        raise optuna.TrialPruned(
+            f"grown too slow: its epoch took {pace:.0f} s, so {fitting} epochs fit its "
+            f"time, under {GROW_MIN_EPOCHS}; its configuration trains as explored instead"
+        )
 
 
 def grower_for(

@@ -24,7 +24,7 @@ from automl._errors import TrialFailed, UsageError
 from automl.data._encoding import Encoded
 from automl.engine._checkpoints import keep_if_among_best
 from automl.engine._fidelity import is_promoted, promote_best
-from automl.engine._grow import Grower, grower_for
+from automl.engine._grow import Grower, GrownPace, grower_for
 from automl.engine._interrupt import raise_if
 from automl.engine._limits import REJECTED, Limits
 from automl.engine._memory import MemoryWatch, rss_mb
@@ -413,9 +413,16 @@ class TrialObjective:
             protected=facts.starting_point or promoted,
             silent=promoted,
             class_weight=self.context.class_weight,
-            callbacks=(*self.context.callbacks, *hp.callbacks),
+            callbacks=(*self.context.callbacks, *hp.callbacks, *self._paced(trial, until)),
             costs=tuple(objective.cost_values(facts)) if objective.multi else None,
         )
+
+    def _paced(self, trial: optuna.Trial, until: float | None) -> tuple[GrownPace, ...]:
+        """A grown long training's check of its pace (`_grow.GrownPace`); () for others."""
+        if not TrialRecord.read(trial).grown or until is None:
+            return ()
+        speed = self.context.plan.speed_of(trial.params)
+        return () if speed is None else (GrownPace(trial, until, speed.fit_overhead_s),)
 
     def after_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         """Optuna study callback: runs once the trial's state is stored."""

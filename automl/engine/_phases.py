@@ -256,7 +256,10 @@ def start_exploiting(
     if untried is not None and not any(t.state == _COMPLETE for t in trials):
         wider = grow(untried, _time_left(split), None, trials) if grow else None
         attrs = TrialRecord.attrs(
-            exploit=True, exploit_run=split.run, starting_point=True, grown=wider is not None
+            exploit=True,
+            exploit_run=split.run,
+            starting_point=True,
+            grown_from=untried if wider else None,
         )
         study.enqueue_trial(wider or untried, user_attrs=attrs, skip_if_exists=False)
         return []
@@ -278,10 +281,28 @@ def start_exploiting(
             trainings.append((trial, wider))  # explored configuration: train it once
     for trial, wider in trainings:
         attrs = TrialRecord.attrs(
-            promoted_from=trial.number, exploit=True, exploit_run=split.run, grown=wider is not None
+            promoted_from=trial.number,
+            exploit=True,
+            exploit_run=split.run,
+            grown_from=trial.params if wider else None,
         )
         study.enqueue_trial(wider or trial.params, user_attrs=attrs, skip_if_exists=False)
     return [t.number for t, _ in trainings]
+
+
+def train_as_explored(study: optuna.Study, grown: optuna.Trial) -> None:
+    """Enqueue the configuration a grown long training grew from, to train in its place
+    (its wider model runs too slow, see `_grow.GrownPace`): a long training of the same
+    search, which gets what is left of the time. Called while `grown` still runs, so
+    that no worker meanwhile finds exploitation done and starts a trial of its own."""
+    record = TrialRecord.read(grown)
+    attrs = TrialRecord.attrs(
+        promoted_from=record.promoted_from,
+        exploit=True,
+        exploit_run=record.exploit_run,
+        starting_point=record.starting_point,
+    )
+    study.enqueue_trial(record.grown_from, user_attrs=attrs, skip_if_exists=False)
 
 
 def _time_left(split: Split) -> float:

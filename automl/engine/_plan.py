@@ -45,6 +45,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger("automl")
 
 MEASURED_STEPS = 3  # timed training steps per reference model, after the traced one
+# ... and for the wider point (`_measure_grown`), measured only for budgets of 20 minutes
+# or more: 3 steps of the fast recipe read 40 s and 65 s per epoch in two runs a minute
+# apart, and the wider long training's time is sized on this one reading.
+GROWN_MEASURED_STEPS = 10
 # A family whose reference model cannot train this many epochs in the whole budget is
 # not measured: its estimate (one eager forward pass, scaled like the families measured
 # before it) already says it cannot compete, and measuring it would cost seconds the
@@ -444,7 +448,10 @@ def _measure_grown(
     if room < GROW_PLAN_EPOCHS * speeds[family].epoch_s:
         return None
     try:
-        speed = _measure(space, data, spec, objective, f"{family}'s wider point", wider, seed)
+        label = f"{family}'s wider point"
+        speed = _measure(
+            space, data, spec, objective, label, wider, seed, steps=GROWN_MEASURED_STEPS
+        )
     except (UsageError, KeyboardInterrupt):
         raise
     except Exception as exc:  # noqa: BLE001 - long trainings then train as explored
@@ -495,8 +502,10 @@ def _measure(
     point: dict[str, Any],
     seed: int | None,
     screen: _Screen | None = None,
+    steps: int = MEASURED_STEPS,
 ) -> Speed:
-    """Time the reference model of one family: tracing, training steps, validation.
+    """Time the reference model of one family: tracing, `steps` training steps after
+    the traced one, validation likewise.
 
     Raises:
         _TooSlow: `screen` estimates the family too slow for the budget.
@@ -509,7 +518,7 @@ def _measure(
     try:
         model = build_model(space, hp, _spec_for(spec, encoded), objective)
         batch = batch_size_of(hp)
-        train, val = _batches(encoded, data, batch)
+        train, val = _batches(encoded, data, batch, steps)
         forward_s = forward_seconds(model, rows_of(train[0], batch))
         steps = spec.steps_per_epoch(batch)
         val_batches = max(1, math.ceil(len(data.y_val) / batch))
@@ -524,8 +533,8 @@ def _measure(
             x, y = rows_of(val[0], n * batch), val[1][: n * batch]
             model.evaluate(x, y, batch_size=batch, verbose=0)
 
-        tracing, per_fit, step_s = _marginal(fit, len(train[1]) // batch)
-        val_tracing, per_evaluate, val_s = _marginal(evaluate, len(val[1]) // batch)
+        tracing, per_fit, step_s = _marginal(fit, len(train[1]) // batch, steps)
+        val_tracing, per_evaluate, val_s = _marginal(evaluate, len(val[1]) // batch, steps)
     finally:
         keras.utils.clear_session(free_memory=False)
     speed = Speed(
@@ -550,11 +559,11 @@ def forward_seconds(model: keras.Model, x: Any) -> float:
     return max(time.perf_counter() - started, 1e-6)
 
 
-def _marginal(run: Callable[[int], None], available: int) -> tuple[float, float, float]:
+def _marginal(run: Callable[[int], None], available: int, steps: int) -> tuple[float, float, float]:
     """Time `run(n)` (n batches in one Keras call): (tracing, per-call cost, per-batch
-    cost). The first call traces; a 1-batch and an n-batch call then separate what a
-    call costs whatever its length from what each batch adds."""
-    extra = max(1, min(MEASURED_STEPS, available - 1))
+    cost). The first call traces; a 1-batch and a (1 + `steps`)-batch call then
+    separate what a call costs whatever its length from what each batch adds."""
+    extra = max(1, min(steps, available - 1))
     first = _seconds_of(lambda: run(1))
     one = _seconds_of(lambda: run(1))
     many = _seconds_of(lambda: run(1 + extra))
@@ -570,10 +579,10 @@ def _seconds_of(action: Callable[[], Any]) -> float:
 
 
 def _batches(
-    encoded: Encoded, data: Dataset, batch: int
+    encoded: Encoded, data: Dataset, batch: int, steps: int
 ) -> tuple[tuple[Any, Any], tuple[Any, Any]]:
     """A few batches of training and validation rows, model-ready."""
-    rows = batch * (MEASURED_STEPS + 1)
+    rows = batch * (steps + 1)
     x_train, x_val = rows_of(encoded.x_train, rows), rows_of(encoded.x_val, rows)
     if encoded.stream is not None:  # file paths: decode just these rows
         x_train = _decoded(encoded, x_train, data.y_train[:rows], batch)

@@ -49,9 +49,7 @@ def parse_duration(text: str | float | int | None) -> float | None:
     else:
         match = _DURATION.match(text)
         if not match:
-            raise UsageError(
-                f"{{timeout}} must look like 1800, 90s, 30m or 2h, but got {text!r}."
-            )
+            raise UsageError(f"{{timeout}} must look like 1800, 90s, 30m or 2h, but got {text!r}.")
         seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
     if seconds <= 0:
         raise UsageError(f"{{timeout}} must be positive, but got {text!r}.")
@@ -144,13 +142,10 @@ class SearchConfig:
         objectives = parse_objectives(self.objectives, self.metric)
         if objectives and self.sampler == "cmaes":
             raise UsageError(
-                "{sampler} cmaes cannot search several {objectives}; pick tpe, gp, random or "
-                "qmc."
+                "{sampler} cmaes cannot search several {objectives}; pick tpe, gp, random or qmc."
             )
         metric = objectives[0].removeprefix("val_") if objectives else self.metric
-        return dataclasses.replace(
-            self, **_defaults(self), objectives=objectives, metric=metric
-        )
+        return dataclasses.replace(self, **_defaults(self), objectives=objectives, metric=metric)
 
     def replace(self, **changes: Any) -> SearchConfig:
         """A copy with `changes` (the config itself is frozen)."""
@@ -200,9 +195,7 @@ def _check_names(config: SearchConfig, in_memory_data: bool) -> None:
     if config.task is not None and config.task not in TASKS:
         raise UsageError(f"{{task}} must be one of {', '.join(TASKS)}, but got {config.task!r}.")
     if config.metric is not None and config.metric not in METRICS:
-        raise UsageError(
-            f"unknown metric {config.metric!r}; choose one of: {', '.join(METRICS)}."
-        )
+        raise UsageError(f"unknown metric {config.metric!r}; choose one of: {', '.join(METRICS)}.")
     if config.class_weight not in (None, "balanced"):
         raise UsageError(
             f"{{class_weight}} must be 'balanced', but got {config.class_weight!r}; leave it "
@@ -220,9 +213,7 @@ def _check_names(config: SearchConfig, in_memory_data: bool) -> None:
             "another sampler."
         )
     if config.pruner not in PRUNERS:
-        raise UsageError(
-            f"unknown pruner {config.pruner!r}; choose one of: {', '.join(PRUNERS)}."
-        )
+        raise UsageError(f"unknown pruner {config.pruner!r}; choose one of: {', '.join(PRUNERS)}.")
     _check_folders(config)
 
 
@@ -230,8 +221,7 @@ def _check_numbers(config: SearchConfig) -> None:
     """Rules on counts and fractions (the timeout is parsed with the defaults)."""
     if config.subset is not None and not 0 < config.subset < 1:
         raise UsageError(
-            f"{{subset}} must be a fraction between 0 and 1 (e.g. 0.25), but got "
-            f"{config.subset}."
+            f"{{subset}} must be a fraction between 0 and 1 (e.g. 0.25), but got {config.subset}."
         )
     if not isinstance(config.jobs, int) or config.jobs < 1:
         raise UsageError(f"{{jobs}} must be a whole number of at least 1, but got {config.jobs!r}.")
@@ -310,8 +300,7 @@ def _check_data_path(config: SearchConfig) -> None:
         )
     if suffix in TABLE_SUFFIXES and not config.target:
         raise UsageError(
-            f"{config.dataset} is a table: pass {{target}} COLUMN to name the column to "
-            f"predict."
+            f"{config.dataset} is a table: pass {{target}} COLUMN to name the column to predict."
         )
 
 

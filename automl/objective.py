@@ -128,7 +128,7 @@ class Objective:
 
     @property
     def mode(self) -> str:
-        """"max" or "min", as Keras callbacks take it."""
+        """ "max" or "min", as Keras callbacks take it."""
         return "max" if self.direction == "maximize" else "min"
 
     def is_better(self, value: float, than: float | None) -> bool:
@@ -169,6 +169,4 @@ def pareto_front(study: optuna.Study, objective: Objective) -> list[dict[str, An
     """A multi-objective study's Pareto front (Optuna's `best_trials`) as rows: trial,
     then each objective's value by name; best metric first."""
     front = objective.ranked(study.best_trials, score)
-    return [
-        {"trial": t.number, **dict(zip(objective.names, t.values, strict=True))} for t in front
-    ]
+    return [{"trial": t.number, **dict(zip(objective.names, t.values, strict=True))} for t in front]

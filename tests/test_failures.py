@@ -14,7 +14,7 @@ import pytest
 import automl
 from tests.conftest import sqlite_url
 
-SPACE = textwrap.dedent('''
+SPACE = textwrap.dedent("""
     import keras
 
     from automl.spaces.training import compile_for_task
@@ -29,7 +29,7 @@ SPACE = textwrap.dedent('''
             x = keras.layers.Rescaling(1e30)(keras.layers.Dense(spec.num_classes)(x))
         outputs = keras.layers.Dense(spec.num_classes, activation="softmax")(x)
         return compile_for_task(keras.Model(inputs, outputs), "adam", spec)
-''')
+""")
 
 TRIALS = 24
 STARTUP = 5  # automl's TPE starts from 5 random trials (engine/_study.make_sampler)

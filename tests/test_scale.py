@@ -125,9 +125,7 @@ def _running_trial_of_a_spawned_worker(storage: str, name: str, parent: int) -> 
     while time.monotonic() < deadline:
         children = set(_children(parent))
         try:
-            trials = optuna.load_study(study_name=name, storage=opened).get_trials(
-                deepcopy=False
-            )
+            trials = optuna.load_study(study_name=name, storage=opened).get_trials(deepcopy=False)
         except KeyError:
             trials = []
         for trial in trials:

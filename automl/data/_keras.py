@@ -169,8 +169,7 @@ def load_keras(name: str, *, data_dir: Path | None = None, seed: int | None = 0)
 
     if data_dir is not None and not Path(data_dir).is_dir():
         raise UsageError(
-            f"{{data_dir}} {data_dir} is not a folder; pass the folder that holds the {name} "
-            f"copy."
+            f"{{data_dir}} {data_dir} is not a folder; pass the folder that holds the {name} copy."
         )
     local = find_local_copy(name, data_dir)
     if local is None:

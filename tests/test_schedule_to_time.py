@@ -19,22 +19,31 @@ STEPS = 4  # training steps per epoch
 
 
 class _Slow(keras.callbacks.Callback):
-    """Makes each epoch slow, and notes the learning rate at each epoch's end."""
+    """Makes each epoch slow (`EPOCH_S`, or `durations[epoch]`), and notes the learning
+    rate at each epoch's end."""
 
-    def __init__(self) -> None:
+    def __init__(self, durations: list[float] | None = None) -> None:
         super().__init__()
         self.rates: list[float] = []
+        self.durations = durations
+        self.refit: ScheduleToTime | None = None
+        self.stops: list[int] = []  # the epoch `refit` planned to stop after, each epoch
 
     def on_epoch_end(self, epoch, logs=None):
         self.rates.append(float(self.model.optimizer.learning_rate.numpy()))
-        time.sleep(EPOCH_S)
+        if self.refit is not None:
+            self.stops.append(self.refit.stop_after)
+        time.sleep(EPOCH_S if self.durations is None else self.durations[epoch])
 
 
 def _fit(
-    until: float | None, planned: int, *extra: keras.callbacks.Callback
-) -> tuple[keras.Model, ScheduleToTime, list[float]]:
+    until: float | None,
+    planned: int,
+    *extra: keras.callbacks.Callback,
+    durations: list[float] | None = None,
+) -> tuple[keras.Model, ScheduleToTime, _Slow]:
     """A small model with a cosine schedule over `planned` epochs, fitted for them; and
-    the rate at each epoch's end."""
+    what noted the rate at each epoch's end."""
     keras.utils.set_random_seed(0)
     x = np.random.default_rng(0).normal(size=(STEPS * 8, 4)).astype("float32")
     y = (x[:, 0] > 0).astype("int32")
@@ -42,17 +51,19 @@ def _fit(
     schedule = keras.optimizers.schedules.CosineDecay(0.1, STEPS * planned, alpha=0.01)
     model.compile(optimizer=keras.optimizers.SGD(schedule), loss="sparse_categorical_crossentropy")
     trial = optuna.create_study().ask()
-    refit, slow = ScheduleToTime(trial, until, planned), _Slow()
+    refit, slow = ScheduleToTime(trial, until, planned), _Slow(durations)
+    slow.refit = refit
     callbacks = [slow, refit, *extra]
     history = model.fit(x, y, batch_size=8, epochs=planned, callbacks=callbacks, verbose=0)
     TrialRecord.write(trial, epochs=len(history.history["loss"]))
-    return model, refit, slow.rates
+    return model, refit, slow
 
 
 def test_slow_epochs_squeeze_the_schedule_and_end_its_decay_in_time():
     planned = 10
     until = time.monotonic() + 5.5 * EPOCH_S  # room for about 5 of the 10 planned epochs
-    model, refit, rates = _fit(until, planned)
+    model, refit, slow = _fit(until, planned)
+    rates = slow.rates
     ran = len(rates)
     assert 3 <= ran <= 6 and refit.skipped == planned - ran
     assert time.monotonic() <= until + EPOCH_S  # ended by its time, not by a cut
@@ -68,11 +79,25 @@ def test_slow_epochs_squeeze_the_schedule_and_end_its_decay_in_time():
 
 def test_epochs_on_pace_or_without_a_time_limit_keep_the_planned_schedule():
     for until in (None, time.monotonic() + 100.0):
-        model, refit, rates = _fit(until, planned=4)
+        model, refit, slow = _fit(until, planned=4)
+        rates = slow.rates
         assert len(rates) == 4 and refit.skipped == 0
         assert int(model.optimizer.iterations.numpy()) == 4 * STEPS
         assert rates[-1] == pytest.approx(0.1 * 0.01, rel=1e-3)
         assert TrialRecord.read(refit.trial).skipped_epochs is None
+
+
+def test_a_schedule_squeezed_by_slow_epochs_stretches_back_when_epochs_run_fast():
+    """The second epoch takes 2 s, so few of the 10 planned fit 8 s and the schedule is
+    squeezed; the next ones take 0.05 s, so every epoch fits again: the schedule is
+    stretched back and all 10 run, its decay ending with the last."""
+    durations = [0.05, 2.0] + [0.05] * 8
+    model, refit, slow = _fit(time.monotonic() + 8.0, 10, durations=durations)
+    rates = slow.rates
+    assert min(slow.stops) < 10 and len(rates) == 10, slow.stops  # squeezed, then back
+    assert refit.skipped == 0 and TrialRecord.read(refit.trial).skipped_epochs == 0
+    assert rates[-1] == pytest.approx(0.1 * 0.01, rel=1e-3)
+    assert (np.diff(rates) <= 1e-9).all(), rates
 
 
 def test_a_squeezed_schedule_goes_on_from_where_it_was_and_ends_on_time():

@@ -89,10 +89,11 @@ class ScheduleToTime(keras.callbacks.Callback):
     into them: the schedule is read at a step that moves faster from now on, with no
     jump, so its warm-up and high rates are not skipped and its decay still ends with the
     last epoch that fits, where the deadline would have cut it in the middle. Training
-    stops after that epoch. The optimizer's own step counter is untouched (Adam's bias
-    correction, weight averaging). The epochs given up are recorded
-    (`TrialRecord.skipped_epochs`). A constant rate has nothing to squeeze: the trial
-    only stops in time.
+    stops after that epoch. When later epochs run faster, so that more fit again, the
+    schedule is stretched back the same way, up to the planned epochs. The optimizer's
+    own step counter is untouched (Adam's bias correction, weight averaging). The epochs
+    given up in the end are recorded (`TrialRecord.skipped_epochs`). A constant rate has
+    nothing to squeeze: the trial only stops in time.
 
     Args:
         trial: The trial, whose record gets the epochs given up (None: only `skipped`).
@@ -139,11 +140,12 @@ class ScheduleToTime(keras.callbacks.Callback):
         recent = self.durations[1:][-PACE_EPOCHS:]
         pace = sum(recent) / len(recent)
         fitting = max(0, math.floor((self.until - now) / pace))
-        missing = self.stop_after - done - fitting
-        if missing <= 0:
+        stop_after = min(self.planned, done + fitting)
+        if stop_after == self.stop_after:
             return
-        self.skipped += missing
-        self.stop_after = done + fitting
+        # Fewer fit: squeeze. More fit again, after slow epochs squeezed it (this machine
+        # is shared: one run lost 8 of 20 epochs to two slow ones): stretch it back.
+        self.stop_after, self.skipped = stop_after, self.planned - stop_after
         if self.trial is not None:
             TrialRecord.write(self.trial, skipped_epochs=self.skipped)
         if fitting == 0:
@@ -152,7 +154,7 @@ class ScheduleToTime(keras.callbacks.Callback):
             steps = int(self.model.optimizer.iterations.numpy())
             per_epoch = (self.params or {}).get("steps") or steps // done
             end = self.planned * per_epoch  # the schedule's last step, as it was built
-            self._warped.squeeze(steps, end, fitting * per_epoch)
+            self._warped.squeeze(steps, end, (stop_after - done) * per_epoch)
 
 
 class TrialPruning(keras.callbacks.Callback):

@@ -218,6 +218,20 @@ def test_a_budget_that_holds_the_wider_long_training_keeps_its_time():
     assert large.grows and large.exploit_n == 2
 
 
+def test_a_budget_short_of_the_wanted_wider_training_keeps_what_it_can():
+    """24 wider epochs (2,400 s) do not fit 2,000 s with a fifth left to explore, but the
+    least worth keeping (1,500 s) does: exploitation keeps all but that fifth."""
+    split = make_split(
+        2000.0, quickest_s=10.0, full_s=40.0, deadline=2000.0, grown_s=2400.0, grown_least_s=1500.0
+    )
+    assert split.grows and split.exploit_n == 1
+    assert split.explore_s == pytest.approx(GROWN_MIN_EXPLORE_SHARE * 2000.0)
+    too_short = make_split(
+        2000.0, quickest_s=10.0, full_s=40.0, deadline=2000.0, grown_s=2400.0, grown_least_s=1700.0
+    )
+    assert not too_short.grows
+
+
 def test_under_a_growing_split_a_long_training_is_limited_by_its_time_alone():
     """The time was kept for a wider training: one that does not grow after all (the
     calibrated estimate says too few epochs fit) still uses all of it."""
@@ -254,7 +268,7 @@ def test_the_plan_measures_the_wider_long_training_on_this_machine(digits_images
     assert plan.split.grows and plan.grown is not None, plan.describe()
     assert plan.grown.family == "cnn" and "its wider point" in plan.describe()
     assert plan.split.exploit_s >= GROW_PLAN_EPOCHS * plan.grown.epoch_s
-    seconds = plan.measure_s + 10 * plan.speed_of({}).epoch_s
+    seconds = plan.measure_s + 5 * plan.speed_of({}).epoch_s  # a third of the least to keep
     small = make_plan(space, data, spec, Objective(), seed=0,
                       deadline=time.monotonic() + seconds, timeout=seconds)  # fmt: skip
     assert small.grown is None and (small.split is None or not small.split.grows)

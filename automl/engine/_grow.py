@@ -4,12 +4,13 @@ holds enough of that model's epochs.
 The CIFAR-10 speed-runs spend a longer budget on width, not only on epochs, and so does
 a long training here. Measured on 2 CPU cores (benchmarks/RESULTS.md, "Recipe width at
 165 T"): with the same 1885 s, the fast recipe at 32/128/256 filters trained 24 epochs
-and scored 0.872 test, against 0.858 after 51 epochs at 32/64/128. Fewer epochs than
-that are unmeasured, so a long training grows only when at least `GROW_MIN_EPOCHS` of
-the wider model's epochs fit its time. The wider point comes from the space (its `grow`,
-see `automl.spaces.Space.grown`); spaces without one never grow. Searches with size or
-latency limits, or several objectives, never grow either: a wider model costs more of
-what they weigh.
+and scored 0.872 test, against 0.858 after 51 epochs at 32/64/128; with 1000 s, 12
+epochs at 32/128/256 scored 0.861 (0.866 with flip TTA) against 0.845 (0.858) at
+32/64/128 ("Recipe width at 1000 s"). Fewer epochs are unmeasured, so a long training
+grows only when at least `GROW_MIN_EPOCHS` of the wider model's epochs fit its time.
+The wider point comes from the space (its `grow`, see `automl.spaces.Space.grown`);
+spaces without one never grow. Searches with size or latency limits, or several
+objectives, never grow either: a wider model costs more of what they weigh.
 
 The wider model's epoch is estimated from a few timed steps, which this shared machine
 makes noisy: at 165 T one estimated at 55 s ran 92 s, so it got 12 of its 26 planned
@@ -48,11 +49,13 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("automl")
 
-GROW_MIN_EPOCHS = 20  # the fewest epochs of the wider model measured to pay (see above)
-# The epochs a split keeps time for (`_plan._measure_grown`): the measured 24, a fifth
-# over `GROW_MIN_EPOCHS`, so that epochs running slower than the plan estimated (the
-# long training's estimate is calibrated on the trials that ran) still leave 20.
+GROW_MIN_EPOCHS = 12  # the fewest epochs of the wider model measured to pay (see above)
+# A split keeps time for `GROW_PLAN_EPOCHS` of the wider model's epochs (the 24 measured
+# at 165 T) where the budget holds them with exploration's least share left, and for as
+# many as it holds down to `GROW_LEAST_PLAN_EPOCHS`, a fifth over `GROW_MIN_EPOCHS`, so
+# that epochs a little slower than estimated still leave the minimum (`_phases.make_split`).
 GROW_PLAN_EPOCHS = 24
+GROW_LEAST_PLAN_EPOCHS = 15
 
 
 @dataclasses.dataclass(frozen=True)

@@ -24,10 +24,11 @@ of `max_epochs`, and by its time alone when that trial was cut short by its time
 (it never showed how many epochs it can use: CIFAR-10's fast recipe still gains at 64).
 A long training whose time holds enough epochs of a wider model of its configuration
 trains that model instead (`_grow`). When the first starting point has a wider point
-and the budget holds its long training with `GROWN_MIN_EXPLORE_SHARE` still left to
-explore, exploitation keeps that time (`Split.grows`) for one long training (two
-where each holds it), since at 165 T on CIFAR-10 exploring has not found a better one
-than the fast recipe, and its wider model scored 1.4 points more in the same time.
+and the budget holds enough of its epochs with `GROWN_MIN_EXPLORE_SHARE` still left to
+explore, exploitation keeps that time (`Split.grows`; up to the epochs measured at
+165 T, down to the least worth it) for one long training (two where each holds it),
+since at 165 T on CIFAR-10 exploring has not found a better one than the fast recipe,
+and its wider model scored 1.4 points more in the same time.
 The finish (ensemble, export, test) has its own time after the trials' deadline (see
 `_plan`).
 
@@ -172,7 +173,12 @@ class Window:
 
 
 def make_split(
-    budget_s: float, quickest_s: float, full_s: float, deadline: float, grown_s: float = 0.0
+    budget_s: float,
+    quickest_s: float,
+    full_s: float,
+    deadline: float,
+    grown_s: float = 0.0,
+    grown_least_s: float | None = None,
 ) -> Split | None:
     """The split of `budget_s` (seconds after measuring, up to `deadline`), or None when
     it is too small to explore and then exploit.
@@ -182,15 +188,20 @@ def make_split(
         quickest_s: The quickest trial: its start-up and one epoch.
         full_s: The reference model's trial at `max_epochs` epochs.
         deadline: `time.monotonic()` at which the budget ends.
-        grown_s: The long training of the reference's wider point (see `_grow`); 0: none.
+        grown_s: The long training of the reference's wider point that exploitation
+            keeps when it can (see `_grow`); 0: none.
+        grown_least_s: The least of it that is worth keeping, where the budget holds
+            less than `grown_s` with exploration's least share left (None: `grown_s`).
     """
     if quickest_s <= 0 or budget_s < MIN_SPLIT_TRIALS * quickest_s:
         return None
     trials_s = budget_s
     kept_s = EXPLOIT_KEEPS_FULL_TRAININGS * full_s
-    grows = 0 < grown_s <= (1 - GROWN_MIN_EXPLORE_SHARE) * trials_s
+    room = (1 - GROWN_MIN_EXPLORE_SHARE) * trials_s
+    least_s = grown_s if grown_least_s is None else grown_least_s
+    grows = 0 < least_s <= room
     if grows:
-        kept_s = max(kept_s, grown_s)
+        kept_s = max(kept_s, min(grown_s, room))
     explore_s = explore_share(trials_s, kept_s) * trials_s
     least_cap = 1.5 * quickest_s
     if explore_s < least_cap:  # not even one exploration trial: all exploitation

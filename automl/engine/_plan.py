@@ -29,7 +29,7 @@ import keras
 import optuna
 
 from automl._errors import UsageError
-from automl.engine._grow import GROW_PLAN_EPOCHS
+from automl.engine._grow import GROW_LEAST_PLAN_EPOCHS, GROW_PLAN_EPOCHS
 from automl.engine._phases import GROWN_MIN_EXPLORE_SHARE, Split, make_split, seconds_text
 from automl.engine._resolution import every_family_downsamples, exploration_downsample
 from automl.engine._trainer import batch_size_of, build_model
@@ -362,9 +362,12 @@ def make_plan(
         grown=grown,
     )
     if plan.budget_s is not None and deadline is not None:
-        grown_s = grown.fit_overhead_s + GROW_PLAN_EPOCHS * grown.epoch_s if grown else 0.0
+        grown_s, least_s = (
+            (grown.fit_overhead_s + n * grown.epoch_s if grown else 0.0)
+            for n in (GROW_PLAN_EPOCHS, GROW_LEAST_PLAN_EPOCHS)
+        )
         split = make_split(
-            plan.budget_s, plan.shortest_trial_s(), plan.full_trial_s(), deadline, grown_s
+            plan.budget_s, plan.shortest_trial_s(), plan.full_trial_s(), deadline, grown_s, least_s
         )
         if constrained and split is not None and not split.explores:
             split = None  # one long training could break a limit, or make a front of one
@@ -437,7 +440,7 @@ def _measure_grown(
     """The speed of the first family's reference point's wider point (see `_grow`),
     measured like a reference and labelled with that family; None when nothing was
     measured, that point has no wider one, it fails to train, or the time to the
-    deadline could not hold `GROW_PLAN_EPOCHS` of the reference's own epochs with
+    deadline could not hold `GROW_LEAST_PLAN_EPOCHS` of the reference's own epochs with
     exploration's least share left (small budgets measure nothing more)."""
     family = next(iter(speeds), None)
     point = reference_points(space, spec).get(family) if family else None
@@ -445,7 +448,7 @@ def _measure_grown(
     if family is None or wider is None:
         return None
     room = (1 - GROWN_MIN_EXPLORE_SHARE) * (deadline - time.monotonic())
-    if room < GROW_PLAN_EPOCHS * speeds[family].epoch_s:
+    if room < GROW_LEAST_PLAN_EPOCHS * speeds[family].epoch_s:
         return None
     try:
         label = f"{family}'s wider point"

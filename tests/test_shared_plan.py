@@ -46,6 +46,7 @@ def _leader_plan(budget_s: float = 1600.0) -> Plan:
         finish_s=20.0,
         explore_downsample=2,
         unmeasured=("resnet",),
+        grown=dataclasses.replace(SPEED, epoch_s=40.0),
     )
 
 
@@ -67,6 +68,7 @@ def test_a_worker_on_the_same_host_takes_the_search_plan_on_its_own_clock(tmp_pa
             "run": plan.split.run, "exploit_s": plan.split.exploit_s,
             "measure_s": plan.measure_s, "downsample": plan.explore_downsample,
             "too_slow": plan.too_slow, "unmeasured": plan.unmeasured,
+            "grown": plan.speed_of({{}}, grown=True).epoch_s,
         }}))
     """)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
@@ -79,6 +81,7 @@ def test_a_worker_on_the_same_host_takes_the_search_plan_on_its_own_clock(tmp_pa
     assert taken["run"] == leader.split.run and taken["exploit_s"] == leader.split.exploit_s
     assert taken["measure_s"] == 0.0 and taken["downsample"] == 2
     assert taken["too_slow"] == {"transformer": 95.0} and taken["unmeasured"] == ["resnet"]
+    assert taken["grown"] == 40.0  # wider long trainings are estimated like the leader's
 
 
 def test_a_worker_with_less_time_keeps_its_own_end():

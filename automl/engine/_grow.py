@@ -7,7 +7,8 @@ a long training here. Measured on 2 CPU cores (benchmarks/RESULTS.md, "Recipe wi
 and scored 0.872 test, against 0.858 after 51 epochs at 32/64/128; with 1000 s, 12
 epochs at 32/128/256 scored 0.861 (0.866 with flip TTA) against 0.845 (0.858) at
 32/64/128 ("Recipe width at 1000 s"). Fewer epochs are unmeasured, so a long training
-grows only when at least `GROW_MIN_EPOCHS` of the wider model's epochs fit its time.
+grows only when at least `GROW_MIN_EPOCHS` of the wider model's epochs fit its time
+(`GROW_LEAST_PLAN_EPOCHS` as estimated, a fifth to spare).
 The wider point comes from the space (its `grow`, see `automl.spaces.Space.grown`);
 spaces without one never grow. Searches with size or latency limits, or several
 objectives, never grow either: a wider model costs more of what they weigh.
@@ -53,7 +54,9 @@ GROW_MIN_EPOCHS = 12  # the fewest epochs of the wider model measured to pay (se
 # A split keeps time for `GROW_PLAN_EPOCHS` of the wider model's epochs (the 24 measured
 # at 165 T) where the budget holds them with exploration's least share left, and for as
 # many as it holds down to `GROW_LEAST_PLAN_EPOCHS`, a fifth over `GROW_MIN_EPOCHS`, so
-# that epochs a little slower than estimated still leave the minimum (`_phases.make_split`).
+# that epochs a little slower than estimated still leave the minimum (`_phases.make_split`);
+# a long training grows when its estimate holds that many (`Grower`), and its first epoch
+# shows whether the minimum fits (`GrownPace`).
 GROW_PLAN_EPOCHS = 24
 GROW_LEAST_PLAN_EPOCHS = 15
 
@@ -84,8 +87,8 @@ class Grower:
         trials: list[optuna.trial.FrozenTrial],
     ) -> dict[str, Any] | None:
         """The wider point of `params` to train for `seconds`, or None: the space has
-        none, the plan cannot estimate it, or fewer than `GROW_MIN_EPOCHS` of its
-        epochs fit the time (its epoch estimated like a trial's, calibrated on
+        none, the plan cannot estimate it, or fewer than `GROW_LEAST_PLAN_EPOCHS` of
+        its epochs fit the time (its epoch estimated like a trial's, calibrated on
         `trials`) or the long training's epoch cap (set by `explored`, its
         configuration's exploration trial, see `exploit_epoch_cap`)."""
         found = self._wider_epoch(params, trials)
@@ -99,10 +102,10 @@ class Grower:
         changed = ", ".join(
             f"{k} {params.get(k)} -> {v}" for k, v in wider.items() if params.get(k) != v
         )
-        if epochs < GROW_MIN_EPOCHS:
+        if epochs < GROW_LEAST_PLAN_EPOCHS:  # the minimum and a fifth, see `GrownPace`
             logger.info(
                 "grow: not %s: %d of its ~%.0f s epochs fit %.0f s (cap %d), under %d",
-                changed, epochs, epoch_s, seconds, cap, GROW_MIN_EPOCHS,
+                changed, epochs, epoch_s, seconds, cap, GROW_LEAST_PLAN_EPOCHS,
             )  # fmt: skip
             return None
         logger.info(
@@ -119,11 +122,9 @@ class Grower:
         `trials`) and its fit's start-up; None when the space has no wider point, the
         plan measured nothing, or the point does not build."""
         wider = self.space.grown(params, self.spec)
-        speed = None if wider is None else self.plan.speed_of(wider)
+        speed = None if wider is None else self.plan.speed_of(wider, grown=True)
         if wider is None or speed is None:
             return None
-        if self.plan.grown is not None and self.plan.grown.family == speed.family:
-            speed = self.plan.grown  # a wider model's costs scale like the wider reference's
         keras.utils.clear_session(free_memory=False)
         hp = HyperParameters(optuna.trial.FixedTrial(wider), self.space.overrides)
         try:
@@ -148,7 +149,8 @@ class Grower:
 class GrownPace(keras.callbacks.Callback):
     """Stops a grown long training after its first epoch when fewer than
     `GROW_MIN_EPOCHS` of its epochs fit its time at that epoch's pace, and enqueues its
-    configuration as explored to train in its place (`_phases.train_as_explored`).
+    configuration as explored to train in its place (`_phases.train_as_explored`);
+    not when it stops anyway (deadline, Ctrl-C) or not one more epoch fits.
 
     Args:
         trial: The grown long training (`TrialRecord.grown_from` set).
@@ -165,12 +167,12 @@ class GrownPace(keras.callbacks.Callback):
         self.started = time.monotonic()
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        if epoch != 0:
+        if epoch != 0 or self.model.stop_training:  # stopped anyway: deadline, Ctrl-C
             return
         now = time.monotonic()
         pace = max(now - self.started - self.fit_overhead_s, 1e-6)
         fitting = 1 + max(0, math.floor((self.until - now) / pace))
-        if fitting >= GROW_MIN_EPOCHS:
+        if fitting >= GROW_MIN_EPOCHS or self.until - now < pace:  # or nothing else fits
             return
         train_as_explored(self.trial.study, self.trial)
         raise optuna.TrialPruned(

@@ -284,7 +284,7 @@ class TrialObjective:
         plan = self.context.plan
         if not plan.fits_to_time:
             return plan.max_epochs, None
-        speed = plan.speed_of(hp.values)
+        speed = plan.speed_of(hp.values, grown=TrialRecord.read(trial).grown)
         trials = trial.study.get_trials(deepcopy=False)
         n_val = len(self.context.data.y_val)
         estimate, epoch_s = plan.epoch_estimate(
@@ -421,7 +421,7 @@ class TrialObjective:
         """A grown long training's check of its pace (`_grow.GrownPace`); () for others."""
         if not TrialRecord.read(trial).grown or until is None:
             return ()
-        speed = self.context.plan.speed_of(trial.params)
+        speed = self.context.plan.speed_of(trial.params, grown=True)
         return () if speed is None else (GrownPace(trial, until, speed.fit_overhead_s),)
 
     def after_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:

@@ -150,13 +150,16 @@ class Plan:
         """Whether trials are planned to the time left (a deadline, and a measurement)."""
         return self.deadline is not None and bool(self.speeds)
 
-    def speed_of(self, params: dict[str, Any]) -> Speed | None:
+    def speed_of(self, params: dict[str, Any], grown: bool = False) -> Speed | None:
         """The speed of the family a trial's params choose (the only one, or `auto`'s
-        `family` param); None when nothing was measured."""
+        `family` param); None when nothing was measured. `grown`: the params are a
+        wider point (see `_grow`), whose costs scale like the family's measured wider
+        reference when the plan has one."""
         family = params.get("family")
-        if family in self.speeds:
-            return self.speeds[family]
-        return next(iter(self.speeds.values()), None)
+        speed = self.speeds.get(family) or next(iter(self.speeds.values()), None)
+        if grown and speed is not None and self.grown and self.grown.family == speed.family:
+            return self.grown
+        return speed
 
     def epochs_for(
         self,
@@ -196,6 +199,8 @@ class Plan:
         for trial in trials:
             facts = TrialRecord.read(trial)
             if not (trial.state.is_finished() and facts.estimated_epoch_s and facts.epochs):
+                continue
+            if facts.grown:  # a wider model, estimated from another reference
                 continue
             ran_as = self.speed_of(trial.params)
             if facts.seconds is None or ran_as is None or ran_as.family != family:
@@ -523,10 +528,10 @@ def _measure(
         batch = batch_size_of(hp)
         train, val = _batches(encoded, data, batch, steps)
         forward_s = forward_seconds(model, rows_of(train[0], batch))
-        steps = spec.steps_per_epoch(batch)
+        per_epoch = spec.steps_per_epoch(batch)
         val_batches = max(1, math.ceil(len(data.y_val) / batch))
         if screen is not None:
-            screen.check(family, forward_s, steps, val_batches)
+            screen.check(family, forward_s, per_epoch, val_batches)
 
         def fit(n: int) -> None:
             x, y = rows_of(train[0], n * batch), train[1][: n * batch]
@@ -547,7 +552,7 @@ def _measure(
         step_per_forward=step_s / forward_s,
         val_per_forward=val_s / forward_s,
         epoch_overhead_s=per_fit + per_evaluate,
-        epoch_s=steps * step_s + val_batches * val_s + per_fit + per_evaluate,
+        epoch_s=per_epoch * step_s + val_batches * val_s + per_fit + per_evaluate,
         batch_size=batch,
     )
     logger.info("plan: %s trains at %.3f s/epoch here", family, speed.epoch_s)

@@ -52,6 +52,7 @@ def share_plan(study: optuna.Study, plan: Plan) -> None:
             "unmeasured": list(plan.unmeasured),
             "finish_s": plan.finish_s,
             "explore_downsample": plan.explore_downsample,
+            "grown": dataclasses.asdict(plan.grown) if plan.grown else None,
         },
     )
 
@@ -96,6 +97,7 @@ def _rebuild(facts: dict[str, Any], deadline: float | None) -> Plan | None:
         explore_downsample=int(facts["explore_downsample"]),
         unmeasured=tuple(facts["unmeasured"]),
         adopted=True,
+        grown=Speed(**facts["grown"]) if facts.get("grown") else None,
     )
 
 

@@ -35,6 +35,7 @@ class Deadline(keras.callbacks.Callback):
 
 
 PACE_EPOCHS = 3  # the epochs whose mean duration says how fast a trial trains now
+STRETCH_SPARE = 1.2  # a squeezed schedule stretches back only with this much time to spare
 
 
 class _WarpedSchedule(keras.optimizers.schedules.LearningRateSchedule):
@@ -89,8 +90,9 @@ class ScheduleToTime(keras.callbacks.Callback):
     into them: the schedule is read at a step that moves faster from now on, with no
     jump, so its warm-up and high rates are not skipped and its decay still ends with the
     last epoch that fits, where the deadline would have cut it in the middle. Training
-    stops after that epoch. When later epochs run faster, so that more fit again, the
-    schedule is stretched back the same way, up to the planned epochs. The optimizer's
+    stops after that epoch. When later epochs run faster, so that more fit again with
+    `STRETCH_SPARE` to spare, the schedule is stretched back the same way, up to the
+    planned epochs. The optimizer's
     own step counter is untouched (Adam's bias correction, weight averaging). The epochs
     given up in the end are recorded (`TrialRecord.skipped_epochs`). A constant rate has
     nothing to squeeze: the trial only stops in time.
@@ -140,11 +142,14 @@ class ScheduleToTime(keras.callbacks.Callback):
         recent = self.durations[1:][-PACE_EPOCHS:]
         pace = sum(recent) / len(recent)
         fitting = max(0, math.floor((self.until - now) / pace))
+        if done + fitting >= self.stop_after:
+            # On pace. After slow epochs squeezed it (this machine is shared: one run
+            # lost 8 of 20 epochs to two slow ones), stretch it back, with a fifth to
+            # spare: a stretch by rounding would leave the next epoch short of time.
+            fitting = math.floor((self.until - now) / (pace * STRETCH_SPARE))
+            if done + fitting <= self.stop_after or self.stop_after >= self.planned:
+                return
         stop_after = min(self.planned, done + fitting)
-        if stop_after == self.stop_after:
-            return
-        # Fewer fit: squeeze. More fit again, after slow epochs squeezed it (this machine
-        # is shared: one run lost 8 of 20 epochs to two slow ones): stretch it back.
         self.stop_after, self.skipped = stop_after, self.planned - stop_after
         if self.trial is not None:
             TrialRecord.write(self.trial, skipped_epochs=self.skipped)

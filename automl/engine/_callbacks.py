@@ -92,10 +92,10 @@ class ScheduleToTime(keras.callbacks.Callback):
     last epoch that fits, where the deadline would have cut it in the middle. Training
     stops after that epoch. When later epochs run faster, so that more fit again with
     `STRETCH_SPARE` to spare, the schedule is stretched back the same way, up to the
-    planned epochs. The optimizer's
-    own step counter is untouched (Adam's bias correction, weight averaging). The epochs
-    given up in the end are recorded (`TrialRecord.skipped_epochs`). A constant rate has
-    nothing to squeeze: the trial only stops in time.
+    planned epochs. The optimizer's own step counter is untouched (Adam's bias
+    correction, weight averaging). The epochs given up in the end are recorded
+    (`TrialRecord.skipped_epochs`). A constant rate has nothing to squeeze: the trial
+    only stops in time.
 
     Args:
         trial: The trial, whose record gets the epochs given up (None: only `skipped`).

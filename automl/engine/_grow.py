@@ -13,9 +13,9 @@ The wider point comes from the space (its `grow`, see `automl.spaces.Space.grown
 spaces without one never grow. Searches with size or latency limits, or several
 objectives, never grow either: a wider model costs more of what they weigh.
 
-The wider model's epoch is estimated from a few timed steps, which this shared machine
-makes noisy: at 165 T one estimated at 55 s ran 92 s, so it got 12 of its 26 planned
-epochs. So a grown training checks its pace after its first epoch (`GrownPace`), and
+The wider model's epoch is estimated from ten timed steps, which this shared machine
+makes noisy: at 165 T one timed on three steps at 55 s ran 92 s, so it got 12 of its 26
+planned epochs. So a grown training checks its pace after its first epoch (`GrownPace`), and
 when fewer than `GROW_MIN_EPOCHS` of its epochs fit, its configuration trains as
 explored in its place: one epoch lost, where the rest of the long training would have
 been.

@@ -197,6 +197,22 @@ def test_a_grown_training_at_the_end_of_its_time_enqueues_nothing():
     assert len(history.epoch) == 2 and not _waiting(study)
 
 
+def test_calibration_leaves_grown_trials_out():
+    """A grown training's epoch was estimated from the wider reference, not the family's:
+    its ratio says nothing about how the family's own estimates run."""
+    from automl.engine._plan import Plan, Speed
+
+    plan = Plan({"cnn": Speed("cnn", 1.0, 0.01, 3.0, 1.0, 0.1, 9.0)}, 6, None, 0.0, None)
+
+    def ran(seconds: float, estimate: float, **facts) -> optuna.trial.FrozenTrial:
+        attrs = {"epochs": 4, "seconds": seconds, "estimated_epoch_s": estimate, **facts}
+        return optuna.trial.create_trial(params={}, distributions={}, value=0.5, user_attrs=attrs)
+
+    narrow = ran(1.0 + 4 * 12.0, 10.0)  # 1.2x slower than estimated
+    grown = ran(1.0 + 4 * 30.0, 10.0, grown_from={"x": 1.0})  # 3x
+    assert plan.calibration([narrow, grown], "cnn") == pytest.approx(1.2)
+
+
 def test_a_wider_point_outside_the_study_s_ranges_is_not_trained():
     """A space's own `grow` may step outside a distribution; Optuna would only warn."""
     study = _study_with_one_complete_trial()

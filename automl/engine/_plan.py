@@ -45,9 +45,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger("automl")
 
 MEASURED_STEPS = 3  # timed training steps per reference model, after the traced one
-# ... and for the wider point (`_measure_grown`), measured only for budgets of 20 minutes
-# or more: 3 steps of the fast recipe read 40 s and 65 s per epoch in two runs a minute
-# apart, and the wider long training's time is sized on this one reading.
+# ... and for the wider point (`_measure_grown`), measured only when the budget may hold
+# its long training: 3 steps of the fast recipe read 40 s and 65 s per epoch in two runs
+# a minute apart, and the wider long training's time is sized on this one reading.
 GROWN_MEASURED_STEPS = 10
 # A family whose reference model cannot train this many epochs in the whole budget is
 # not measured: its estimate (one eager forward pass, scaled like the families measured

@@ -282,6 +282,8 @@ class TrialRecord:
         skipped_epochs: Planned epochs it gave up because its epochs ran slower than
             planned, its schedule squeezed into the rest (see
             `engine._callbacks.ScheduleToTime`).
+        stretched_epochs: Epochs it ran beyond its plan because they ran faster than
+            planned, its schedule stretched over them (the same callback).
         model_path: Its saved model, while it is among the best (ensemble candidates),
             on the machine that trained it.
         model_artifact: The same model in MLflow's artifact store (a `runs:/` URI), for
@@ -324,6 +326,7 @@ class TrialRecord:
     planned_epoch_s: float | None = None
     estimated_epoch_s: float | None = None
     skipped_epochs: int | None = None
+    stretched_epochs: int | None = None
     model_path: str | None = None
     model_artifact: str | None = None
     model_store: str | None = None

@@ -118,6 +118,7 @@ def run_search(budget_s: float, seed: int = 0, data: Any = None) -> dict[str, An
                 "planned_epochs": t.user_attrs.get("planned_epochs"),
                 "epochs": t.user_attrs.get("epochs"),
                 "skipped_epochs": t.user_attrs.get("skipped_epochs"),
+                "stretched_epochs": t.user_attrs.get("stretched_epochs"),
                 "val": t.value,
             }
             for t in exploits

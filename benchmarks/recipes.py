@@ -139,12 +139,14 @@ def train_for_budget(
 ) -> dict:
     """Train `point` for the epochs of `estimate` seconds that fit `budget_s`; its test
     accuracy and timings. When its epochs run slower than estimated, the rest of its
-    schedule is squeezed into the epochs that fit and it stops by the budget's end, as a
-    search's trial does (`automl.engine._callbacks.ScheduleToTime`)."""
+    schedule is squeezed into the epochs that fit and it stops by the budget's end; when
+    they run faster, it is stretched over up to twice the epochs, as a search's trial
+    does (`automl.engine._callbacks.ScheduleToTime`)."""
     import keras
     import numpy as np
 
     from automl.engine._callbacks import ScheduleToTime
+    from automl.engine._objective import STRETCH_MOST
     from automl.spaces.blocks import with_flip_tta
 
     epochs = max(1, int(budget_s // estimate))
@@ -153,12 +155,13 @@ def train_for_budget(
         "val_accuracy", patience=epochs, mode="max", restore_best_weights=True
     )
     started = time.perf_counter()
-    to_time = ScheduleToTime(None, time.monotonic() + budget_s, epochs)
+    most = STRETCH_MOST * epochs
+    to_time = ScheduleToTime(None, time.monotonic() + budget_s, epochs, most_epochs=most)
     history = model.fit(
         data.x_train,
         data.y_train,
         batch_size=int(point["batch_size"]),
-        epochs=epochs,
+        epochs=most,
         validation_data=(data.x_val, data.y_val),
         callbacks=[stop, to_time, *hp.callbacks],
         verbose=0,
@@ -171,6 +174,7 @@ def train_for_budget(
     return {
         "epochs": epochs,
         "skipped_epochs": to_time.skipped,
+        "epochs_run": len(history.history["val_accuracy"]),
         "epoch_s_estimate": round(estimate, 1),
         "train_s": round(wall, 1),
         "budget_s": round(budget_s, 1),

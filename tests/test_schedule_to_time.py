@@ -12,6 +12,10 @@ import optuna
 import pytest
 
 from automl.engine._callbacks import ScheduleToTime, _WarpedSchedule
+from automl.engine._objective import stretch_limit
+from automl.engine._phases import UNCAPPED_EPOCHS
+from automl.engine._trainer import FitPlan, fit_trial
+from automl.objective import Objective
 from automl.record import TrialRecord
 
 EPOCH_S = 1.0  # each epoch is made to take this long (a slow machine; the first also traces)
@@ -41,9 +45,10 @@ def _fit(
     planned: int,
     *extra: keras.callbacks.Callback,
     durations: list[float] | None = None,
+    most: int | None = None,
 ) -> tuple[keras.Model, ScheduleToTime, _Slow]:
-    """A small model with a cosine schedule over `planned` epochs, fitted for them; and
-    what noted the rate at each epoch's end."""
+    """A small model with a cosine schedule over `planned` epochs, fitted for them (or
+    up to `most`); and what noted the rate at each epoch's end."""
     keras.utils.set_random_seed(0)
     x = np.random.default_rng(0).normal(size=(STEPS * 8, 4)).astype("float32")
     y = (x[:, 0] > 0).astype("int32")
@@ -51,10 +56,11 @@ def _fit(
     schedule = keras.optimizers.schedules.CosineDecay(0.1, STEPS * planned, alpha=0.01)
     model.compile(optimizer=keras.optimizers.SGD(schedule), loss="sparse_categorical_crossentropy")
     trial = optuna.create_study().ask()
-    refit, slow = ScheduleToTime(trial, until, planned), _Slow(durations)
+    refit, slow = ScheduleToTime(trial, until, planned, most_epochs=most), _Slow(durations)
     slow.refit = refit
     callbacks = [slow, refit, *extra]
-    history = model.fit(x, y, batch_size=8, epochs=planned, callbacks=callbacks, verbose=0)
+    epochs = most or planned
+    history = model.fit(x, y, batch_size=8, epochs=epochs, callbacks=callbacks, verbose=0)
     TrialRecord.write(trial, epochs=len(history.history["loss"]))
     return model, refit, slow
 
@@ -98,6 +104,46 @@ def test_a_schedule_squeezed_by_slow_epochs_stretches_back_when_epochs_run_fast(
     assert refit.skipped == 0 and TrialRecord.read(refit.trial).skipped_epochs == 0
     assert rates[-1] == pytest.approx(0.1 * 0.01, rel=1e-3)
     assert (np.diff(rates) <= 1e-9).all(), rates
+
+
+def test_epochs_faster_than_planned_stretch_the_schedule_up_to_the_most_allowed():
+    """Planned for 4 epochs of a pessimistic estimate, they take 0.05 s with 8 s left:
+    the schedule is stretched over the 8 allowed, its decay ending with the last."""
+    durations = [0.05] * 8
+    model, refit, slow = _fit(time.monotonic() + 8.0, 4, durations=durations, most=8)
+    rates = slow.rates
+    assert len(rates) == 8 and int(model.optimizer.iterations.numpy()) == 8 * STEPS
+    assert rates[-1] == pytest.approx(0.1 * 0.01, rel=1e-3)
+    assert (np.diff(rates) <= 1e-9).all(), rates
+    facts = TrialRecord.read(refit.trial)
+    assert facts.stretched_epochs == 4 and facts.skipped_epochs == 0
+
+
+def test_only_a_trial_its_time_limited_may_stretch_and_at_most_twice_its_plan():
+    assert stretch_limit(5, cap=6) == 6 and stretch_limit(5, cap=UNCAPPED_EPOCHS) == 10
+    assert stretch_limit(6, cap=6) == 6  # the cap limited it, not its time
+
+
+@pytest.mark.parametrize("until_s", [None, 60.0])
+def test_a_trial_planned_to_time_fits_up_to_its_stretch(until_s):
+    """`fit_trial` lets a trial planned to a window run past its plan (here on epochs
+    much faster than the window needs); without a window it runs its plan."""
+    keras.utils.set_random_seed(0)
+    x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
+    y = (x[:, 0] > 0).astype("int32")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+    schedule = keras.optimizers.schedules.CosineDecay(0.1, 8 * 3, alpha=0.01)
+    model.compile(
+        keras.optimizers.SGD(schedule), "sparse_categorical_crossentropy", metrics=["accuracy"]
+    )
+    until = None if until_s is None else time.monotonic() + until_s
+    plan = FitPlan(
+        batch_size=8, max_epochs=3, patience=3, objective=Objective(), until=until,
+        stretch_to=6, protected=True,
+    )  # fmt: skip
+    trial = optuna.create_study(direction="maximize").ask()
+    outcome = fit_trial(trial, model, (x, y), (x, y), plan, report=lambda *_: None)
+    assert outcome.epochs == (3 if until is None else 6)
 
 
 def test_a_squeezed_schedule_goes_on_from_where_it_was_and_ends_on_time():

@@ -35,7 +35,7 @@ class Deadline(keras.callbacks.Callback):
 
 
 PACE_EPOCHS = 3  # the epochs whose mean duration says how fast a trial trains now
-STRETCH_SPARE = 1.2  # a squeezed schedule stretches back only with this much time to spare
+STRETCH_SPARE = 1.2  # a schedule stretches only with this much time to spare
 
 
 class _WarpedSchedule(keras.optimizers.schedules.LearningRateSchedule):
@@ -90,24 +90,32 @@ class ScheduleToTime(keras.callbacks.Callback):
     into them: the schedule is read at a step that moves faster from now on, with no
     jump, so its warm-up and high rates are not skipped and its decay still ends with the
     last epoch that fits, where the deadline would have cut it in the middle. Training
-    stops after that epoch. When later epochs run faster, so that more fit again with
-    `STRETCH_SPARE` to spare, the schedule is stretched back the same way, up to the
-    planned epochs. The optimizer's own step counter is untouched (Adam's bias
-    correction, weight averaging). The epochs given up in the end are recorded
-    (`TrialRecord.skipped_epochs`). A constant rate has nothing to squeeze: the trial
-    only stops in time.
+    stops after that epoch. When epochs run faster, so that more fit with
+    `STRETCH_SPARE` to spare, the schedule is stretched the same way, up to
+    `most_epochs`: a trial planned from a pessimistic estimate (one long training was
+    planned for 14 epochs of 119 s, ran them at 94 s and left a quarter of its window
+    unused) uses its time. The optimizer's own step counter is untouched (Adam's bias
+    correction, weight averaging). The epochs given up and gained in the end are
+    recorded (`TrialRecord.skipped_epochs`, `stretched_epochs`). A constant rate has
+    nothing to squeeze: the trial only stops in time.
 
     Args:
         trial: The trial, whose record gets the epochs given up (None: only `skipped`).
         until: `time.monotonic()` at which the trial's time ends, or None (no refitting).
         planned_epochs: The epochs its schedule was built for.
+        most_epochs: The most it may stretch to (fit's `epochs`; None: `planned_epochs`).
     """
 
     def __init__(
-        self, trial: optuna.Trial | None, until: float | None, planned_epochs: int
+        self,
+        trial: optuna.Trial | None,
+        until: float | None,
+        planned_epochs: int,
+        most_epochs: int | None = None,
     ) -> None:
         super().__init__()
         self.trial, self.until, self.planned = trial, until, planned_epochs
+        self.most = max(planned_epochs, most_epochs or planned_epochs)
         self.stop_after, self.skipped = planned_epochs, 0
         self.durations: list[float] = []
         self.epoch_started = 0.0
@@ -143,16 +151,17 @@ class ScheduleToTime(keras.callbacks.Callback):
         pace = sum(recent) / len(recent)
         fitting = max(0, math.floor((self.until - now) / pace))
         if done + fitting >= self.stop_after:
-            # On pace. After slow epochs squeezed it (this machine is shared: one run
-            # lost 8 of 20 epochs to two slow ones), stretch it back, with a fifth to
-            # spare: a stretch by rounding would leave the next epoch short of time.
+            # On pace or faster (this machine is shared: one run lost 8 of 20 epochs to
+            # two slow ones, then ran fast again): stretch, with a fifth to spare, since
+            # a stretch by rounding would leave the next epoch short of time.
             fitting = math.floor((self.until - now) / (pace * STRETCH_SPARE))
-            if done + fitting <= self.stop_after or self.stop_after >= self.planned:
+            if done + fitting <= self.stop_after or self.stop_after >= self.most:
                 return
-        stop_after = min(self.planned, done + fitting)
-        self.stop_after, self.skipped = stop_after, self.planned - stop_after
+        stop_after = min(self.most, done + fitting)
+        self.stop_after, self.skipped = stop_after, max(0, self.planned - stop_after)
         if self.trial is not None:
-            TrialRecord.write(self.trial, skipped_epochs=self.skipped)
+            stretched = max(0, stop_after - self.planned)
+            TrialRecord.write(self.trial, skipped_epochs=self.skipped, stretched_epochs=stretched)
         if fitting == 0:
             self.model.stop_training = True
         elif self._warped is not None:

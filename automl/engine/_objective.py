@@ -50,6 +50,9 @@ from automl.record import TrialRecord, fixed_attr
 from automl.spaces import HyperParameters, ModelSpec, Space
 
 WAIT_FOR_LEADER_S = 1.0  # a worker at exploration's end, before it yields its trial
+# A trial its time limited may run this many times its planned epochs when they run
+# faster than estimated: a few timed steps misjudge an epoch by up to 1.6x here.
+STRETCH_MOST = 2
 
 if TYPE_CHECKING:
     from automl.config import SearchConfig
@@ -177,7 +180,7 @@ class TrialObjective:
         rows = None if promoted else context.subset
         spec, model = self._build(trial, hp, self._spec_for(encoded, rows), promoted)
         self._measure(trial, model, encoded, log.run_id)
-        epochs, until = self._planned_epochs(trial, hp, model, encoded, spec)
+        epochs, until, most = self._planned_epochs(trial, hp, model, encoded, spec)
         if epochs != spec.max_epochs:  # a schedule built for the epochs the time allows
             spec = dataclasses.replace(spec, max_epochs=epochs)
             model = self._rebuild(trial, hp, spec)
@@ -198,7 +201,7 @@ class TrialObjective:
             model,
             (x_train, y_train),
             (encoded.x_val, context.data.y_val),
-            self._fit_plan(trial, hp, promoted, epochs, until),
+            self._fit_plan(trial, hp, promoted, epochs, until, most),
             report=log.epoch,
             interrupted=context.pressed,
             custom_fit=context.space.fit,
@@ -270,10 +273,12 @@ class TrialObjective:
         model: keras.Model,
         encoded: Encoded,
         spec: ModelSpec,
-    ) -> tuple[int, float | None]:
+    ) -> tuple[int, float | None, int]:
         """The epochs this trial gets: the cap, or as many as fit its window (the
         deadline, or with a split its exploration or exploitation share, see `_phases`);
-        and the window's end (None: not planned to time).
+        the window's end (None: not planned to time); and the most epochs it may stretch
+        to when they run faster than estimated: up to `STRETCH_MOST` times as many, within
+        the cap, where the time limited them (`ScheduleToTime`).
 
         Its epoch is estimated from one eager forward pass of its model, scaled by its
         family's measured costs (see `_plan`).
@@ -283,7 +288,7 @@ class TrialObjective:
         """
         plan = self.context.plan
         if not plan.fits_to_time:
-            return plan.max_epochs, None
+            return plan.max_epochs, None, plan.max_epochs
         speed = plan.speed_of(hp.values, grown=TrialRecord.read(trial).grown)
         trials = trial.study.get_trials(deepcopy=False)
         n_val = len(self.context.data.y_val)
@@ -293,6 +298,7 @@ class TrialObjective:
         window, cap = self._window(trial, trials)
         until = plan.deadline if window is None else window.until
         epochs = plan.epochs_for(speed, epoch_s, until=until, cap=cap)
+        cap = plan.max_epochs if cap is None else cap
         TrialRecord.write(
             trial,
             planned_epochs=epochs,
@@ -301,7 +307,7 @@ class TrialObjective:
         )
         if epochs < 1:
             self._not_started(trial, window, epoch_s + speed.fit_overhead_s)
-        return epochs, until
+        return epochs, until, stretch_limit(epochs, cap)
 
     def _yield_before_sampling(self, trial: optuna.Trial) -> None:
         """Prune, before any parameter is sampled, a trial that cannot run whatever its
@@ -396,7 +402,10 @@ class TrialObjective:
         promoted: bool,
         epochs: int,
         until: float | None = None,
+        most: int | None = None,
     ) -> FitPlan:
+        """How the trial trains: `epochs` planned, up to `most` when they run faster
+        (see `_planned_epochs`), in the window that ends at `until`."""
         config, objective = self.context.config, self.context.objective
         facts = TrialRecord.read(trial)
         # A long training's schedule decays over the epochs it was planned for, and its
@@ -410,6 +419,7 @@ class TrialObjective:
             objective=self.context.objective,
             deadline=self.context.deadline,
             until=until,
+            stretch_to=most,
             protected=facts.starting_point or promoted,
             silent=promoted,
             class_weight=self.context.class_weight,
@@ -494,6 +504,7 @@ class _TrialLog:
     def epoch(self, epoch: int, logs: dict[str, float]) -> None:
         """`fit_trial`'s report: one epoch (0-based) ended."""
         self.epochs = epoch + 1
+        self.max_epochs = max(self.max_epochs, self.epochs)  # stretched past its plan
         self.context.tracker.log_epoch(self.run_id, logs, step=self.epochs)  # 1-based
         self.context.observer.epoch_ended(self.number, self.epochs, self.max_epochs, logs)
 
@@ -509,6 +520,13 @@ class _TrialLog:
         tracker.log_metrics(self.run_id, {"duration_s": seconds, "epochs": self.epochs})
         tags = {**self.tags, **({"reason": self.reason} if self.reason else {})}
         tracker.end_run(self.run_id, self.state, tags)
+
+
+def stretch_limit(planned: int, cap: int) -> int:
+    """The most epochs a trial planned for `planned` of its `cap` may run when they run
+    faster than estimated: `STRETCH_MOST` times as many within the cap where its time
+    limited them, else `planned`."""
+    return planned if planned >= cap else min(cap, STRETCH_MOST * planned)
 
 
 def _fixed(hp: HyperParameters, trial: optuna.Trial) -> dict[str, Any]:

@@ -113,12 +113,15 @@ class FitPlan:
 
     Attributes:
         batch_size: Examples per step.
-        max_epochs: The epoch cap.
+        max_epochs: The epochs planned: its schedule spans them.
         patience: Early-stopping patience in epochs.
         objective: The metric that is monitored, and its direction.
         deadline: `time.monotonic()` at which training stops, or None.
         until: `time.monotonic()` at which the trial's time ends (its window, see
             `_phases`), to which its schedule is kept fitted (`ScheduleToTime`), or None.
+        stretch_to: The most epochs it may run when they run faster than planned,
+            planned to time (`ScheduleToTime`); None: `max_epochs`. A keras-tuner
+            HyperModel's own `fit` gets `max_epochs`.
         protected: Report to the pruner but never be pruned (a space's starting point).
         silent: Neither report nor be pruned (a promoted full-data trial).
         class_weight: Per-class loss weights, or None.
@@ -133,6 +136,7 @@ class FitPlan:
     objective: Objective
     deadline: float | None = None
     until: float | None = None
+    stretch_to: int | None = None
     protected: bool = False
     silent: bool = False
     class_weight: dict[int, float] | None = None
@@ -172,10 +176,13 @@ def fit_trial(
         train = (stream(*train, plan.batch_size, shuffle=True), None)
         validation = stream(*validation, plan.batch_size)
         batch_size = None
+    epochs = plan.max_epochs
+    if custom_fit is None and plan.until is not None:  # it may stretch (`ScheduleToTime`)
+        epochs = max(epochs, plan.stretch_to or epochs)
     fit_args = {
         "validation_data": validation,
-        "epochs": plan.max_epochs,
-        "callbacks": _callbacks(trial, plan, reporter, interrupted),
+        "epochs": epochs,
+        "callbacks": _callbacks(trial, plan, epochs, reporter, interrupted),
         "verbose": 0,
     }
     if custom_fit is not None:
@@ -198,12 +205,15 @@ def fit_trial(
 def _callbacks(
     trial: optuna.Trial,
     plan: FitPlan,
+    epochs: int,
     reporter: EpochReporter,
     interrupted: Callable[[], bool],
 ) -> list[keras.callbacks.Callback]:
     monitor = plan.objective.monitor
     # Planned to time: its schedule is kept to it (without, fit's epochs are the plan).
-    to_time = [] if plan.until is None else [ScheduleToTime(trial, plan.until, plan.max_epochs)]
+    to_time = []
+    if plan.until is not None:
+        to_time = [ScheduleToTime(trial, plan.until, plan.max_epochs, most_epochs=epochs)]
     return [
         keras.callbacks.TerminateOnNaN(),
         reporter,  # before the pruner, so a pruned epoch is still logged

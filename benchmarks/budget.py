@@ -125,6 +125,23 @@ def run_search(budget_s: float, seed: int = 0, data: Any = None) -> dict[str, An
         ],
         "plan": summary["plan"]["description"],
         "spent": summary["spent"],
+        "timeline": [_timed(t) for t in result.study.trials],
+    }
+
+
+def _timed(trial: Any) -> dict[str, Any]:
+    """When one trial of the search ran, for how long and how it was planned: where the
+    budget went (wall-clock `start`/`end` as ISO times)."""
+    attrs = trial.user_attrs
+    keys = ("planned_epochs", "planned_epoch_s", "epochs", "skipped_epochs", "stretched_epochs")
+    return {
+        "number": trial.number,
+        "state": trial.state.name,
+        "start": None if trial.datetime_start is None else trial.datetime_start.isoformat(),
+        "end": None if trial.datetime_complete is None else trial.datetime_complete.isoformat(),
+        "seconds": attrs.get("seconds"),
+        **{key: attrs.get(key) for key in keys},
+        "reason": attrs.get("reason"),
     }
 
 

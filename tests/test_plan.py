@@ -225,6 +225,24 @@ def test_a_long_training_is_capped_by_time_when_exploring_cut_its_epochs_short()
     assert fitting == 63 and plan.epochs_for(speed, 25.0, until=1600.0, cap=full, now=0.0) == 24
 
 
+def test_a_lone_epoch_starts_before_the_deadline_only_with_time_to_spare():
+    """A trial that would end with the deadline is cut, then still validates and is kept
+    after it: with one epoch's room it starts only with half an epoch to spare."""
+    from automl.engine._plan import Plan, Speed
+
+    speed = Speed("cnn", 1.0, 0.01, 3.0, 1.0, 0.1, 9.0)  # 1 s of start-up
+    plan = Plan({"cnn": speed}, 6, 3000.0, 0.0, 3000.0)
+    assert plan.epochs_for(speed, 80.0, now=2900.0) == 0  # 99 s left: no 80 s epoch
+    assert plan.epochs_for(speed, 60.0, now=2900.0) == 1
+    assert plan.epochs_for(speed, 45.0, now=2900.0) == 2
+    # An exploration trial's window ends before the deadline: it may fill it.
+    assert plan.epochs_for(speed, 80.0, until=1000.0, now=900.0) == 1
+    # The search stops when not even the quickest epoch fits with that spare.
+    soon = Plan({"cnn": speed}, 6, time.monotonic() + 12.0, 0.0, 12.0)
+    assert soon.out_of_time()  # 12 s hold its 1 + 9 s, not 1 + 13.5 s
+    assert not Plan({"cnn": speed}, 6, time.monotonic() + 30.0, 0.0, 30.0).out_of_time()
+
+
 @pytest.mark.slow  # a real timed search / three plans on CIFAR-10
 def test_once_no_trial_fits_no_more_are_started(tmp_path):
     """With a trial count the time cannot hold, the search ends at the deadline with at

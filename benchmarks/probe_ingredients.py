@@ -1,0 +1,163 @@
+"""airbench's ingredients that the fast recipe lacks, one at a time, at a fixed number of
+epochs on the full 45k/5k/10k CIFAR-10 split.
+
+    python -m benchmarks.probe_ingredients EPOCHS NAME [bn] [dirac] [lookahead]
+        [--jsonl PATH]
+
+Each run trains the recipe (`search_spaces.cnn.FAST_RECIPE`, seed 0, its schedule over
+EPOCHS) with the ingredients named, then scores the test split as trained, with flip
+TTA, and with airbench's flip and one-pixel translate TTA (six views). The ingredients,
+applied to the built model before training:
+
+- `bn`: batch norm as airbench has it: momentum 0.6 in PyTorch's sense (Keras 0.4),
+  its scale frozen at 1.
+- `dirac`: each 3x3 convolution with at least as many outputs as inputs starts as the
+  identity on its first outputs (PyTorch's `dirac_`).
+- `lookahead`: every 5 steps the slow weights move toward the fast ones with a decay
+  rising as the cube of progress to 0.95^5, and the fast ones are reset to them; the
+  slow ones are kept at the end.
+
+Timings are wall seconds on a shared machine: compare the accuracies, not the times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks import recipes
+
+INGREDIENTS = ("bn", "dirac", "lookahead")
+LOOKAHEAD_EVERY = 5
+LOOKAHEAD_DECAY = 0.95**LOOKAHEAD_EVERY
+
+
+def with_airbench_batch_norm(model: Any) -> None:
+    """Batch norm momentum 0.4 (Keras' sense), the scale frozen at 1."""
+    import keras
+
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = 0.4
+            layer.gamma.trainable = False
+
+
+def with_dirac_init(model: Any) -> None:
+    """Each 3x3 convolution with outputs >= inputs passes its input through at first."""
+    import keras
+    import numpy as np
+
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D) and layer.kernel.shape[0] == 3:
+            kernel = layer.kernel.numpy()
+            n_in, n_out = kernel.shape[2], kernel.shape[3]
+            if n_out >= n_in:
+                kernel[:, :, :, :n_in] = 0
+                kernel[1, 1, np.arange(n_in), np.arange(n_in)] = 1
+                layer.kernel.assign(kernel)
+
+
+def lookahead(total_steps: int) -> Any:
+    """airbench's Lookahead as a Keras callback over `total_steps` training steps."""
+    import keras
+
+    class Lookahead(keras.callbacks.Callback):
+        def on_train_begin(self, logs: dict | None = None) -> None:
+            self.step = 0
+            self.weights = [v for v in self.model.weights if "float" in str(v.dtype)]
+            self.slow = [v.numpy() for v in self.weights]
+
+        def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+            self.step += 1
+            if self.step % LOOKAHEAD_EVERY:
+                return
+            decay = LOOKAHEAD_DECAY * (self.step / total_steps) ** 3
+            for variable, slow in zip(self.weights, self.slow, strict=True):
+                slow *= decay
+                slow += (1 - decay) * variable.numpy()
+                variable.assign(slow)
+
+        def on_train_end(self, logs: dict | None = None) -> None:
+            for variable, slow in zip(self.weights, self.slow, strict=True):
+                variable.assign(slow)
+
+    return Lookahead()
+
+
+def tta_accuracies(model: Any, x: Any, y: Any) -> dict[str, float]:
+    """Test accuracy as trained, with flip TTA, and with flip + translate TTA (airbench's
+    level 2: half the weight on the image and its mirror, half on the mirrored pairs of
+    the image shifted one pixel up-left and down-right, reflect-padded)."""
+    import numpy as np
+
+    def probs(images: Any) -> Any:
+        return model.predict(images, batch_size=500, verbose=0)
+
+    plain = probs(x)
+    flip = 0.5 * (plain + probs(x[:, :, ::-1]))
+    padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
+    height, width = x.shape[1:3]
+    shifted = [padded[:, :height, :width], padded[:, 2 : height + 2, 2 : width + 2]]
+    translate = np.mean([0.5 * (probs(s) + probs(s[:, :, ::-1])) for s in shifted], axis=0)
+
+    def accuracy(p: Any) -> float:
+        return round(float(np.mean(p.argmax(-1) == y)), 4)
+
+    return {
+        "test": accuracy(plain),
+        "test_flip": accuracy(flip),
+        "test_flip_translate": accuracy(0.5 * flip + 0.5 * translate),
+    }
+
+
+def probe(epochs: int, ingredients: set[str]) -> dict[str, Any]:
+    """Train the recipe with `ingredients` for `epochs`; its figures."""
+    from search_spaces import cnn
+
+    data, spec = recipes._load(False)
+    point = dict(cnn.FAST_RECIPE)
+    model, hp = recipes._build(point, spec, epochs)
+    if "bn" in ingredients:
+        with_airbench_batch_norm(model)
+    if "dirac" in ingredients:
+        with_dirac_init(model)
+    batch = int(point["batch_size"])
+    callbacks = list(hp.callbacks)
+    if "lookahead" in ingredients:
+        callbacks.append(lookahead(epochs * -(-len(data.x_train) // batch)))
+    started = time.perf_counter()
+    history = model.fit(
+        data.x_train, data.y_train, batch_size=batch, epochs=epochs,
+        validation_data=(data.x_val, data.y_val), callbacks=callbacks, verbose=0,
+    )  # fmt: skip
+    wall = time.perf_counter() - started
+    return {
+        "ingredients": sorted(ingredients),
+        "epochs": epochs,
+        "wall_s": round(wall),
+        "val": [round(v, 4) for v in history.history["val_accuracy"]],
+        **tta_accuracies(model, data.x_test, data.y_test),
+        "load_average": os.getloadavg()[0],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("epochs", type=int)
+    parser.add_argument("name")
+    parser.add_argument("ingredients", nargs="*", choices=INGREDIENTS)
+    parser.add_argument("--jsonl", type=Path, help="append the row here")
+    args = parser.parse_args()
+    row = {"name": args.name, **probe(args.epochs, set(args.ingredients))}
+    print(json.dumps(row), flush=True)
+    if args.jsonl:
+        with args.jsonl.open("a") as out:
+            out.write(json.dumps(row) + "\n")
+
+
+if __name__ == "__main__":
+    main()

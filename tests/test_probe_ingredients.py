@@ -1,0 +1,67 @@
+"""The ingredient probe's pieces (`benchmarks.probe_ingredients`) do what they say, on
+small models: its figures in RESULTS.md rest on them."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from benchmarks.probe_ingredients import (
+    lookahead,
+    tta_accuracies,
+    with_airbench_batch_norm,
+    with_dirac_init,
+)
+
+
+def _small_cnn() -> keras.Model:
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", use_bias=False, name="widen")(inputs)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(x))
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    return model
+
+
+def test_dirac_init_passes_the_input_through_its_first_outputs():
+    model = _small_cnn()
+    with_dirac_init(model)
+    x = np.random.default_rng(0).normal(size=(2, 8, 8, 3)).astype("float32")
+    widen = keras.Model(model.inputs, model.get_layer("widen").output)
+    np.testing.assert_allclose(widen.predict(x, verbose=0)[..., :3], x, atol=1e-6)
+
+
+def test_airbench_batch_norm_freezes_the_scale_and_tracks_batches_faster():
+    model = _small_cnn()
+    with_airbench_batch_norm(model)
+    norm = next(layer for layer in model.layers if "batch_norm" in layer.name)
+    trainable = {id(v) for v in model.trainable_weights}
+    assert norm.momentum == 0.4 and id(norm.gamma) not in trainable and id(norm.beta) in trainable
+
+
+def test_lookahead_keeps_the_slow_weights_at_the_end():
+    """Over 10 steps the slow weights lag the fast ones: training with it ends elsewhere
+    than without, from the same start."""
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(80, 8, 8, 3)).astype("float32"), rng.integers(0, 2, 80)
+    ends = []
+    for callbacks in ([], [lookahead(10)]):
+        model = _small_cnn()
+        model.fit(x, y, batch_size=8, epochs=1, callbacks=callbacks, verbose=0)
+        ends.append(model.get_layer("widen").kernel.numpy())
+    assert not np.allclose(ends[0], ends[1])
+
+
+def test_tta_scores_each_view_set_on_the_test_labels():
+    """A model that reads only the mirror-symmetric mean of each image scores the same
+    with and without flip TTA."""
+    inputs = keras.Input((8, 8, 3))
+    mean = keras.layers.GlobalAveragePooling2D()(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(mean))
+    x = np.random.default_rng(1).normal(size=(50, 8, 8, 3)).astype("float32")
+    y = np.zeros(50, dtype=int)
+    figures = tta_accuracies(model, x, y)
+    assert figures["test"] == figures["test_flip"]
+    assert 0.0 <= figures["test_flip_translate"] <= 1.0

@@ -113,7 +113,9 @@ def test_a_search_killed_with_sigkill_leaves_its_best_model_exportable(tmp_path)
     """kill -9 once a trial completed: `automl export` writes that trial's model, which
     loads and predicts."""
     storage = sqlite_url(tmp_path / "automl.db")
-    args = ["search", "digits", "--timeout", "2m", "--storage", storage]
+    # Trials capped by epochs, not time, so they complete early (a trial planned to its
+    # time stretches to fill it: at 2 minutes the first one ended with the search).
+    args = ["search", "digits", "--timeout", "2m", "--max-epochs", "20", "--storage", storage]
     args += ["--tracking-uri", "none", "--out", str(tmp_path / "out")]
     process = subprocess.Popen(
         [sys.executable, "-m", "automl", *args],

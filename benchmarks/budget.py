@@ -111,14 +111,10 @@ def run_search(budget_s: float, seed: int = 0, data: Any = None) -> dict[str, An
         "trials": summary["trials"],
         "exploit_trials": [
             {
+                **_timed(t),  # state PRUNED: too slow after all, it trained as explored
                 "params_of": t.user_attrs.get("promoted_from"),
                 "grown": TrialRecord.read(t).grown,  # a wider point (engine._grow)
-                "state": t.state.name,  # PRUNED: too slow after all, it trained as explored
                 "n_params": t.user_attrs.get("n_params"),
-                "planned_epochs": t.user_attrs.get("planned_epochs"),
-                "epochs": t.user_attrs.get("epochs"),
-                "skipped_epochs": t.user_attrs.get("skipped_epochs"),
-                "stretched_epochs": t.user_attrs.get("stretched_epochs"),
                 "val": t.value,
             }
             for t in exploits

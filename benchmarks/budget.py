@@ -60,7 +60,8 @@ from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from benchmarks import recipes  # noqa: E402 - after quieting TensorFlow
+from automl.engine import SearchObserver  # noqa: E402 - after quieting TensorFlow
+from benchmarks import recipes  # noqa: E402
 
 CONTENDERS = ("search", "best_start", "tutorial", "kt_hyperband")
 QUICK_CONTENDERS = ("search", "best_start")
@@ -98,7 +99,8 @@ def run_search(budget_s: float, seed: int = 0, data: Any = None) -> dict[str, An
     """`automl search cifar10 --timeout budget_s`; its own test score."""
     from automl.record import TrialRecord
 
-    result, wall = search_cifar(budget_s, seed, data)
+    clock = EpochTimes()
+    result, wall = search_cifar(budget_s, seed, data, observer=clock)
     summary = result.summary
     exploits = [t for t in result.study.trials if t.user_attrs.get("exploit")]
     return {
@@ -111,7 +113,7 @@ def run_search(budget_s: float, seed: int = 0, data: Any = None) -> dict[str, An
         "trials": summary["trials"],
         "exploit_trials": [
             {
-                **_timed(t),  # state PRUNED: too slow after all, it trained as explored
+                **_timed(t, clock),  # state PRUNED: too slow after all, it trained as explored
                 "params_of": t.user_attrs.get("promoted_from"),
                 "grown": TrialRecord.read(t).grown,  # a wider point (engine._grow)
                 "n_params": t.user_attrs.get("n_params"),
@@ -121,13 +123,31 @@ def run_search(budget_s: float, seed: int = 0, data: Any = None) -> dict[str, An
         ],
         "plan": summary["plan"]["description"],
         "spent": summary["spent"],
-        "timeline": [_timed(t) for t in result.study.trials],
+        "timeline": [_timed(t, clock) for t in result.study.trials],
     }
 
 
-def _timed(trial: Any) -> dict[str, Any]:
+class EpochTimes(SearchObserver):
+    """Each trial's epoch durations in seconds, the first from its model's build (so it
+    also holds the plan's estimate and tracing): set against `best_start`'s, they show
+    whether the engine trains slower than a bare `fit`."""
+
+    def __init__(self) -> None:
+        self.last: dict[int, float] = {}
+        self.seconds: dict[int, list[float]] = {}
+
+    def trial_started(self, number: int, params: dict[str, Any]) -> None:
+        self.last[number], self.seconds[number] = time.perf_counter(), []
+
+    def epoch_ended(self, number: int, epoch: int, max_epochs: int, logs: Any) -> None:
+        now = time.perf_counter()
+        self.seconds.setdefault(number, []).append(round(now - self.last.get(number, now), 1))
+        self.last[number] = now
+
+
+def _timed(trial: Any, clock: EpochTimes) -> dict[str, Any]:
     """When one trial of the search ran, for how long and how it was planned: where the
-    budget went (wall-clock `start`/`end` as ISO times)."""
+    budget went (wall-clock `start`/`end` as ISO times, `epoch_s` from `clock`)."""
     attrs = trial.user_attrs
     keys = ("planned_epochs", "planned_epoch_s", "epochs", "skipped_epochs", "stretched_epochs")
     return {
@@ -138,6 +158,7 @@ def _timed(trial: Any) -> dict[str, Any]:
         "seconds": attrs.get("seconds"),
         **{key: attrs.get(key) for key in keys},
         "reason": attrs.get("reason"),
+        "epoch_s": clock.seconds.get(trial.number, []),
     }
 
 

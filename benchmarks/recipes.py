@@ -176,6 +176,7 @@ def train_for_budget(
         "skipped_epochs": to_time.skipped,
         "epochs_run": len(history.history["val_accuracy"]),
         "epoch_s_estimate": round(estimate, 1),
+        "epoch_s": [round(s, 1) for s in to_time.durations],
         "train_s": round(wall, 1),
         "budget_s": round(budget_s, 1),
         "val_accuracy": [round(float(v), 4) for v in history.history["val_accuracy"]],

@@ -13,7 +13,7 @@ import pytest
 
 import automl
 from automl import UsageError
-from automl.data import load_dataset
+from automl.data import from_arrays, load_dataset
 from automl.engine import _plan
 from automl.engine._phases import (
     EXPLOIT_EPOCH_FACTOR,
@@ -28,6 +28,7 @@ from automl.engine._study import budget_spent, count_finished
 from automl.objective import Objective
 from automl.record import TrialRecord
 from search_spaces import resolve_space
+from tests._digits import digits_as
 from tests.conftest import mlflow_url, run_cli, sqlite_url
 
 SPEC_EPOCHS: list[int] = []
@@ -96,6 +97,28 @@ def test_families_too_slow_for_the_budget_are_estimated_not_measured(
     assert all(epoch_s > 0 for epoch_s in plan.too_slow.values())
     assert "too slow for this budget, not measured: " + families[1] in plan.describe()
     assert set(plan.as_dict()["too_slow_epoch_s"]) == set(families[1:])
+
+
+def test_a_budget_too_small_to_explore_measures_only_the_first_family(monkeypatch):
+    """Where the budget holds no more than the full trainings exploitation keeps of the
+    first family's reference, nothing is explored: the other families are not measured
+    (their trials are planned like the first's), and the plan says why."""
+    data = from_arrays(*digits_as("image"), kind="image", name="digits_image")
+    spec = model_spec(data, data.encode(None), 6)
+    space = resolve_space("auto")
+    families = list(reference_points(space, spec))
+    assert len(families) > 1
+    # An hour is "small" once exploitation keeps a million full trainings.
+    monkeypatch.setattr(_plan, "EXPLOIT_KEEPS_FULL_TRAININGS", 1_000_000)
+    deadline = time.monotonic() + 3600
+    plan = make_plan(space, data, spec, Objective(), seed=0, deadline=deadline, timeout=3600)
+    assert list(plan.speeds) == families[:1] and not plan.too_slow and not plan.unmeasured
+    assert plan.unneeded == tuple(families[1:])
+    assert "budget holds only the first starting point's long training: " + families[1] in (
+        plan.describe()
+    )
+    assert plan.as_dict()["unneeded"] == families[1:]
+    assert plan.speed_of({"family": families[1]}) is plan.speeds[families[0]]
 
 
 @pytest.mark.slow  # 20-50 s on a loaded day: beyond the default suite's 15 minutes

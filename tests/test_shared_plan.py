@@ -46,6 +46,7 @@ def _leader_plan(budget_s: float = 1600.0) -> Plan:
         finish_s=20.0,
         explore_downsample=2,
         unmeasured=("resnet",),
+        unneeded=("rnn",),
         grown=dataclasses.replace(SPEED, epoch_s=40.0),
     )
 
@@ -68,6 +69,7 @@ def test_a_worker_on_the_same_host_takes_the_search_plan_on_its_own_clock(tmp_pa
             "run": plan.split.run, "exploit_s": plan.split.exploit_s,
             "measure_s": plan.measure_s, "downsample": plan.explore_downsample,
             "too_slow": plan.too_slow, "unmeasured": plan.unmeasured,
+            "unneeded": plan.unneeded,
             "grown": plan.speed_of({{}}, grown=True).epoch_s,
         }}))
     """)
@@ -81,6 +83,7 @@ def test_a_worker_on_the_same_host_takes_the_search_plan_on_its_own_clock(tmp_pa
     assert taken["run"] == leader.split.run and taken["exploit_s"] == leader.split.exploit_s
     assert taken["measure_s"] == 0.0 and taken["downsample"] == 2
     assert taken["too_slow"] == {"transformer": 95.0} and taken["unmeasured"] == ["resnet"]
+    assert taken["unneeded"] == ["rnn"]
     assert taken["grown"] == 40.0  # wider long trainings are estimated like the leader's
 
 

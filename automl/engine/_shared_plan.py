@@ -50,6 +50,7 @@ def share_plan(study: optuna.Study, plan: Plan) -> None:
             "split": split,
             "too_slow": plan.too_slow,
             "unmeasured": list(plan.unmeasured),
+            "unneeded": list(plan.unneeded),
             "finish_s": plan.finish_s,
             "explore_downsample": plan.explore_downsample,
             "grown": dataclasses.asdict(plan.grown) if plan.grown else None,
@@ -96,6 +97,7 @@ def _rebuild(facts: dict[str, Any], deadline: float | None) -> Plan | None:
         finish_s=float(facts["finish_s"]),
         explore_downsample=int(facts["explore_downsample"]),
         unmeasured=tuple(facts["unmeasured"]),
+        unneeded=tuple(facts.get("unneeded", ())),  # shared by an older version: none
         adopted=True,
         grown=Speed(**facts["grown"]) if facts.get("grown") else None,
     )

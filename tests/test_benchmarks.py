@@ -401,3 +401,22 @@ def test_recipes_refuses_an_unknown_contender():
     )
     assert run.returncode == 2
     assert "unknown contender(s) recipe-wide; pick from recipe, recipe_wide" in run.stderr
+
+
+def test_budget_records_each_search_trials_epoch_durations():
+    """`benchmarks.budget.EpochTimes` gives each trial its epochs' seconds, the first
+    counted from its model's build, trials apart even when they interleave (workers)."""
+    from benchmarks import budget
+
+    clock = budget.EpochTimes()
+    clock.trial_started(0, {})
+    clock.trial_started(1, {})
+    clock.last[0] -= 3.0  # as if trial 0's model was built 3 s ago
+    clock.epoch_ended(0, 1, 2, {})
+    clock.epoch_ended(1, 1, 2, {})
+    clock.last[0] -= 2.0
+    clock.epoch_ended(0, 2, 2, {})
+    first, second = clock.seconds[0]
+    assert 3.0 <= first < 4.0 and 2.0 <= second < 3.0
+    assert len(clock.seconds[1]) == 1 and clock.seconds[1][0] < 3.0
+    assert clock.seconds.get(2) is None  # never started: `_timed` gives it []

@@ -34,6 +34,7 @@ from automl.engine._phases import (
     EXPLOIT_KEEPS_FULL_TRAININGS,
     GROWN_MIN_EXPLORE_SHARE,
     Split,
+    explore_share,
     make_split,
     seconds_text,
 )
@@ -110,6 +111,10 @@ class Speed:
         """An epoch of a model whose eager forward pass takes `forward_s`."""
         batches = steps * self.step_per_forward + val_batches * self.val_per_forward
         return forward_s * batches + self.epoch_overhead_s
+
+    def trial_s(self, epochs: int) -> float:
+        """The reference model's trial of `epochs` epochs, its start-up included."""
+        return self.fit_overhead_s + epochs * self.epoch_s
 
 
 @dataclasses.dataclass(frozen=True)
@@ -256,12 +261,12 @@ class Plan:
 
     def shortest_trial_s(self) -> float:
         """The quickest family's fit overhead and one epoch: the least a trial needs."""
-        return min((s.fit_overhead_s + s.epoch_s for s in self.speeds.values()), default=0.0)
+        return min((s.trial_s(1) for s in self.speeds.values()), default=0.0)
 
     def full_trial_s(self) -> float:
         """The first family's reference model trained for `max_epochs`, start-up included."""
         speed = next(iter(self.speeds.values()), None)
-        return 0.0 if speed is None else speed.fit_overhead_s + self.max_epochs * speed.epoch_s
+        return 0.0 if speed is None else speed.trial_s(self.max_epochs)
 
     def out_of_time(self) -> bool:
         """Whether the time left is too short for the quickest trial, its one epoch with
@@ -399,8 +404,7 @@ def make_plan(
     )
     if plan.budget_s is not None and deadline is not None:
         grown_s, least_s = (
-            (grown.fit_overhead_s + n * grown.epoch_s if grown else 0.0)
-            for n in (GROW_PLAN_EPOCHS, GROW_LEAST_PLAN_EPOCHS)
+            (grown.trial_s(n) if grown else 0.0) for n in (GROW_PLAN_EPOCHS, GROW_LEAST_PLAN_EPOCHS)
         )
         split = make_split(
             plan.budget_s, plan.shortest_trial_s(), plan.full_trial_s(), deadline, grown_s, least_s
@@ -466,9 +470,8 @@ def _only_first_trains(first: Speed, spec: ModelSpec, deadline: float) -> bool:
     A budget too small for the first family's trial still measures the others: the
     smallest budget that works is the quickest family's."""
     left = deadline - time.monotonic()
-    full_s = first.fit_overhead_s + spec.max_epochs * first.epoch_s
-    holds_first = left >= first.fit_overhead_s + first.epoch_s
-    return holds_first and left <= EXPLOIT_KEEPS_FULL_TRAININGS * full_s
+    kept_s = EXPLOIT_KEEPS_FULL_TRAININGS * first.trial_s(spec.max_epochs)
+    return left >= first.trial_s(1) and explore_share(left, kept_s) == 0
 
 
 def finish_seconds(speed: Speed, data: Dataset) -> float:

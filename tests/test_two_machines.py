@@ -70,12 +70,14 @@ SPACE = textwrap.dedent('''
     def _wait_for_another_trial(storage):
         """Once a trial of ours runs (not while the plan is measured), wait until some
         trial has completed (the other worker's) and the test has hidden its machine."""
+        # One storage for every poll: a new one each time would open a PostgreSQL
+        # connection that lingers until garbage collection.
+        storage = optuna.storages.RDBStorage(storage)
         study = optuna.load_study(study_name="two-machines", storage=storage)
         if not study.get_trials(deepcopy=False):
             return
         deadline = time.monotonic() + 400
         while time.monotonic() < deadline:
-            study = optuna.load_study(study_name="two-machines", storage=storage)
             if study.user_attrs.get("test.machine_2_away"):
                 return
             time.sleep(0.5)
@@ -133,12 +135,16 @@ def test_worker_1_exports_and_refits_the_best_model_that_worker_2_trained(
         worker = run_cli("worker", "--study", STUDY, *common, cwd=two, env=env_two, timeout=400)
         assert worker.returncode == 0, worker.stderr[-3000:]
         away = two.rename(tmp_path / "machine-2-away")  # its checkpoints out of reach
+        # The premise: worker 1's search is still waiting in its trial, so it ends
+        # without machine 2 (a search already done says why in its output).
+        assert search.poll() is None, search.communicate()[0][-3000:]
         _load(storage).set_user_attr("test.machine_2_away", True)
         stdout, stderr = search.communicate(timeout=400)
     finally:
         if search.poll() is None:
             search.kill()
     assert search.returncode == 0, stderr[-3000:]
+    assert ", 0 failed" in stdout, stdout[-3000:]  # worker 1's trial waited, not failed
 
     study = _load(storage)
     best = study.best_trial

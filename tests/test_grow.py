@@ -17,7 +17,13 @@ import pytest
 import automl
 from automl.data import from_arrays
 from automl.engine import _grow
-from automl.engine._grow import GROW_MIN_EPOCHS, GROW_PLAN_EPOCHS, Grower, GrownPace
+from automl.engine._grow import (
+    GROW_LEAST_PLAN_EPOCHS,
+    GROW_MIN_EPOCHS,
+    GROW_PLAN_EPOCHS,
+    Grower,
+    GrownPace,
+)
 from automl.engine._phases import (
     GROWN_MIN_EXPLORE_SHARE,
     UNCAPPED_EPOCHS,
@@ -26,7 +32,7 @@ from automl.engine._phases import (
     make_split,
     start_exploiting,
 )
-from automl.engine._plan import make_plan
+from automl.engine._plan import _measure_grown, make_plan
 from automl.engine._setup import model_spec
 from automl.objective import Objective
 from automl.record import TrialRecord
@@ -311,10 +317,31 @@ def test_the_plan_measures_the_wider_long_training_on_this_machine(digits_images
     assert plan.split.exploit_s >= GROW_PLAN_EPOCHS * plan.grown.epoch_s
     # A few epochs: nowhere near the least to keep, even where load made the first
     # measurement several times slower than the second (a shared machine).
-    seconds = plan.measure_s + 2 * plan.speed_of({}).epoch_s
+    seconds = plan.measure_s + 4 * plan.speed_of({}).epoch_s  # 2 were refused under load
     small = make_plan(space, data, spec, Objective(), seed=0,
                       deadline=time.monotonic() + seconds, timeout=seconds)  # fmt: skip
     assert small.grown is None and (small.split is None or not small.split.grows)
+
+
+def test_a_wider_point_estimated_too_slow_for_its_long_training_is_not_timed(
+    digits_images, hour_plan, caplog
+):
+    """Where the time holds the least long training in the reference's epochs but not in
+    the wider point's estimated ones (its eager forward pass, scaled like the reference),
+    the wider point is not timed, and the log says why. Here the reference's epoch is
+    made tiny and its scaling huge, so that only the estimate can stop the timing."""
+    (data, spec), (space, plan) = digits_images, hour_plan
+    reference = dataclasses.replace(plan.speeds["cnn"], epoch_s=1e-3, step_per_forward=1e6)
+    deadline = time.monotonic() + 600  # holds many of the reference's (tiny) epochs
+    with caplog.at_level("INFO", logger="automl"):
+        grown = _measure_grown(space, data, spec, Objective(), {"cnn": reference}, 0, deadline)
+    assert grown is None
+    assert f"cnn's wider point is not measured: {GROW_LEAST_PLAN_EPOCHS} of its" in caplog.text
+    # The same reference as measured, with the hour: the wider point is timed.
+    measured = _measure_grown(
+        space, data, spec, Objective(), dict(plan.speeds), 0, time.monotonic() + 3600
+    )
+    assert measured is not None and measured.family == "cnn"
 
 
 def test_the_grower_widens_only_when_enough_wider_epochs_fit(digits_images, hour_plan):

@@ -497,7 +497,9 @@ def _measure_grown(
     measured like a reference and labelled with that family; None when nothing was
     measured, that point has no wider one, it fails to train, or the time to the
     deadline could not hold `GROW_LEAST_PLAN_EPOCHS` of the reference's own epochs with
-    exploration's least share left (small budgets measure nothing more)."""
+    exploration's least share left (small budgets measure nothing more), or could not
+    hold that many of the wider point's epochs by its estimate (see `_Screen`): its
+    epoch is about twice the reference's, and timing it costs 15 s on 2 cores."""
     family = next(iter(speeds), None)
     point = reference_points(space, spec).get(family) if family else None
     wider = space.grown(point, spec) if point else None
@@ -506,11 +508,22 @@ def _measure_grown(
     room = (1 - GROWN_MIN_EXPLORE_SHARE) * (deadline - time.monotonic())
     if room < GROW_LEAST_PLAN_EPOCHS * speeds[family].epoch_s:
         return None
+    label = f"{family}'s wider point"
+    screen = _Screen(
+        speeds[family], deadline, epochs=GROW_LEAST_PLAN_EPOCHS, share=1 - GROWN_MIN_EXPLORE_SHARE
+    )
     try:
-        label = f"{family}'s wider point"
         speed = _measure(
-            space, data, spec, objective, label, wider, seed, steps=GROWN_MEASURED_STEPS
+            space, data, spec, objective, label, wider, seed, screen, GROWN_MEASURED_STEPS
         )
+    except _TooSlow as slow:
+        logger.info(
+            "plan: %s is not measured: %d of its epochs (≈ %.0f s each) would not fit",
+            label,
+            GROW_LEAST_PLAN_EPOCHS,
+            slow.epoch_s,
+        )
+        return None
     except (UsageError, KeyboardInterrupt):
         raise
     except Exception as exc:  # noqa: BLE001 - long trainings then train as explored
@@ -530,17 +543,26 @@ def reference_points(space: Space, spec: ModelSpec) -> dict[str, dict[str, Any]]
 
 @dataclasses.dataclass(frozen=True)
 class _Screen:
-    """Estimates a family's epoch from its eager forward pass, scaled like `like` (a
-    family measured before it), so that one too slow for the budget is not measured."""
+    """Estimates a model's epoch from its eager forward pass, scaled like `like` (a
+    family measured before it), so that one too slow for the budget is not measured.
+
+    Attributes:
+        like: The speed that scales the estimate.
+        deadline: The plan's deadline (monotonic seconds).
+        epochs: The epochs that must fit for a measurement to be worth its seconds.
+        share: The share of the time to the deadline those epochs may take.
+    """
 
     like: Speed
     deadline: float
+    epochs: int = WORTH_MEASURING_EPOCHS
+    share: float = 1.0
 
     def check(self, family: str, forward_s: float, steps: int, val_batches: int) -> None:
-        """Raise `_TooSlow` when fewer than `WORTH_MEASURING_EPOCHS` epochs fit."""
+        """Raise `_TooSlow` when fewer than `epochs` epochs fit in `share` of the time."""
         epoch_s = self.like.epoch_seconds(forward_s, steps, val_batches)
-        left = self.deadline - time.monotonic()
-        if self.like.fit_overhead_s + WORTH_MEASURING_EPOCHS * epoch_s > left:
+        left = self.share * (self.deadline - time.monotonic())
+        if self.like.fit_overhead_s + self.epochs * epoch_s > left:
             raise _TooSlow(family, epoch_s)
 
 

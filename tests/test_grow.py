@@ -336,7 +336,7 @@ def test_a_wider_point_estimated_too_slow_for_its_long_training_is_not_timed(
     with caplog.at_level("INFO", logger="automl"):
         grown = _measure_grown(space, data, spec, Objective(), {"cnn": reference}, 0, deadline)
     assert grown is None
-    assert f"cnn's wider point is not measured: {GROW_LEAST_PLAN_EPOCHS} of its" in caplog.text
+    assert f"cnn's wider point is not timed: {GROW_LEAST_PLAN_EPOCHS} of its" in caplog.text
     # The same reference as measured, with the hour: the wider point is timed.
     measured = _measure_grown(
         space, data, spec, Objective(), dict(plan.speeds), 0, time.monotonic() + 3600

@@ -518,7 +518,9 @@ def _measure_grown(
         )
     except _TooSlow as slow:
         logger.info(
-            "plan: %s is not measured: %d of its epochs (≈ %.0f s each) would not fit",
+            "plan: %s is not timed: %d of its epochs (≈ %.0f s each as estimated) would "
+            "not fit with exploration's share left; a long training that may grow "
+            "estimates it like a trial",
             label,
             GROW_LEAST_PLAN_EPOCHS,
             slow.epoch_s,

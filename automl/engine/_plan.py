@@ -505,13 +505,12 @@ def _measure_grown(
     wider = space.grown(point, spec) if point else None
     if family is None or wider is None:
         return None
-    room = (1 - GROWN_MIN_EXPLORE_SHARE) * (deadline - time.monotonic())
-    if room < GROW_LEAST_PLAN_EPOCHS * speeds[family].epoch_s:
-        return None
-    label = f"{family}'s wider point"
     screen = _Screen(
         speeds[family], deadline, epochs=GROW_LEAST_PLAN_EPOCHS, share=1 - GROWN_MIN_EXPLORE_SHARE
     )
+    if not screen.holds(speeds[family].epoch_s):  # not even the reference's epochs
+        return None
+    label = f"{family}'s wider point"
     try:
         speed = _measure(
             space, data, spec, objective, label, wider, seed, screen, GROWN_MEASURED_STEPS
@@ -560,11 +559,16 @@ class _Screen:
     epochs: int = WORTH_MEASURING_EPOCHS
     share: float = 1.0
 
-    def check(self, family: str, forward_s: float, steps: int, val_batches: int) -> None:
-        """Raise `_TooSlow` when fewer than `epochs` epochs fit in `share` of the time."""
-        epoch_s = self.like.epoch_seconds(forward_s, steps, val_batches)
+    def holds(self, epoch_s: float) -> bool:
+        """Whether `epochs` epochs of `epoch_s` and a fit's start-up fit in `share` of the
+        time to the deadline."""
         left = self.share * (self.deadline - time.monotonic())
-        if self.like.fit_overhead_s + self.epochs * epoch_s > left:
+        return self.like.fit_overhead_s + self.epochs * epoch_s <= left
+
+    def check(self, family: str, forward_s: float, steps: int, val_batches: int) -> None:
+        """Raise `_TooSlow` when the estimated epoch does not fit (see `holds`)."""
+        epoch_s = self.like.epoch_seconds(forward_s, steps, val_batches)
+        if not self.holds(epoch_s):
             raise _TooSlow(family, epoch_s)
 
 

@@ -496,10 +496,10 @@ def _measure_grown(
     """The speed of the first family's reference point's wider point (see `_grow`),
     measured like a reference and labelled with that family; None when nothing was
     measured, that point has no wider one, it fails to train, or the time to the
-    deadline could not hold `GROW_LEAST_PLAN_EPOCHS` of the reference's own epochs with
-    exploration's least share left (small budgets measure nothing more), or could not
-    hold that many of the wider point's epochs by its estimate (see `_Screen`): its
-    epoch is about twice the reference's, and timing it costs 15 s on 2 cores."""
+    deadline, less exploration's least share, cannot hold `GROW_LEAST_PLAN_EPOCHS` of
+    its epochs (`_Screen`): first asked of the reference's own epoch, before anything is
+    built, then of the wider point's estimate, before it is timed (its epoch is about
+    twice the reference's, and timing it costs 15 s on 2 cores)."""
     family = next(iter(speeds), None)
     point = reference_points(space, spec).get(family) if family else None
     wider = space.grown(point, spec) if point else None
@@ -528,7 +528,7 @@ def _measure_grown(
     except (UsageError, KeyboardInterrupt):
         raise
     except Exception as exc:  # noqa: BLE001 - long trainings then train as explored
-        logger.warning("plan: could not measure %s's wider point here (%s)", family, exc)
+        logger.warning("plan: could not measure %s here (%s)", label, exc)
         return None
     return dataclasses.replace(speed, family=family)
 

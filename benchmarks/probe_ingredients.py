@@ -2,7 +2,7 @@
 epochs on the full 45k/5k/10k CIFAR-10 split.
 
     python -m benchmarks.probe_ingredients EPOCHS NAME [bn] [dirac] [lookahead]
-        [--jsonl PATH]
+        [--set KEY=VALUE ...] [--jsonl PATH]
 
 Each run trains the recipe (`search_spaces.cnn.FAST_RECIPE`, seed 0, its schedule over
 EPOCHS) with the ingredients named, then scores the test split as trained, with flip
@@ -16,6 +16,9 @@ applied to the built model before training:
 - `lookahead`: every 5 steps the slow weights move toward the fast ones with a decay
   rising as the cube of progress to 0.95^5, and the fast ones are reset to them; the
   slow ones are kept at the end.
+
+`--set` changes a value of the recipe's point first (`--set weight_decay=5e-4`), so a
+hyperparameter of the space is probed the same way.
 
 Timings are wall seconds on a shared machine: compare the accuracies, not the times.
 """
@@ -114,12 +117,15 @@ def tta_accuracies(model: Any, x: Any, y: Any) -> dict[str, float]:
     }
 
 
-def probe(epochs: int, ingredients: set[str]) -> dict[str, Any]:
-    """Train the recipe with `ingredients` for `epochs`; its figures."""
+def probe(
+    epochs: int, ingredients: set[str], changes: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Train the recipe, with `changes` to its point and `ingredients`, for `epochs`;
+    its figures."""
     from search_spaces import cnn
 
     data, spec = recipes._load(False)
-    point = dict(cnn.FAST_RECIPE)
+    point = {**cnn.FAST_RECIPE, **(changes or {})}
     model, hp = recipes._build(point, spec, epochs)
     if "bn" in ingredients:
         with_airbench_batch_norm(model)
@@ -137,6 +143,7 @@ def probe(epochs: int, ingredients: set[str]) -> dict[str, Any]:
     wall = time.perf_counter() - started
     return {
         "ingredients": sorted(ingredients),
+        "changes": changes or {},
         "epochs": epochs,
         "wall_s": round(wall),
         "val": [round(v, 4) for v in history.history["val_accuracy"]],
@@ -145,14 +152,35 @@ def probe(epochs: int, ingredients: set[str]) -> dict[str, Any]:
     }
 
 
+def recipe_change(text: str) -> tuple[str, Any]:
+    """`KEY=VALUE` as a change to the recipe's point: the value read as JSON where it
+    parses (numbers, true/false), else kept as text; the key must be the recipe's."""
+    from search_spaces import cnn
+
+    key, sep, value = text.partition("=")
+    if not sep or key not in cnn.FAST_RECIPE:
+        known = ", ".join(sorted(cnn.FAST_RECIPE))
+        raise argparse.ArgumentTypeError(
+            f"expected KEY=VALUE with KEY one of {known}; got {text!r}"
+        )
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("epochs", type=int)
     parser.add_argument("name")
     parser.add_argument("ingredients", nargs="*", choices=INGREDIENTS)
+    parser.add_argument(
+        "--set", dest="changes", action="append", default=[], type=recipe_change,
+        metavar="KEY=VALUE", help="change one value of the recipe's point (repeatable)",
+    )  # fmt: skip
     parser.add_argument("--jsonl", type=Path, help="append the row here")
     args = parser.parse_args()
-    row = {"name": args.name, **probe(args.epochs, set(args.ingredients))}
+    row = {"name": args.name, **probe(args.epochs, set(args.ingredients), dict(args.changes))}
     print(json.dumps(row), flush=True)
     if args.jsonl:
         with args.jsonl.open("a") as out:

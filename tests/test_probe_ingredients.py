@@ -3,11 +3,15 @@ small models: its figures in RESULTS.md rest on them."""
 
 from __future__ import annotations
 
+import argparse
+
 import keras
 import numpy as np
+import pytest
 
 from benchmarks.probe_ingredients import (
     lookahead,
+    recipe_change,
     tta_accuracies,
     with_airbench_batch_norm,
     with_dirac_init,
@@ -65,3 +69,11 @@ def test_tta_scores_each_view_set_on_the_test_labels():
     figures = tta_accuracies(model, x, y)
     assert figures["test"] == figures["test_flip"]
     assert 0.0 <= figures["test_flip_translate"] <= 1.0
+
+
+def test_a_recipe_change_reads_numbers_and_text_and_names_the_recipe_keys_on_a_typo():
+    assert recipe_change("weight_decay=5e-4") == ("weight_decay", 5e-4)
+    assert recipe_change("filters_1=64") == ("filters_1", 64)
+    assert recipe_change("head=gap") == ("head", "gap")
+    with pytest.raises(argparse.ArgumentTypeError, match="KEY one of .*weight_decay"):
+        recipe_change("weight_decays=5e-4")

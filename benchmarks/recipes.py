@@ -145,6 +145,7 @@ def train_for_budget(
     import keras
     import numpy as np
 
+    from automl.data._batches import evaluate_inputs, fit_inputs
     from automl.engine._callbacks import ScheduleToTime
     from automl.engine._objective import STRETCH_MOST
     from automl.spaces.blocks import with_flip_tta
@@ -157,12 +158,11 @@ def train_for_budget(
     started = time.perf_counter()
     most = STRETCH_MOST * epochs
     to_time = ScheduleToTime(None, time.monotonic() + budget_s, epochs, most_epochs=most)
-    history = model.fit(
-        data.x_train,
-        data.y_train,
-        batch_size=int(point["batch_size"]),
+    batch = int(point["batch_size"])
+    history = model.fit(  # fed as a search's trial is (`automl.data._batches`)
+        **fit_inputs(data.x_train, data.y_train, batch, shuffle=True),
         epochs=most,
-        validation_data=(data.x_val, data.y_val),
+        validation_data=evaluate_inputs(data.x_val, data.y_val, batch)["x"],
         callbacks=[stop, to_time, *hp.callbacks],
         verbose=0,
     )

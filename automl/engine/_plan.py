@@ -29,6 +29,7 @@ import keras
 import optuna
 
 from automl._errors import UsageError
+from automl.data._batches import evaluate_inputs, fit_inputs
 from automl.engine._grow import GROW_LEAST_PLAN_EPOCHS, GROW_PLAN_EPOCHS
 from automl.engine._phases import (
     EXPLOIT_KEEPS_FULL_TRAININGS,
@@ -614,11 +615,11 @@ def _measure(
 
         def fit(n: int) -> None:
             x, y = rows_of(train[0], n * batch), train[1][: n * batch]
-            model.fit(x, y, batch_size=batch, epochs=1, verbose=0)
+            model.fit(**fit_inputs(x, y, batch, shuffle=True), epochs=1, verbose=0)
 
         def evaluate(n: int) -> None:
             x, y = rows_of(val[0], n * batch), val[1][: n * batch]
-            model.evaluate(x, y, batch_size=batch, verbose=0)
+            model.evaluate(**evaluate_inputs(x, y, batch), verbose=0)
 
         tracing, per_fit, step_s = _marginal(fit, len(train[1]) // batch, steps)
         val_tracing, per_evaluate, val_s = _marginal(evaluate, len(val[1]) // batch, steps)

@@ -21,6 +21,7 @@ import numpy as np
 import optuna
 
 from automl._errors import UsageError
+from automl.data._batches import fit_inputs
 from automl.engine._setup import load_config_data, model_spec
 from automl.engine._trainer import SpaceFailed, batch_size_of, build_model
 from automl.engine._workers import open_study, worker_config
@@ -124,11 +125,10 @@ def _fit_on_train_and_validation(
     model: keras.Model, encoded: Encoded, data: Dataset, epochs: int, batch_size: int
 ) -> None:
     """Train on both splits for a known epoch count (no early stopping to decide it)."""
+    x, y = _concat(encoded.x_train, encoded.x_val), np.concatenate([data.y_train, data.y_val])
     model.fit(
-        _concat(encoded.x_train, encoded.x_val),
-        np.concatenate([data.y_train, data.y_val]),
+        **fit_inputs(x, y, batch_size, shuffle=True),
         epochs=epochs,
-        batch_size=batch_size,
         callbacks=[keras.callbacks.TerminateOnNaN()],
         verbose=0,
     )

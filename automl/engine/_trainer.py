@@ -16,6 +16,7 @@ import keras
 import optuna
 
 from automl._errors import TrialFailed, UsageError
+from automl.data._batches import evaluate_inputs, fit_inputs
 from automl.engine._callbacks import (
     TIE,
     Deadline,
@@ -180,7 +181,6 @@ def fit_trial(
     if custom_fit is None and plan.until is not None:  # it may stretch (`ScheduleToTime`)
         epochs = max(epochs, plan.stretch_to or epochs)
     fit_args = {
-        "validation_data": validation,
         "epochs": epochs,
         "callbacks": _callbacks(trial, plan, epochs, reporter, interrupted),
         "verbose": 0,
@@ -188,9 +188,10 @@ def fit_trial(
     if custom_fit is not None:
         if plan.class_weight is not None:
             fit_args["class_weight"] = plan.class_weight
-        returned = custom_fit(hp, model, *train, **fit_args)
+        returned = custom_fit(hp, model, *train, validation_data=validation, **fit_args)
     else:
-        model.fit(*train, batch_size=batch_size, class_weight=plan.class_weight, **fit_args)
+        data, validation = _fit_data(train, validation, batch_size)
+        model.fit(**data, validation_data=validation, class_weight=plan.class_weight, **fit_args)
         returned = None
     value, best_epoch, val_loss = _score(reporter, plan.objective, returned)
     return TrialOutcome(
@@ -247,6 +248,20 @@ def _pruning(trial: optuna.Trial, plan: FitPlan) -> keras.callbacks.Callback:
         protected=plan.protected,
         silent=plan.silent,
     )
+
+
+def _fit_data(
+    train: tuple[Any, Any], validation: Any, batch_size: int | None
+) -> tuple[dict[str, Any], Any]:
+    """`fit`'s data keywords and its validation data. In-memory arrays become
+    `fit_inputs`' batches, without tf.data's autotuning, which stalled epochs' starts;
+    batches already made (`batch_size` None: the stream's) stay as they are."""
+    if batch_size is None:
+        return {"x": train[0], "y": train[1], "batch_size": None}, validation
+    data = fit_inputs(*train, batch_size, shuffle=True)
+    if data["batch_size"] is not None:  # arrays that Keras batches: validation too
+        return data, validation
+    return data, evaluate_inputs(*validation, batch_size)["x"]
 
 
 def _score(

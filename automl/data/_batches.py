@@ -1,0 +1,100 @@
+"""In-memory arrays as a tf.data pipeline for `fit`, with tf.data's autotuning off.
+
+Keras feeds NumPy arrays to its TensorFlow backend through a tf.data pipeline whose
+parallelism and prefetching are autotuned. Autotuning runs a model thread per iterator
+that sleeps between its optimizations, for periods that double up to a minute, and on
+TensorFlow 2.21 ending the iterator can wait out that sleep: gdb shows the main thread
+in `~RootDataset::Iterator` and the model thread in `Model::OptimizeLoop`, with the
+process idle. Keras ends the training iterator at every epoch, so a 40 s CIFAR-10 epoch
+now and then idled 24-62 s before its first batch, and the search's long training at
+165 T averaged 70 s per epoch where the same model trained alone took 40 s
+(`benchmarks/epoch_gaps.py`). The pipeline here is Keras' own (shuffled indices, one
+gather per batch) with a fixed parallelism, so it has no model thread.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+PARALLEL_GATHERS = 2  # a gather of 256 images takes about a millisecond
+PREFETCH = 2  # batches ready ahead of the train step
+
+
+def in_memory_batches(x: Any, y: Any, batch_size: int, *, shuffle: bool) -> Any | None:
+    """`(x, y)` as a `tf.data.Dataset` of batches with autotuning off, reshuffled every
+    epoch when `shuffle`; None where Keras' own handling should stay.
+
+    Args:
+        x: The inputs: an array, or a dict or list of arrays (one per model input).
+        y: The targets, one row per example.
+        batch_size: Examples per batch; the last batch holds what is left.
+        shuffle: Draw a new order every epoch (training), or keep the rows' order.
+
+    Returns:
+        The dataset on the TensorFlow backend for numeric arrays; None for another
+        backend (which does not use tf.data) or for text and object arrays.
+    """
+    import keras
+
+    arrays = [*_leaves(x), y]
+    if keras.backend.backend() != "tensorflow" or not all(_numeric(a) for a in arrays):
+        return None
+    import tensorflow as tf
+
+    rows = len(y)
+    order = tf.data.Dataset.range(rows)
+    if shuffle:  # only indices are shuffled: a buffer of all of them costs 8 bytes a row
+        order = order.shuffle(rows, reshuffle_each_iteration=True)
+    data = tf.data.Dataset.from_tensors((_as_tensors(x), tf.constant(y))).repeat()
+
+    def gather(indices: Any, both: Any) -> Any:
+        return tf.nest.map_structure(lambda a: tf.gather(a, indices, axis=0), both)
+
+    batches = tf.data.Dataset.zip((order.batch(batch_size), data))
+    batches = batches.map(gather, num_parallel_calls=PARALLEL_GATHERS).prefetch(PREFETCH)
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    # As Keras: no graph rewrites, whose serialization costs more than they save here.
+    options.experimental_optimization.apply_default_optimizations = False
+    return batches.with_options(options)
+
+
+def fit_inputs(x: Any, y: Any, batch_size: int, *, shuffle: bool) -> dict[str, Any]:
+    """Keyword arguments for `fit`: `x` as `in_memory_batches` where it can be, else the
+    arrays with their batch size for Keras to batch (and shuffle, when `shuffle`)."""
+    batches = in_memory_batches(x, y, batch_size, shuffle=shuffle)
+    if batches is None:
+        return {"x": x, "y": y, "batch_size": batch_size, "shuffle": shuffle}
+    # Keras warns when told to shuffle a dataset: its batches come shuffled.
+    return {"x": batches, "y": None, "batch_size": None, "shuffle": False}
+
+
+def evaluate_inputs(x: Any, y: Any, batch_size: int) -> dict[str, Any]:
+    """Keyword arguments for `evaluate`, as `fit_inputs` (in order)."""
+    inputs = fit_inputs(x, y, batch_size, shuffle=False)
+    del inputs["shuffle"]
+    return inputs
+
+
+def _leaves(x: Any) -> list[Any]:
+    if isinstance(x, dict):
+        return list(x.values())
+    return list(x) if isinstance(x, list | tuple) else [x]
+
+
+def _numeric(array: Any) -> bool:
+    return isinstance(array, np.ndarray) and (
+        np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_
+    )
+
+
+def _as_tensors(x: Any) -> Any:
+    import tensorflow as tf
+
+    if isinstance(x, dict):
+        return {name: tf.constant(a) for name, a in x.items()}
+    if isinstance(x, list | tuple):
+        return tuple(tf.constant(a) for a in x)
+    return tf.constant(x)

@@ -1,0 +1,78 @@
+"""In-memory arrays as batches for `fit` without tf.data's autotuning (`automl.data._batches`).
+
+Why the pipeline exists (epochs stalled by tf.data's autotuning thread) is measured by
+`benchmarks/epoch_gaps.py`, not here: these tests check that it feeds the same data.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from sklearn.datasets import load_digits
+
+from automl.data._batches import evaluate_inputs, fit_inputs, in_memory_batches
+
+
+def _epoch(dataset) -> tuple[list, list[np.ndarray]]:
+    """One pass: the batches' inputs (arrays, or dicts of arrays) and targets."""
+    xs, ys = [], []
+    for x, y in dataset:
+        xs.append(
+            {k: np.asarray(v) for k, v in x.items()} if isinstance(x, dict) else np.asarray(x)
+        )
+        ys.append(np.asarray(y))
+    return xs, ys
+
+
+def test_every_row_comes_once_an_epoch_in_a_new_order_with_the_last_batch_partial() -> None:
+    x = np.arange(10 * 3, dtype="float32").reshape(10, 3)
+    y = np.arange(10)
+    dataset = in_memory_batches(x, y, 4, shuffle=True)
+
+    first_x, first_y = _epoch(dataset)
+    orders = [np.concatenate(first_y)] + [np.concatenate(_epoch(dataset)[1]) for _ in range(5)]
+
+    assert [len(b) for b in first_y] == [4, 4, 2]
+    assert all(sorted(order) == list(range(10)) for order in orders)
+    assert len({tuple(order) for order in orders}) > 1  # reshuffled between epochs
+    np.testing.assert_array_equal(np.concatenate(first_x), x[np.concatenate(first_y)])
+    assert dataset.options().autotune.enabled is False
+
+
+def test_without_shuffle_the_rows_keep_their_order_and_dict_inputs_stay_named() -> None:
+    x = {"age": np.arange(5, dtype="float32"), "city": np.arange(5) % 2}
+    y = np.arange(5) * 10
+
+    xs, ys = _epoch(in_memory_batches(x, y, 2, shuffle=False))
+
+    np.testing.assert_array_equal(np.concatenate(ys), y)
+    np.testing.assert_array_equal(np.concatenate([b["city"] for b in xs]), x["city"])
+
+
+def test_text_stays_with_keras_as_arrays() -> None:
+    texts = np.array(["a cat", "a dog"], dtype=object)
+
+    assert in_memory_batches(texts, np.array([0, 1]), 2, shuffle=True) is None
+    inputs = fit_inputs(texts, np.array([0, 1]), 2, shuffle=True)
+    assert inputs["x"] is texts and inputs["batch_size"] == 2 and inputs["shuffle"] is True
+
+
+def _digits_accuracy(fed_as_batches: bool) -> float:
+    """Test accuracy of a softmax regression trained 30 epochs on digits, seed 0."""
+    x, y = load_digits(return_X_y=True)
+    x = (x / 16).astype("float32")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(10, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    if fed_as_batches:
+        model.fit(**fit_inputs(x[:1400], y[:1400], 64, shuffle=True), epochs=30, verbose=0)
+        return model.evaluate(**evaluate_inputs(x[1400:], y[1400:], 64), verbose=0)[1]
+    model.fit(x[:1400], y[:1400], batch_size=64, epochs=30, verbose=0)
+    return model.evaluate(x[1400:], y[1400:], batch_size=64, verbose=0)[1]
+
+
+def test_a_model_learns_digits_from_the_batches_as_from_the_arrays() -> None:
+    from_batches, from_arrays = _digits_accuracy(True), _digits_accuracy(False)
+
+    assert from_batches > 0.8
+    assert abs(from_batches - from_arrays) < 0.03

@@ -39,14 +39,16 @@ def test_every_row_comes_once_an_epoch_in_a_new_order_with_the_last_batch_partia
     assert dataset.options().autotune.enabled is False
 
 
-def test_without_shuffle_the_rows_keep_their_order_and_dict_inputs_stay_named() -> None:
-    x = {"age": np.arange(5, dtype="float32"), "city": np.arange(5) % 2}
-    y = np.arange(5) * 10
+def test_without_shuffle_rows_keep_their_order_dict_inputs_their_names_floats_float32() -> None:
+    x = {"age": np.arange(5, dtype="float64"), "city": np.arange(5) % 2}
+    y = np.arange(5) * 10.0
 
     xs, ys = _epoch(in_memory_batches(x, y, 2, shuffle=False))
 
     np.testing.assert_array_equal(np.concatenate(ys), y)
     np.testing.assert_array_equal(np.concatenate([b["city"] for b in xs]), x["city"])
+    assert xs[0]["age"].dtype == ys[0].dtype == np.float32  # as Keras casts them
+    assert xs[0]["city"].dtype == np.int64
 
 
 def test_text_stays_with_keras_as_arrays() -> None:

@@ -47,7 +47,7 @@ def in_memory_batches(x: Any, y: Any, batch_size: int, *, shuffle: bool) -> Any 
     order = tf.data.Dataset.range(rows)
     if shuffle:  # only indices are shuffled: a buffer of all of them costs 8 bytes a row
         order = order.shuffle(rows, reshuffle_each_iteration=True)
-    data = tf.data.Dataset.from_tensors((_as_tensors(x), tf.constant(y))).repeat()
+    data = tf.data.Dataset.from_tensors((_as_tensors(x), _tensor(y))).repeat()
 
     def gather(indices: Any, both: Any) -> Any:
         return tf.nest.map_structure(lambda a: tf.gather(a, indices, axis=0), both)
@@ -91,10 +91,19 @@ def _numeric(array: Any) -> bool:
 
 
 def _as_tensors(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {name: _tensor(a) for name, a in x.items()}
+    if isinstance(x, list | tuple):
+        return tuple(_tensor(a) for a in x)
+    return _tensor(x)
+
+
+def _tensor(array: np.ndarray) -> Any:
+    """The array as a tensor; floats in Keras' float type, as Keras' own pipeline has them
+    (a table's float64 columns would otherwise reach a float32 model as float64)."""
+    import keras
     import tensorflow as tf
 
-    if isinstance(x, dict):
-        return {name: tf.constant(a) for name, a in x.items()}
-    if isinstance(x, list | tuple):
-        return tuple(tf.constant(a) for a in x)
-    return tf.constant(x)
+    if np.issubdtype(array.dtype, np.floating):
+        return tf.constant(array, dtype=keras.backend.floatx())
+    return tf.constant(array)

@@ -420,3 +420,15 @@ def test_budget_records_each_search_trials_epoch_durations():
     assert 3.0 <= first < 4.0 and 2.0 <= second < 3.0
     assert len(clock.seconds[1]) == 1 and clock.seconds[1][0] < 3.0
     assert clock.seconds.get(2) is None  # never started: `_timed` gives it []
+
+
+def test_epoch_gaps_names_its_feeds_on_a_typo():
+    """`benchmarks.epoch_gaps` refuses an unknown feed before it loads CIFAR-10."""
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.epoch_gaps", "1", "--feeds", "keras,tfdata"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2
+    assert "unknown feed(s) ['tfdata']; choose from keras, automl" in done.stderr

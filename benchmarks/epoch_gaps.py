@@ -59,23 +59,21 @@ def _clock() -> Any:
 
 def train(feed: str, epochs: int, data: Any, spec: Any) -> dict[str, Any]:
     """Train the recipe for `epochs`, fed by `feed`; its epochs' timings and accuracy."""
-    from automl.data._batches import evaluate_inputs, fit_inputs
+    from automl.data._batches import fit_data
     from search_spaces import cnn
 
     model, hp = recipes._build(dict(cnn.FAST_RECIPE), spec, epochs)
     batch = int(cnn.FAST_RECIPE["batch_size"])
     clock = _clock()
+    train, validation = (data.x_train, data.y_train), (data.x_val, data.y_val)
     if feed == "keras":
-        data_kwargs = {"x": data.x_train, "y": data.y_train, "batch_size": batch}
-        validation: Any = (data.x_val, data.y_val)
+        fed = {"x": train[0], "y": train[1], "batch_size": batch, "validation_data": validation}
     else:
-        data_kwargs = fit_inputs(data.x_train, data.y_train, batch, shuffle=True)
-        validation = evaluate_inputs(data.x_val, data.y_val, batch)["x"]
+        fed = fit_data(train, validation, batch)
     started = time.perf_counter()
     history = model.fit(
-        **data_kwargs,
+        **fed,
         epochs=epochs,
-        validation_data=validation,
         callbacks=[*hp.callbacks, clock],
         verbose=0,
     )

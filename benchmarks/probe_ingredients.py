@@ -122,7 +122,7 @@ def probe(
 ) -> dict[str, Any]:
     """Train the recipe, with `changes` to its point and `ingredients`, for `epochs`;
     its figures."""
-    from automl.data._batches import evaluate_inputs, fit_inputs
+    from automl.data._batches import fit_data
     from search_spaces import cnn
 
     data, spec = recipes._load(False)
@@ -138,9 +138,8 @@ def probe(
         callbacks.append(lookahead(epochs * -(-len(data.x_train) // batch)))
     started = time.perf_counter()
     history = model.fit(  # fed as a search's trial is (`automl.data._batches`)
-        **fit_inputs(data.x_train, data.y_train, batch, shuffle=True), epochs=epochs,
-        validation_data=evaluate_inputs(data.x_val, data.y_val, batch)["x"],
-        callbacks=callbacks, verbose=0,
+        **fit_data((data.x_train, data.y_train), (data.x_val, data.y_val), batch),
+        epochs=epochs, callbacks=callbacks, verbose=0,
     )  # fmt: skip
     wall = time.perf_counter() - started
     return {

@@ -145,7 +145,7 @@ def train_for_budget(
     import keras
     import numpy as np
 
-    from automl.data._batches import evaluate_inputs, fit_inputs
+    from automl.data._batches import fit_data
     from automl.engine._callbacks import ScheduleToTime
     from automl.engine._objective import STRETCH_MOST
     from automl.spaces.blocks import with_flip_tta
@@ -160,9 +160,8 @@ def train_for_budget(
     to_time = ScheduleToTime(None, time.monotonic() + budget_s, epochs, most_epochs=most)
     batch = int(point["batch_size"])
     history = model.fit(  # fed as a search's trial is (`automl.data._batches`)
-        **fit_inputs(data.x_train, data.y_train, batch, shuffle=True),
+        **fit_data((data.x_train, data.y_train), (data.x_val, data.y_val), batch),
         epochs=most,
-        validation_data=evaluate_inputs(data.x_val, data.y_val, batch)["x"],
         callbacks=[stop, to_time, *hp.callbacks],
         verbose=0,
     )

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 from sklearn.datasets import load_digits
 
-from automl.data._batches import evaluate_inputs, fit_inputs, in_memory_batches
+from automl.data._batches import evaluate_inputs, fit_data, fit_inputs, in_memory_batches
 
 
 def _epoch(dataset) -> tuple[list, list[np.ndarray]]:
@@ -78,3 +78,17 @@ def test_a_model_learns_digits_from_the_batches_as_from_the_arrays() -> None:
 
     assert from_batches > 0.8
     assert abs(from_batches - from_arrays) < 0.03
+
+
+def test_a_fit_feeds_training_and_validation_the_same_way() -> None:
+    images, labels = np.zeros((6, 2, 2, 3), dtype="uint8"), np.arange(6)
+    texts = np.array(["a", "b"], dtype=object)
+
+    batched = fit_data((images, labels), (images[:2], labels[:2]), 4)
+    as_arrays = fit_data((images, labels), (texts, labels[:2]), 4)
+
+    assert [len(y) for _, y in batched["x"]] == [4, 2]
+    assert [len(y) for _, y in batched["validation_data"]] == [2]
+    assert batched["shuffle"] is False and "y" not in batched
+    assert as_arrays["x"] is images and as_arrays["batch_size"] == 4
+    assert as_arrays["validation_data"][0] is texts

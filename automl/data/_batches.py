@@ -78,6 +78,21 @@ def evaluate_inputs(x: Any, y: Any, batch_size: int) -> dict[str, Any]:
     return inputs
 
 
+def fit_data(
+    train: tuple[Any, Any], validation: tuple[Any, Any], batch_size: int
+) -> dict[str, Any]:
+    """Keyword arguments for `fit` that trains on `train` and validates on `validation`
+    ((x, y) pairs): both as `in_memory_batches`, or both as arrays for Keras to batch
+    where either cannot be (so they are never fed two ways in one fit)."""
+    batches = in_memory_batches(*train, batch_size, shuffle=True)
+    validation_batches = in_memory_batches(*validation, batch_size, shuffle=False)
+    if batches is None or validation_batches is None:
+        x, y = train
+        return {"x": x, "y": y, "batch_size": batch_size, "validation_data": validation}
+    # Keras warns when told to shuffle a dataset: its batches come shuffled.
+    return {"x": batches, "shuffle": False, "validation_data": validation_batches}
+
+
 def _leaves(x: Any) -> list[Any]:
     if isinstance(x, dict):
         return list(x.values())

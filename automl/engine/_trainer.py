@@ -16,7 +16,7 @@ import keras
 import optuna
 
 from automl._errors import TrialFailed, UsageError
-from automl.data._batches import evaluate_inputs, fit_inputs
+from automl.data._batches import fit_data
 from automl.engine._callbacks import (
     TIE,
     Deadline,
@@ -190,8 +190,8 @@ def fit_trial(
             fit_args["class_weight"] = plan.class_weight
         returned = custom_fit(hp, model, *train, validation_data=validation, **fit_args)
     else:
-        data, validation = _fit_data(train, validation, batch_size)
-        model.fit(**data, validation_data=validation, class_weight=plan.class_weight, **fit_args)
+        data = _fit_data(train, validation, batch_size)
+        model.fit(**data, class_weight=plan.class_weight, **fit_args)
         returned = None
     value, best_epoch, val_loss = _score(reporter, plan.objective, returned)
     return TrialOutcome(
@@ -250,18 +250,12 @@ def _pruning(trial: optuna.Trial, plan: FitPlan) -> keras.callbacks.Callback:
     )
 
 
-def _fit_data(
-    train: tuple[Any, Any], validation: Any, batch_size: int | None
-) -> tuple[dict[str, Any], Any]:
-    """`fit`'s data keywords and its validation data. In-memory arrays become
-    `fit_inputs`' batches, without tf.data's autotuning, which stalled epochs' starts;
-    batches already made (`batch_size` None: the stream's) stay as they are."""
+def _fit_data(train: tuple[Any, Any], validation: Any, batch_size: int | None) -> dict[str, Any]:
+    """`fit`'s data keywords: batches already made (`batch_size` None: the stream's) as
+    they are, in-memory arrays as `fit_data` feeds them."""
     if batch_size is None:
-        return {"x": train[0], "y": train[1], "batch_size": None}, validation
-    data = fit_inputs(*train, batch_size, shuffle=True)
-    if data["batch_size"] is not None:  # arrays that Keras batches: validation too
-        return data, validation
-    return data, evaluate_inputs(*validation, batch_size)["x"]
+        return {"x": train[0], "y": train[1], "validation_data": validation}
+    return fit_data(train, validation, batch_size)
 
 
 def _score(

@@ -83,6 +83,24 @@ def test_slow_epochs_squeeze_the_schedule_and_end_its_decay_in_time():
     assert TrialRecord.read(refit.trial).skipped_epochs == refit.skipped
 
 
+class _Gap(keras.callbacks.Callback):
+    """Time spent between epochs, after the schedule's callback has seen the epoch end
+    (a later callback saving, a new iterator that tf.data held)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        time.sleep(EPOCH_S)
+
+
+def test_time_between_epochs_counts_in_the_pace():
+    """Epochs of 0.05 s with 1 s between them: timed from the epoch's begin, they would
+    seem to fit 10 times over and the deadline would cut the decay; timed end to end,
+    the schedule is squeezed and its decay ends with the last epoch that ran."""
+    until = time.monotonic() + 5.5 * EPOCH_S
+    _, refit, slow = _fit(until, 10, _Gap(), durations=[0.05] * 10)
+    assert 3 <= len(slow.rates) <= 6 and refit.skipped == 10 - len(slow.rates)
+    assert slow.rates[-1] == pytest.approx(0.1 * 0.01, rel=1e-3)
+
+
 def test_epochs_on_pace_or_without_a_time_limit_keep_the_planned_schedule():
     for until in (None, time.monotonic() + 100.0):
         model, refit, slow = _fit(until, planned=4)

@@ -85,9 +85,10 @@ class ScheduleToTime(keras.callbacks.Callback):
     them, from an estimate of a few timed steps; this machine's speed also drifts (two
     consecutive epochs of the same model took 29 s and 39 s). After each epoch from the
     second on (the first also traces), the epochs still fitting before `until` at the
-    pace of the last `PACE_EPOCHS` (a mean: one slow epoch should not cost several) are
-    counted. When fewer remain than planned, what is left of the schedule is squeezed
-    into them: the schedule is read at a step that moves faster from now on, with no
+    pace of the last `PACE_EPOCHS` (a mean: one slow epoch should not cost several; each
+    timed from the previous one's end, so the time between epochs counts) are counted.
+    When fewer remain than planned, what is left of the schedule is squeezed into them:
+    the schedule is read at a step that moves faster from now on, with no
     jump, so its warm-up and high rates are not skipped and its decay still ends with the
     last epoch that fits, where the deadline would have cut it in the middle. Training
     stops after that epoch. When epochs run faster, so that more fit with
@@ -123,6 +124,7 @@ class ScheduleToTime(keras.callbacks.Callback):
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self.stop_after, self.skipped, self.durations = self.planned, 0, []
+        self.epoch_started = time.monotonic()
         # Keras reads a schedule back only as its current value; its own attribute holds it.
         schedule = getattr(self.model.optimizer, "_learning_rate", None)
         schedule_class = keras.optimizers.schedules.LearningRateSchedule
@@ -135,12 +137,12 @@ class ScheduleToTime(keras.callbacks.Callback):
             self.model.optimizer.learning_rate = self._warped.schedule
             self._warped = None
 
-    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self.epoch_started = time.monotonic()
-
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        # From the last epoch's end: what happens between epochs (later callbacks saving,
+        # a new iterator that tf.data's autotuning held for seconds) also takes the time.
         now = time.monotonic()
         self.durations.append(now - self.epoch_started)
+        self.epoch_started = now
         done = epoch + 1
         if done >= self.stop_after:
             self.model.stop_training = True

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from automl._model_input import model_input
+
 if TYPE_CHECKING:
     import keras
 
@@ -81,7 +83,7 @@ def average_model(members: Sequence[keras.Model], weights: Sequence[float]) -> k
 
 def same_input(model: keras.Model, other: keras.Model) -> bool:
     """Whether two models take the same raw input (structure, shapes, dtypes)."""
-    return _signature(model.input) == _signature(other.input)
+    return _signature(model_input(model)) == _signature(model_input(other))
 
 
 def _signature(structure: Any) -> Any:
@@ -99,7 +101,7 @@ def _fresh_inputs(model: keras.Model) -> Any:
     def fresh(tensor: Any, name: str) -> Any:
         return keras.Input(shape=tensor.shape[1:], dtype=tensor.dtype, name=name)
 
-    structure = model.input
+    structure = model_input(model)
     if isinstance(structure, dict):  # the input layers' own names (columns sanitized)
         return {key: fresh(tensor, tensor.name) for key, tensor in structure.items()}
     if isinstance(structure, list | tuple):

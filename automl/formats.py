@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from automl._errors import UsageError
+from automl._model_input import model_input
 from automl.models import load_model
 
 if TYPE_CHECKING:
@@ -241,7 +242,7 @@ def _probe_inputs(model: keras.Model) -> Any:
             return rng.integers(0, 4, size=shape).astype(dtype)
         return rng.uniform(0, 4, size=shape).astype(dtype)
 
-    structure = model.input
+    structure = model_input(model)
     if isinstance(structure, dict):
         return {key: probe(tensor) for key, tensor in structure.items()}
     return probe(structure)
@@ -363,7 +364,7 @@ def _write_litert(model: keras.Model, path: Path) -> None:
     def one_row(tensor: Any) -> keras.InputSpec:
         return keras.InputSpec(shape=(1, *tensor.shape[1:]), dtype=tensor.dtype)
 
-    signature = [keras.tree.map_structure(one_row, model.input)]
+    signature = [keras.tree.map_structure(one_row, model_input(model))]
     try:
         model.export(
             str(path),
@@ -464,7 +465,7 @@ def _input_specs(model: keras.Model) -> Any:
     def spec(tensor: Any) -> Any:
         return tf.TensorSpec(tensor.shape, tensor.dtype, name=tensor.name)
 
-    return tf.nest.map_structure(spec, model.input)
+    return tf.nest.map_structure(spec, model_input(model))
 
 
 def _first_line(exc: Exception) -> str:

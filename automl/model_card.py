@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from automl._card_code import _example_code, _load_lines, _meaning, example_input
+from automl._model_input import model_input
 from automl.footprint import latency_ms
 
 if TYPE_CHECKING:
@@ -94,7 +95,7 @@ def model_card(
 
 def model_inputs(model: keras.Model) -> list[ModelInput]:
     """The inputs `model` takes, in order: a dict's keyed by column, else positional."""
-    structure = model.input
+    structure = model_input(model)
     if isinstance(structure, dict):
         pairs = list(structure.items())
     else:

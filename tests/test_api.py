@@ -66,10 +66,13 @@ def build_model(hp):
     return model
 
 
-def test_keras_tuner_build_model_runs_unchanged(tmp_path):
+def test_keras_tuner_build_model_runs_unchanged(tmp_path, caplog):
     """search(build_model, dataset="digits") trains the tutorial function's models; each hp
-    call is a real Optuna distribution; the result has best params, model and study."""
+    call is a real Optuna distribution; the result has best params, model and study; the
+    finish reads the Sequential's input (final model, model card) without a warning."""
     result = automl.search(build_model, dataset="digits", trials=3, **_options(tmp_path, "kt"))
+    assert not [r.getMessage() for r in caplog.records if r.name == "automl"]
+    assert "float32 `(n, 64)`" in (tmp_path / "out" / "kt" / "MODEL.md").read_text()
     study = result.study
     assert isinstance(study, optuna.Study) and len(study.trials) == 3
     assert StudyRecord.of(study).space.endswith("test_api:build_model")

@@ -2,7 +2,7 @@
 epochs on the full 45k/5k/10k CIFAR-10 split.
 
     python -m benchmarks.probe_ingredients EPOCHS NAME [bn] [dirac] [lookahead]
-        [--set KEY=VALUE ...] [--jsonl PATH]
+        [kernel_decay] [--set KEY=VALUE ...] [--jsonl PATH]
 
 Each run trains the recipe (`search_spaces.cnn.FAST_RECIPE`, seed 0, its schedule over
 EPOCHS) with the ingredients named, then scores the test split as trained, with flip
@@ -16,6 +16,8 @@ applied to the built model before training:
 - `lookahead`: every 5 steps the slow weights move toward the fast ones with a decay
   rising as the cube of progress to 0.95^5, and the fast ones are reset to them; the
   slow ones are kept at the end.
+- `kernel_decay`: weight decay on the kernels only, batch norm's scale and offset and
+  the biases left out (as airbench and most recipes do; Keras decays every variable).
 
 `--set` changes a value of the recipe's point first (`--set weight_decay=5e-4`), so a
 hyperparameter of the space is probed the same way.
@@ -34,9 +36,10 @@ from typing import Any
 
 from benchmarks import recipes
 
-INGREDIENTS = ("bn", "dirac", "lookahead")
+INGREDIENTS = ("bn", "dirac", "lookahead", "kernel_decay")
 LOOKAHEAD_EVERY = 5
 LOOKAHEAD_DECAY = 0.95**LOOKAHEAD_EVERY
+NOT_DECAYED = ["gamma", "beta", "bias"]  # Keras' names for BN's scale and offset, biases
 
 
 def with_airbench_batch_norm(model: Any) -> None:
@@ -132,6 +135,8 @@ def probe(
         with_airbench_batch_norm(model)
     if "dirac" in ingredients:
         with_dirac_init(model)
+    if "kernel_decay" in ingredients:  # before fit builds the optimizer
+        model.optimizer.exclude_from_weight_decay(var_names=NOT_DECAYED)
     batch = int(point["batch_size"])
     callbacks = list(hp.callbacks)
     if "lookahead" in ingredients:
@@ -170,17 +175,29 @@ def recipe_change(text: str) -> tuple[str, Any]:
         return key, value
 
 
-def main() -> None:
+def ingredient(text: str) -> str:
+    """One of `INGREDIENTS` (argparse's `choices` refuses an empty `nargs="*"` list)."""
+    if text not in INGREDIENTS:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(INGREDIENTS)}; got {text!r}")
+    return text
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line: epochs, a name, ingredients, recipe changes, the JSONL file."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("epochs", type=int)
     parser.add_argument("name")
-    parser.add_argument("ingredients", nargs="*", choices=INGREDIENTS)
+    parser.add_argument("ingredients", nargs="*", type=ingredient)
     parser.add_argument(
         "--set", dest="changes", action="append", default=[], type=recipe_change,
         metavar="KEY=VALUE", help="change one value of the recipe's point (repeatable)",
     )  # fmt: skip
     parser.add_argument("--jsonl", type=Path, help="append the row here")
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def main() -> None:
+    args = parse_args()
     row = {"name": args.name, **probe(args.epochs, set(args.ingredients), dict(args.changes))}
     print(json.dumps(row), flush=True)
     if args.jsonl:

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from benchmarks.probe_ingredients import (
+    NOT_DECAYED,
     lookahead,
+    parse_args,
     recipe_change,
     tta_accuracies,
     with_airbench_batch_norm,
@@ -77,3 +79,26 @@ def test_a_recipe_change_reads_numbers_and_text_and_names_the_recipe_keys_on_a_t
     assert recipe_change("head=gap") == ("head", "gap")
     with pytest.raises(argparse.ArgumentTypeError, match="KEY one of .*weight_decay"):
         recipe_change("weight_decays=5e-4")
+
+
+def test_the_command_line_takes_no_ingredient_or_several_and_refuses_an_unknown_one(capsys):
+    args = parse_args(["8", "wd", "--set", "weight_decay=5e-4"])
+    assert args.ingredients == [] and args.changes == [("weight_decay", 5e-4)]
+    assert parse_args(["8", "x", "bn", "kernel_decay"]).ingredients == ["bn", "kernel_decay"]
+    with pytest.raises(SystemExit):
+        parse_args(["8", "x", "bnn"])
+    assert "expected one of bn, dirac" in capsys.readouterr().err
+
+
+def test_kernel_decay_decays_the_kernels_only():
+    """One SGD step with no gradient to speak of (learning rate 1, decay 0.5): the kernels
+    shrink by half, batch norm's scale and the biases stay."""
+    model = _small_cnn()
+    model.compile(keras.optimizers.SGD(1.0, weight_decay=0.5), "sparse_categorical_crossentropy")
+    model.optimizer.exclude_from_weight_decay(var_names=NOT_DECAYED)
+    before = {v.path: v.numpy() for v in model.trainable_weights}
+    zeros = [keras.ops.zeros_like(v) for v in model.trainable_weights]
+    model.optimizer.apply_gradients(zip(zeros, model.trainable_weights, strict=True))
+    for variable in model.trainable_weights:
+        ratio = 0.5 if variable.name == "kernel" else 1.0
+        np.testing.assert_allclose(variable.numpy(), before[variable.path] * ratio, rtol=1e-6)

@@ -117,19 +117,23 @@ def _build(point: dict[str, Any], spec: Any, epochs: int) -> Any:
 
 def epoch_seconds(point: dict[str, Any], data: Any, spec: Any, steps: int = 12) -> float:
     """Seconds of one epoch (training + validation pass) of `point` on `data`, from a
-    timed run of `steps` steps after one warm-up epoch of the same steps."""
+    timed run of `steps` steps after one warm-up epoch of the same steps, fed as a
+    search's trial is (`automl.data._batches`)."""
+    from automl.data._batches import evaluate_inputs, fit_inputs
+
     model, hp = _build(point, spec, 1)
     batch = int(point["batch_size"])
     n = min(len(data.x_train), batch * steps)
-    x, y = data.x_train[:n], data.y_train[:n]
-    model.fit(x, y, batch_size=batch, epochs=1, verbose=0)
+    train = fit_inputs(data.x_train[:n], data.y_train[:n], batch, shuffle=True)
+    model.fit(**train, epochs=1, verbose=0)
     started = time.perf_counter()
-    model.fit(x, y, batch_size=batch, epochs=1, verbose=0)
+    model.fit(**train, epochs=1, verbose=0)
     per_image = (time.perf_counter() - started) / n
     nv = min(len(data.x_val), 2000)
-    model.evaluate(data.x_val[:nv], data.y_val[:nv], batch_size=batch, verbose=0)
+    validation = evaluate_inputs(data.x_val[:nv], data.y_val[:nv], batch)
+    model.evaluate(**validation, verbose=0)
     started = time.perf_counter()
-    model.evaluate(data.x_val[:nv], data.y_val[:nv], batch_size=batch, verbose=0)
+    model.evaluate(**validation, verbose=0)
     per_val = (time.perf_counter() - started) / nv
     return per_image * len(data.x_train) + per_val * len(data.x_val)
 
@@ -185,14 +189,19 @@ def train_for_budget(
 
 
 def measure_t(data: Any, spec: Any, quick: bool) -> float:
-    """Seconds of one tutorial-CNN epoch on 45,000 images (scaled from the slice)."""
+    """Seconds of one tutorial-CNN epoch on 45,000 images (scaled from the slice), fed as
+    a search's trial is: Keras' own feed of arrays could idle for up to a minute at the
+    epoch's start (`automl.data._batches`), and T would hold that stall."""
+    from automl.data._batches import fit_inputs
     from search_spaces import cnn
 
     model, _ = _build(cnn.BASELINE, spec, 1)
     batch = int(cnn.BASELINE["batch_size"])
-    model.fit(data.x_train[: batch * 4], data.y_train[: batch * 4], batch_size=batch, verbose=0)
+    warm_up = fit_inputs(data.x_train[: batch * 4], data.y_train[: batch * 4], batch, shuffle=True)
+    model.fit(**warm_up, verbose=0)
+    epoch = fit_inputs(data.x_train, data.y_train, batch, shuffle=True)
     started = time.perf_counter()
-    model.fit(data.x_train, data.y_train, batch_size=batch, epochs=1, verbose=0)
+    model.fit(**epoch, epochs=1, verbose=0)
     return (time.perf_counter() - started) * FULL_TRAIN / len(data.x_train)
 
 

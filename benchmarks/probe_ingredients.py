@@ -2,7 +2,7 @@
 epochs on the full 45k/5k/10k CIFAR-10 split.
 
     python -m benchmarks.probe_ingredients EPOCHS NAME [bn] [dirac] [lookahead]
-        [kernel_decay] [--set KEY=VALUE ...] [--jsonl PATH]
+        [kernel_decay] [max_head] [--set KEY=VALUE ...] [--jsonl PATH]
 
 Each run trains the recipe (`search_spaces.cnn.FAST_RECIPE`, seed 0, its schedule over
 EPOCHS) with the ingredients named, then scores the test split as trained, with flip
@@ -18,6 +18,8 @@ applied to the built model before training:
   slow ones are kept at the end.
 - `kernel_decay`: weight decay on the kernels only, batch norm's scale and offset and
   the biases left out (as airbench and most recipes do; Keras decays every variable).
+- `max_head`: airbench's head in place of the global average: the last feature map's
+  maximum, a dense layer without bias, its logits scaled by 1/9 before the softmax.
 
 `--set` changes a value of the recipe's point first (`--set weight_decay=5e-4`), so a
 hyperparameter of the space is probed the same way.
@@ -36,7 +38,7 @@ from typing import Any
 
 from benchmarks import recipes
 
-INGREDIENTS = ("bn", "dirac", "lookahead", "kernel_decay")
+INGREDIENTS = ("bn", "dirac", "lookahead", "kernel_decay", "max_head")
 LOOKAHEAD_EVERY = 5
 LOOKAHEAD_DECAY = 0.95**LOOKAHEAD_EVERY
 NOT_DECAYED = ["gamma", "beta", "bias"]  # Keras' names for BN's scale and offset, biases
@@ -65,6 +67,22 @@ def with_dirac_init(model: Any) -> None:
                 kernel[:, :, :, :n_in] = 0
                 kernel[1, 1, np.arange(n_in), np.arange(n_in)] = 1
                 layer.kernel.assign(kernel)
+
+
+def with_max_head(model: Any) -> Any:
+    """`model` (a global-average head) with airbench's: max-pooled features, a dense
+    layer without bias, logits times 1/9; compiled as `model` was."""
+    import keras
+
+    pool = next(x for x in model.layers if isinstance(x, keras.layers.GlobalAveragePooling2D))
+    x = keras.layers.GlobalMaxPooling2D()(pool.input)
+    classes = model.output.shape[-1]
+    x = keras.layers.Dense(classes, use_bias=False, dtype="float32")(x)
+    x = keras.layers.Rescaling(1 / 9, dtype="float32")(x)
+    output = keras.layers.Softmax(dtype="float32", name="output")(x)
+    headed = keras.Model(model.inputs, output, name=model.name)
+    headed.compile_from_config(model.get_compile_config())
+    return headed
 
 
 def lookahead(total_steps: int) -> Any:
@@ -135,6 +153,8 @@ def probe(
         with_airbench_batch_norm(model)
     if "dirac" in ingredients:
         with_dirac_init(model)
+    if "max_head" in ingredients:
+        model = with_max_head(model)
     if "kernel_decay" in ingredients:  # before fit builds the optimizer
         model.optimizer.exclude_from_weight_decay(var_names=NOT_DECAYED)
     batch = int(point["batch_size"])

@@ -17,6 +17,7 @@ from benchmarks.probe_ingredients import (
     tta_accuracies,
     with_airbench_batch_norm,
     with_dirac_init,
+    with_max_head,
 )
 
 
@@ -102,3 +103,17 @@ def test_kernel_decay_decays_the_kernels_only():
     for variable in model.trainable_weights:
         ratio = 0.5 if variable.name == "kernel" else 1.0
         np.testing.assert_allclose(variable.numpy(), before[variable.path] * ratio, rtol=1e-6)
+
+
+def test_max_head_scores_the_maximum_features_at_a_ninth_and_trains():
+    model = with_max_head(_small_cnn())
+    assert not any(isinstance(x, keras.layers.GlobalAveragePooling2D) for x in model.layers)
+    x = np.random.default_rng(2).normal(size=(4, 8, 8, 3)).astype("float32")
+    pool = next(x for x in model.layers if isinstance(x, keras.layers.GlobalMaxPooling2D))
+    features = keras.Model(model.inputs, pool.input).predict(x, verbose=0)
+    kernel = model.layers[-3].kernel.numpy()
+    logits = features.max(axis=(1, 2)) @ kernel / 9
+    expected = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-5)
+    assert model.loss == "sparse_categorical_crossentropy"
+    model.fit(x, np.array([0, 1, 0, 1]), verbose=0)  # compiled as the original was

@@ -25,10 +25,10 @@ of `max_epochs`, and by its time alone when that trial was cut short by its time
 A long training whose time holds enough epochs of a wider model of its configuration
 trains that model instead (`_grow`). When the first starting point has a wider point
 and the budget holds enough of its epochs with `GROWN_MIN_EXPLORE_SHARE` still left to
-explore, exploitation keeps that time (`Split.grows`; up to the epochs measured at
-165 T, down to the least worth it) for one long training (two where each holds it),
-since at 165 T on CIFAR-10 exploring has not found a better one than the fast recipe,
-and its wider model scored 1.4 points more in the same time.
+explore, exploitation keeps that time (`Split.grows`; up to `GROW_PLAN_EPOCHS` of the
+wider model, down to the least worth it) for one long training (two where each holds
+it), since at 165 T on CIFAR-10 exploring has not found a better one than the fast
+recipe, and its wider model scored 1.4 points more in the same time.
 The finish (ensemble, export, test) has its own time after the trials' deadline (see
 `_plan`).
 

@@ -88,12 +88,11 @@ class ScheduleToTime(keras.callbacks.Callback):
     pace of the last `PACE_EPOCHS` (a mean: one slow epoch should not cost several; each
     timed from the previous one's end, so the time between epochs counts) are counted.
     When fewer remain than planned, what is left of the schedule is squeezed into them:
-    the schedule is read at a step that moves faster from now on, with no
-    jump, so its warm-up and high rates are not skipped and its decay still ends with the
-    last epoch that fits, where the deadline would have cut it in the middle. Training
-    stops after that epoch. When epochs run faster, so that more fit with
-    `STRETCH_SPARE` to spare, the schedule is stretched the same way, up to
-    `most_epochs`: a trial planned from a pessimistic estimate (one long training was
+    the schedule is read at a step that moves faster from now on, with no jump, so its
+    warm-up and high rates are not skipped and its decay still ends with the last epoch
+    that fits, where the deadline would have cut it in the middle. Training stops after
+    that epoch. When epochs run faster, so that more fit with `STRETCH_SPARE` to spare,
+    the schedule is stretched the same way, up to `most_epochs`: a trial planned from a pessimistic estimate (one long training was
     planned for 14 epochs of 119 s, ran them at 94 s and left a quarter of its window
     unused) uses its time. The optimizer's own step counter is untouched (Adam's bias
     correction, weight averaging). The epochs given up and gained in the end are

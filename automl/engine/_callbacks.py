@@ -92,12 +92,13 @@ class ScheduleToTime(keras.callbacks.Callback):
     warm-up and high rates are not skipped and its decay still ends with the last epoch
     that fits, where the deadline would have cut it in the middle. Training stops after
     that epoch. When epochs run faster, so that more fit with `STRETCH_SPARE` to spare,
-    the schedule is stretched the same way, up to `most_epochs`: a trial planned from a pessimistic estimate (one long training was
-    planned for 14 epochs of 119 s, ran them at 94 s and left a quarter of its window
-    unused) uses its time. The optimizer's own step counter is untouched (Adam's bias
-    correction, weight averaging). The epochs given up and gained in the end are
-    recorded (`TrialRecord.skipped_epochs`, `stretched_epochs`). A constant rate has
-    nothing to squeeze: the trial only stops in time.
+    the schedule is stretched the same way, up to `most_epochs`: a trial planned from a
+    pessimistic estimate (one long training was planned for 14 epochs of 119 s, ran them
+    at 94 s and left a quarter of its window unused) uses its time. The optimizer's own
+    step counter is untouched (Adam's bias correction, weight averaging). The epochs
+    given up and gained in the end are recorded (`TrialRecord.skipped_epochs`,
+    `stretched_epochs`). A constant rate has nothing to squeeze: the trial only stops in
+    time.
 
     Args:
         trial: The trial, whose record gets the epochs given up (None: only `skipped`).

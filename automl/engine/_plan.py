@@ -34,6 +34,7 @@ from automl.engine._grow import GROW_LEAST_PLAN_EPOCHS, GROW_PLAN_EPOCHS
 from automl.engine._phases import (
     EXPLOIT_KEEPS_FULL_TRAININGS,
     GROWN_MIN_EXPLORE_SHARE,
+    RANKING_EPOCHS,
     Split,
     explore_share,
     make_split,
@@ -269,6 +270,12 @@ class Plan:
         speed = next(iter(self.speeds.values()), None)
         return 0.0 if speed is None else speed.trial_s(self.max_epochs)
 
+    def ranking_trial_s(self) -> float:
+        """The least exploration trial: the first family's reference model trained for
+        `RANKING_EPOCHS`, start-up included (0 when nothing was measured)."""
+        speed = next(iter(self.speeds.values()), None)
+        return 0.0 if speed is None else speed.trial_s(RANKING_EPOCHS)
+
     def out_of_time(self) -> bool:
         """Whether the time left is too short for the quickest trial, its one epoch with
         `LAST_EPOCH_SPARE` (never without a deadline and a measurement)."""
@@ -408,7 +415,13 @@ def make_plan(
             (grown.trial_s(n) if grown else 0.0) for n in (GROW_PLAN_EPOCHS, GROW_LEAST_PLAN_EPOCHS)
         )
         split = make_split(
-            plan.budget_s, plan.shortest_trial_s(), plan.full_trial_s(), deadline, grown_s, least_s
+            plan.budget_s,
+            plan.shortest_trial_s(),
+            plan.full_trial_s(),
+            deadline,
+            grown_s,
+            least_s,
+            ranking_s=plan.ranking_trial_s(),
         )
         if constrained and split is not None and not split.explores:
             split = None  # one long training could break a limit, or make a front of one

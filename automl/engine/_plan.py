@@ -267,14 +267,17 @@ class Plan:
 
     def full_trial_s(self) -> float:
         """The first family's reference model trained for `max_epochs`, start-up included."""
-        speed = next(iter(self.speeds.values()), None)
-        return 0.0 if speed is None else speed.trial_s(self.max_epochs)
+        return self._reference_trial_s(self.max_epochs)
 
     def ranking_trial_s(self) -> float:
         """The least exploration trial: the first family's reference model trained for
-        `RANKING_EPOCHS`, start-up included (0 when nothing was measured)."""
+        `RANKING_EPOCHS`, start-up included."""
+        return self._reference_trial_s(RANKING_EPOCHS)
+
+    def _reference_trial_s(self, epochs: int) -> float:
+        """The first family's reference model's trial of `epochs` (0: none measured)."""
         speed = next(iter(self.speeds.values()), None)
-        return 0.0 if speed is None else speed.trial_s(RANKING_EPOCHS)
+        return 0.0 if speed is None else speed.trial_s(epochs)
 
     def out_of_time(self) -> bool:
         """Whether the time left is too short for the quickest trial, its one epoch with

@@ -39,7 +39,10 @@ from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
+# The shared CIFAR-10 copy beside the checkout, unless AUTOML_DATA_DIR names another.
+DATA_DIR = Path(
+    os.environ.get("AUTOML_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data"
+)
 FULL_TRAIN = 45_000
 BUDGETS = (15.0, 55.0, 165.0)
 THROUGHPUT_TARGET = 0.95

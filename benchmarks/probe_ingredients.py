@@ -216,13 +216,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def report(row: dict[str, Any], jsonl: Path | None) -> None:
+    """Print `row` as one JSON line, and append it to `jsonl` when given, so a series of
+    runs cut short keeps the ones before."""
+    print(json.dumps(row), flush=True)
+    if jsonl:
+        with jsonl.open("a") as out:
+            out.write(json.dumps(row) + "\n")
+
+
 def main() -> None:
     args = parse_args()
     row = {"name": args.name, **probe(args.epochs, set(args.ingredients), dict(args.changes))}
-    print(json.dumps(row), flush=True)
-    if args.jsonl:
-        with args.jsonl.open("a") as out:
-            out.write(json.dumps(row) + "\n")
+    report(row, args.jsonl)
 
 
 if __name__ == "__main__":

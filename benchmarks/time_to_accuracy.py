@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import time
 from collections.abc import Iterator
@@ -31,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import recipes
-from benchmarks.probe_ingredients import tta_accuracies
+from benchmarks.probe_ingredients import report, tta_accuracies
 
 
 def run_spec(text: str) -> tuple[list[int], int]:
@@ -141,11 +140,7 @@ def main() -> None:
     where = device()
     print(f"data loaded in {time.perf_counter() - started:.0f} s; training on {where}")
     for widths, epochs in args.runs:
-        result = {"device": where, **train(widths, epochs, data, spec)}
-        print(json.dumps(result), flush=True)
-        if args.json:
-            with args.json.open("a") as handle:
-                handle.write(json.dumps(result) + "\n")
+        report({"device": where, **train(widths, epochs, data, spec)}, args.json)
 
 
 if __name__ == "__main__":

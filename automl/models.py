@@ -65,9 +65,10 @@ def load_model(path: str | Path, compile: bool = True) -> keras.Model:
 def predict_raw(model: keras.Model, data: Dataset, x: Any) -> np.ndarray:
     """`model`'s predictions for raw rows `x` of `data` (a split's `x_val` or `x_test`):
     image files decoded batch by batch, table columns as the model takes them."""
+    from automl.data._batches import predict_inputs
     from automl.data._encoding import model_input
 
     stream = getattr(data.encoder, "batches", None)  # images decoded batch by batch
     if stream is not None:
         return model.predict(stream(x, None, 256), verbose=0)
-    return model.predict(model_input(x, model), verbose=0, batch_size=512)
+    return model.predict(**predict_inputs(model_input(x, model), 512), verbose=0)

@@ -10,7 +10,13 @@ import keras
 import numpy as np
 from sklearn.datasets import load_digits
 
-from automl.data._batches import evaluate_inputs, fit_data, fit_inputs, in_memory_batches
+from automl.data._batches import (
+    evaluate_inputs,
+    fit_data,
+    fit_inputs,
+    in_memory_batches,
+    predict_inputs,
+)
 
 
 def _epoch(dataset) -> tuple[list, list[np.ndarray]]:
@@ -92,3 +98,23 @@ def test_a_fit_feeds_training_and_validation_the_same_way() -> None:
     assert batched["shuffle"] is False and "y" not in batched
     assert as_arrays["x"] is images and as_arrays["batch_size"] == 4
     assert as_arrays["validation_data"][0] is texts
+
+
+def test_predict_feeds_inputs_alone_in_order_and_two_inputs_stay_two_inputs() -> None:
+    """`predict_inputs`: the rows in order, batched without autotuning, give the same
+    predictions as Keras' own feed, also for a model of two inputs given as a list
+    (which Keras would read as (x, y) if the batches were bare tuples)."""
+    keras.utils.set_random_seed(0)
+    left, right = keras.Input((3,)), keras.Input((2,))
+    joined = keras.layers.Concatenate()([left, right])
+    model = keras.Model([left, right], keras.layers.Dense(4, activation="softmax")(joined))
+    rng = np.random.default_rng(0)
+    x = [rng.normal(size=(10, 3)).astype("float32"), rng.normal(size=(10, 2))]
+
+    inputs = predict_inputs(x, 4)
+
+    assert inputs["x"].options().autotune.enabled is False
+    expected = model.predict(x, batch_size=4, verbose=0)
+    np.testing.assert_allclose(model.predict(**inputs, verbose=0), expected, rtol=1e-6)
+    texts = np.array(["a cat", "a dog"], dtype=object)
+    assert predict_inputs(texts, 2) == {"x": texts, "batch_size": 2}

@@ -22,13 +22,14 @@ PARALLEL_GATHERS = 2  # a gather of 256 images takes about a millisecond
 PREFETCH = 2  # batches ready ahead of the train step
 
 
-def in_memory_batches(x: Any, y: Any, batch_size: int, *, shuffle: bool) -> Any | None:
+def in_memory_batches(x: Any, y: Any | None, batch_size: int, *, shuffle: bool) -> Any | None:
     """`(x, y)` as a `tf.data.Dataset` of batches with autotuning off, reshuffled every
     epoch when `shuffle`; None where Keras' own handling should stay.
 
     Args:
         x: The inputs: an array, or a dict or list of arrays (one per model input).
-        y: The targets, one row per example.
+        y: The targets, one row per example; None for inputs alone (`(x,)` batches, for
+            `predict`).
         batch_size: Examples per batch; the last batch holds what is left.
         shuffle: Draw a new order every epoch (training), or keep the rows' order.
 
@@ -38,16 +39,18 @@ def in_memory_batches(x: Any, y: Any, batch_size: int, *, shuffle: bool) -> Any 
     """
     import keras
 
-    arrays = [*_leaves(x), y]
+    arrays = [*_leaves(x), *([] if y is None else [y])]
     if keras.backend.backend() != "tensorflow" or not all(_numeric(a) for a in arrays):
         return None
     import tensorflow as tf
 
-    rows = len(y)
+    rows = len(arrays[0])
     order = tf.data.Dataset.range(rows)
     if shuffle:  # only indices are shuffled: a buffer of all of them costs 8 bytes a row
         order = order.shuffle(rows, reshuffle_each_iteration=True)
-    data = tf.data.Dataset.from_tensors((_as_tensors(x), _tensor(y))).repeat()
+    # Inputs alone go as a 1-tuple: Keras would read a tuple of two inputs as (x, y).
+    both = (_as_tensors(x),) if y is None else (_as_tensors(x), _tensor(y))
+    data = tf.data.Dataset.from_tensors(both).repeat()
 
     def gather(indices: Any, both: Any) -> Any:
         return tf.nest.map_structure(lambda a: tf.gather(a, indices, axis=0), both)
@@ -76,6 +79,16 @@ def evaluate_inputs(x: Any, y: Any, batch_size: int) -> dict[str, Any]:
     inputs = fit_inputs(x, y, batch_size, shuffle=False)
     del inputs["shuffle"]
     return inputs
+
+
+def predict_inputs(x: Any, batch_size: int) -> dict[str, Any]:
+    """Keyword arguments for `predict`: `x` as `in_memory_batches` in order, where it can
+    be; a predict's iterator ends as a training epoch's does, so Keras' autotuned feed
+    could stall it the same way."""
+    batches = in_memory_batches(x, None, batch_size, shuffle=False)
+    if batches is None:
+        return {"x": x, "batch_size": batch_size}
+    return {"x": batches}
 
 
 def fit_data(

@@ -123,9 +123,9 @@ def train(widths: list[int], epochs: int, data: Any, spec: Any) -> dict[str, Any
 
 def device() -> str:
     """The accelerator Keras trains on, or "cpu"."""
-    import keras
+    from automl.spaces.training import gpu_devices
 
-    gpus = [d for d in keras.distribution.list_devices() if d.lower().startswith("gpu")]
+    gpus = gpu_devices()
     return gpus[0] if gpus else f"cpu ({os.cpu_count()} cores)"
 
 

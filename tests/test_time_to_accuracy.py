@@ -39,3 +39,14 @@ def test_widths_outside_the_space_train_and_the_space_is_restored():
         assert 256 in cnn.FILTERS[2]
         raise ZeroDivisionError
     assert dict(cnn.FILTERS) == before
+
+
+def test_the_device_is_the_gpu_keras_lists_else_the_cpu(monkeypatch):
+    import keras
+
+    from benchmarks.time_to_accuracy import device
+
+    monkeypatch.setattr(keras.distribution, "list_devices", lambda *a: ["cpu:0"])
+    assert device().startswith("cpu (")
+    monkeypatch.setattr(keras.distribution, "list_devices", lambda *a: ["cpu:0", "gpu:0"])
+    assert device() == "gpu:0"

@@ -228,7 +228,7 @@ def mixed_precision_on_gpu() -> Iterator[bool]:
     """
     import keras
 
-    if not any(d.lower().startswith("gpu") for d in keras.distribution.list_devices()):
+    if not gpu_devices():
         yield False
         return
     previous = keras.config.dtype_policy()
@@ -237,6 +237,13 @@ def mixed_precision_on_gpu() -> Iterator[bool]:
         yield True
     finally:
         keras.config.set_dtype_policy(previous)
+
+
+def gpu_devices() -> list[str]:
+    """The GPUs Keras sees (`"gpu:0"`, ...), from its backend-neutral device listing."""
+    import keras
+
+    return [d for d in keras.distribution.list_devices() if d.lower().startswith("gpu")]
 
 
 def points_for(

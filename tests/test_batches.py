@@ -118,3 +118,22 @@ def test_predict_feeds_inputs_alone_in_order_and_two_inputs_stay_two_inputs() ->
     np.testing.assert_allclose(model.predict(**inputs, verbose=0), expected, rtol=1e-6)
     texts = np.array(["a cat", "a dog"], dtype=object)
     assert predict_inputs(texts, 2) == {"x": texts, "batch_size": 2}
+
+
+def test_after_a_predict_of_a_tables_columns_one_row_still_predicts_on_its_own() -> None:
+    """A table's columns come as 1-D arrays; the model card later times `predict_on_batch`
+    on a one-row example of (1, 1) columns. If the feed's batches had the structure of
+    `predict_on_batch`'s, TensorFlow would merge the two traces into one of unknown
+    rank, which the model's inputs reject (the card then said "latency: not measured")."""
+    columns = {name: keras.Input((1,), name=name) for name in ("age", "height")}
+    joined = keras.layers.Concatenate()(list(columns.values()))
+    model = keras.Model(columns, keras.layers.Dense(2, activation="softmax")(joined))
+    rng = np.random.default_rng(0)
+    table = {name: rng.normal(size=40).astype("float32") for name in columns}
+
+    model.predict(**predict_inputs(table, 16), verbose=0)
+    one_row = {name: values[:1, None] for name, values in table.items()}
+
+    np.testing.assert_allclose(
+        model.predict_on_batch(one_row), model(one_row, training=False), rtol=1e-6
+    )

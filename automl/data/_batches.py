@@ -28,8 +28,8 @@ def in_memory_batches(x: Any, y: Any | None, batch_size: int, *, shuffle: bool) 
 
     Args:
         x: The inputs: an array, or a dict or list of arrays (one per model input).
-        y: The targets, one row per example; None for inputs alone (`(x,)` batches, for
-            `predict`).
+        y: The targets, one row per example; None for inputs alone (batches structured as
+            Keras' own feed has them, for `predict`).
         batch_size: Examples per batch; the last batch holds what is left.
         shuffle: Draw a new order every epoch (training), or keep the rows' order.
 
@@ -48,8 +48,7 @@ def in_memory_batches(x: Any, y: Any | None, batch_size: int, *, shuffle: bool) 
     order = tf.data.Dataset.range(rows)
     if shuffle:  # only indices are shuffled: a buffer of all of them costs 8 bytes a row
         order = order.shuffle(rows, reshuffle_each_iteration=True)
-    # Inputs alone go as a 1-tuple: Keras would read a tuple of two inputs as (x, y).
-    both = (_as_tensors(x),) if y is None else (_as_tensors(x), _tensor(y))
+    both = _inputs_alone(x) if y is None else (_as_tensors(x), _tensor(y))
     data = tf.data.Dataset.from_tensors(both).repeat()
 
     def gather(indices: Any, both: Any) -> Any:
@@ -104,6 +103,17 @@ def fit_data(
         return {"x": x, "y": y, "batch_size": batch_size, "validation_data": validation}
     # Keras warns when told to shuffle a dataset: its batches come shuffled.
     return {"x": batches, "shuffle": False, "validation_data": validation_batches}
+
+
+def _inputs_alone(x: Any) -> Any:
+    """Inputs without targets, structured as Keras' own array feed has them: a list or
+    tuple of inputs as a 1-tuple (Keras would read a bare pair as (x, y)), an array or a
+    dict bare. The structure matters beyond this feed: `predict_on_batch` later calls
+    the same traced function with `(x,)`, and a matching structure would make TensorFlow
+    relax the two traces' shapes into one, of unknown rank where a table's 1-D columns
+    met the (1, 1) columns of a one-row example, which the model's inputs then reject."""
+    tensors = _as_tensors(x)
+    return (tensors,) if isinstance(x, list | tuple) else tensors
 
 
 def _leaves(x: Any) -> list[Any]:

@@ -219,6 +219,35 @@ def test_calibration_leaves_grown_trials_out():
     assert plan.calibration([narrow, grown], "cnn") == pytest.approx(1.2)
 
 
+def test_trials_may_lengthen_a_grown_epoch_estimate_but_never_shorten_it(monkeypatch):
+    """The wider reference was measured itself; the family's trials ran faster than
+    their own estimates (0.5x), which says nothing about it. Shortening its epoch would
+    plan more epochs than fit, and the deadline would cut its schedule."""
+    import types
+
+    import numpy as np
+
+    from automl.engine import _plan
+    from automl.engine._plan import Plan, Speed
+
+    monkeypatch.setattr(_plan, "forward_seconds", lambda model, rows: 0.1)
+    narrow, wider = (Speed("cnn", 1.0, 0.01, 3.0, 1.0, 0.0, s) for s in (9.0, 27.0))
+    plan = Plan({"cnn": narrow}, 6, None, 0.0, None, grown=wider)
+    encoded = types.SimpleNamespace(stream=None, x_train=np.zeros((64, 3), "float32"))
+    spec = types.SimpleNamespace(downsample=1, steps_per_epoch=lambda batch: 10)
+
+    def ran(ratio: float) -> optuna.trial.FrozenTrial:
+        attrs = {"epochs": 4, "seconds": 1.0 + 4 * 3.0 * ratio, "estimated_epoch_s": 3.0}
+        return optuna.trial.create_trial(params={}, distributions={}, value=0.5, user_attrs=attrs)
+
+    def estimate(speed: Speed, ratio: float) -> tuple[float, float]:
+        return plan.epoch_estimate(speed, None, encoded, spec, 32, 32, [ran(ratio)])
+
+    assert estimate(narrow, 0.5) == pytest.approx((3.1, 1.55))  # the family's own: calibrated
+    assert estimate(wider, 0.5) == pytest.approx((3.1, 3.1))  # grown: never shorter
+    assert estimate(wider, 2.0) == pytest.approx((3.1, 6.2))  # but may be longer
+
+
 def test_a_wider_point_outside_the_study_s_ranges_is_not_trained():
     """A space's own `grow` may step outside a distribution; Optuna would only warn."""
     study = _study_with_one_complete_trial()

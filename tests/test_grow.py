@@ -222,7 +222,7 @@ def test_calibration_leaves_grown_trials_out():
 def test_trials_may_lengthen_a_grown_epoch_estimate_but_never_shorten_it(monkeypatch):
     """The wider reference was measured itself; the family's trials ran faster than
     their own estimates (0.5x), which says nothing about it. Shortening its epoch would
-    plan more epochs than fit, and the deadline would cut its schedule."""
+    build its schedule for more epochs than fit, to be squeezed once it runs."""
     import types
 
     import numpy as np

@@ -256,9 +256,10 @@ class Plan:
         A wider model's estimate scales the measured wider reference (`grown`), which
         the trials' ratios (from the family's own reference) say nothing about: they
         may lengthen its epoch, never shorten it. At 165 T they once shortened a grown
-        epoch measured at 66 s to 55 s; it ran at 67 s, and its planned 26 epochs
-        became 21. An epoch planned long costs little: `ScheduleToTime` stretches a
-        schedule whose epochs run faster than planned."""
+        epoch measured at 66 s to 55 s; it ran at 67 s, so its schedule, built for 26
+        epochs, was squeezed into 21 once it ran (`ScheduleToTime`). An epoch planned
+        long costs little: the same callback stretches a schedule whose epochs run
+        faster than planned."""
         forward_s = (  # streamed images: the reference's, for the pixels this model sees
             speed.forward_s / spec.downsample**2
             if encoded.stream
@@ -423,7 +424,6 @@ def make_plan(
         unneeded=unneeded,
         grown=grown,
     )
-    has_start = bool(space.starting_points(spec))
     if plan.budget_s is not None and deadline is not None:
         grown_s, least_s = (
             (grown.trial_s(n) if grown else 0.0) for n in (GROW_PLAN_EPOCHS, GROW_LEAST_PLAN_EPOCHS)
@@ -437,10 +437,11 @@ def make_plan(
             least_s,
             ranking_s=plan.ranking_trial_s(),
         )
-        if split is not None and not split.explores and (constrained or not has_start):
+        one_long = split is not None and not split.explores
+        if one_long and (constrained or not space.starting_points(spec)):
             # Constrained: one long training could break a limit, or make a front of one.
             # No starting point: it would train one random point long (digits at 20 s:
-            # 0.936 test, where a plain Optuna loop's five trials scored 0.964).
+            # 0.936 test, where a plain Optuna loop's five trials scored 0.958-0.964).
             split = None
         explores = split is not None and split.explores
         factor = exploration_downsample(spec, split=explores, constrained=constrained)

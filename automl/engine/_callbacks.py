@@ -36,6 +36,10 @@ class Deadline(keras.callbacks.Callback):
 
 PACE_EPOCHS = 3  # the epochs whose mean duration says how fast a trial trains now
 STRETCH_SPARE = 1.2  # a schedule stretches only with this much time to spare
+# The first epoch's pace is trusted only where the fit's overhead (tracing, measured on
+# the family's reference model) is at most this share of it: on a small model tracing is
+# most of the epoch, and another model's tracing time says little about this one's.
+FIRST_EPOCH_OVERHEAD_SHARE = 0.5
 
 
 class _WarpedSchedule(keras.optimizers.schedules.LearningRateSchedule):
@@ -94,9 +98,13 @@ class ScheduleToTime(keras.callbacks.Callback):
     that epoch. When epochs run faster, so that more fit with `STRETCH_SPARE` to spare,
     the schedule is stretched the same way, up to `most_epochs`: a trial planned from a
     pessimistic estimate (one long training was planned for 14 epochs of 119 s, ran them
-    at 94 s and left a quarter of its window unused) uses its time. The optimizer's own
-    step counter is untouched (Adam's bias correction, weight averaging). The epochs
-    given up and gained in the end are recorded (`TrialRecord.skipped_epochs`,
+    at 94 s and left a quarter of its window unused) uses its time. With
+    `fit_overhead_s`, the first epoch is checked too, at its duration less that
+    overhead, and only to squeeze, where even a fifth faster the planned epochs would
+    not fit: a short trial has no second epoch to correct it (an exploration trial
+    planned for 2 epochs of 40 s within 97 s ran 84 + 69 s). The optimizer's own step
+    counter is untouched (Adam's bias correction, weight averaging). The epochs given up
+    and gained in the end are recorded (`TrialRecord.skipped_epochs`,
     `stretched_epochs`). A constant rate has nothing to squeeze: the trial only stops in
     time.
 
@@ -105,6 +113,8 @@ class ScheduleToTime(keras.callbacks.Callback):
         until: `time.monotonic()` at which the trial's time ends, or None (no refitting).
         planned_epochs: The epochs its schedule was built for.
         most_epochs: The most it may stretch to (fit's `epochs`; None: `planned_epochs`).
+        fit_overhead_s: What a fit of its family costs once (`_plan.Speed`), left out of
+            its first epoch's pace; None: the first epoch is not checked.
     """
 
     def __init__(
@@ -113,9 +123,11 @@ class ScheduleToTime(keras.callbacks.Callback):
         until: float | None,
         planned_epochs: int,
         most_epochs: int | None = None,
+        fit_overhead_s: float | None = None,
     ) -> None:
         super().__init__()
         self.trial, self.until, self.planned = trial, until, planned_epochs
+        self.fit_overhead_s = fit_overhead_s
         self.most = max(planned_epochs, most_epochs or planned_epochs)
         self.stop_after, self.skipped = planned_epochs, 0
         self.durations: list[float] = []
@@ -147,12 +159,16 @@ class ScheduleToTime(keras.callbacks.Callback):
         if done >= self.stop_after:
             self.model.stop_training = True
             return
-        if self.until is None or done < 2:
+        pace = self._pace()
+        if self.until is None or pace is None:
             return
-        recent = self.durations[1:][-PACE_EPOCHS:]
-        pace = sum(recent) / len(recent)
-        fitting = max(0, math.floor((self.until - now) / pace))
+        # The first epoch's pace rests on a reference model's overhead: it only
+        # squeezes, and only where a fifth faster would not fit either.
+        margin = STRETCH_SPARE if done == 1 else 1.0
+        fitting = max(0, math.floor((self.until - now) * margin / pace))
         if done + fitting >= self.stop_after:
+            if done == 1:
+                return
             # On pace or faster (this machine is shared: one run lost 8 of 20 epochs to
             # two slow ones, then ran fast again): stretch, with a fifth to spare, since
             # a stretch by rounding would leave the next epoch short of time.
@@ -171,6 +187,18 @@ class ScheduleToTime(keras.callbacks.Callback):
             per_epoch = (self.params or {}).get("steps") or steps // done
             end = self.planned * per_epoch  # the schedule's last step, as it was built
             self._warped.squeeze(steps, end, (stop_after - done) * per_epoch)
+
+    def _pace(self) -> float | None:
+        """Seconds an epoch takes now: the mean of the last `PACE_EPOCHS` after the first
+        (which also traces); after the first alone, its duration less `fit_overhead_s`
+        where that is trusted (see `FIRST_EPOCH_OVERHEAD_SHARE`); else None."""
+        if len(self.durations) >= 2:
+            recent = self.durations[1:][-PACE_EPOCHS:]
+            return sum(recent) / len(recent)
+        first, overhead = self.durations[0], self.fit_overhead_s
+        if overhead is None or overhead > FIRST_EPOCH_OVERHEAD_SHARE * first:
+            return None
+        return first - overhead
 
 
 class TrialPruning(keras.callbacks.Callback):

@@ -413,6 +413,7 @@ class TrialObjective:
         # last, low-rate epochs gain the most: it runs them all (the best epoch's weights
         # are still the ones kept), as the recipe alone does in `benchmarks.recipes`.
         patience = epochs if facts.exploit else int(config.patience or 1)
+        speed = None if until is None else self.context.plan.speed_of(hp.values, facts.grown)
         return FitPlan(
             batch_size=batch_size_of(hp),
             max_epochs=epochs,
@@ -421,6 +422,7 @@ class TrialObjective:
             deadline=self.context.deadline,
             until=until,
             stretch_to=most,
+            fit_overhead_s=None if speed is None else speed.fit_overhead_s,
             protected=facts.starting_point or promoted,
             silent=promoted,
             class_weight=self.context.class_weight,

@@ -123,6 +123,8 @@ class FitPlan:
         stretch_to: The most epochs it may run when they run faster than planned,
             planned to time (`ScheduleToTime`); None: `max_epochs`. A keras-tuner
             HyperModel's own `fit` gets `max_epochs`.
+        fit_overhead_s: What a fit of the trial's family costs once (tracing), so that
+            its first epoch's pace is checked too (`ScheduleToTime`); None: not checked.
         protected: Report to the pruner but never be pruned (a space's starting point).
         silent: Neither report nor be pruned (a promoted full-data trial).
         class_weight: Per-class loss weights, or None.
@@ -138,6 +140,7 @@ class FitPlan:
     deadline: float | None = None
     until: float | None = None
     stretch_to: int | None = None
+    fit_overhead_s: float | None = None
     protected: bool = False
     silent: bool = False
     class_weight: dict[int, float] | None = None
@@ -214,7 +217,11 @@ def _callbacks(
     # Planned to time: its schedule is kept to it (without, fit's epochs are the plan).
     to_time = []
     if plan.until is not None:
-        to_time = [ScheduleToTime(trial, plan.until, plan.max_epochs, most_epochs=epochs)]
+        to_time = [
+            ScheduleToTime(
+                trial, plan.until, plan.max_epochs, epochs, fit_overhead_s=plan.fit_overhead_s
+            )
+        ]
     return [
         keras.callbacks.TerminateOnNaN(),
         reporter,  # before the pruner, so a pruned epoch is still logged

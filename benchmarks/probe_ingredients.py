@@ -2,7 +2,7 @@
 epochs on the full 45k/5k/10k CIFAR-10 split.
 
     python -m benchmarks.probe_ingredients EPOCHS NAME [bn] [dirac] [lookahead]
-        [kernel_decay] [max_head] [--set KEY=VALUE ...] [--jsonl PATH]
+        [kernel_decay] [max_head] [bias_lr] [--set KEY=VALUE ...] [--jsonl PATH]
 
 Each run trains the recipe (`search_spaces.cnn.FAST_RECIPE`, seed 0, its schedule over
 EPOCHS) with the ingredients named, then scores the test split as trained, with flip
@@ -20,6 +20,10 @@ applied to the built model before training:
   the biases left out (as airbench and most recipes do; Keras decays every variable).
 - `max_head`: airbench's head in place of the global average: the last feature map's
   maximum, a dense layer without bias, its logits scaled by 1/9 before the softmax.
+- `bias_lr`: batch norm's offsets learn 64 times faster than the other weights
+  (airbench's `bias_scaler`), their decay unchanged, as airbench's is (PyTorch's decay
+  is the rate times its own: airbench divides the offsets' decay by 64). Their
+  gradients are scaled before the optimizer, which for SGD with momentum is the same.
 
 `--set` changes a value of the recipe's point first (`--set weight_decay=5e-4`), so a
 hyperparameter of the space is probed the same way.
@@ -38,10 +42,11 @@ from typing import Any
 
 from benchmarks import recipes
 
-INGREDIENTS = ("bn", "dirac", "lookahead", "kernel_decay", "max_head")
+INGREDIENTS = ("bn", "dirac", "lookahead", "kernel_decay", "max_head", "bias_lr")
 LOOKAHEAD_EVERY = 5
 LOOKAHEAD_DECAY = 0.95**LOOKAHEAD_EVERY
 NOT_DECAYED = ["gamma", "beta", "bias"]  # Keras' names for BN's scale and offset, biases
+BIAS_LR_SCALE = 64.0  # airbench's bias_scaler
 
 
 def with_airbench_batch_norm(model: Any) -> None:
@@ -67,6 +72,29 @@ def with_dirac_init(model: Any) -> None:
                 kernel[:, :, :, :n_in] = 0
                 kernel[1, 1, np.arange(n_in), np.arange(n_in)] = 1
                 layer.kernel.assign(kernel)
+
+
+def with_bias_lr(model: Any, scale: float = BIAS_LR_SCALE) -> None:
+    """Batch norm's offsets learn `scale` times faster: their gradients are scaled on
+    their way into `model.optimizer` (the decay, Keras' rate times the weight, stays)."""
+    import keras
+
+    offsets = {
+        id(layer.beta)
+        for layer in model.layers
+        if isinstance(layer, keras.layers.BatchNormalization) and layer.center
+    }
+    optimizer = model.optimizer
+    plain = optimizer.apply  # every backend's train step ends in it
+
+    def apply(grads: Any, trainable_variables: Any = None) -> Any:
+        variables = trainable_variables or optimizer._trainable_variables
+        scaled = [
+            g * scale if id(v) in offsets else g for g, v in zip(grads, variables, strict=True)
+        ]
+        return plain(scaled, trainable_variables)
+
+    optimizer.apply = apply
 
 
 def with_max_head(model: Any) -> Any:
@@ -155,6 +183,8 @@ def probe(
         with_dirac_init(model)
     if "max_head" in ingredients:
         model = with_max_head(model)
+    if "bias_lr" in ingredients:
+        with_bias_lr(model)
     if "kernel_decay" in ingredients:  # before fit builds the optimizer
         model.optimizer.exclude_from_weight_decay(var_names=NOT_DECAYED)
     batch = int(point["batch_size"])

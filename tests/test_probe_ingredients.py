@@ -16,6 +16,7 @@ from benchmarks.probe_ingredients import (
     recipe_change,
     tta_accuracies,
     with_airbench_batch_norm,
+    with_bias_lr,
     with_dirac_init,
     with_max_head,
 )
@@ -117,3 +118,23 @@ def test_max_head_scores_the_maximum_features_at_a_ninth_and_trains():
     np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-5)
     assert model.loss == "sparse_categorical_crossentropy"
     model.fit(x, np.array([0, 1, 0, 1]), verbose=0)  # compiled as the original was
+
+
+def test_bias_lr_moves_batch_norm_offsets_64_times_as_far_and_nothing_else():
+    """One SGD step with the same gradient on every weight (no momentum, no decay): the
+    offsets move 64 times as far as without it, the other weights as far."""
+    steps, names = [], []
+    for scaled in (False, True):
+        model = _small_cnn()
+        model.compile(keras.optimizers.SGD(0.01), "sparse_categorical_crossentropy")
+        if scaled:
+            with_bias_lr(model)
+        weights = model.trainable_weights
+        before = [v.numpy() for v in weights]
+        ones = [keras.ops.ones_like(v) for v in weights]
+        model.optimizer.apply_gradients(zip(ones, weights, strict=True))
+        steps.append([b - v.numpy() for b, v in zip(before, weights, strict=True)])
+        names = [v.name for v in weights]
+    assert "beta" in names
+    for name, plain, moved in zip(names, *steps, strict=True):
+        np.testing.assert_allclose(moved, plain * (64.0 if name == "beta" else 1.0), rtol=1e-5)

@@ -2,7 +2,8 @@
 epochs on the full 45k/5k/10k CIFAR-10 split.
 
     python -m benchmarks.probe_ingredients EPOCHS NAME [bn] [dirac] [lookahead]
-        [kernel_decay] [max_head] [bias_lr] [--set KEY=VALUE ...] [--jsonl PATH]
+        [kernel_decay] [max_head] [bias_lr] [whiten_bias] [--set KEY=VALUE ...]
+        [--jsonl PATH]
 
 Each run trains the recipe (`search_spaces.cnn.FAST_RECIPE`, seed 0, its schedule over
 EPOCHS) with the ingredients named, then scores the test split as trained, with flip
@@ -24,6 +25,8 @@ applied to the built model before training:
   (airbench's `bias_scaler`), their decay unchanged, as airbench's is (PyTorch's decay
   is the rate times its own: airbench divides the offsets' decay by 64). Their
   gradients are scaled before the optimizer, which for SGD with momentum is the same.
+- `whiten_bias`: the whitening convolution's bias trains for the first 3 epochs, then
+  freezes again (airbench's `whiten_bias_epochs`); its kernel stays as fitted.
 
 `--set` changes a value of the recipe's point first (`--set weight_decay=5e-4`), so a
 hyperparameter of the space is probed the same way.
@@ -42,11 +45,12 @@ from typing import Any
 
 from benchmarks import recipes
 
-INGREDIENTS = ("bn", "dirac", "lookahead", "kernel_decay", "max_head", "bias_lr")
+INGREDIENTS = ("bn", "dirac", "lookahead", "kernel_decay", "max_head", "bias_lr", "whiten_bias")
 LOOKAHEAD_EVERY = 5
 LOOKAHEAD_DECAY = 0.95**LOOKAHEAD_EVERY
 NOT_DECAYED = ["gamma", "beta", "bias"]  # Keras' names for BN's scale and offset, biases
 BIAS_LR_SCALE = 64.0  # airbench's bias_scaler
+WHITEN_BIAS_EPOCHS = 3  # airbench's whiten_bias_epochs
 
 
 def with_airbench_batch_norm(model: Any) -> None:
@@ -140,6 +144,24 @@ def lookahead(total_steps: int) -> Any:
     return Lookahead()
 
 
+def whiten_bias(model: Any, epochs: int = WHITEN_BIAS_EPOCHS) -> Any:
+    """Makes the whitening convolution's bias trainable (its kernel stays frozen), and
+    returns the callback that freezes it after `epochs` epochs."""
+    import keras
+
+    layer = model.get_layer("whiten")
+    layer.trainable = True
+    layer.kernel.trainable = False
+
+    class FreezeWhitenBias(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            if epoch + 1 == epochs:
+                layer.bias.trainable = False
+                self.model.make_train_function(force=True)  # fit calls it anew each step
+
+    return FreezeWhitenBias()
+
+
 def tta_accuracies(model: Any, x: Any, y: Any) -> dict[str, float]:
     """Test accuracy as trained, with flip TTA, and with flip + translate TTA (airbench's
     level 2: half the weight on the image and its mirror, half on the mirrored pairs of
@@ -189,6 +211,8 @@ def probe(
         model.optimizer.exclude_from_weight_decay(var_names=NOT_DECAYED)
     batch = int(point["batch_size"])
     callbacks = list(hp.callbacks)
+    if "whiten_bias" in ingredients:
+        callbacks.append(whiten_bias(model))
     if "lookahead" in ingredients:
         callbacks.append(lookahead(epochs * -(-len(data.x_train) // batch)))
     started = time.perf_counter()

@@ -15,6 +15,7 @@ from benchmarks.probe_ingredients import (
     parse_args,
     recipe_change,
     tta_accuracies,
+    whiten_bias,
     with_airbench_batch_norm,
     with_bias_lr,
     with_dirac_init,
@@ -138,3 +139,26 @@ def test_bias_lr_moves_batch_norm_offsets_64_times_as_far_and_nothing_else():
     assert "beta" in names
     for name, plain, moved in zip(names, *steps, strict=True):
         np.testing.assert_allclose(moved, plain * (64.0 if name == "beta" else 1.0), rtol=1e-5)
+
+
+def test_whiten_bias_trains_the_bias_for_its_epochs_then_freezes_it_and_never_the_kernel():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 3))
+    whiten = keras.layers.Conv2D(24, 2, name="whiten")
+    x = keras.layers.GlobalAveragePooling2D()(whiten(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(x))
+    whiten.trainable = False  # as `patch_whitening` leaves it
+    model.compile(keras.optimizers.SGD(0.1), "sparse_categorical_crossentropy")
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(32, 8, 8, 3)).astype("float32"), rng.integers(0, 2, 32)
+    kernel = whiten.kernel.numpy()
+    biases = []
+
+    class Note(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            biases.append(whiten.bias.numpy().copy())
+
+    model.fit(x, y, batch_size=8, epochs=4, callbacks=[Note(), whiten_bias(model, 2)], verbose=0)
+    np.testing.assert_array_equal(whiten.kernel.numpy(), kernel)
+    assert not np.allclose(biases[0], biases[1])  # trained in epoch 2
+    np.testing.assert_array_equal(biases[1], biases[3])  # frozen after it

@@ -45,8 +45,10 @@ fits 2 T).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -54,7 +56,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +102,8 @@ def run_search(budget_s: float, seed: int = 0, data: Any = None) -> dict[str, An
     from automl.record import TrialRecord
 
     clock = EpochTimes()
-    result, wall = search_cifar(budget_s, seed, data, observer=clock)
+    with kept_log("grow:") as grow_log:  # why a long training grew or did not
+        result, wall = search_cifar(budget_s, seed, data, observer=clock)
     summary = result.summary
     exploits = [t for t in result.study.trials if t.user_attrs.get("exploit")]
     return {
@@ -121,10 +124,35 @@ def run_search(budget_s: float, seed: int = 0, data: Any = None) -> dict[str, An
             }
             for t in exploits
         ],
+        "grow_log": grow_log,
         "plan": summary["plan"]["description"],
         "spent": summary["spent"],
         "timeline": [_timed(t, clock) for t in result.study.trials],
     }
+
+
+@contextlib.contextmanager
+def kept_log(prefix: str) -> Iterator[list[str]]:
+    """The `automl` logger's messages that start with `prefix`, kept while the block
+    runs (the search's own log goes with its throwaway folder)."""
+    kept: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            message = record.getMessage()
+            if message.startswith(prefix):
+                kept.append(message)
+
+    logger, handler = logging.getLogger("automl"), Keep(logging.INFO)
+    level = logger.level
+    logger.addHandler(handler)
+    if not logger.isEnabledFor(logging.INFO):
+        logger.setLevel(logging.INFO)
+    try:
+        yield kept
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 class EpochTimes(SearchObserver):
@@ -149,10 +177,14 @@ def _timed(trial: Any, clock: EpochTimes) -> dict[str, Any]:
     """When one trial of the search ran, for how long and how it was planned: where the
     budget went (wall-clock `start`/`end` as ISO times, `epoch_s` from `clock`)."""
     attrs = trial.user_attrs
-    keys = ("planned_epochs", "planned_epoch_s", "epochs", "skipped_epochs", "stretched_epochs")
+    keys = (
+        "planned_epochs", "planned_epoch_s", "estimated_epoch_s", "epochs", "skipped_epochs",
+        "stretched_epochs", "downsample", "exploit",
+    )  # fmt: skip
     return {
         "number": trial.number,
         "state": trial.state.name,
+        "family": trial.params.get("family"),
         "start": None if trial.datetime_start is None else trial.datetime_start.isoformat(),
         "end": None if trial.datetime_complete is None else trial.datetime_complete.isoformat(),
         "seconds": attrs.get("seconds"),

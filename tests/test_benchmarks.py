@@ -432,3 +432,15 @@ def test_epoch_gaps_names_its_feeds_on_a_typo():
     )
     assert done.returncode == 2
     assert "unknown feed(s) ['tfdata']; choose from keras, automl" in done.stderr
+
+
+def test_the_budget_benchmark_keeps_the_search_log_lines_it_names():
+    import logging
+
+    from benchmarks.budget import kept_log
+
+    with kept_log("grow:") as kept:
+        logging.getLogger("automl").info("grow: not %s: %d fit", "filters_2 64 -> 128", 9)
+        logging.getLogger("automl").info("plan: something else")
+    logging.getLogger("automl").info("grow: after the block")
+    assert kept == ["grow: not filters_2 64 -> 128: 9 fit"]

@@ -46,9 +46,11 @@ def _fit(
     *extra: keras.callbacks.Callback,
     durations: list[float] | None = None,
     most: int | None = None,
+    overhead_s: float | None = None,
 ) -> tuple[keras.Model, ScheduleToTime, _Slow]:
     """A small model with a cosine schedule over `planned` epochs, fitted for them (or
-    up to `most`); and what noted the rate at each epoch's end."""
+    up to `most`); and what noted the rate at each epoch's end. With `overhead_s` (a
+    family's fit overhead), its first epoch's pace is checked too."""
     keras.utils.set_random_seed(0)
     x = np.random.default_rng(0).normal(size=(STEPS * 8, 4)).astype("float32")
     y = (x[:, 0] > 0).astype("int32")
@@ -56,7 +58,8 @@ def _fit(
     schedule = keras.optimizers.schedules.CosineDecay(0.1, STEPS * planned, alpha=0.01)
     model.compile(optimizer=keras.optimizers.SGD(schedule), loss="sparse_categorical_crossentropy")
     trial = optuna.create_study().ask()
-    refit, slow = ScheduleToTime(trial, until, planned, most_epochs=most), _Slow(durations)
+    refit = ScheduleToTime(trial, until, planned, most_epochs=most, fit_overhead_s=overhead_s)
+    slow = _Slow(durations)
     slow.refit = refit
     callbacks = [slow, refit, *extra]
     epochs = most or planned
@@ -192,30 +195,13 @@ def test_a_checkpoint_saved_mid_fit_holds_the_plain_schedule_and_loads_with_kera
     assert schedule.get_config()["decay_steps"] == STEPS * 10
 
 
-def _fit_checked(until: float, planned: int, overhead_s: float, durations: list[float], most=None):
-    """`_fit` with a `ScheduleToTime` that checks the first epoch too, at its duration
-    less `overhead_s` (the family's fit overhead)."""
-    keras.utils.set_random_seed(0)
-    x = np.random.default_rng(0).normal(size=(STEPS * 8, 4)).astype("float32")
-    y = (x[:, 0] > 0).astype("int32")
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
-    schedule = keras.optimizers.schedules.CosineDecay(0.1, STEPS * planned, alpha=0.01)
-    model.compile(optimizer=keras.optimizers.SGD(schedule), loss="sparse_categorical_crossentropy")
-    trial = optuna.create_study().ask()
-    refit = ScheduleToTime(trial, until, planned, most_epochs=most, fit_overhead_s=overhead_s)
-    slow = _Slow(durations)
-    slow.refit = refit
-    model.fit(x, y, batch_size=8, epochs=most or planned, callbacks=[slow, refit], verbose=0)
-    return refit, slow
-
-
 def test_a_short_trial_whose_first_epoch_ran_slow_stops_in_time():
     """Planned for 2 epochs within 1.5 s, the first takes over 1 s: at that pace the
     second would end well past the trial's time, and a 2-epoch trial has no second
     epoch to correct it from, so it stops after the first (as an exploration trial
     planned for 2 epochs of 40 s within 97 s should have, which ran 84 + 69 s)."""
     until = time.monotonic() + 1.5
-    refit, slow = _fit_checked(until, 2, overhead_s=0.1, durations=[1.0, 1.0])
+    _, refit, slow = _fit(until, 2, durations=[1.0, 1.0], overhead_s=0.1)
     assert len(slow.rates) == 1 and refit.skipped == 1
     assert TrialRecord.read(refit.trial).skipped_epochs == 1
 
@@ -224,7 +210,7 @@ def test_a_first_epoch_squeezes_a_longer_schedule_which_still_ends_its_decay():
     """Planned for 6 epochs within 3.5 s, the first takes over 1 s: the schedule is
     squeezed from then on, and its decay ends with the last epoch that ran."""
     until = time.monotonic() + 3.5
-    refit, slow = _fit_checked(until, 6, overhead_s=0.1, durations=[1.0] * 6)
+    _, refit, slow = _fit(until, 6, durations=[1.0] * 6, overhead_s=0.1)
     assert slow.stops[1] < 6, slow.stops  # squeezed after the first epoch
     assert 2 <= len(slow.rates) <= 4 and refit.skipped == 6 - len(slow.rates)
     assert slow.rates[-1] == pytest.approx(0.1 * 0.01, rel=1e-3)
@@ -236,10 +222,10 @@ def test_a_first_epoch_neither_stretches_nor_squeezes_on_an_untrusted_overhead()
     epoch's check. Where the overhead is most of the epoch (a small model: tracing is
     the epoch), its pace is not read at all: that slow first epoch squeezes nothing."""
     until = time.monotonic() + 8.0
-    _, fast = _fit_checked(until, 2, overhead_s=0.0, durations=[0.05] * 4, most=4)
+    _, _, fast = _fit(until, 2, durations=[0.05] * 4, most=4, overhead_s=0.0)
     assert fast.stops[1] == 2, fast.stops  # not stretched after the first epoch alone
     until = time.monotonic() + 1.5
-    refit, slow = _fit_checked(until, 2, overhead_s=0.9, durations=[1.0, 0.05])
+    _, refit, slow = _fit(until, 2, durations=[1.0, 0.05], overhead_s=0.9)
     assert len(slow.rates) == 2 and refit.skipped == 0
 
 

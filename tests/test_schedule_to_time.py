@@ -149,22 +149,28 @@ def test_only_a_trial_its_time_limited_may_stretch_and_at_most_twice_its_plan():
 def test_a_trial_planned_to_time_fits_up_to_its_stretch(until_s):
     """`fit_trial` lets a trial planned to a window run past its plan (here on epochs
     much faster than the window needs); without a window it runs its plan."""
-    keras.utils.set_random_seed(0)
-    x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
-    y = (x[:, 0] > 0).astype("int32")
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
-    schedule = keras.optimizers.schedules.CosineDecay(0.1, 8 * 3, alpha=0.01)
-    model.compile(
-        keras.optimizers.SGD(schedule), "sparse_categorical_crossentropy", metrics=["accuracy"]
-    )
     until = None if until_s is None else time.monotonic() + until_s
     plan = FitPlan(
         batch_size=8, max_epochs=3, patience=3, objective=Objective(), until=until,
         stretch_to=6, protected=True,
     )  # fmt: skip
-    trial = optuna.create_study(direction="maximize").ask()
-    outcome = fit_trial(trial, model, (x, y), (x, y), plan, report=lambda *_: None)
+    outcome, _ = _fit_trial(plan)
     assert outcome.epochs == (3 if until is None else 6)
+
+
+def _fit_trial(plan: FitPlan):
+    """`fit_trial` of a small model on 64 rows (8 steps of 8), its cosine schedule over
+    `plan.max_epochs`; the outcome and the trial."""
+    keras.utils.set_random_seed(0)
+    x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
+    y = (x[:, 0] > 0).astype("int32")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+    schedule = keras.optimizers.schedules.CosineDecay(0.1, 8 * plan.max_epochs, alpha=0.01)
+    model.compile(
+        keras.optimizers.SGD(schedule), "sparse_categorical_crossentropy", metrics=["accuracy"]
+    )
+    trial = optuna.create_study(direction="maximize").ask()
+    return fit_trial(trial, model, (x, y), (x, y), plan, report=lambda *_: None), trial
 
 
 def test_a_squeezed_schedule_goes_on_from_where_it_was_and_ends_on_time():
@@ -244,19 +250,10 @@ class _SlowSteps(keras.callbacks.Callback):
 def test_fit_trial_checks_the_first_epoch_with_its_family_overhead():
     """`FitPlan.fit_overhead_s` reaches the trial's `ScheduleToTime`: epochs of 8
     steps of 0.125 s, 2 planned within 1.5 s, stop after the first."""
-    keras.utils.set_random_seed(0)
-    x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
-    y = (x[:, 0] > 0).astype("int32")
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
-    schedule = keras.optimizers.schedules.CosineDecay(0.1, 8 * 2, alpha=0.01)
-    model.compile(
-        keras.optimizers.SGD(schedule), "sparse_categorical_crossentropy", metrics=["accuracy"]
-    )
     plan = FitPlan(
         batch_size=8, max_epochs=2, patience=2, objective=Objective(),
         until=time.monotonic() + 1.5, fit_overhead_s=0.1, protected=True,
         callbacks=(_SlowSteps(0.125),),
     )  # fmt: skip
-    trial = optuna.create_study(direction="maximize").ask()
-    outcome = fit_trial(trial, model, (x, y), (x, y), plan, report=lambda *_: None)
+    outcome, trial = _fit_trial(plan)
     assert outcome.epochs == 1 and TrialRecord.read(trial).skipped_epochs == 1

@@ -386,6 +386,24 @@ def test_the_grower_widens_only_when_enough_wider_epochs_fit(digits_images, hour
     assert grower(recipe, speed.epoch_s * 2, None, []) is None  # a few epochs: no
 
 
+def test_the_plans_own_wider_point_is_estimated_from_its_quiet_measure(
+    digits_images, hour_plan, monkeypatch
+):
+    """Timed beside a worker's training, a forward pass can take twice as long: here every
+    new timing reads 1000 times the truth. The plan's own wider point (the recipe's) is
+    estimated from the forward pass the plan timed at the start, so it still grows; any
+    other point is timed now, and refused."""
+    from automl.engine import _plan
+
+    (data, spec), (space, plan) = digits_images, hour_plan
+    grower = Grower(space, data, spec, plan, Objective())
+    recipe = space.starting_points(spec)[0]
+    seconds = plan.grown.fit_overhead_s + 2 * GROW_LEAST_PLAN_EPOCHS * plan.grown.epoch_s
+    monkeypatch.setattr(_plan, "forward_seconds", lambda model, rows: 1000 * plan.grown.forward_s)
+    assert grower(recipe, seconds, None, []) == cnn.grow(recipe, spec)
+    assert grower({**recipe, "learning_rate": 0.2}, seconds, None, []) is None
+
+
 def test_a_search_checks_the_pace_of_its_grown_trainings_only(hour_plan):
     """The trial's fit gets `GrownPace` when it is a grown long training with a window."""
     from types import SimpleNamespace

@@ -137,8 +137,9 @@ class Grower:
                 return None  # take the reference's forward pass, not the wider model's
             model = build_model(self.space, hp, self.spec, self.objective)
             batch, n_val = batch_size_of(hp), len(self.data.y_val)
+            known = speed.forward_s if self._is_measured(wider, speed.family) else None
             _, epoch_s = self.plan.epoch_estimate(
-                speed, model, encoded, self.spec, batch, n_val, trials
+                speed, model, encoded, self.spec, batch, n_val, trials, forward_s=known
             )
         except (UsageError, KeyboardInterrupt):
             raise
@@ -148,6 +149,19 @@ class Grower:
         finally:
             keras.utils.clear_session(free_memory=False)
         return wider, epoch_s, speed.fit_overhead_s
+
+    def _is_measured(self, wider: dict[str, Any], family: str) -> bool:
+        """Whether `wider` is the plan's own wider reference (its first starting point's
+        wider point), whose forward pass the plan timed before any trial ran. Timed again
+        here, it may not be alone: after a handover for memory the study's process
+        decides while a worker trains on the same cores, which can double the timing
+        and refuse a growth that fits. (A 165 T search that should have grown did not,
+        0.875 test; its log, which would say why, was not kept.)"""
+        from automl.engine._plan import reference_points  # _plan imports this module
+
+        point = reference_points(self.space, self.spec).get(family)
+        measured = self.space.grown(point, self.spec) if point else None
+        return measured is not None and all(measured.get(k) == v for k, v in wider.items())
 
 
 class GrownPace(keras.callbacks.Callback):

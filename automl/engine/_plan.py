@@ -248,10 +248,12 @@ class Plan:
         batch: int,
         n_val: int,
         trials: list[optuna.trial.FrozenTrial],
+        forward_s: float | None = None,
     ) -> tuple[float, float]:
         """A model's epoch in seconds (training at `batch`, then validating `n_val`
-        rows), as estimated from one eager forward pass scaled by its family's measured
-        costs, and as calibrated on the family's finished `trials` (see `calibration`).
+        rows), as estimated from one eager forward pass (`forward_s` when already known,
+        else timed now) scaled by its family's measured costs, and as calibrated on the
+        family's finished `trials` (see `calibration`).
 
         A wider model's estimate scales the measured wider reference (`grown`), which
         the trials' ratios (from the family's own reference) say nothing about: they
@@ -260,11 +262,12 @@ class Plan:
         epochs, was squeezed into 21 once it ran (`ScheduleToTime`). An epoch planned
         long costs little: the same callback stretches a schedule whose epochs run
         faster than planned."""
-        forward_s = (  # streamed images: the reference's, for the pixels this model sees
-            speed.forward_s / spec.downsample**2
-            if encoded.stream
-            else forward_seconds(model, rows_of(encoded.x_train, batch))
-        )
+        if forward_s is None:  # streamed images: the reference's, for the pixels it sees
+            forward_s = (
+                speed.forward_s / spec.downsample**2
+                if encoded.stream
+                else forward_seconds(model, rows_of(encoded.x_train, batch))
+            )
         val_batches = max(1, -(-n_val // batch))
         estimate = speed.epoch_seconds(forward_s, spec.steps_per_epoch(batch), val_batches)
         calibrated = estimate * self.calibration(trials, speed.family, spec.downsample)

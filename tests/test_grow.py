@@ -402,6 +402,9 @@ def test_the_plans_own_wider_point_is_estimated_from_its_quiet_measure(
     monkeypatch.setattr(_plan, "forward_seconds", lambda model, rows: 1000 * plan.grown.forward_s)
     assert grower(recipe, seconds, None, []) == cnn.grow(recipe, spec)
     assert grower({**recipe, "learning_rate": 0.2}, seconds, None, []) is None
+    # A plan that did not time the wider point has no quiet measure of it: timed now.
+    unmeasured = Grower(space, data, spec, dataclasses.replace(plan, grown=None), Objective())
+    assert unmeasured(recipe, seconds, None, []) is None
 
 
 def test_a_search_checks_the_pace_of_its_grown_trainings_only(hour_plan):

@@ -135,9 +135,10 @@ class Grower:
             encoded = self.data.encode(hp)
             if encoded.stream is not None:  # decoded on the fly: the estimate would
                 return None  # take the reference's forward pass, not the wider model's
-            model = build_model(self.space, hp, self.spec, self.objective)
+            model = build_model(self.space, hp, self.spec, self.objective)  # sets hp's values
             batch, n_val = batch_size_of(hp), len(self.data.y_val)
-            known = speed.forward_s if self._is_measured(wider, speed.family) else None
+            measured = speed is self.plan.grown and self._is_measured(wider, speed.family)
+            known = speed.forward_s if measured else None
             _, epoch_s = self.plan.epoch_estimate(
                 speed, model, encoded, self.spec, batch, n_val, trials, forward_s=known
             )

@@ -252,8 +252,8 @@ class Plan:
     ) -> tuple[float, float]:
         """A model's epoch in seconds (training at `batch`, then validating `n_val`
         rows), as estimated from one eager forward pass (`forward_s` when already known,
-        else timed now) scaled by its family's measured costs, and as calibrated on the
-        family's finished `trials` (see `calibration`).
+        else timed now on `model`) scaled by its family's measured costs, and as
+        calibrated on the family's finished `trials` (see `calibration`).
 
         A wider model's estimate scales the measured wider reference (`grown`), which
         the trials' ratios (from the family's own reference) say nothing about: they

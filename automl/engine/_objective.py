@@ -29,7 +29,7 @@ from automl.engine._interrupt import raise_if
 from automl.engine._limits import REJECTED, Limits
 from automl.engine._memory import MemoryWatch, rss_mb
 from automl.engine._phases import Window, exploit_epoch_cap, start_exploiting
-from automl.engine._plan import Plan, rows_of
+from automl.engine._plan import Plan, Speed, rows_of
 from automl.engine._resolution import takes_raw_images
 from automl.engine._space_check import stop_if_space_is_broken
 from automl.engine._study import budget_spent, fail_stale_trials
@@ -426,16 +426,9 @@ class TrialObjective:
             protected=facts.starting_point or promoted,
             silent=promoted,
             class_weight=self.context.class_weight,
-            callbacks=(*self.context.callbacks, *hp.callbacks, *self._paced(trial, until)),
+            callbacks=(*self.context.callbacks, *hp.callbacks, *_paced(trial, until, speed)),
             costs=tuple(objective.cost_values(facts)) if objective.multi else None,
         )
-
-    def _paced(self, trial: optuna.Trial, until: float | None) -> tuple[GrownPace, ...]:
-        """A grown long training's check of its pace (`_grow.GrownPace`); () for others."""
-        if not TrialRecord.read(trial).grown or until is None:
-            return ()
-        speed = self.context.plan.speed_of(trial.params, grown=True)
-        return () if speed is None else (GrownPace(trial, until, speed.fit_overhead_s),)
 
     def after_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         """Optuna study callback: runs once the trial's state is stored."""
@@ -538,3 +531,11 @@ def _fixed(hp: HyperParameters, trial: optuna.Trial) -> dict[str, Any]:
     for key, value in fixed.items():
         trial.set_user_attr(fixed_attr(key), value)
     return fixed
+
+
+def _paced(trial: optuna.Trial, until: float | None, speed: Speed | None) -> tuple[GrownPace, ...]:
+    """A grown long training's check of its pace (`_grow.GrownPace`), at its `speed`'s
+    fit overhead; () for others."""
+    if not TrialRecord.read(trial).grown or until is None or speed is None:
+        return ()
+    return (GrownPace(trial, until, speed.fit_overhead_s),)

@@ -158,10 +158,9 @@ class Grower:
         decides while a worker trains on the same cores, which can double the timing
         and refuse a growth that fits. (A 165 T search that should have grown did not,
         0.875 test; its log, which would say why, was not kept.)"""
-        from automl.engine._plan import reference_points  # _plan imports this module
+        from automl.engine._plan import reference_wider_point  # _plan imports this module
 
-        point = reference_points(self.space, self.spec).get(family)
-        measured = self.space.grown(point, self.spec) if point else None
+        measured = reference_wider_point(self.space, self.spec, family)
         return measured is not None and all(measured.get(k) == v for k, v in wider.items())
 
 

@@ -536,8 +536,7 @@ def _measure_grown(
     built, then of the wider point's estimate, before it is timed (its epoch is about
     twice the reference's, and timing it costs 15 s on 2 cores)."""
     family = next(iter(speeds), None)
-    point = reference_points(space, spec).get(family) if family else None
-    wider = space.grown(point, spec) if point else None
+    wider = reference_wider_point(space, spec, family) if family else None
     if family is None or wider is None:
         return None
     screen = _Screen(
@@ -575,6 +574,13 @@ def reference_points(space: Space, spec: ModelSpec) -> dict[str, dict[str, Any]]
     for point in space.starting_points(spec):
         points.setdefault(str(point.get("family", space.label)), point)
     return points or {space.label: {}}
+
+
+def reference_wider_point(space: Space, spec: ModelSpec, family: str) -> dict[str, Any] | None:
+    """The wider point (see `_grow`) of `family`'s reference point: what the plan times
+    as its `grown` speed; None when that point has none."""
+    point = reference_points(space, spec).get(family)
+    return space.grown(point, spec) if point else None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -271,6 +271,29 @@ def test_a_lone_epoch_starts_before_the_deadline_only_with_time_to_spare():
     assert not Plan({"cnn": speed}, 6, time.monotonic() + 30.0, 0.0, 30.0).out_of_time()
 
 
+def test_an_exploration_trial_is_planned_with_a_spare_on_each_epoch():
+    """At 165 T the recipe's exploration trial was planned for 3 epochs of 30.1 s in a
+    96 s cap, ran its first in 35 s and was cut to 2: an exploration trial's epochs fit
+    its window at `EXPLORE_SPARE` times the estimate; a long training's do not. The
+    least exploration trial holds the reference's ranking epochs with that spare."""
+    from automl.engine._phases import EXPLORE_SPARE, RANKING_EPOCHS
+    from automl.engine._plan import Plan, Speed
+
+    speed = Speed("cnn", 3.0, 0.01, 3.0, 1.0, 0.1, 30.1)  # 3 s of start-up
+    plan = Plan({"cnn": speed}, 6, 3000.0, 0.0, 3000.0)
+    assert plan.epochs_in(Window(96.0, "cap"), speed, 30.1, now=0.0) == 2
+    assert plan.epochs_in(Window(96.0, "exploration"), speed, 30.1, now=0.0) == 2
+    assert plan.epochs_in(Window(96.0, "exploit"), speed, 30.1, now=0.0) == 3
+    assert plan.epochs_in(None, speed, 30.1, now=3000.0 - 96.0) == 3  # to the deadline
+    ranking_s = plan.ranking_trial_s()
+    assert ranking_s == pytest.approx(3.0 + RANKING_EPOCHS * EXPLORE_SPARE * 30.1)
+    quickest_s, full_s = plan.shortest_trial_s(), plan.full_trial_s()
+    split = make_split(1000.0, quickest_s, full_s, 1000.0, ranking_s=ranking_s)
+    assert split.explore_trial_s == pytest.approx(ranking_s)  # the ranking epochs set it
+    cap = Window(split.explore_trial_s, "cap")
+    assert plan.epochs_in(cap, speed, 30.1, now=0.0) >= RANKING_EPOCHS
+
+
 @pytest.mark.slow  # a real timed search / three plans on CIFAR-10
 def test_once_no_trial_fits_no_more_are_started(tmp_path):
     """With a trial count the time cannot hold, the search ends at the deadline with at

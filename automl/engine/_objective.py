@@ -282,7 +282,8 @@ class TrialObjective:
         the cap, where the time limited them (`ScheduleToTime`).
 
         Its epoch is estimated from one eager forward pass of its model, scaled by its
-        family's measured costs (see `_plan`).
+        family's measured costs (see `_plan`); an exploration trial's epochs fit its
+        window with a spare (`Plan.epochs_in`).
 
         Raises:
             optuna.TrialPruned: Not even one epoch fits (see `_not_started`).
@@ -298,7 +299,7 @@ class TrialObjective:
         )
         window, cap = self._window(trial, trials)
         until = plan.deadline if window is None else window.until
-        epochs = plan.epochs_for(speed, epoch_s, until=until, cap=cap)
+        epochs = plan.epochs_in(window, speed, epoch_s, cap=cap)
         cap = plan.max_epochs if cap is None else cap
         TrialRecord.write(
             trial,

@@ -13,8 +13,8 @@ that holds no more is all exploitation: the first starting point (the reference 
 the plan measured), or a resumed study's best configuration, trains long at once.
 Exploration: trials capped at `Split.explore_trial_s` each
 (about `EXPLORE_TRIALS` of them; Optuna's pruner stops the weak ones early), each
-planned for the epochs that fit its cap, its schedule with them. Exploitation: once
-exploration's time is up, the best `Split.exploit_n` distinct configurations are
+planned for the epochs that fit its cap with `EXPLORE_SPARE`, its schedule with them.
+Exploitation: once exploration's time is up, the best `Split.exploit_n` distinct configurations are
 enqueued again (`TrialRecord.exploit`) and each trains for an equal share of the time
 left, never pruned. A second configuration trains long only when exploration scored it
 within `SECOND_EXPLOIT_GAP` of the best: a clearly weaker one would not join the final
@@ -66,6 +66,11 @@ SECOND_EXPLOIT_GAP = 0.02  # a second long training: scored within 2 % of the be
 # two, which outscored it and took the long training; with 3.5 min (5 epochs, 0.80) the
 # recipe led. Fewer, longer exploration trials rank configurations for a long training.
 RANKING_EPOCHS = 3
+# An exploration trial is planned for the epochs that fit its window at this many times
+# its estimated epoch: at 165 T the fast recipe's trial was planned for 3 epochs of 30 s
+# within 96 s, ran its first in 35 s, was squeezed to 2 (0.596) and lost exploration to
+# the tutorial CNN. Epochs that run faster stretch the schedule back (`ScheduleToTime`).
+EXPLORE_SPARE = 1.1
 
 _WAITING = optuna.trial.TrialState.WAITING
 _COMPLETE = optuna.trial.TrialState.COMPLETE
@@ -175,6 +180,11 @@ class Window:
 
     until: float
     limit: str
+
+    @property
+    def explores(self) -> bool:
+        """Whether it is an exploration trial's window (its cap, or exploration's end)."""
+        return self.limit in ("cap", "exploration")
 
 
 def make_split(

@@ -33,9 +33,11 @@ from automl.data._batches import evaluate_inputs, fit_inputs
 from automl.engine._grow import GROW_LEAST_PLAN_EPOCHS, GROW_PLAN_EPOCHS
 from automl.engine._phases import (
     EXPLOIT_KEEPS_FULL_TRAININGS,
+    EXPLORE_SPARE,
     GROWN_MIN_EXPLORE_SHARE,
     RANKING_EPOCHS,
     Split,
+    Window,
     explore_share,
     make_split,
     seconds_text,
@@ -207,6 +209,23 @@ class Plan:
             return 0  # cut by the deadline, it would still validate and save after it
         return max(0, min(cap, fitting))
 
+    def epochs_in(
+        self,
+        window: Window | None,
+        speed: Speed | None,
+        epoch_s: float,
+        *,
+        cap: int | None = None,
+        now: float | None = None,
+    ) -> int:
+        """Epochs a trial whose epoch takes `epoch_s` gets in its `window` (None: up to
+        the deadline; see `epochs_for`): an exploration trial's fit its window at
+        `EXPLORE_SPARE` times `epoch_s`, since a cut one ranks its configuration low."""
+        if window is None:
+            return self.epochs_for(speed, epoch_s, cap=cap, now=now)
+        spare = EXPLORE_SPARE if window.explores else 1.0
+        return self.epochs_for(speed, epoch_s * spare, until=window.until, cap=cap, now=now)
+
     def calibration(
         self, trials: list[optuna.trial.FrozenTrial], family: str, downsample: int = 1
     ) -> float:
@@ -285,8 +304,12 @@ class Plan:
 
     def ranking_trial_s(self) -> float:
         """The least exploration trial: the first family's reference model trained for
-        `RANKING_EPOCHS`, start-up included."""
-        return self._reference_trial_s(RANKING_EPOCHS)
+        `RANKING_EPOCHS` with `EXPLORE_SPARE` on each, start-up included (0: none
+        measured)."""
+        speed = next(iter(self.speeds.values()), None)
+        if speed is None:
+            return 0.0
+        return speed.fit_overhead_s + RANKING_EPOCHS * EXPLORE_SPARE * speed.epoch_s
 
     def _reference_trial_s(self, epochs: int) -> float:
         """The first family's reference model's trial of `epochs` (0: none measured)."""

@@ -145,6 +145,13 @@ def test_only_a_trial_its_time_limited_may_stretch_and_at_most_twice_its_plan():
     assert stretch_limit(6, cap=6) == 6  # the cap limited it, not its time
 
 
+def test_a_long_training_may_stretch_to_four_times_its_plan():
+    """A long training's unused window goes to trials that do not train long."""
+    assert stretch_limit(10, cap=UNCAPPED_EPOCHS, long=True) == 40
+    assert stretch_limit(10, cap=24, long=True) == 24
+    assert stretch_limit(24, cap=24, long=True) == 24
+
+
 @pytest.mark.parametrize("until_s", [None, 60.0])
 def test_a_trial_planned_to_time_fits_up_to_its_stretch(until_s):
     """`fit_trial` lets a trial planned to a window run past its plan (here on epochs

@@ -54,6 +54,11 @@ WAIT_FOR_LEADER_S = 1.0  # a worker at exploration's end, before it yields its t
 # faster than estimated: a few timed steps misjudge an epoch by up to 2x here (at 55 T
 # the recipe's read 116 s and ran 56 s; planned for 8 epochs, it stretched to 15).
 STRETCH_MOST = 2
+# ... and a long training this many: its window is most of the budget, and what it
+# leaves unused goes to trials that do not train long (at 165 T a grown tutorial CNN,
+# its epoch estimated at twice the real one, reached twice its plan with 450 s of its
+# window left, which a random transformer trial then took).
+STRETCH_MOST_LONG = 4
 
 if TYPE_CHECKING:
     from automl.config import SearchConfig
@@ -278,8 +283,7 @@ class TrialObjective:
         """The epochs this trial gets: the cap, or as many as fit its window (the
         deadline, or with a split its exploration or exploitation share, see `_phases`);
         the window's end (None: not planned to time); and the most epochs it may stretch
-        to when they run faster than estimated: up to `STRETCH_MOST` times as many, within
-        the cap, where the time limited them (`ScheduleToTime`).
+        to when they run faster than estimated (`stretch_limit`, `ScheduleToTime`).
 
         Its epoch is estimated from one eager forward pass of its model, scaled by its
         family's measured costs (see `_plan`); an exploration trial's epochs fit its
@@ -309,7 +313,8 @@ class TrialObjective:
         )
         if epochs < 1:
             self._not_started(trial, window, epoch_s + speed.fit_overhead_s)
-        return epochs, until, stretch_limit(epochs, cap)
+        long = TrialRecord.read(trial).exploit
+        return epochs, until, stretch_limit(epochs, cap, long=long)
 
     def _yield_before_sampling(self, trial: optuna.Trial) -> None:
         """Prune, before any parameter is sampled, a trial that cannot run whatever its
@@ -519,11 +524,12 @@ class _TrialLog:
         tracker.end_run(self.run_id, self.state, tags)
 
 
-def stretch_limit(planned: int, cap: int) -> int:
+def stretch_limit(planned: int, cap: int, long: bool = False) -> int:
     """The most epochs a trial planned for `planned` of its `cap` may run when they run
-    faster than estimated: `STRETCH_MOST` times as many within the cap where its time
-    limited them, else `planned`."""
-    return planned if planned >= cap else min(cap, STRETCH_MOST * planned)
+    faster than estimated: `STRETCH_MOST` times as many (a `long` training's
+    `STRETCH_MOST_LONG`) within the cap where its time limited them, else `planned`."""
+    most = STRETCH_MOST_LONG if long else STRETCH_MOST
+    return planned if planned >= cap else min(cap, most * planned)
 
 
 def _fixed(hp: HyperParameters, trial: optuna.Trial) -> dict[str, Any]:

@@ -344,12 +344,12 @@ def test_the_plan_measures_the_wider_long_training_on_this_machine(digits_images
     assert plan.speed_of(recipe) is plan.speeds["cnn"]
     assert plan.grown.family == "cnn" and "its wider point" in plan.describe()
     assert plan.split.exploit_s >= GROW_PLAN_EPOCHS * plan.grown.epoch_s
-    # A few epochs: nowhere near the least to keep, even where load made the first
-    # measurement several times slower than the second (a shared machine).
-    seconds = plan.measure_s + 4 * plan.speed_of({}).epoch_s  # 2 were refused under load
-    small = make_plan(space, data, spec, Objective(), seed=0,
-                      deadline=time.monotonic() + seconds, timeout=seconds)  # fmt: skip
-    assert small.grown is None and (small.split is None or not small.split.grows)
+    # A few of the reference's epochs: nowhere near the least to keep, so nothing is
+    # timed. (Asked of a whole small plan, the answer hung on what its own setup cost
+    # on the day: digits' epochs are so short that the budget barely held a trial.)
+    reference = plan.speeds["cnn"]
+    few = time.monotonic() + reference.trial_s(4)
+    assert _measure_grown(space, data, spec, Objective(), {"cnn": reference}, 0, few) is None
 
 
 def test_a_wider_point_estimated_too_slow_for_its_long_training_is_not_timed(

@@ -248,6 +248,65 @@ def test_trials_may_lengthen_a_grown_epoch_estimate_but_never_shorten_it(monkeyp
     assert estimate(wider, 2.0) == pytest.approx((3.1, 6.2))  # but may be longer
 
 
+def test_another_configuration_s_wider_point_is_calibrated_on_its_own_trial(monkeypatch):
+    """At 165 T a tutorial CNN's trial ran at 0.43 times its estimate and its wider model,
+    estimated like the recipe's measured wider point, at 0.53 times: such a wider point
+    is calibrated on its configuration's own exploration trial (either way), unless that
+    ran at another resolution."""
+    import types
+
+    import numpy as np
+
+    from automl.engine import _plan
+    from automl.engine._plan import Plan, Speed
+
+    monkeypatch.setattr(_plan, "forward_seconds", lambda model, rows: 0.1)
+    narrow, wider = (Speed("cnn", 1.0, 0.01, 3.0, 1.0, 0.0, s) for s in (9.0, 27.0))
+    plan = Plan({"cnn": narrow}, 6, None, 0.0, None, grown=wider)
+    encoded = types.SimpleNamespace(stream=None, x_train=np.zeros((64, 3), "float32"))
+    spec = types.SimpleNamespace(downsample=1, steps_per_epoch=lambda batch: 10)
+
+    def ran(ratio: float, downsample: int | None = None) -> optuna.trial.FrozenTrial:
+        attrs = {"epochs": 4, "seconds": 1.0 + 4 * 3.0 * ratio, "estimated_epoch_s": 3.0}
+        attrs["downsample"] = downsample
+        return optuna.trial.create_trial(params={}, distributions={}, value=0.5, user_attrs=attrs)
+
+    family = [ran(1.0)]  # the family's trials ran as estimated
+    for ratio in (0.5, 2.0):
+        own = plan.epoch_estimate(wider, None, encoded, spec, 32, 32, family, explored=ran(ratio))
+        assert own == pytest.approx((3.1, 3.1 * ratio))
+    elsewhere = ran(0.5, downsample=2)  # at another resolution: the grown rule again
+    assert plan.epoch_estimate(
+        wider, None, encoded, spec, 32, 32, family, explored=elsewhere
+    ) == pytest.approx((3.1, 3.1))
+    assert plan.own_calibration(ran(0.01)) == 0.2  # bounded like `calibration`
+
+
+def test_the_grower_calibrates_another_configuration_s_wider_point_on_its_trial(
+    digits_images, hour_plan, monkeypatch
+):
+    """A point other than the recipe grows where its own trial ran five times faster
+    than estimated, and not where it did not; the plan's own wider point ignores it."""
+    from automl.engine import _plan
+
+    (data, spec), (space, plan) = digits_images, hour_plan
+    grower = Grower(space, data, spec, plan, Objective())
+    recipe = space.starting_points(spec)[0]
+    other = {**recipe, "learning_rate": 0.2}
+    monkeypatch.setattr(_plan, "forward_seconds", lambda model, rows: plan.grown.forward_s)
+    epoch_s = plan.grown.epoch_s
+    seconds = plan.grown.fit_overhead_s + 0.5 * GROW_LEAST_PLAN_EPOCHS * epoch_s
+
+    def explored(ratio: float) -> optuna.trial.FrozenTrial:
+        facts = {"epochs": 4, "estimated_epoch_s": 1.0, "downsample": None}
+        facts["seconds"] = plan.speeds["cnn"].fit_overhead_s + 4 * ratio
+        return optuna.trial.create_trial(params={}, distributions={}, value=0.5, user_attrs=facts)
+
+    assert grower(other, seconds, explored(0.2), []) == cnn.grow(other, spec)
+    assert grower(other, seconds, explored(1.0), []) is None
+    assert grower(recipe, seconds, explored(0.2), []) is None  # measured: its own costs
+
+
 def test_a_wider_point_outside_the_study_s_ranges_is_not_trained():
     """A space's own `grow` may step outside a distribution; Optuna would only warn."""
     study = _study_with_one_complete_trial()
@@ -405,6 +464,37 @@ def test_the_plans_own_wider_point_is_estimated_from_its_quiet_measure(
     # A plan that did not time the wider point has no quiet measure of it: timed now.
     unmeasured = Grower(space, data, spec, dataclasses.replace(plan, grown=None), Objective())
     assert unmeasured(recipe, seconds, None, []) is None
+
+
+def test_a_grown_long_training_is_estimated_on_what_the_grower_used(digits_images, hour_plan):
+    """Planning its epochs, a grown long training of the recipe uses the plan's measure
+    of its wider point alone; another configuration's also its own exploration trial."""
+    from types import SimpleNamespace
+
+    from automl.engine._objective import TrialObjective
+    from automl.engine._trainer import build_model
+    from automl.spaces import HyperParameters
+
+    (_, spec), (space, plan) = digits_images, hour_plan
+    objective = TrialObjective(SimpleNamespace(space=space, spec=spec, plan=plan))
+    study = optuna.create_study()
+
+    def grown_from(point: dict) -> tuple[int, optuna.trial.FrozenTrial | None]:
+        study.enqueue_trial(point)
+        explored = study.ask()
+        study.tell(explored, 0.5)
+        attrs = TrialRecord.attrs(exploit=True, promoted_from=explored.number, grown_from=point)
+        study.enqueue_trial(cnn.grow(point, spec), user_attrs=attrs)
+        trial = study.ask()
+        hp = HyperParameters(trial, space.overrides)
+        build_model(space, hp, spec, Objective())  # a built model's values, as planned
+        trials = study.get_trials(deepcopy=False)
+        return explored.number, objective._grown_from(trial, trials, hp, plan.grown)
+
+    recipe = space.starting_points(spec)[0]
+    assert grown_from(recipe)[1] is None
+    number, found = grown_from({**recipe, "learning_rate": 0.2})
+    assert found is not None and found.number == number
 
 
 def test_a_search_checks_the_pace_of_its_grown_trainings_only(hour_plan):

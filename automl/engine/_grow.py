@@ -95,7 +95,7 @@ class Grower:
         its epochs fit the time (its epoch estimated like a trial's, calibrated on
         `trials`) or the long training's epoch cap (set by `explored`, its
         configuration's exploration trial, see `exploit_epoch_cap`)."""
-        found = self._wider_epoch(params, trials)
+        found = self._wider_epoch(params, trials, explored)
         if found is None or not _within(found[0], explored):
             return None
         wider, epoch_s, fit_overhead_s = found
@@ -119,12 +119,16 @@ class Grower:
         return wider
 
     def _wider_epoch(
-        self, params: dict[str, Any], trials: list[optuna.trial.FrozenTrial]
+        self,
+        params: dict[str, Any],
+        trials: list[optuna.trial.FrozenTrial],
+        explored: optuna.trial.FrozenTrial | None,
     ) -> tuple[dict[str, Any], float, float] | None:
         """`params`' wider point, its epoch in seconds (estimated like a trial's, from
         the plan's measured wider reference when it has one, and calibrated on
-        `trials`) and its fit's start-up; None when the space has no wider point, the
-        plan measured nothing, or the point does not build."""
+        `trials`, or on `explored` where it is another configuration's, see
+        `Plan.epoch_estimate`) and its fit's start-up; None when the space has no wider
+        point, the plan measured nothing, or the point does not build."""
         wider = self.space.grown(params, self.spec)
         speed = None if wider is None else self.plan.speed_of(wider, grown=True)
         if wider is None or speed is None:
@@ -140,8 +144,9 @@ class Grower:
             measured = speed is self.plan.grown and self._is_measured(wider, speed.family)
             known = speed.forward_s if measured else None
             _, epoch_s = self.plan.epoch_estimate(
-                speed, model, encoded, self.spec, batch, n_val, trials, forward_s=known
-            )
+                speed, model, encoded, self.spec, batch, n_val, trials, forward_s=known,
+                explored=None if measured else explored,
+            )  # fmt: skip
         except (UsageError, KeyboardInterrupt):
             raise
         except Exception as exc:  # e.g. out of memory: it trains as explored instead
@@ -158,10 +163,9 @@ class Grower:
         decides while a worker trains on the same cores, which can double the timing
         and refuse a growth that fits. (A 165 T search that should have grown did not,
         0.875 test; its log, which would say why, was not kept.)"""
-        from automl.engine._plan import reference_wider_point  # _plan imports this module
+        from automl.engine._plan import is_reference_wider_point  # _plan imports this
 
-        measured = reference_wider_point(self.space, self.spec, family)
-        return measured is not None and all(measured.get(k) == v for k, v in wider.items())
+        return is_reference_wider_point(self.space, self.spec, family, wider)
 
 
 class GrownPace(keras.callbacks.Callback):

@@ -29,7 +29,7 @@ from automl.engine._interrupt import raise_if
 from automl.engine._limits import REJECTED, Limits
 from automl.engine._memory import MemoryWatch, rss_mb
 from automl.engine._phases import Window, exploit_epoch_cap, start_exploiting
-from automl.engine._plan import Plan, Speed, rows_of
+from automl.engine._plan import Plan, Speed, is_reference_wider_point, rows_of
 from automl.engine._resolution import takes_raw_images
 from automl.engine._space_check import stop_if_space_is_broken
 from automl.engine._study import budget_spent, fail_stale_trials
@@ -299,8 +299,9 @@ class TrialObjective:
         trials = trial.study.get_trials(deepcopy=False)
         n_val = len(self.context.data.y_val)
         estimate, epoch_s = plan.epoch_estimate(
-            speed, model, encoded, spec, batch_size_of(hp), n_val, trials
-        )
+            speed, model, encoded, spec, batch_size_of(hp), n_val, trials,
+            explored=self._grown_from(trial, trials, hp, speed),
+        )  # fmt: skip
         window, cap = self._window(trial, trials)
         until = plan.deadline if window is None else window.until
         epochs = plan.epochs_in(window, speed, epoch_s, cap=cap)
@@ -315,6 +316,23 @@ class TrialObjective:
             self._not_started(trial, window, epoch_s + speed.fit_overhead_s)
         long = TrialRecord.read(trial).exploit
         return epochs, until, stretch_limit(epochs, cap, long=long)
+
+    def _grown_from(
+        self,
+        trial: optuna.Trial,
+        trials: list[optuna.trial.FrozenTrial],
+        hp: HyperParameters,
+        speed: Speed,
+    ) -> optuna.trial.FrozenTrial | None:
+        """A grown long training's configuration's exploration trial, which calibrates
+        its estimate (`Plan.epoch_estimate`); None for other trials, and for the plan's
+        own measured wider point."""
+        context, facts = self.context, TrialRecord.read(trial)
+        if not facts.grown or speed is not context.plan.grown:
+            return None
+        if is_reference_wider_point(context.space, context.spec, speed.family, hp.values):
+            return None
+        return next((t for t in trials if t.number == facts.promoted_from), None)
 
     def _yield_before_sampling(self, trial: optuna.Trial) -> None:
         """Prune, before any parameter is sampled, a trial that cannot run whatever its

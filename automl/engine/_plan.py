@@ -258,6 +258,21 @@ class Plan:
         found = ratios[True] or ratios[False]
         return min(5.0, max(0.2, statistics.median(found))) if found else 1.0
 
+    def own_calibration(
+        self, explored: optuna.trial.FrozenTrial | None, downsample: int = 1
+    ) -> float | None:
+        """How much slower (> 1) or faster than estimated one finished trial at
+        `downsample` ran, in [0.2, 5]; None for none, or one at another resolution."""
+        facts = TrialRecord.read(explored) if explored is not None else TrialRecord()
+        if explored is None or not explored.state.is_finished() or facts.seconds is None:
+            return None
+        if not (facts.estimated_epoch_s and facts.epochs) or (facts.downsample or 1) != downsample:
+            return None
+        speed = self.speed_of(explored.params)
+        overhead = speed.fit_overhead_s if speed else 0.0
+        actual = max(facts.seconds - overhead, 0.0) / facts.epochs
+        return min(5.0, max(0.2, actual / facts.estimated_epoch_s))
+
     def epoch_estimate(
         self,
         speed: Speed,
@@ -268,6 +283,7 @@ class Plan:
         n_val: int,
         trials: list[optuna.trial.FrozenTrial],
         forward_s: float | None = None,
+        explored: optuna.trial.FrozenTrial | None = None,
     ) -> tuple[float, float]:
         """A model's epoch in seconds (training at `batch`, then validating `n_val`
         rows), as estimated from one eager forward pass (`forward_s` when already known,
@@ -280,7 +296,11 @@ class Plan:
         epoch measured at 66 s to 55 s; it ran at 67 s, so its schedule, built for 26
         epochs, was squeezed into 21 once it ran (`ScheduleToTime`). An epoch planned
         long costs little: the same callback stretches a schedule whose epochs run
-        faster than planned."""
+        faster than planned. The wider point of another configuration than the one
+        measured is calibrated on `explored`, its configuration's own trial, where that
+        ran at the same resolution: the wider reference's costs misjudge it as the
+        family's costs misjudged its smaller self (at 165 T a tutorial CNN's trial ran
+        at 0.43 times its estimate, and its wider model at 0.53 times)."""
         if forward_s is None:  # streamed images: the reference's, for the pixels it sees
             forward_s = (
                 speed.forward_s / spec.downsample**2
@@ -291,7 +311,8 @@ class Plan:
         estimate = speed.epoch_seconds(forward_s, spec.steps_per_epoch(batch), val_batches)
         calibrated = estimate * self.calibration(trials, speed.family, spec.downsample)
         if self.grown is not None and speed is self.grown:
-            calibrated = max(estimate, calibrated)
+            own = self.own_calibration(explored, spec.downsample)
+            calibrated = max(estimate, calibrated) if own is None else estimate * own
         return estimate, calibrated
 
     def shortest_trial_s(self) -> float:
@@ -604,6 +625,16 @@ def reference_wider_point(space: Space, spec: ModelSpec, family: str) -> dict[st
     as its `grown` speed; None when that point has none."""
     point = reference_points(space, spec).get(family)
     return space.grown(point, spec) if point else None
+
+
+def is_reference_wider_point(
+    space: Space, spec: ModelSpec, family: str, point: dict[str, Any]
+) -> bool:
+    """Whether `point` is `family`'s `reference_wider_point`, whose costs the plan
+    measured before any trial ran: it holds each of that point's values (a built
+    model's values may hold more, such as a space's fixed ones)."""
+    measured = reference_wider_point(space, spec, family)
+    return measured is not None and all(point.get(k) == v for k, v in measured.items())
 
 
 @dataclasses.dataclass(frozen=True)

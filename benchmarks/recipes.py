@@ -147,14 +147,14 @@ def train_for_budget(
     """Train `point` for the epochs of `estimate` seconds that fit `budget_s`; its test
     accuracy and timings. When its epochs run slower than estimated, the rest of its
     schedule is squeezed into the epochs that fit and it stops by the budget's end; when
-    they run faster, it is stretched over up to twice the epochs, as a search's trial
-    does (`automl.engine._callbacks.ScheduleToTime`)."""
+    they run faster, it is stretched over up to four times the epochs, as a search's
+    long training is (`automl.engine._callbacks.ScheduleToTime`)."""
     import keras
     import numpy as np
 
     from automl.data._batches import fit_data
     from automl.engine._callbacks import ScheduleToTime
-    from automl.engine._objective import STRETCH_MOST
+    from automl.engine._objective import STRETCH_MOST_LONG
     from automl.spaces.blocks import with_flip_tta
 
     epochs = max(1, int(budget_s // estimate))
@@ -163,7 +163,7 @@ def train_for_budget(
         "val_accuracy", patience=epochs, mode="max", restore_best_weights=True
     )
     started = time.perf_counter()
-    most = STRETCH_MOST * epochs
+    most = STRETCH_MOST_LONG * epochs
     to_time = ScheduleToTime(None, time.monotonic() + budget_s, epochs, most_epochs=most)
     batch = int(point["batch_size"])
     history = model.fit(  # fed as a search's trial is (`automl.data._batches`)

@@ -16,7 +16,7 @@ import pytest
 
 import automl
 from automl.data import from_arrays
-from automl.engine import _grow
+from automl.engine import _grow, _plan
 from automl.engine._grow import (
     GROW_LEAST_PLAN_EPOCHS,
     GROW_MIN_EPOCHS,
@@ -392,7 +392,9 @@ def hour_plan(digits_images):
     return space, plan
 
 
-def test_the_plan_measures_the_wider_long_training_on_this_machine(digits_images, hour_plan):
+def test_the_plan_measures_the_wider_long_training_on_this_machine(
+    digits_images, hour_plan, monkeypatch
+):
     """An hour holds the recipe's wider long training: the plan measures its wider point
     like a reference and keeps its time; a budget of a few of the recipe's own epochs
     measures nothing more."""
@@ -408,6 +410,7 @@ def test_the_plan_measures_the_wider_long_training_on_this_machine(digits_images
     # on the day: digits' epochs are so short that the budget barely held a trial.)
     reference = plan.speeds["cnn"]
     few = time.monotonic() + reference.trial_s(4)
+    monkeypatch.setattr(_plan, "_measure", lambda *args: pytest.fail("timed: not screened"))
     assert _measure_grown(space, data, spec, Objective(), {"cnn": reference}, 0, few) is None
 
 
@@ -461,14 +464,18 @@ def test_the_plans_own_wider_point_is_estimated_from_its_quiet_measure(
     monkeypatch.setattr(_plan, "forward_seconds", lambda model, rows: 1000 * plan.grown.forward_s)
     assert grower(recipe, seconds, None, []) == cnn.grow(recipe, spec)
     assert grower({**recipe, "learning_rate": 0.2}, seconds, None, []) is None
+    # A value the space's config fixes is no trial param, but still the measured point's.
+    fixed = dataclasses.replace(space, overrides={"stages": recipe["stages"]})
+    explored = {k: v for k, v in recipe.items() if k != "stages"}
+    assert Grower(fixed, data, spec, plan, Objective())(explored, seconds, None, []) is not None
     # A plan that did not time the wider point has no quiet measure of it: timed now.
     unmeasured = Grower(space, data, spec, dataclasses.replace(plan, grown=None), Objective())
     assert unmeasured(recipe, seconds, None, []) is None
 
 
 def test_a_grown_long_training_is_estimated_on_what_the_grower_used(digits_images, hour_plan):
-    """Planning its epochs, a grown long training of the recipe uses the plan's measure
-    of its wider point alone; another configuration's also its own exploration trial."""
+    """Planning its epochs, a grown long training of the recipe uses the plan's forward
+    pass of its wider point; another configuration's, its own exploration trial."""
     from types import SimpleNamespace
 
     from automl.engine._objective import TrialObjective
@@ -479,7 +486,7 @@ def test_a_grown_long_training_is_estimated_on_what_the_grower_used(digits_image
     objective = TrialObjective(SimpleNamespace(space=space, spec=spec, plan=plan))
     study = optuna.create_study()
 
-    def grown_from(point: dict) -> tuple[int, optuna.trial.FrozenTrial | None]:
+    def grown_from(point: dict) -> tuple[int, tuple]:
         study.enqueue_trial(point)
         explored = study.ask()
         study.tell(explored, 0.5)
@@ -489,12 +496,12 @@ def test_a_grown_long_training_is_estimated_on_what_the_grower_used(digits_image
         hp = HyperParameters(trial, space.overrides)
         build_model(space, hp, spec, Objective())  # a built model's values, as planned
         trials = study.get_trials(deepcopy=False)
-        return explored.number, objective._grown_from(trial, trials, hp, plan.grown)
+        return explored.number, objective._grown_basis(trial, trials, hp, plan.grown)
 
     recipe = space.starting_points(spec)[0]
-    assert grown_from(recipe)[1] is None
-    number, found = grown_from({**recipe, "learning_rate": 0.2})
-    assert found is not None and found.number == number
+    assert grown_from(recipe)[1] == (plan.grown.forward_s, None)
+    number, (forward_s, found) = grown_from({**recipe, "learning_rate": 0.2})
+    assert forward_s is None and found is not None and found.number == number
 
 
 def test_a_search_checks_the_pace_of_its_grown_trainings_only(hour_plan):

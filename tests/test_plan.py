@@ -17,6 +17,7 @@ from automl.data import from_arrays, load_dataset
 from automl.engine import _plan
 from automl.engine._phases import (
     EXPLOIT_EPOCH_FACTOR,
+    EXPLORE_SPARE,
     Window,
     exploit_epoch_cap,
     make_split,
@@ -67,10 +68,10 @@ def test_the_plan_measures_each_family_of_the_space():
     assert speed.epoch_s > 0 and speed.step_per_forward > 0 and speed.fit_overhead_s >= 0
     assert plan.fits_to_time and plan.epochs_for(speed, 1.0) == 40
     assert plan.epochs_for(speed, 600.0) == 5  # an hour holds 5 epochs of 10 minutes
-    # An hour of 1-second epochs: explore with trials no longer than a full training,
-    # then train the best 2 long (up to 4x the cap).
+    # An hour of 1-second epochs: explore with trials no longer than a full training
+    # (with exploration's spare), then train the best 2 long (up to 4x the cap).
     assert plan.split is not None and plan.split.exploit_n == 2
-    assert plan.split.explore_trial_s <= plan.full_trial_s()
+    assert plan.split.explore_trial_s <= EXPLORE_SPARE * plan.full_trial_s()
     assert plan.split.exploit_from < deadline - plan.split.exploit_s
     described = plan.describe()
     assert "/epoch" in described and "then the best 2" in described and "160 epochs" in described
@@ -276,7 +277,7 @@ def test_an_exploration_trial_is_planned_with_a_spare_on_each_epoch():
     96 s cap, ran its first in 35 s and was cut to 2: an exploration trial's epochs fit
     its window at `EXPLORE_SPARE` times the estimate; a long training's do not. The
     least exploration trial holds the reference's ranking epochs with that spare."""
-    from automl.engine._phases import EXPLORE_SPARE, RANKING_EPOCHS
+    from automl.engine._phases import RANKING_EPOCHS
     from automl.engine._plan import Plan, Speed
 
     speed = Speed("cnn", 3.0, 0.01, 3.0, 1.0, 0.1, 30.1)  # 3 s of start-up
@@ -285,13 +286,22 @@ def test_an_exploration_trial_is_planned_with_a_spare_on_each_epoch():
     assert plan.epochs_in(Window(96.0, "exploration"), speed, 30.1, now=0.0) == 2
     assert plan.epochs_in(Window(96.0, "exploit"), speed, 30.1, now=0.0) == 3
     assert plan.epochs_in(None, speed, 30.1, now=3000.0 - 96.0) == 3  # to the deadline
-    ranking_s = plan.ranking_trial_s()
-    assert ranking_s == pytest.approx(3.0 + RANKING_EPOCHS * EXPLORE_SPARE * 30.1)
-    quickest_s, full_s = plan.shortest_trial_s(), plan.full_trial_s()
-    split = make_split(1000.0, quickest_s, full_s, 1000.0, ranking_s=ranking_s)
-    assert split.explore_trial_s == pytest.approx(ranking_s)  # the ranking epochs set it
-    cap = Window(split.explore_trial_s, "cap")
-    assert plan.epochs_in(cap, speed, 30.1, now=0.0) >= RANKING_EPOCHS
+    for epoch_s in (7.3, 30.1, 64.0):
+        speed = Speed("cnn", 3.0, 0.01, 3.0, 1.0, 0.1, epoch_s)
+        plan = Plan({"cnn": speed}, 6, 1e5, 0.0, 1e5)
+        ranking_s = plan.ranking_trial_s()
+        assert ranking_s > 3.0 + RANKING_EPOCHS * EXPLORE_SPARE * epoch_s
+        quickest_s, full_s = plan.shortest_trial_s(), plan.full_trial_s()
+        split = make_split(5.5 * full_s, quickest_s, full_s, 5.5 * full_s, ranking_s=ranking_s)
+        assert split.explore_trial_s == pytest.approx(ranking_s)  # the ranking epochs set it
+        # The reference gets all of them, a few seconds after its window began.
+        cap = Window(split.explore_trial_s, "cap")
+        assert plan.epochs_in(cap, speed, epoch_s, now=2.0) == RANKING_EPOCHS
+        # A cap at the full training holds all `max_epochs` with the spare, so that its
+        # long training keeps the epoch cap (`exploit_epoch_cap`).
+        roomy = make_split(1e5, quickest_s, full_s, 1e5)
+        full = Window(roomy.explore_trial_s, "cap")
+        assert plan.epochs_in(full, speed, epoch_s, now=1e-3) == plan.max_epochs
 
 
 @pytest.mark.slow  # a real timed search / three plans on CIFAR-10

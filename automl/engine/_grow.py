@@ -93,8 +93,8 @@ class Grower:
         """The wider point of `params` to train for `seconds`, or None: the space has
         none, the plan cannot estimate it, or fewer than `GROW_LEAST_PLAN_EPOCHS` of
         its epochs fit the time (its epoch estimated like a trial's, calibrated on
-        `trials`) or the long training's epoch cap (set by `explored`, its
-        configuration's exploration trial, see `exploit_epoch_cap`)."""
+        `trials`, see `_wider_epoch`) or the long training's epoch cap (set by
+        `explored`, its configuration's exploration trial, see `exploit_epoch_cap`)."""
         found = self._wider_epoch(params, trials, explored)
         if found is None or not _within(found[0], explored):
             return None
@@ -141,7 +141,9 @@ class Grower:
                 return None  # take the reference's forward pass, not the wider model's
             model = build_model(self.space, hp, self.spec, self.objective)  # sets hp's values
             batch, n_val = batch_size_of(hp), len(self.data.y_val)
-            measured = speed is self.plan.grown and self._is_measured(wider, speed.family)
+            # The built model's values: they hold what the space's config fixes, as the
+            # plan's reference point does (the params alone do not).
+            measured = speed is self.plan.grown and self._is_measured(hp.values, speed.family)
             known = speed.forward_s if measured else None
             _, epoch_s = self.plan.epoch_estimate(
                 speed, model, encoded, self.spec, batch, n_val, trials, forward_s=known,

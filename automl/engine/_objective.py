@@ -28,7 +28,12 @@ from automl.engine._grow import Grower, GrownPace, grower_for
 from automl.engine._interrupt import raise_if
 from automl.engine._limits import REJECTED, Limits
 from automl.engine._memory import MemoryWatch, rss_mb
-from automl.engine._phases import Window, exploit_epoch_cap, start_exploiting
+from automl.engine._phases import (
+    EXPLORE_SPARE,
+    Window,
+    exploit_epoch_cap,
+    start_exploiting,
+)
 from automl.engine._plan import Plan, Speed, is_reference_wider_point, rows_of
 from automl.engine._resolution import takes_raw_images
 from automl.engine._space_check import stop_if_space_is_broken
@@ -298,9 +303,10 @@ class TrialObjective:
         speed = plan.speed_of(hp.values, grown=TrialRecord.read(trial).grown)
         trials = trial.study.get_trials(deepcopy=False)
         n_val = len(self.context.data.y_val)
+        forward_s, explored = self._grown_basis(trial, trials, hp, speed)
         estimate, epoch_s = plan.epoch_estimate(
             speed, model, encoded, spec, batch_size_of(hp), n_val, trials,
-            explored=self._grown_from(trial, trials, hp, speed),
+            forward_s=forward_s, explored=explored,
         )  # fmt: skip
         window, cap = self._window(trial, trials)
         until = plan.deadline if window is None else window.until
@@ -313,26 +319,28 @@ class TrialObjective:
             estimated_epoch_s=round(estimate, 4),
         )
         if epochs < 1:
-            self._not_started(trial, window, epoch_s + speed.fit_overhead_s)
+            spare = EXPLORE_SPARE if window is not None and window.explores else 1.0
+            self._not_started(trial, window, spare * epoch_s + speed.fit_overhead_s)
         long = TrialRecord.read(trial).exploit
         return epochs, until, stretch_limit(epochs, cap, long=long)
 
-    def _grown_from(
+    def _grown_basis(
         self,
         trial: optuna.Trial,
         trials: list[optuna.trial.FrozenTrial],
         hp: HyperParameters,
         speed: Speed,
-    ) -> optuna.trial.FrozenTrial | None:
-        """A grown long training's configuration's exploration trial, which calibrates
-        its estimate (`Plan.epoch_estimate`); None for other trials, and for the plan's
-        own measured wider point."""
+    ) -> tuple[float | None, optuna.trial.FrozenTrial | None]:
+        """What a grown long training's estimate rests on, as the grower's did
+        (`Plan.epoch_estimate`): the plan's forward pass of its own measured wider
+        point, or another configuration's exploration trial; (None, None) for other
+        trials (their forward pass is timed now)."""
         context, facts = self.context, TrialRecord.read(trial)
         if not facts.grown or speed is not context.plan.grown:
-            return None
+            return None, None
         if is_reference_wider_point(context.space, context.spec, speed.family, hp.values):
-            return None
-        return next((t for t in trials if t.number == facts.promoted_from), None)
+            return speed.forward_s, None
+        return None, next((t for t in trials if t.number == facts.promoted_from), None)
 
     def _yield_before_sampling(self, trial: optuna.Trial) -> None:
         """Prune, before any parameter is sampled, a trial that cannot run whatever its

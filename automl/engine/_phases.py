@@ -67,9 +67,11 @@ SECOND_EXPLOIT_GAP = 0.02  # a second long training: scored within 2 % of the be
 # recipe led. Fewer, longer exploration trials rank configurations for a long training.
 RANKING_EPOCHS = 3
 # An exploration trial is planned for the epochs that fit its window at this many times
-# its estimated epoch: at 165 T the fast recipe's trial was planned for 3 epochs of 30 s
-# within 96 s, ran its first in 35 s, was squeezed to 2 (0.596) and lost exploration to
-# the tutorial CNN. Epochs that run faster stretch the schedule back (`ScheduleToTime`).
+# its estimated epoch, and the least cap holds the reference's `RANKING_EPOCHS` so
+# planned (`Plan.ranking_trial_s`): at 165 T the fast recipe's trial was planned for 3
+# epochs of 30 s within 96 s, ran its first in 35 s, was squeezed to 2 (0.596) and lost
+# exploration to the tutorial CNN. Epochs that run faster stretch the schedule back
+# (`ScheduleToTime`).
 EXPLORE_SPARE = 1.1
 
 _WAITING = optuna.trial.TrialState.WAITING
@@ -208,8 +210,8 @@ def make_split(
             keeps when it can (see `_grow`); 0: none.
         grown_least_s: The least of it that is worth keeping, where the budget holds
             less than `grown_s` with exploration's least share left (None: `grown_s`).
-        ranking_s: The least exploration trial: the reference's `RANKING_EPOCHS`, its
-            start-up included (0: only the quickest trial's bound).
+        ranking_s: The least exploration trial: the reference's `RANKING_EPOCHS` with
+            `EXPLORE_SPARE`, its start-up included (0: only the quickest trial's bound).
     """
     if quickest_s <= 0 or budget_s < MIN_SPLIT_TRIALS * quickest_s:
         return None
@@ -225,8 +227,11 @@ def make_split(
     if explore_s < least_cap:  # not even one exploration trial: all exploitation
         explore_s = 0.0
     cap = max(explore_s / EXPLORE_TRIALS, least_cap)
-    if full_s > 0:  # no trial needs more than its full training; without exploring, one
-        cap = min(cap, full_s) if explore_s else full_s  # runs before the long one
+    if full_s > 0:  # no trial needs more than its full training (planned with the
+        # spare, or it would plan fewer than `max_epochs` and lose its long training's
+        # epoch cap, see `exploit_epoch_cap`); without exploring, one runs before the
+        # long one
+        cap = min(cap, EXPLORE_SPARE * full_s) if explore_s else full_s
     two = explore_s > 0 and budget_s >= TWO_EXPLOITS_TRIALS * quickest_s
     if grows:  # two long trainings only where each still holds the wider one
         two = two and trials_s - explore_s >= 2 * grown_s

@@ -325,12 +325,14 @@ class Plan:
 
     def ranking_trial_s(self) -> float:
         """The least exploration trial: the first family's reference model trained for
-        `RANKING_EPOCHS` with `EXPLORE_SPARE` on each, start-up included (0: none
+        `RANKING_EPOCHS` with `EXPLORE_SPARE` on each, start-up included, and half an
+        epoch more for what a trial does between its window's start and its plan
+        (building and sizing its model), so that the reference gets them all (0: none
         measured)."""
         speed = next(iter(self.speeds.values()), None)
         if speed is None:
             return 0.0
-        return speed.fit_overhead_s + RANKING_EPOCHS * EXPLORE_SPARE * speed.epoch_s
+        return speed.fit_overhead_s + (RANKING_EPOCHS + 0.5) * EXPLORE_SPARE * speed.epoch_s
 
     def _reference_trial_s(self, epochs: int) -> float:
         """The first family's reference model's trial of `epochs` (0: none measured)."""

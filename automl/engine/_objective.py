@@ -28,12 +28,7 @@ from automl.engine._grow import Grower, GrownPace, grower_for
 from automl.engine._interrupt import raise_if
 from automl.engine._limits import REJECTED, Limits
 from automl.engine._memory import MemoryWatch, rss_mb
-from automl.engine._phases import (
-    EXPLORE_SPARE,
-    Window,
-    exploit_epoch_cap,
-    start_exploiting,
-)
+from automl.engine._phases import Window, exploit_epoch_cap, start_exploiting
 from automl.engine._plan import Plan, Speed, is_reference_wider_point, rows_of
 from automl.engine._resolution import takes_raw_images
 from automl.engine._space_check import stop_if_space_is_broken
@@ -59,10 +54,9 @@ WAIT_FOR_LEADER_S = 1.0  # a worker at exploration's end, before it yields its t
 # faster than estimated: a few timed steps misjudge an epoch by up to 2x here (at 55 T
 # the recipe's read 116 s and ran 56 s; planned for 8 epochs, it stretched to 15).
 STRETCH_MOST = 2
-# ... and a long training this many: its window is most of the budget, and what it
-# leaves unused goes to trials that do not train long (at 165 T a grown tutorial CNN,
-# its epoch estimated at twice the real one, reached twice its plan with 450 s of its
-# window left, which a random transformer trial then took).
+# ... and a long training this many: its window is most of the budget, what it leaves
+# unused goes to trials that do not train long, and its estimate can be further off (at
+# 165 T a grown tutorial CNN's epoch was estimated at twice the real one).
 STRETCH_MOST_LONG = 4
 
 if TYPE_CHECKING:
@@ -319,7 +313,7 @@ class TrialObjective:
             estimated_epoch_s=round(estimate, 4),
         )
         if epochs < 1:
-            spare = EXPLORE_SPARE if window is not None and window.explores else 1.0
+            spare = 1.0 if window is None else window.spare
             self._not_started(trial, window, spare * epoch_s + speed.fit_overhead_s)
         long = TrialRecord.read(trial).exploit
         return epochs, until, stretch_limit(epochs, cap, long=long)

@@ -14,13 +14,13 @@ the plan measured), or a resumed study's best configuration, trains long at once
 Exploration: trials capped at `Split.explore_trial_s` each
 (about `EXPLORE_TRIALS` of them; Optuna's pruner stops the weak ones early), each
 planned for the epochs that fit its cap with `EXPLORE_SPARE`, its schedule with them.
-Exploitation: once exploration's time is up, the best `Split.exploit_n` distinct configurations are
-enqueued again (`TrialRecord.exploit`) and each trains for an equal share of the time
-left, never pruned. A second configuration trains long only when exploration scored it
-within `SECOND_EXPLOIT_GAP` of the best: a clearly weaker one would not join the final
-ensemble, so its share goes to the best. A long training is capped at
-`EXPLOIT_EPOCH_FACTOR` times the epoch cap when its exploration trial trained every one
-of `max_epochs`, and by its time alone when that trial was cut short by its time cap
+Exploitation: once exploration's time is up, the best `Split.exploit_n` distinct
+configurations are enqueued again (`TrialRecord.exploit`) and each trains for an equal
+share of the time left, never pruned. A second configuration trains long only when
+exploration scored it within `SECOND_EXPLOIT_GAP` of the best: a clearly weaker one
+would not join the final ensemble, so its share goes to the best. A long training is
+capped at `EXPLOIT_EPOCH_FACTOR` times the epoch cap when its exploration trial trained
+every one of `max_epochs`, and by its time alone when that trial was cut short by its time cap
 (it never showed how many epochs it can use: CIFAR-10's fast recipe still gains at 64).
 A long training whose time holds enough epochs of a wider model of its configuration
 trains that model instead (`_grow`). When the first starting point has a wider point
@@ -184,9 +184,11 @@ class Window:
     limit: str
 
     @property
-    def explores(self) -> bool:
-        """Whether it is an exploration trial's window (its cap, or exploration's end)."""
-        return self.limit in ("cap", "exploration")
+    def spare(self) -> float:
+        """How many times its estimated epoch a trial in it is planned at:
+        `EXPLORE_SPARE` in an exploration trial's window (its cap, or exploration's
+        end), else 1."""
+        return EXPLORE_SPARE if self.limit in ("cap", "exploration") else 1.0
 
 
 def make_split(

@@ -220,11 +220,11 @@ class Plan:
     ) -> int:
         """Epochs a trial whose epoch takes `epoch_s` gets in its `window` (None: up to
         the deadline; see `epochs_for`): an exploration trial's fit its window at
-        `EXPLORE_SPARE` times `epoch_s`, since a cut one ranks its configuration low."""
+        `EXPLORE_SPARE` times `epoch_s` (`Window.spare`), since a cut one ranks its
+        configuration low."""
         if window is None:
             return self.epochs_for(speed, epoch_s, cap=cap, now=now)
-        spare = EXPLORE_SPARE if window.explores else 1.0
-        return self.epochs_for(speed, epoch_s * spare, until=window.until, cap=cap, now=now)
+        return self.epochs_for(speed, epoch_s * window.spare, until=window.until, cap=cap, now=now)
 
     def calibration(
         self, trials: list[optuna.trial.FrozenTrial], family: str, downsample: int = 1
@@ -250,9 +250,8 @@ class Plan:
             ran_as = self.speed_of(trial.params)
             if facts.seconds is None or ran_as is None or ran_as.family != family:
                 continue
-            actual = max(facts.seconds - overhead, 0.0) / facts.epochs
             same = (facts.downsample or 1) == downsample
-            ratios[same].append(actual / facts.estimated_epoch_s)
+            ratios[same].append(_over_estimate(facts, overhead))
         # The other resolution's trials, when none ran at this one: better than nothing
         # (a long training planned from the bare estimate may be cut by the deadline).
         found = ratios[True] or ratios[False]
@@ -269,9 +268,7 @@ class Plan:
         if not (facts.estimated_epoch_s and facts.epochs) or (facts.downsample or 1) != downsample:
             return None
         speed = self.speed_of(explored.params)
-        overhead = speed.fit_overhead_s if speed else 0.0
-        actual = max(facts.seconds - overhead, 0.0) / facts.epochs
-        return min(5.0, max(0.2, actual / facts.estimated_epoch_s))
+        return min(5.0, max(0.2, _over_estimate(facts, speed.fit_overhead_s if speed else 0.0)))
 
     def epoch_estimate(
         self,
@@ -620,6 +617,13 @@ def reference_points(space: Space, spec: ModelSpec) -> dict[str, dict[str, Any]]
     for point in space.starting_points(spec):
         points.setdefault(str(point.get("family", space.label)), point)
     return points or {space.label: {}}
+
+
+def _over_estimate(facts: TrialRecord, overhead_s: float) -> float:
+    """A finished trial's seconds per epoch (less its fit's `overhead_s`) over its
+    estimated epoch (its `seconds`, `epochs` and `estimated_epoch_s` known)."""
+    actual = max(float(facts.seconds or 0.0) - overhead_s, 0.0) / (facts.epochs or 1)
+    return actual / float(facts.estimated_epoch_s or 1.0)
 
 
 def reference_wider_point(space: Space, spec: ModelSpec, family: str) -> dict[str, Any] | None:

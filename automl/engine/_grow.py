@@ -127,7 +127,7 @@ class Grower:
         """`params`' wider point, its epoch in seconds (estimated like a trial's, from
         the plan's measured wider reference when it has one, and calibrated on
         `trials`, or on `explored` where it is another configuration's, see
-        `Plan.epoch_estimate`) and its fit's start-up; None when the space has no wider
+        `Plan.wider_basis`) and its fit's start-up; None when the space has no wider
         point, the plan measured nothing, or the point does not build."""
         wider = self.space.grown(params, self.spec)
         speed = None if wider is None else self.plan.speed_of(wider, grown=True)
@@ -143,11 +143,10 @@ class Grower:
             batch, n_val = batch_size_of(hp), len(self.data.y_val)
             # The built model's values: they hold what the space's config fixes, as the
             # plan's reference point does (the params alone do not).
-            measured = speed is self.plan.grown and self._is_measured(hp.values, speed.family)
-            known = speed.forward_s if measured else None
+            known, own = self.plan.wider_basis(self.space, self.spec, speed, hp.values, explored)
             _, epoch_s = self.plan.epoch_estimate(
                 speed, model, encoded, self.spec, batch, n_val, trials, forward_s=known,
-                explored=None if measured else explored,
+                explored=own,
             )  # fmt: skip
         except (UsageError, KeyboardInterrupt):
             raise
@@ -157,17 +156,6 @@ class Grower:
         finally:
             keras.utils.clear_session(free_memory=False)
         return wider, epoch_s, speed.fit_overhead_s
-
-    def _is_measured(self, wider: dict[str, Any], family: str) -> bool:
-        """Whether `wider` is the plan's own wider reference (its first starting point's
-        wider point), whose forward pass the plan timed before any trial ran. Timed again
-        here, it may not be alone: after a handover for memory the study's process
-        decides while a worker trains on the same cores, which can double the timing
-        and refuse a growth that fits. (A 165 T search that should have grown did not,
-        0.875 test; its log, which would say why, was not kept.)"""
-        from automl.engine._plan import is_reference_wider_point  # _plan imports this
-
-        return is_reference_wider_point(self.space, self.spec, family, wider)
 
 
 class GrownPace(keras.callbacks.Callback):

@@ -29,7 +29,7 @@ from automl.engine._interrupt import raise_if
 from automl.engine._limits import REJECTED, Limits
 from automl.engine._memory import MemoryWatch, rss_mb
 from automl.engine._phases import Window, exploit_epoch_cap, start_exploiting
-from automl.engine._plan import Plan, Speed, is_reference_wider_point, rows_of
+from automl.engine._plan import Plan, Speed, rows_of
 from automl.engine._resolution import takes_raw_images
 from automl.engine._space_check import stop_if_space_is_broken
 from automl.engine._study import budget_spent, fail_stale_trials
@@ -326,15 +326,14 @@ class TrialObjective:
         speed: Speed,
     ) -> tuple[float | None, optuna.trial.FrozenTrial | None]:
         """What a grown long training's estimate rests on, as the grower's did
-        (`Plan.epoch_estimate`): the plan's forward pass of its own measured wider
-        point, or another configuration's exploration trial; (None, None) for other
-        trials (their forward pass is timed now)."""
-        context, facts = self.context, TrialRecord.read(trial)
-        if not facts.grown or speed is not context.plan.grown:
+        (`Plan.wider_basis`, its configuration's exploration trial among `trials`);
+        (None, None) for other trials (their forward pass is timed now)."""
+        facts = TrialRecord.read(trial)
+        if not facts.grown:
             return None, None
-        if is_reference_wider_point(context.space, context.spec, speed.family, hp.values):
-            return speed.forward_s, None
-        return None, next((t for t in trials if t.number == facts.promoted_from), None)
+        explored = next((t for t in trials if t.number == facts.promoted_from), None)
+        context = self.context
+        return context.plan.wider_basis(context.space, context.spec, speed, hp.values, explored)
 
     def _yield_before_sampling(self, trial: optuna.Trial) -> None:
         """Prune, before any parameter is sampled, a trial that cannot run whatever its

@@ -270,6 +270,27 @@ class Plan:
         speed = self.speed_of(explored.params)
         return min(5.0, max(0.2, _over_estimate(facts, speed.fit_overhead_s if speed else 0.0)))
 
+    def wider_basis(
+        self,
+        space: Space,
+        spec: ModelSpec,
+        speed: Speed,
+        values: dict[str, Any],
+        explored: optuna.trial.FrozenTrial | None,
+    ) -> tuple[float | None, optuna.trial.FrozenTrial | None]:
+        """What a wider point's epoch estimate (`epoch_estimate`'s `forward_s` and
+        `explored`) rests on, for the grower and the long training alike: for the
+        plan's own measured wider point (`values`, a built model's, are its), the
+        forward pass timed before any trial ran, since timed again it may share the
+        cores with a worker's trial (after a handover for memory), which can double it
+        and refuse a growth that fits; for another, `explored`, its configuration's
+        exploration trial. (None, None) where `speed` is not the measured wider one."""
+        if self.grown is None or speed is not self.grown:
+            return None, None
+        if is_reference_wider_point(space, spec, speed.family, values):
+            return speed.forward_s, None
+        return None, explored
+
     def epoch_estimate(
         self,
         speed: Speed,

@@ -280,7 +280,7 @@ def _built_for(bench: Bench, hp: Any) -> tuple[Any, Any]:
 def _cost_estimate(bench: Bench, model: Any, hp: Any) -> float:
     """Seconds of a full-fidelity run, from one eager forward pass of a batch (a
     training step costs about three; the plan's `forward_seconds`)."""
-    from automl.engine._plan import forward_seconds
+    from automl.engine._timing import forward_seconds
     from automl.engine._trainer import batch_size_of
 
     batch = batch_size_of(hp)

@@ -16,7 +16,7 @@ import pytest
 
 import automl
 from automl.data import from_arrays
-from automl.engine import _grow, _plan
+from automl.engine import _grow, _plan, _timing
 from automl.engine._grow import (
     GROW_LEAST_PLAN_EPOCHS,
     GROW_MIN_EPOCHS,
@@ -32,8 +32,9 @@ from automl.engine._phases import (
     make_split,
     start_exploiting,
 )
-from automl.engine._plan import _measure_grown, make_plan
+from automl.engine._plan import make_plan
 from automl.engine._setup import model_spec
+from automl.engine._timing import measure_grown
 from automl.objective import Objective
 from automl.record import TrialRecord
 from automl.spaces import Space
@@ -206,7 +207,8 @@ def test_a_grown_training_at_the_end_of_its_time_enqueues_nothing():
 def test_calibration_leaves_grown_trials_out():
     """A grown training's epoch was estimated from the wider reference, not the family's:
     its ratio says nothing about how the family's own estimates run."""
-    from automl.engine._plan import Plan, Speed
+    from automl.engine._plan import Plan
+    from automl.engine._timing import Speed
 
     plan = Plan({"cnn": Speed("cnn", 1.0, 0.01, 3.0, 1.0, 0.1, 9.0)}, 6, None, 0.0, None)
 
@@ -227,8 +229,8 @@ def test_trials_may_lengthen_a_grown_epoch_estimate_but_never_shorten_it(monkeyp
 
     import numpy as np
 
-    from automl.engine import _plan
-    from automl.engine._plan import Plan, Speed
+    from automl.engine._plan import Plan
+    from automl.engine._timing import Speed
 
     monkeypatch.setattr(_plan, "forward_seconds", lambda model, rows: 0.1)
     narrow, wider = (Speed("cnn", 1.0, 0.01, 3.0, 1.0, 0.0, s) for s in (9.0, 27.0))
@@ -257,8 +259,8 @@ def test_another_configuration_s_wider_point_is_calibrated_on_its_own_trial(monk
 
     import numpy as np
 
-    from automl.engine import _plan
-    from automl.engine._plan import Plan, Speed
+    from automl.engine._plan import Plan
+    from automl.engine._timing import Speed
 
     monkeypatch.setattr(_plan, "forward_seconds", lambda model, rows: 0.1)
     narrow, wider = (Speed("cnn", 1.0, 0.01, 3.0, 1.0, 0.0, s) for s in (9.0, 27.0))
@@ -287,7 +289,6 @@ def test_the_grower_calibrates_another_configuration_s_wider_point_on_its_trial(
 ):
     """A point other than the recipe grows where its own trial ran five times faster
     than estimated, and not where it did not; the plan's own wider point ignores it."""
-    from automl.engine import _plan
 
     (data, spec), (space, plan) = digits_images, hour_plan
     grower = Grower(space, data, spec, plan, Objective())
@@ -410,8 +411,8 @@ def test_the_plan_measures_the_wider_long_training_on_this_machine(
     # on the day: digits' epochs are so short that the budget barely held a trial.)
     reference = plan.speeds["cnn"]
     few = time.monotonic() + reference.trial_s(4)
-    monkeypatch.setattr(_plan, "_measure", lambda *args: pytest.fail("timed: not screened"))
-    assert _measure_grown(space, data, spec, Objective(), {"cnn": reference}, 0, few) is None
+    monkeypatch.setattr(_timing, "_measure", lambda *args: pytest.fail("timed: not screened"))
+    assert measure_grown(space, data, spec, Objective(), {"cnn": reference}, 0, few) is None
 
 
 def test_a_wider_point_estimated_too_slow_for_its_long_training_is_not_timed(
@@ -425,11 +426,11 @@ def test_a_wider_point_estimated_too_slow_for_its_long_training_is_not_timed(
     reference = dataclasses.replace(plan.speeds["cnn"], epoch_s=1e-3, step_per_forward=1e6)
     deadline = time.monotonic() + 600  # holds many of the reference's (tiny) epochs
     with caplog.at_level("INFO", logger="automl"):
-        grown = _measure_grown(space, data, spec, Objective(), {"cnn": reference}, 0, deadline)
+        grown = measure_grown(space, data, spec, Objective(), {"cnn": reference}, 0, deadline)
     assert grown is None
     assert f"cnn's wider point is not timed: {GROW_LEAST_PLAN_EPOCHS} of its" in caplog.text
     # The same reference as measured, with the hour: the wider point is timed.
-    measured = _measure_grown(
+    measured = measure_grown(
         space, data, spec, Objective(), dict(plan.speeds), 0, time.monotonic() + 3600
     )
     assert measured is not None and measured.family == "cnn"
@@ -455,7 +456,6 @@ def test_the_plans_own_wider_point_is_estimated_from_its_quiet_measure(
     new timing reads 1000 times the truth. The plan's own wider point (the recipe's) is
     estimated from the forward pass the plan timed at the start, so it still grows; any
     other point is timed now, and refused."""
-    from automl.engine import _plan
 
     (data, spec), (space, plan) = digits_images, hour_plan
     grower = Grower(space, data, spec, plan, Objective())

@@ -14,7 +14,7 @@ import pytest
 import automl
 from automl import UsageError
 from automl.data import from_arrays, load_dataset
-from automl.engine import _plan
+from automl.engine import _timing
 from automl.engine._phases import (
     EXPLOIT_EPOCH_FACTOR,
     EXPLORE_SPARE,
@@ -23,9 +23,10 @@ from automl.engine._phases import (
     make_split,
     start_exploiting,
 )
-from automl.engine._plan import FINISH_FIXED_S, finish_seconds, make_plan, reference_points
+from automl.engine._plan import FINISH_FIXED_S, finish_seconds, make_plan
 from automl.engine._setup import model_spec
 from automl.engine._study import budget_spent, count_finished
+from automl.engine._timing import reference_points
 from automl.objective import Objective
 from automl.record import TrialRecord
 from search_spaces import resolve_space
@@ -81,7 +82,7 @@ def test_the_plan_measures_each_family_of_the_space():
 def test_families_too_slow_for_the_budget_are_estimated_not_measured(
     cifar_root, cifar_cache, monkeypatch
 ):
-    monkeypatch.setattr(_plan, "MEASURE_MAX_SHARE", float("inf"))  # the screen decides
+    monkeypatch.setattr(_timing, "MEASURE_MAX_SHARE", float("inf"))  # the screen decides
     data = load_dataset("cifar10", data_dir=cifar_root, seed=0)
     spec = model_spec(data, data.encode(None), 6)
     space = resolve_space("auto")
@@ -110,7 +111,7 @@ def test_a_budget_too_small_to_explore_measures_only_the_first_family(monkeypatc
     families = list(reference_points(space, spec))
     assert len(families) > 1
     # An hour is "small" once exploitation keeps a million full trainings.
-    monkeypatch.setattr(_plan, "EXPLOIT_KEEPS_FULL_TRAININGS", 1_000_000)
+    monkeypatch.setattr(_timing, "EXPLOIT_KEEPS_FULL_TRAININGS", 1_000_000)
     deadline = time.monotonic() + 3600
     plan = make_plan(space, data, spec, Objective(), seed=0, deadline=deadline, timeout=3600)
     assert list(plan.speeds) == families[:1] and not plan.too_slow and not plan.unmeasured
@@ -130,7 +131,7 @@ def test_measuring_stops_at_its_share_of_the_budget(cifar_root, cifar_cache, mon
     spec = model_spec(data, data.encode(None), 6)
     space = resolve_space("auto")
     families = list(reference_points(space, spec))
-    monkeypatch.setattr(_plan, "MEASURE_MAX_SHARE", 0.0)
+    monkeypatch.setattr(_timing, "MEASURE_MAX_SHARE", 0.0)
     deadline = time.monotonic() + 3600
     plan = make_plan(space, data, spec, Objective(), seed=0, deadline=deadline, timeout=3600)
     assert list(plan.speeds) == families[:1] and not plan.too_slow
@@ -246,7 +247,8 @@ def test_a_long_training_is_capped_by_time_when_exploring_cut_its_epochs_short()
     full = exploit_epoch_cap(TrialRecord(planned_epochs=6), max_epochs=6)
     assert full == 6 * EXPLOIT_EPOCH_FACTOR
     assert exploit_epoch_cap(TrialRecord(), max_epochs=6) == full  # not planned to time
-    from automl.engine._plan import Plan, Speed
+    from automl.engine._plan import Plan
+    from automl.engine._timing import Speed
 
     speed = Speed("cnn", 1.0, 0.01, 3.0, 1.0, 0.1, 9.0)
     plan = Plan({"cnn": speed}, 6, 3000.0, 0.0, 3000.0)
@@ -257,7 +259,8 @@ def test_a_long_training_is_capped_by_time_when_exploring_cut_its_epochs_short()
 def test_a_lone_epoch_starts_before_the_deadline_only_with_time_to_spare():
     """A trial that would end with the deadline is cut, then still validates and is kept
     after it: with one epoch's room it starts only with half an epoch to spare."""
-    from automl.engine._plan import Plan, Speed
+    from automl.engine._plan import Plan
+    from automl.engine._timing import Speed
 
     speed = Speed("cnn", 1.0, 0.01, 3.0, 1.0, 0.1, 9.0)  # 1 s of start-up
     plan = Plan({"cnn": speed}, 6, 3000.0, 0.0, 3000.0)
@@ -278,7 +281,8 @@ def test_an_exploration_trial_is_planned_with_a_spare_on_each_epoch():
     its window at `EXPLORE_SPARE` times the estimate; a long training's do not. The
     least exploration trial holds the reference's ranking epochs with that spare."""
     from automl.engine._phases import RANKING_EPOCHS
-    from automl.engine._plan import Plan, Speed
+    from automl.engine._plan import Plan
+    from automl.engine._timing import Speed
 
     speed = Speed("cnn", 3.0, 0.01, 3.0, 1.0, 0.1, 30.1)  # 3 s of start-up
     plan = Plan({"cnn": speed}, 6, 3000.0, 0.0, 3000.0)
@@ -463,7 +467,8 @@ def test_a_trial_that_cannot_run_whatever_its_model_is_pruned_before_it_samples(
     from types import SimpleNamespace
 
     from automl.engine._objective import TrialObjective
-    from automl.engine._plan import Plan, Speed
+    from automl.engine._plan import Plan
+    from automl.engine._timing import Speed
 
     deadline = time.monotonic() + 3000
     split = make_split(3000.0, quickest_s=10.0, full_s=100.0, deadline=deadline)

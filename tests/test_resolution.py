@@ -15,8 +15,9 @@ from optuna.trial import FixedTrial
 
 from automl import load_model
 from automl.data import load_dataset
-from automl.engine._plan import Plan, Speed
+from automl.engine._plan import Plan
 from automl.engine._resolution import exploration_downsample, takes_raw_images
+from automl.engine._timing import Speed
 from automl.record import TrialRecord
 from automl.spaces import HyperParameters, ModelSpec
 from search_spaces import cnn

@@ -13,8 +13,9 @@ import optuna
 
 from automl.engine import _shared_plan
 from automl.engine._phases import make_split
-from automl.engine._plan import Plan, Speed
+from automl.engine._plan import Plan
 from automl.engine._shared_plan import adopt_plan, share_plan
+from automl.engine._timing import Speed
 from automl.record import search_plan, set_search_plan
 from tests.conftest import sqlite_url
 

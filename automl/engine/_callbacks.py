@@ -113,7 +113,7 @@ class ScheduleToTime(keras.callbacks.Callback):
         until: `time.monotonic()` at which the trial's time ends, or None (no refitting).
         planned_epochs: The epochs its schedule was built for.
         most_epochs: The most it may stretch to (fit's `epochs`; None: `planned_epochs`).
-        fit_overhead_s: What a fit of its family costs once (`_plan.Speed`), left out of
+        fit_overhead_s: What a fit of its family costs once (`_timing.Speed`), left out of
             its first epoch's pace; None: the first epoch is not checked.
     """
 

@@ -29,10 +29,11 @@ from automl.engine._interrupt import raise_if
 from automl.engine._limits import REJECTED, Limits
 from automl.engine._memory import MemoryWatch, rss_mb
 from automl.engine._phases import Window, exploit_epoch_cap, start_exploiting
-from automl.engine._plan import Plan, Speed, rows_of
+from automl.engine._plan import Plan
 from automl.engine._resolution import takes_raw_images
 from automl.engine._space_check import stop_if_space_is_broken
 from automl.engine._study import budget_spent, fail_stale_trials
+from automl.engine._timing import Speed, rows_of
 from automl.engine._trainer import (
     FitPlan,
     Infeasible,

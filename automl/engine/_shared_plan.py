@@ -26,7 +26,8 @@ from typing import Any
 import optuna
 
 from automl.engine._phases import Split
-from automl.engine._plan import Plan, Speed
+from automl.engine._plan import Plan
+from automl.engine._timing import Speed
 from automl.record import search_plan, set_search_plan
 
 

@@ -23,7 +23,7 @@ from automl.data import from_arrays, load_data
 from automl.engine._setup import model_spec
 from automl.models import save_plain
 from automl.spaces import HyperParameters, ModelSpec
-from automl.spaces.blocks import patch_whitening, with_flip_tta
+from automl.spaces.blocks import augment, patch_whitening, with_flip_tta
 from automl.spaces.whitening import MIN_IMAGES, fit_whitening
 from search_spaces import auto, cnn
 from tests._digits import digits_as
@@ -161,6 +161,35 @@ def test_recipe_trains_one_epoch_and_its_flip_tta_export_predicts_the_same(cifar
     """)
     subprocess.run([sys.executable, "-c", code], check=True, env=cli_env(), timeout=120)
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), here, atol=1e-5)
+
+
+def test_translation_shifts_training_images_by_whole_pixels(cifar):
+    """Each translated training image is its original moved by whole pixels (bilinear
+    shifts at fractional offsets blurred them, and cost the recipe a point), and the
+    layers leave images unchanged at inference."""
+    data, spec = cifar
+    images = np.asarray(data.x_train[:16], dtype="float32")
+    inputs = keras.Input(shape=images.shape[1:])
+    shift = keras.Model(inputs, augment(inputs, "translate"))
+    keras.utils.set_random_seed(0)
+    moved = np.asarray(shift(images, training=True))
+    np.testing.assert_array_equal(np.asarray(shift(images, training=False)), images)
+    side, most = images.shape[1], 4  # 10 % of 32 pixels rounds to at most 3
+    inner = slice(most, side - most)
+    offsets = []
+    for original, shifted in zip(images, moved, strict=True):
+        found = [
+            (dy, dx)
+            for dy in range(-most, most + 1)
+            for dx in range(-most, most + 1)
+            if np.array_equal(
+                shifted[inner, inner],
+                original[most - dy : side - most - dy, most - dx : side - most - dx],
+            )
+        ]
+        assert found, "a translated image is not its original shifted by whole pixels"
+        offsets.append(found[0])
+    assert len(set(offsets)) > 1  # random shifts, not one
 
 
 def test_weight_averaging_puts_the_average_in_the_model_each_epoch(cifar):

@@ -2,7 +2,8 @@
 
     _search     run_search: setup -> explore -> finish, and the cleanup however it ends
     _setup      setup: resolve the config, load the data, open the study and MLflow run
-    _plan       plan: measure each family's epoch here; fit each trial's epochs to time
+    _timing     time each family's reference model here (the plan's measurements)
+    _plan       plan: fit each trial's epochs to time, split exploring from exploiting
     _explore    explore: trials until the budget is spent, on every worker
     _objective  one trial end to end (TrialContext, TrialObjective); between trials:
                 budget, memory hand-over, Ctrl-C, a broken space

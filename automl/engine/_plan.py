@@ -23,6 +23,7 @@ import keras
 import optuna
 
 from automl._errors import UsageError
+from automl.engine import _timing
 from automl.engine._grow import GROW_LEAST_PLAN_EPOCHS, GROW_PLAN_EPOCHS
 from automl.engine._phases import (
     EXPLORE_SPARE,
@@ -34,7 +35,6 @@ from automl.engine._phases import (
 )
 from automl.engine._resolution import every_family_downsamples, exploration_downsample
 from automl.engine._timing import (
-    MEASURE_MAX_SHARE,
     Speed,
     forward_seconds,
     is_reference_wider_point,
@@ -91,7 +91,8 @@ class Plan:
         explore_downsample: Exploration trials see images this many times smaller per
             side (see `_resolution`); 1: full size.
         unmeasured: Families left unmeasured because measuring them would have taken
-            measuring past `MEASURE_MAX_SHARE` of the budget; planned like `too_slow`.
+            measuring past `_timing.MEASURE_MAX_SHARE` of the budget; planned like
+            `too_slow`.
         unneeded: Families left unmeasured because the budget holds no more than
             `EXPLOIT_KEEPS_FULL_TRAININGS` full trainings of the first family's reference,
             so nothing is explored (see `_phases.make_split`): that one trains long, and
@@ -333,7 +334,7 @@ class Plan:
             epochs += f"; too slow for this budget, not measured: {slow}"
         if self.unmeasured:
             epochs += (
-                f"; not measured, to keep measuring under {MEASURE_MAX_SHARE:.0%} of the "
+                f"; not measured, to keep measuring under {_timing.MEASURE_MAX_SHARE:.0%} of the "
                 f"budget: {', '.join(self.unmeasured)}"
             )
         if self.unneeded:
@@ -404,8 +405,8 @@ def make_plan(
     report why); its family's trials are then planned like the first family measured.
     So is one that an estimate shows too slow for the budget
     (`_timing.WORTH_MEASURING_EPOCHS`), one that measuring has no time left for
-    (`MEASURE_MAX_SHARE`), and every family after the first when the budget is too small
-    to explore (`Plan.unneeded`).
+    (`_timing.MEASURE_MAX_SHARE`), and every family after the first when the budget is
+    too small to explore (`Plan.unneeded`).
 
     Raises:
         UsageError: The deadline leaves no time for the quickest trial, naming the

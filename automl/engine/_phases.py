@@ -20,8 +20,9 @@ share of the time left, never pruned. A second configuration trains long only wh
 exploration scored it within `SECOND_EXPLOIT_GAP` of the best: a clearly weaker one
 would not join the final ensemble, so its share goes to the best. A long training is
 capped at `EXPLOIT_EPOCH_FACTOR` times the epoch cap when its exploration trial trained
-every one of `max_epochs`, and by its time alone when that trial was cut short by its time cap
-(it never showed how many epochs it can use: CIFAR-10's fast recipe still gains at 64).
+every one of `max_epochs`, and by its time alone when that trial was cut short by its
+time cap (it never showed how many epochs it can use: CIFAR-10's fast recipe still gains
+at 64).
 A long training whose time holds enough epochs of a wider model of its configuration
 trains that model instead (`_grow`). When the first starting point has a wider point
 and the budget holds enough of its epochs with `GROWN_MIN_EXPLORE_SHARE` still left to

@@ -332,7 +332,7 @@ class Plan:
                 f"{family} ≈ {seconds_text(s)}/epoch" for family, s in self.too_slow.items()
             )
             epochs += f"; too slow for this budget, not measured: {slow}"
-        if self.unmeasured:
+        if self.unmeasured:  # the share as measuring reads it (tests patch it there)
             epochs += (
                 f"; not measured, to keep measuring under {_timing.MEASURE_MAX_SHARE:.0%} of the "
                 f"budget: {', '.join(self.unmeasured)}"

@@ -6,7 +6,8 @@ for what it holds and what was measured), then the classic Keras tutorial CNN
 (Conv32-Pool-Conv64-Pool-Conv64-Dense64, ReLU, Adam), the benchmarks' baseline, then a
 small modern CNN (batch norm, global average pooling, augmentation, AdamW with warmup and
 cosine decay). The recipe's ingredients are parameters of the space like any other
-(`stem`, `pool_first`, `weight_averaging`), so the region around it is searched. Flip
+(`stem`, `pool_first`, `batch_norm_momentum`, `batch_norm_scale`, `identity_init`,
+`decay_kernels_only`, `weight_averaging`), so the region around it is searched. Flip
 test-time augmentation is not a parameter: it acts on a trained model
 (`automl.spaces.blocks.with_flip_tta`).
 """
@@ -27,6 +28,7 @@ from automl.spaces.blocks import (
     choose_regularizer,
     output_head,
     patch_whitening,
+    start_as_identity,
 )
 from automl.spaces.training import choose_training, mixed_precision_on_gpu
 from search_spaces._recipe import FAST_RECIPE, fit_recipe
@@ -43,6 +45,9 @@ FILTERS = {1: [16, 32, 64], 2: [32, 64, 128], 3: [64, 128, 256]}
 # SGD with momentum, batch norm and batches of 256 trains best at 0.2-0.8 (measured with
 # the fast recipe); the shared 1e-4..0.1 range stays for the adaptive optimizers.
 SGD_LEARNING_RATES = {"momentum": (1e-3, 1.0), "nesterov": (1e-3, 1.0)}
+# Batch norm's moving-average momentum, in Keras' sense (PyTorch's is one minus it):
+# Keras' default, and the speed-runs' 0.4, whose statistics follow the last few batches.
+BATCH_NORM_MOMENTA = [0.99, 0.9, 0.4]
 
 BASELINE = {
     "stages": 3,
@@ -59,6 +64,7 @@ BASELINE = {
     "initializer": "glorot_uniform",
     "regularizer": "none",
     "batch_norm": False,
+    "identity_init": False,
     "spatial_dropout": 0.0,
     "dropout": 0.0,
     "label_smoothing": 0.0,
@@ -85,6 +91,9 @@ MODERN = {  # two 3x3 convolutions per stage, as in the DESIGN notes' measured r
     "initializer": "he_normal",
     "regularizer": "none",
     "batch_norm": True,
+    "batch_norm_momentum": 0.99,
+    "batch_norm_scale": True,
+    "identity_init": False,
     "spatial_dropout": 0.0,
     "dropout": 0.2,
     "label_smoothing": 0.0,
@@ -93,6 +102,7 @@ MODERN = {  # two 3x3 convolutions per stage, as in the DESIGN notes' measured r
     "optimizer": "adamw",
     "learning_rate": 2e-3,
     "weight_decay": 5e-3,
+    "decay_kernels_only": False,
     "schedule": "warmup_cosine",
     "stem": "plain",
     "pool_first": False,
@@ -140,9 +150,11 @@ def _build(hp: HyperParameters, spec: ModelSpec) -> keras.Model:
     convolutions per stage, where a stage pools (after its first of two convolutions, as
     the speed-runs do: the second runs on a quarter of the pixels, or at its end),
     filters per stage, kernel size, padding, pooling, the head (flatten + dense or
-    global average pooling), activation, initializer, L1/L2, batch norm, spatial dropout
+    global average pooling), activation, initializer, convolutions started as the
+    identity, L1/L2, batch norm (its momentum, with or without a scale), spatial dropout
     after each stage, dropout, label smoothing, augmentation (flips, translations,
-    crops), optimizer, learning rate, schedule, weight averaging (EMA) and batch size.
+    crops), optimizer, learning rate, schedule, weight decay (on every weight or the
+    kernels only), weight averaging (EMA) and batch size.
     """
     stem = hp.Choice("stem", ["plain", "whiten"])
     stages = hp.Int("stages", 1, 3)
@@ -160,10 +172,16 @@ def _build(hp: HyperParameters, spec: ModelSpec) -> keras.Model:
     initializer = choose_initializer(hp)
     regularizer = choose_regularizer(hp)
     batch_norm = hp.Boolean("batch_norm")
+    with hp.conditional_scope("batch_norm", True):
+        momentum = hp.Choice("batch_norm_momentum", BATCH_NORM_MOMENTA)
+        scale = hp.Boolean("batch_norm_scale", default=True)
+    identity_init = hp.Boolean("identity_init")
     spatial_dropout = choose_dropout(hp, name="spatial_dropout", high=0.3)
     dropout = choose_dropout(hp)
     recipe = choose_augmentation(hp)
-    compile_model = choose_training(hp, spec, averaging=True, learning_rates=SGD_LEARNING_RATES)
+    compile_model = choose_training(
+        hp, spec, averaging=True, kernel_decay=True, learning_rates=SGD_LEARNING_RATES
+    )
 
     inputs, x = spec.inputs()
     x = augment(x, recipe)
@@ -174,18 +192,21 @@ def _build(hp: HyperParameters, spec: ModelSpec) -> keras.Model:
         for index in range(convs):
             # Fall back to "same" where "valid" would shrink the map to nothing.
             pad = padding if min(x.shape[1:3]) >= kernel + 2 else "same"
-            x = keras.layers.Conv2D(
+            conv = keras.layers.Conv2D(
                 width,
                 kernel,
                 padding=pad,
                 kernel_initializer=initializer,
                 kernel_regularizer=regularizer,
                 use_bias=not batch_norm,
-            )(x)
+            )
+            x = conv(x)
+            if identity_init:
+                start_as_identity(conv)
             if pool_first and index == 0 and min(x.shape[1:3]) >= 4:
                 x = pool(pool_size=2)(x)
             if batch_norm:
-                x = keras.layers.BatchNormalization()(x)
+                x = keras.layers.BatchNormalization(momentum=momentum, scale=scale)(x)
             x = keras.layers.Activation(activation)(x)
         if spatial_dropout > 0:
             x = keras.layers.SpatialDropout2D(spatial_dropout)(x)

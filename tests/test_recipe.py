@@ -204,6 +204,58 @@ def test_weight_averaging_puts_the_average_in_the_model_each_epoch(cifar):
     assert model.optimizer.ema_overwrite_frequency == steps
 
 
+def test_recipe_convolutions_start_as_the_identity(cifar):
+    """With `identity_init` each 3x3 convolution with at least as many filters as inputs
+    passes its input through on its first filters (the others keep he_normal), and the
+    saved config names only Keras' own initializer."""
+    _, spec = cifar
+    model, _ = _recipe_model(spec)
+    convs = [c for c in model.layers if isinstance(c, keras.layers.Conv2D) and c.name != "whiten"]
+    rng = np.random.default_rng(0)
+    for conv in convs:
+        inputs = conv.kernel.shape[2]
+        x = rng.normal(size=(2, 8, 8, inputs)).astype("float32")
+        y = keras.ops.convert_to_numpy(conv(x))
+        np.testing.assert_allclose(y[..., :inputs], x, atol=1e-6)
+        if conv.filters > inputs:
+            assert np.std(y[..., inputs:]) > 0.1  # the rest is he_normal's, not zero
+        assert conv.get_config()["kernel_initializer"]["class_name"] == "HeNormal"
+    plain, _ = _recipe_model(spec, identity_init=False)
+    conv = next(c for c in plain.layers if isinstance(c, keras.layers.Conv2D) and c.name != "whiten")
+    assert not np.allclose(keras.ops.convert_to_numpy(conv.kernel)[1, 1, 0, 0], 1.0)
+
+
+def test_recipe_batch_norm_follows_recent_batches_without_a_scale(cifar):
+    """The recipe's batch norm: momentum 0.4 (airbench's), no scale; the space's
+    default stays Keras' 0.99 with a scale (the modern CNN)."""
+    _, spec = cifar
+    model, _ = _recipe_model(spec)
+    norms = [n for n in model.layers if isinstance(n, keras.layers.BatchNormalization)]
+    assert len(norms) == 6
+    assert all(n.momentum == 0.4 and not n.scale for n in norms)
+    assert {v.name for n in norms for v in n.trainable_weights} == {"beta"}
+    modern = cnn.build(HyperParameters(FixedTrial(cnn.MODERN)), spec)
+    norms = [n for n in modern.layers if isinstance(n, keras.layers.BatchNormalization)]
+    assert all(n.momentum == 0.99 and n.scale for n in norms)
+
+
+@pytest.mark.parametrize("kernels_only", [True, False])
+def test_decay_kernels_only_leaves_offsets_undecayed(cifar, kernels_only):
+    """One optimizer step on zero gradients applies the weight decay alone: with
+    `decay_kernels_only` the kernels shrink by (1 - lr * decay) and batch norm's
+    offsets stay; without it (Keras' default) both shrink."""
+    _, spec = cifar
+    model, _ = _recipe_model(spec, schedule="constant", decay_kernels_only=kernels_only)
+    optimizer, weights = model.optimizer, model.trainable_weights
+    for weight in weights:
+        weight.assign(keras.ops.ones(weight.shape))
+    optimizer.apply([keras.ops.zeros(w.shape) for w in weights], weights)
+    shrunk = 1 - cnn.FAST_RECIPE["learning_rate"] * cnn.FAST_RECIPE["weight_decay"]
+    after = {w.name: float(keras.ops.convert_to_numpy(w).flat[0]) for w in weights}
+    assert after["kernel"] == pytest.approx(shrunk)
+    assert after["beta"] == pytest.approx(1.0 if kernels_only else shrunk)
+
+
 def _images(kind: str) -> tuple[np.ndarray, np.ndarray]:
     """Real small image sets: 8x8 digits, digits upscaled to 24x24 grayscale, and
     non-square 8x24 strips of three digits."""

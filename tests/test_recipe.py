@@ -204,13 +204,17 @@ def test_weight_averaging_puts_the_average_in_the_model_each_epoch(cifar):
     assert model.optimizer.ema_overwrite_frequency == steps
 
 
+def _stage_convs(model: keras.Model) -> list[keras.layers.Conv2D]:
+    return [c for c in model.layers if isinstance(c, keras.layers.Conv2D) and c.name != "whiten"]
+
+
 def test_recipe_convolutions_start_as_the_identity(cifar):
     """With `identity_init` each 3x3 convolution with at least as many filters as inputs
     passes its input through on its first filters (the others keep he_normal), and the
     saved config names only Keras' own initializer."""
     _, spec = cifar
     model, _ = _recipe_model(spec)
-    convs = [c for c in model.layers if isinstance(c, keras.layers.Conv2D) and c.name != "whiten"]
+    convs = _stage_convs(model)
     rng = np.random.default_rng(0)
     for conv in convs:
         inputs = conv.kernel.shape[2]
@@ -221,7 +225,7 @@ def test_recipe_convolutions_start_as_the_identity(cifar):
             assert np.std(y[..., inputs:]) > 0.1  # the rest is he_normal's, not zero
         assert conv.get_config()["kernel_initializer"]["class_name"] == "HeNormal"
     plain, _ = _recipe_model(spec, identity_init=False)
-    conv = next(c for c in plain.layers if isinstance(c, keras.layers.Conv2D) and c.name != "whiten")
+    conv = _stage_convs(plain)[0]
     assert not np.allclose(keras.ops.convert_to_numpy(conv.kernel)[1, 1, 0, 0], 1.0)
 
 

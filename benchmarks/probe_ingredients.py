@@ -1,5 +1,8 @@
-"""airbench's ingredients that the fast recipe lacks, one at a time, at a fixed number of
-epochs on the full 45k/5k/10k CIFAR-10 split.
+"""airbench's ingredients, one at a time, at a fixed number of epochs on the full
+45k/5k/10k CIFAR-10 split. Since 2026-12-05 the recipe holds three of them as `cnn`
+parameters (`bn`: `batch_norm_momentum` and `batch_norm_scale`; `dirac`:
+`identity_init`; `kernel_decay`: `decay_kernels_only`), so naming those here repeats
+them; `--set identity_init=false` and the like take one out.
 
     python -m benchmarks.probe_ingredients EPOCHS NAME [bn] [dirac] [lookahead]
         [kernel_decay] [max_head] [bias_lr] [whiten_bias] [--set KEY=VALUE ...]
@@ -60,22 +63,20 @@ def with_airbench_batch_norm(model: Any) -> None:
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = 0.4
-            layer.gamma.trainable = False
+            if layer.scale:  # the recipe's own has none (`batch_norm_scale`)
+                layer.gamma.trainable = False
 
 
 def with_dirac_init(model: Any) -> None:
-    """Each 3x3 convolution with outputs >= inputs passes its input through at first."""
+    """Each convolution with an odd kernel and outputs >= inputs passes its input through
+    at first (`automl.spaces.blocks.start_as_identity`, the recipe's `identity_init`)."""
     import keras
-    import numpy as np
+
+    from automl.spaces.blocks import start_as_identity
 
     for layer in model.layers:
-        if isinstance(layer, keras.layers.Conv2D) and layer.kernel.shape[0] == 3:
-            kernel = layer.kernel.numpy()
-            n_in, n_out = kernel.shape[2], kernel.shape[3]
-            if n_out >= n_in:
-                kernel[:, :, :, :n_in] = 0
-                kernel[1, 1, np.arange(n_in), np.arange(n_in)] = 1
-                layer.kernel.assign(kernel)
+        if isinstance(layer, keras.layers.Conv2D):
+            start_as_identity(layer)
 
 
 def with_bias_lr(model: Any, scale: float = BIAS_LR_SCALE) -> None:

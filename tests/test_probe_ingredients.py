@@ -50,6 +50,16 @@ def test_airbench_batch_norm_freezes_the_scale_and_tracks_batches_faster():
     assert norm.momentum == 0.4 and id(norm.gamma) not in trainable and id(norm.beta) in trainable
 
 
+def test_airbench_batch_norm_accepts_a_norm_without_a_scale():
+    """The recipe's own batch norm has no scale (`batch_norm_scale`): only the momentum
+    changes."""
+    inputs = keras.Input((8, 8, 3))
+    norm = keras.layers.BatchNormalization(scale=False)
+    model = keras.Model(inputs, norm(inputs))
+    with_airbench_batch_norm(model)
+    assert norm.momentum == 0.4 and norm.gamma is None
+
+
 def test_lookahead_keeps_the_slow_weights_at_the_end():
     """Over 10 steps the slow weights lag the fast ones: training with it ends elsewhere
     than without, from the same start."""

@@ -17,15 +17,15 @@ images. The contenders, one after the other in this process unless said otherwis
   for the epochs that fit the budget, its schedule over exactly those epochs (squeezed
   into fewer when its epochs run slower than estimated, so that it ends within the
   budget, as the search's trials do), scored as
-  trained and with flip TTA (the search may choose flip TTA, so the TTA figure is the
-  fair one).
+  trained, with flip TTA and with flip + shift TTA (the search may choose either on
+  validation, so the TTA figures are the fair ones).
 - `tutorial`: the tutorial CNN trained alone the same way.
 - `kt_hyperband`: keras-tuner `Hyperband` searching the `cnn` space (the family of the
   search's image starting points, through `benchmarks._kt_space`) for the same wall
   budget, each trial capped at `--kt-max-epochs` (default: automl's own cap for
   cifar10) with the engine's early stopping; a deadline stops training and ends the
   tuner (`benchmarks._contenders.run_keras_tuner`, as in `benchmarks.quality`). Its
-  best model is scored as trained and with flip TTA. It gets no starting points.
+  best model is scored as trained and with both TTAs. It gets no starting points.
 - `search_half_cores` (not run by default; name it in `--contenders`): the machine-speed
   check, the same `search` for the same seconds (T from all cores) in a child process
   pinned to CPU 0 (`taskset -c 0`, or `os.sched_setaffinity` where there is no
@@ -207,7 +207,7 @@ def run_kt_hyperband(
         seed: The tuner's seed.
 
     Returns:
-        The best model's test accuracy as trained and with flip TTA, the wall seconds
+        The best model's test accuracy as trained and with both TTAs, the wall seconds
         and overshoot, trials, epochs run in all, and the validation timeline.
     """
     from automl.spaces.blocks import with_flip_tta
@@ -218,7 +218,10 @@ def run_kt_hyperband(
     patience = max(3, max_epochs // 5)  # the engine's default
 
     def flip_tta(model: Any) -> dict[str, Any]:
-        return {"test_accuracy_flip_tta": c.test_accuracy(with_flip_tta(model), data)}
+        return {
+            "test_accuracy_flip_tta": c.test_accuracy(with_flip_tta(model), data),
+            "test_accuracy_shift_tta": c.test_accuracy(with_flip_tta(model, shifts=True), data),
+        }
 
     out = c.run_keras_tuner(
         data, spec, cnn.build, "Hyperband", budget_s, seed, patience, score=flip_tta
@@ -227,6 +230,7 @@ def run_kt_hyperband(
     return {
         "test_accuracy": round(out["test_accuracy"], 4),
         "test_accuracy_flip_tta": round(out["test_accuracy_flip_tta"], 4),
+        "test_accuracy_shift_tta": round(out["test_accuracy_shift_tta"], 4),
         "wall_s": out["wall_s"],
         "budget_s": round(budget_s, 1),
         "overshoot": round(out["wall_s"] / budget_s - 1, 3),
@@ -400,6 +404,12 @@ def _half_cores_text(result: dict[str, Any], budget: str) -> str | None:
     return text + "."
 
 
+def _shift(row: dict[str, Any]) -> str:
+    """A row's test accuracy with flip and shift TTA ("-" in rows from before it)."""
+    value = row.get("test_accuracy_shift_tta")
+    return "-" if value is None else f"{value:.4f}"
+
+
 def section(result: dict[str, Any]) -> str:
     """RESULTS.md section: test accuracy per budget and contender, and the machine-speed
     check where the pinned search ran."""
@@ -411,20 +421,21 @@ def section(result: dict[str, Any]) -> str:
         f"the start, {result.get('load_average_at_end', '?')} at the end (2 means both "
         "cores busy).",
         "",
-        "| budget | contender | test accuracy | with flip TTA | wall s (budget s) | what |",
-        "|---|---|---|---|---|---|",
+        "| budget | contender | test accuracy | with flip TTA | with flip + shift TTA "
+        "| wall s (budget s) | what |",
+        "|---|---|---|---|---|---|---|",
     ]
     for key, row in result["rows"].items():
         budget, name = key.split("|")
         if "error" in row:
-            failed = f"| {budget} T | {name} | failed | | ({row['budget_s']:.0f}) |"
+            failed = f"| {budget} T | {name} | failed | | | ({row['budget_s']:.0f}) |"
             lines.append(f"{failed} {row['error']} |")
         elif name in ("search", "search_half_cores"):
             label = "automl search" if name == "search" else "automl search, pinned to CPU 0"
             what = f"{row['final']}; trials {row['trials']}; plan: {row['plan']}"
             lines.append(
                 f"| {budget} T | {label} | {row['test_accuracy']:.4f} | (chosen on "
-                f"validation) | {row['wall_s']:.0f} ({row['budget_s']:.0f}) | {what} |"
+                f"validation) | | {row['wall_s']:.0f} ({row['budget_s']:.0f}) | {what} |"
             )
         elif name == "kt_hyperband":
             best_val = row["best_val_accuracy"]
@@ -436,12 +447,12 @@ def section(result: dict[str, Any]) -> str:
             lines.append(
                 f"| {budget} T | keras-tuner Hyperband (`cnn` space) | "
                 f"{row['test_accuracy']:.4f} | {row['test_accuracy_flip_tta']:.4f} | "
-                f"{row['wall_s']:.0f} ({row['budget_s']:.0f}) | {what} |"
+                f"{_shift(row)} | {row['wall_s']:.0f} ({row['budget_s']:.0f}) | {what} |"
             )
         else:
             lines.append(
                 f"| {budget} T | {name} alone | {row['test_accuracy']:.4f} | "
-                f"{row['test_accuracy_flip_tta']:.4f} | {row['train_s']:.0f} "
+                f"{row['test_accuracy_flip_tta']:.4f} | {_shift(row)} | {row['train_s']:.0f} "
                 f"({row['budget_s']:.0f}) | {row['epochs']} epochs |"
             )
     budgets = dict.fromkeys(key.split("|")[0] for key in result["rows"])

@@ -164,28 +164,20 @@ def whiten_bias(model: Any, epochs: int = WHITEN_BIAS_EPOCHS) -> Any:
 
 
 def tta_accuracies(model: Any, x: Any, y: Any) -> dict[str, float]:
-    """Test accuracy as trained, with flip TTA, and with flip + translate TTA (airbench's
-    level 2: half the weight on the image and its mirror, half on the mirrored pairs of
-    the image shifted one pixel up-left and down-right, reflect-padded)."""
+    """Test accuracy as trained, with flip TTA, and with flip + shift TTA (airbench's
+    level 2, `automl.spaces.blocks.with_flip_tta(shifts=True)`: six views)."""
     import numpy as np
 
-    def probs(images: Any) -> Any:
-        return model.predict(images, batch_size=500, verbose=0)
+    from automl.spaces.blocks import with_flip_tta
 
-    plain = probs(x)
-    flip = 0.5 * (plain + probs(x[:, :, ::-1]))
-    padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
-    height, width = x.shape[1:3]
-    shifted = [padded[:, :height, :width], padded[:, 2 : height + 2, 2 : width + 2]]
-    translate = np.mean([0.5 * (probs(s) + probs(s[:, :, ::-1])) for s in shifted], axis=0)
-
-    def accuracy(p: Any) -> float:
-        return round(float(np.mean(p.argmax(-1) == y)), 4)
+    def accuracy(tested: Any) -> float:
+        probabilities = tested.predict(x, batch_size=500, verbose=0)
+        return round(float(np.mean(probabilities.argmax(-1) == y)), 4)
 
     return {
-        "test": accuracy(plain),
-        "test_flip": accuracy(flip),
-        "test_flip_translate": accuracy(0.5 * flip + 0.5 * translate),
+        "test": accuracy(model),
+        "test_flip": accuracy(with_flip_tta(model)),
+        "test_flip_translate": accuracy(with_flip_tta(model, shifts=True)),
     }
 
 

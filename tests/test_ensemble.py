@@ -1,5 +1,5 @@
-"""The final model: greedy ensemble selection, one saveable Keras model, flip TTA on
-images, chosen on validation; and the fallback when it cannot be saved."""
+"""The final model: greedy ensemble selection, one saveable Keras model, flip (and shift)
+TTA on images, chosen on validation; and the fallback when it cannot be saved."""
 
 from __future__ import annotations
 
@@ -120,19 +120,25 @@ def test_an_unsaveable_final_model_falls_back_to_the_best_checkpoint(tmp_path, c
 
 
 @pytest.mark.slow  # 15-25 s: beyond the default suite's 15 minutes
-def test_images_get_the_best_of_single_ensemble_and_flip_on_validation(
+def test_images_get_the_best_of_single_ensemble_and_both_ttas_on_validation(
     cifar_search, cifar_root, tmp_path
 ):
-    """On the CIFAR-10 slice, the search compares the best model, the ensemble and flip
-    TTA on validation; best_model.keras is the option that scored best, predicts in a
-    fresh process exactly what the in-process model does, and its validation score is
-    the one recorded for that option."""
+    """On the CIFAR-10 slice, the search compares the best model, the ensemble, flip TTA
+    and flip + shift TTA on validation; best_model.keras is the option that scored best,
+    predicts in a fresh process exactly what the in-process model does, and its
+    validation score is the one recorded for that option."""
     summary = json.loads((cifar_search.out / "summary.json").read_text())
     final = summary["final"]
     scores = final["val_scores"]
-    assert set(scores) == {"best", "ensemble", "flip_tta"}  # two trials: both tried
+    assert set(scores) == {"best", "ensemble", "flip_tta", "flip_shift_tta"}  # all tried
     chosen = (
-        "flip_tta" if final["flip_tta"] else "ensemble" if len(final["members"]) > 1 else "best"
+        "flip_shift_tta"
+        if final["shift_tta"]
+        else "flip_tta"
+        if final["flip_tta"]
+        else "ensemble"
+        if len(final["members"]) > 1
+        else "best"
     )
     assert scores[chosen] == max(scores.values())
     assert sum(m["weight"] for m in final["members"]) == pytest.approx(1.0, abs=1e-3)
@@ -175,3 +181,48 @@ def test_ties_on_validation_accuracy_go_to_the_more_confident_model():
     rmse = Objective("val_rmse", "minimize")
     same = np.array([[1.0], [2.5]])
     assert best_first([same, same], regression, _scorer(regression, rmse), rmse) == [0, 1]
+
+
+def _digit_images() -> tuple:
+    """Digits as 8x8 images, and a small CNN trained on them for one epoch (well short
+    of what the views could add)."""
+    from automl.data import from_arrays
+    from tests._digits import digits_as
+
+    data = from_arrays(*digits_as("image"), kind="image")
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input(data.x_train.shape[1:])
+    x = keras.layers.Rescaling(1 / 255)(inputs)
+    x = keras.layers.Conv2D(8, 3, activation="relu")(x)
+    x = keras.layers.Flatten()(x)
+    model = keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(x))
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(data.x_train, data.y_train, epochs=1, verbose=0)
+    return data, model
+
+
+def test_shift_tta_is_tried_when_it_fits_and_kept_only_when_it_scores_better(caplog):
+    """Without a deadline both TTAs are scored on validation and the best option is
+    the final model; with no time left before the budget's end, shift TTA is left out
+    with one line that says why."""
+    import time
+
+    from automl.engine._final import FinalModel, _scorer, _try_tta
+
+    data, model = _digit_images()
+    score = _scorer(data, ACCURACY)
+    best = score(predict_raw(model, data, data.x_val))
+    final = FinalModel(model, [{"trial": 0, "weight": 1.0}], False, {"best": best}, "accuracy")
+    _try_tta(final, data, score, ACCURACY, None)
+    scores = final.val_scores
+    assert set(scores) == {"best", "flip_tta", "flip_shift_tta"}
+    chosen = "flip_shift_tta" if final.shift_tta else "flip_tta" if final.flip_tta else "best"
+    assert scores[chosen] == max(scores.values())
+    assert score(predict_raw(final.model, data, data.x_val)) == pytest.approx(scores[chosen])
+    assert final.shift_tta <= final.flip_tta  # shift TTA always holds the flip pair
+
+    late = FinalModel(model, [{"trial": 0, "weight": 1.0}], False, {"best": best}, "accuracy")
+    with caplog.at_level(logging.INFO, logger="automl"):
+        _try_tta(late, data, score, ACCURACY, time.monotonic())
+    assert set(late.val_scores) == {"best", "flip_tta"} and not late.shift_tta
+    assert "shift TTA not tried" in caplog.text

@@ -163,6 +163,33 @@ def test_recipe_trains_one_epoch_and_its_flip_tta_export_predicts_the_same(cifar
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), here, atol=1e-5)
 
 
+def test_shift_tta_averages_airbench_six_views_and_loads_in_safe_mode(tmp_path):
+    """With shifts, TTA is half the flip pair and half the mirrored pairs of the image
+    moved one pixel down-right and up-left with reflected borders (airbench's level 2,
+    computed here with numpy on non-square images), and it saves and loads in safe mode."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((6, 9, 2))
+    x = keras.layers.Conv2D(4, 3, activation="relu")(inputs)
+    x = keras.layers.Flatten()(x)
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x))
+    images = np.random.default_rng(0).normal(size=(5, 6, 9, 2)).astype("float32")
+
+    def predict(views: np.ndarray) -> np.ndarray:
+        return model.predict(views, verbose=0)
+
+    def pair(views: np.ndarray) -> np.ndarray:
+        return (predict(views) + predict(views[:, :, ::-1])) / 2
+
+    padded = np.pad(images, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
+    down_right, up_left = padded[:, :6, :9], padded[:, 2:, 2:]
+    expected = pair(images) / 2 + (pair(down_right) + pair(up_left)) / 4
+    tta = with_flip_tta(model, shifts=True)
+    np.testing.assert_allclose(tta.predict(images, verbose=0), expected, atol=1e-6)
+    tta.save(tmp_path / "tta.keras")
+    loaded = keras.models.load_model(tmp_path / "tta.keras", safe_mode=True)
+    np.testing.assert_allclose(loaded.predict(images, verbose=0), expected, atol=1e-6)
+
+
 def test_translation_shifts_training_images_by_whole_pixels(cifar):
     """Each translated training image is its original moved by whole pixels (bilinear
     shifts at fractional offsets blurred them, and cost the recipe a point), and the

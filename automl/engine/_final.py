@@ -1,11 +1,12 @@
 """The final model: the best single model, or an ensemble of the kept ones, with flip
-test-time augmentation for images, whichever scores best on validation.
+(and shift) test-time augmentation for images, whichever scores best on validation.
 
 Candidates are the models `_checkpoints` kept (the best complete trials). Each predicts
 the validation split once from raw data; greedy ensemble selection (`automl.ensemble`)
-weighs them; for images, the mean over each picture and its mirror image is tried
-too. Every choice is made on validation scores computed with scikit-learn, never on the
-test split. The result is one Keras model that takes raw data, like a single trial's.
+weighs them; for images, the mean over each picture and its mirror image is tried, then
+that with the mirrored pairs of the picture moved one pixel each way, when the time left
+allows. Every choice is made on validation scores computed with scikit-learn, never on
+the test split. The result is one Keras model that takes raw data, like a single trial's.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import dataclasses
 import functools
 import logging
 import math
+import time
 from typing import TYPE_CHECKING, Any
 
 from automl.ensemble import average_model, same_input, select
@@ -32,6 +34,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("automl")
 
+SHIFT_TTA_VIEWS = 6  # each image and its mirror, and two shifted mirrored pairs
+
 
 @dataclasses.dataclass
 class FinalModel:
@@ -42,8 +46,10 @@ class FinalModel:
         members: `{"trial": n, "weight": w}` per model it averages (one: the best).
         flip_tta: Whether predictions average each image and its mirror image.
         val_scores: The validation score (metric `metric`) of each option tried:
-            "best" (the best single model), "ensemble", "flip_tta".
+            "best" (the best single model), "ensemble", "flip_tta", "flip_shift_tta".
         metric: The scikit-learn score the options were compared on.
+        shift_tta: Whether they also average the mirrored pairs of each image moved one
+            pixel down-right and up-left (`with_flip_tta(shifts=True)`).
     """
 
     model: keras.Model
@@ -51,6 +57,7 @@ class FinalModel:
     flip_tta: bool
     val_scores: dict[str, float]
     metric: str
+    shift_tta: bool = False
 
     @property
     def single(self) -> bool:
@@ -65,6 +72,8 @@ class FinalModel:
             text = "ensemble of " + ", ".join(
                 f"trial {m['trial']} ×{m['weight']:.2f}" for m in self.members
             )
+        if self.shift_tta:
+            return text + " with flip and shift test-time augmentation"
         return text + (" with flip test-time augmentation" if self.flip_tta else "")
 
     def facts(self) -> dict[str, Any]:
@@ -73,6 +82,7 @@ class FinalModel:
             "description": self.describe(),
             "members": self.members,
             "flip_tta": self.flip_tta,
+            "shift_tta": self.shift_tta,
             "metric": self.metric,
             "val_scores": {  # JSON has no NaN (an R² on a tiny split can be one)
                 key: round(value, 5) if math.isfinite(value) else None
@@ -82,14 +92,20 @@ class FinalModel:
 
 
 def choose_final(
-    kept: list[optuna.trial.FrozenTrial], data: Dataset, objective: Objective
+    kept: list[optuna.trial.FrozenTrial],
+    data: Dataset,
+    objective: Objective,
+    until: float | None = None,
 ) -> FinalModel | None:
-    """The best of: the best kept model, their ensemble, either with flip TTA (images).
+    """The best of: the best kept model, their ensemble, either with flip TTA or flip and
+    shift TTA (images).
 
     Args:
         kept: The complete trials whose model is on disk, best first.
         data: The dataset (its validation split decides).
         objective: The study's objective (its metric and direction).
+        until: `time.monotonic()` at which the budget ends (None: no deadline); shift
+            TTA is tried only when its estimated cost fits before it.
 
     Returns:
         The final model, or None without any kept model.
@@ -114,7 +130,7 @@ def choose_final(
     if len(models) > 1:
         _attempt("ensemble", _try_ensemble, final, models, kept, predictions, score, objective)
     if data.kind == "image" and final.model.inputs[0].shape[2] is not None:
-        _attempt("flip TTA", _try_flip, final, data, score, objective)  # fixed-size images
+        _attempt("TTA", _try_tta, final, data, score, objective, until)  # fixed-size images
     return final
 
 
@@ -180,10 +196,35 @@ def _try_ensemble(
     ]
 
 
-def _try_flip(final: FinalModel, data: Dataset, score: Any, objective: Objective) -> None:
+def _try_tta(
+    final: FinalModel, data: Dataset, score: Any, objective: Objective, until: float | None
+) -> None:
+    """Flip TTA, then flip and shift TTA where it fits before `until`: each replaces the
+    final model when it scores better on validation than what is chosen so far."""
     current = final.val_scores["ensemble" if len(final.members) > 1 else "best"]
-    candidate = with_flip_tta(final.model)
-    value = score(predict_raw(candidate, data, data.x_val))
-    final.val_scores["flip_tta"] = value
+    chosen, started = final.model, time.monotonic()
+    flip = with_flip_tta(chosen)
+    value = final.val_scores["flip_tta"] = score(predict_raw(flip, data, data.x_val))
+    flip_s = time.monotonic() - started
     if objective.is_better(value, current):
-        final.model, final.flip_tta = candidate, True
+        final.model, final.flip_tta, current = flip, True, value
+    needed = shift_tta_seconds(flip_s, data)
+    if until is not None and time.monotonic() + needed > until:
+        logger.info(
+            "the final model: shift TTA not tried (about %.0f s; %.0f s left in the budget)",
+            needed,
+            max(0.0, until - time.monotonic()),
+        )
+        return
+    shifted = with_flip_tta(chosen, shifts=True)
+    value = final.val_scores["flip_shift_tta"] = score(predict_raw(shifted, data, data.x_val))
+    if objective.is_better(value, current):
+        final.model, final.flip_tta, final.shift_tta = shifted, True, True
+
+
+def shift_tta_seconds(flip_s: float, data: Dataset) -> float:
+    """What trying flip and shift TTA costs, from `flip_s`, the seconds flip TTA took on
+    validation (two views): six views of validation, then, if it wins, six of the test
+    split for the export's score."""
+    test_share = len(data.y_test) / max(1, len(data.y_val))
+    return flip_s * (SHIFT_TTA_VIEWS / 2) * (1 + test_share)

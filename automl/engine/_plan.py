@@ -54,12 +54,14 @@ if TYPE_CHECKING:
 
 # The finish (see `_finish`) runs inside the budget: trials end early by what it is
 # estimated to cost here. The validation passes of the ensemble's candidates (the
-# number a search usually keeps; `KEPT` at most) and, for images, of flip TTA (the
-# flipped and unflipped halves), two passes over the test split (the export's score and
-# its check), then a fixed part: saving, loading and the MLflow report (3-5 s on 2 cores).
+# number a search usually keeps; `KEPT` at most) and, for images, of flip TTA (two
+# views) and flip and shift TTA (six), two passes over the test split (the export's
+# score and its check; an image export may take six views, so four more), then a fixed
+# part: saving, loading and the MLflow report (3-5 s on 2 cores).
 FINISH_VAL_PASSES = 3
-FINISH_FLIP_PASSES = 2
+FINISH_TTA_PASSES = 8
 FINISH_TEST_PASSES = 2
+FINISH_TTA_TEST_PASSES = 4
 FINISH_FIXED_S = 5.0
 FINISH_MAX_SHARE = 0.1  # of the budget: a tiny budget's trials need it more
 # A trial that holds one epoch before the deadline starts only with this much to spare
@@ -477,8 +479,10 @@ def finish_seconds(speed: Speed, data: Dataset) -> float:
     batch_s = speed.val_per_forward * speed.forward_s
     val_batches = math.ceil(len(data.y_val) / speed.batch_size)
     test_batches = math.ceil(len(data.y_test) / speed.batch_size)
-    passes = FINISH_VAL_PASSES + (FINISH_FLIP_PASSES if data.kind == "image" else 0)
-    return FINISH_FIXED_S + batch_s * (passes * val_batches + FINISH_TEST_PASSES * test_batches)
+    image = data.kind == "image"
+    passes = FINISH_VAL_PASSES + (FINISH_TTA_PASSES if image else 0)
+    test_passes = FINISH_TEST_PASSES + (FINISH_TTA_TEST_PASSES if image else 0)
+    return FINISH_FIXED_S + batch_s * (passes * val_batches + test_passes * test_batches)
 
 
 def _over_estimate(facts: TrialRecord, overhead_s: float) -> float:

@@ -91,6 +91,11 @@ class Session:
         finish's estimate, see `_plan`), or None."""
         return self.plan.deadline
 
+    @property
+    def budget_end(self) -> float | None:
+        """`time.monotonic()` at which `--timeout` ends (the finish's too), or None."""
+        return _deadline(self.config, self.started)
+
 
 def open_session(
     config: SearchConfig,

@@ -8,7 +8,7 @@ ready value. Training helpers (optimizer, schedule, batch size, loss) are in
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import keras
@@ -203,27 +203,74 @@ def output_head(
     )(x)
 
 
-def with_flip_tta(model: keras.Model) -> keras.Model:
+def with_flip_tta(model: keras.Model, *, shifts: bool = False) -> keras.Model:
     """`model` with flip test-time augmentation: the mean of its predictions on each image
     and on its left-right mirror image.
 
-    For a trained image model, at export: built from Keras' own layers only (the mirror is
-    a frozen 0/1 `Dense` over the width axis, exact in floating point), so the result
-    saves to `.keras` and loads in safe mode without automl, and takes the same raw
-    input as `model`, uncompiled (for prediction). It costs one more forward pass per
-    prediction.
+    With `shifts`, airbench's second level: half the weight on those two, half on the
+    mirrored pairs of the image moved one pixel down-right and one pixel up-left, the
+    borders reflected (six forward passes per prediction instead of two).
+
+    For a trained image model, at export: built from Keras' own layers only (mirrors and
+    shifts are frozen 0/1 `Dense` layers over the width or height axis, exact in floating
+    point), so the result saves to `.keras` and loads in safe mode without automl, and
+    takes the same raw input as `model`, uncompiled (for prediction).
     """
     import keras
-    import numpy as np
 
     # The same layers as an uncompiled model: a compiled inner model would carry its loss
     # (maybe automl's smoothed one) into the saved file.
     body = keras.Model(model.inputs[0], model.outputs[0], name=model.name)
     raw = keras.Input(model.inputs[0].shape[1:], dtype=model.inputs[0].dtype, name="raw_input")
-    width = raw.shape[2]
-    mirror = keras.layers.Dense(width, use_bias=False, trainable=False, name="mirror")
-    by_width = keras.layers.Permute((1, 3, 2))(raw)  # (H, C, W): Dense acts on W
-    mirrored = keras.layers.Permute((1, 3, 2))(mirror(by_width))
-    mirror.set_weights([np.eye(width, dtype="float32")[::-1]])
-    averaged = keras.layers.Average(name="flip_tta")([body(raw), body(mirrored)])
-    return keras.Model(raw, averaged, name=f"{model.name}_flip_tta")
+    height, width = raw.shape[1:3]
+    mirror = _pixel_map(width, _mirrored, name="mirror")
+    flip = keras.layers.Average(name="flip_tta")([body(raw), body(_along(raw, 2, mirror))])
+    if not shifts:
+        return keras.Model(raw, flip, name=f"{model.name}_flip_tta")
+    views = []
+    for step in (1, -1):
+        down, right = _pixel_map(height, _shifted(step)), _pixel_map(width, _shifted(step))
+        moved = _along(_along(raw, 1, down), 2, right)
+        views += [body(moved), body(_along(moved, 2, mirror))]
+    shift = keras.layers.Average(name="shift_tta")(views)
+    averaged = keras.layers.Average(name="flip_shift_tta")([flip, shift])
+    return keras.Model(raw, averaged, name=f"{model.name}_flip_shift_tta")
+
+
+def _mirrored(index: int, size: int) -> int:
+    """The source pixel of output pixel `index` in a mirror image."""
+    return size - 1 - index
+
+
+def _shifted(step: int) -> Any:
+    """The source pixel of each output pixel of a move by `step` pixels, the border
+    reflected (as numpy's `pad(mode="reflect")`)."""
+
+    def source(index: int, size: int) -> int:
+        moved = abs(index - step)  # reflected at 0
+        return moved if moved < size else 2 * (size - 1) - moved  # and at the far end
+
+    return source
+
+
+def _pixel_map(size: int, source: Any, *, name: str | None = None) -> keras.layers.Dense:
+    """A frozen `Dense` that moves pixels along an axis of `size`: output pixel k takes
+    input pixel `source(k, size)`."""
+    import keras
+    import numpy as np
+
+    matrix = np.zeros((size, size), dtype="float32")
+    for index in range(size):
+        matrix[source(index, size), index] = 1.0
+    layer = keras.layers.Dense(size, use_bias=False, trainable=False, name=name)
+    layer.build((None, size))
+    layer.set_weights([matrix])
+    return layer
+
+
+def _along(x: keras.KerasTensor, axis: int, layer: keras.layers.Dense) -> keras.KerasTensor:
+    """`layer` applied along image axis `axis` (1: height, 2: width) of `x` (N, H, W, C)."""
+    import keras
+
+    order = (1, 3, 2) if axis == 2 else (3, 2, 1)  # that axis last; its own inverse
+    return keras.layers.Permute(order)(layer(keras.layers.Permute(order)(x)))

@@ -172,10 +172,11 @@ def _metric_lines(summary: dict[str, Any], data: Dataset) -> list[str]:
         )
     final = summary.get("final") or {}
     scores = final.get("val_scores") or {}
-    if len(final.get("members") or []) > 1 and "ensemble" in scores:
+    chosen = final.get("chosen") or ("ensemble" if len(final.get("members") or []) > 1 else "")
+    if chosen in scores and chosen != "best":  # the best alone: the line above
         lines.append(
-            f"- validation {final.get('metric', '')} of the final model: "
-            f"{_number(scores['ensemble'])}"
+            f"- validation {final.get('metric', '')} of the final model "
+            f"({final.get('description', chosen)}): {_number(scores[chosen])}"
         )
     metrics = (summary.get("test") or {}).get("metrics") or {}
     if metrics:

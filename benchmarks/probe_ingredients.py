@@ -13,15 +13,17 @@ EPOCHS) with the ingredients named, then scores the test split as trained, with 
 TTA, and with airbench's flip and one-pixel translate TTA (six views). The ingredients,
 applied to the built model before training:
 
-- `bn`: batch norm as airbench has it: momentum 0.6 in PyTorch's sense (Keras 0.4),
-  its scale frozen at 1.
+- `bn`: batch norm with momentum 0.4 in Keras' sense, its scale frozen at 1 as
+  airbench's (airbench's momentum is 0.6 in Keras' sense: this probe first read it the
+  other way round, and 0.4 is what it measured).
 - `dirac`: each 3x3 convolution with at least as many outputs as inputs starts as the
   identity on its first outputs (PyTorch's `dirac_`).
 - `lookahead`: every 5 steps the slow weights move toward the fast ones with a decay
   rising as the cube of progress to 0.95^5, and the fast ones are reset to them; the
   slow ones are kept at the end.
 - `kernel_decay`: weight decay on the kernels only, batch norm's scale and offset and
-  the biases left out (as airbench and most recipes do; Keras decays every variable).
+  the biases left out (Keras decays every variable; airbench decays its offsets too,
+  at the kernels' effective rate).
 - `max_head`: airbench's head in place of the global average: the last feature map's
   maximum, a dense layer without bias, its logits scaled by 1/9 before the softmax.
 - `bias_lr`: batch norm's offsets learn 64 times faster than the other weights
@@ -46,12 +48,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from automl.spaces.training import NOT_DECAYED
 from benchmarks import recipes
 
 INGREDIENTS = ("bn", "dirac", "lookahead", "kernel_decay", "max_head", "bias_lr", "whiten_bias")
 LOOKAHEAD_EVERY = 5
 LOOKAHEAD_DECAY = 0.95**LOOKAHEAD_EVERY
-NOT_DECAYED = ["gamma", "beta", "bias"]  # Keras' names for BN's scale and offset, biases
 BIAS_LR_SCALE = 64.0  # airbench's bias_scaler
 WHITEN_BIAS_EPOCHS = 3  # airbench's whiten_bias_epochs
 
@@ -115,6 +117,8 @@ def with_max_head(model: Any) -> Any:
     output = keras.layers.Softmax(dtype="float32", name="output")(x)
     headed = keras.Model(model.inputs, output, name=model.name)
     headed.compile_from_config(model.get_compile_config())
+    if getattr(model.optimizer, "_exclude_from_weight_decay_pattern", None):  # not in config
+        headed.optimizer.exclude_from_weight_decay(var_names=[NOT_DECAYED])
     return headed
 
 
@@ -201,7 +205,7 @@ def probe(
     if "bias_lr" in ingredients:
         with_bias_lr(model)
     if "kernel_decay" in ingredients:  # before fit builds the optimizer
-        model.optimizer.exclude_from_weight_decay(var_names=NOT_DECAYED)
+        model.optimizer.exclude_from_weight_decay(var_names=[NOT_DECAYED])
     batch = int(point["batch_size"])
     callbacks = list(hp.callbacks)
     if "whiten_bias" in ingredients:

@@ -15,7 +15,8 @@ Contenders: `recipe` (the cnn space's first starting point, `FAST_RECIPE`), `mod
 modern CNN) and `tutorial` (its tutorial CNN); `recipe_wide` (the recipe with stages 2
 and 3 at 128 and 256 filters) only when named in `--contenders`. The ablation trains the
 recipe with one ingredient removed at a time (weight averaging, which the recipe leaves
-out, added); flip TTA and flip + shift TTA are scored on every trained model. Throughput:
+out, added); flip TTA is scored on every trained model (flip + shift TTA too, in the
+JSON rows and `benchmarks.budget`'s table). Throughput:
 images per second of the recipe's epochs in an `automl.search` trial against a bare
 `model.fit` of the same model on the same arrays (steady epochs after the first; target
 >= 0.95).

@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 
 import keras
 import numpy as np
 import pytest
 
-from automl.data import load_dataset
+from automl.data import Dataset, load_dataset
 from automl.ensemble import average_model, select
 from automl.export import _write_final
 from automl.models import load_model, predict_raw
@@ -131,7 +132,8 @@ def test_images_get_the_best_of_single_ensemble_and_both_ttas_on_validation(
     final = summary["final"]
     scores = final["val_scores"]
     assert set(scores) == {"best", "ensemble", "flip_tta", "flip_shift_tta"}  # all tried
-    chosen = (
+    chosen = final["chosen"]
+    assert chosen == (
         "flip_shift_tta"
         if final["shift_tta"]
         else "flip_tta"
@@ -183,7 +185,7 @@ def test_ties_on_validation_accuracy_go_to_the_more_confident_model():
     assert best_first([same, same], regression, _scorer(regression, rmse), rmse) == [0, 1]
 
 
-def _digit_images() -> tuple:
+def _digit_images() -> tuple[Dataset, keras.Model]:
     """Digits as 8x8 images, and a small CNN trained on them for one epoch (well short
     of what the views could add)."""
     from automl.data import from_arrays
@@ -205,8 +207,6 @@ def test_shift_tta_is_tried_when_it_fits_and_kept_only_when_it_scores_better(cap
     """Without a deadline both TTAs are scored on validation and the best option is
     the final model; with no time left before the budget's end, shift TTA is left out
     with one line that says why."""
-    import time
-
     from automl.engine._final import FinalModel, _scorer, _try_tta
 
     data, model = _digit_images()
@@ -216,8 +216,8 @@ def test_shift_tta_is_tried_when_it_fits_and_kept_only_when_it_scores_better(cap
     _try_tta(final, data, score, ACCURACY, None)
     scores = final.val_scores
     assert set(scores) == {"best", "flip_tta", "flip_shift_tta"}
-    chosen = "flip_shift_tta" if final.shift_tta else "flip_tta" if final.flip_tta else "best"
-    assert scores[chosen] == max(scores.values())
+    assert scores[final.chosen] == max(scores.values())
+    chosen = final.chosen
     assert score(predict_raw(final.model, data, data.x_val)) == pytest.approx(scores[chosen])
     assert final.shift_tta <= final.flip_tta  # shift TTA always holds the flip pair
 

@@ -228,6 +228,26 @@ def test_without_the_saved_file_size_reads_not_measured(tmp_path):
     assert card.count("```python") == 5
 
 
+def test_the_card_quotes_the_validation_score_of_the_option_exported():
+    """With TTA chosen on top of the best model, the card gives that option's validation
+    score, not the best model's alone nor an ensemble's it did not export."""
+    x = np.random.default_rng(0).integers(0, 256, (40, 8, 8, 3), dtype="uint8")
+    data = from_arrays(x, np.arange(40) % 2, name="pixels")
+    summary = image_summary()
+    summary["final"] = {
+        "description": "trial 3 with flip and shift test-time augmentation",
+        "members": [{"trial": 3, "weight": 1.0}],
+        "metric": "accuracy",
+        "chosen": "flip_shift_tta",
+        "val_scores": {"best": 0.5, "flip_tta": 0.55, "flip_shift_tta": 0.6},
+    }
+    card = model_card(summary, tiny_image_model(), data, model_file=None)
+    assert (
+        "- validation accuracy of the final model (trial 3 with flip and shift "
+        "test-time augmentation): 0.6000" in card
+    )
+
+
 def test_a_regression_card_says_what_it_predicts(tmp_path, monkeypatch):
     """Vectors and a numeric target: the first test row as the example, one predicted
     value per row, no class list; the snippets run as shown."""

@@ -108,7 +108,7 @@ def test_kernel_decay_decays_the_kernels_only():
     shrink by half, batch norm's scale and the biases stay."""
     model = _small_cnn()
     model.compile(keras.optimizers.SGD(1.0, weight_decay=0.5), "sparse_categorical_crossentropy")
-    model.optimizer.exclude_from_weight_decay(var_names=NOT_DECAYED)
+    model.optimizer.exclude_from_weight_decay(var_names=[NOT_DECAYED])
     before = {v.path: v.numpy() for v in model.trainable_weights}
     zeros = [keras.ops.zeros_like(v) for v in model.trainable_weights]
     model.optimizer.apply_gradients(zip(zeros, model.trainable_weights, strict=True))

@@ -18,6 +18,7 @@ import math
 import time
 from typing import TYPE_CHECKING, Any
 
+from automl.engine._plan import FINISH_FIXED_S
 from automl.ensemble import average_model, same_input, select
 from automl.models import load_model, predict_raw
 from automl.record import TrialRecord
@@ -60,6 +61,15 @@ class FinalModel:
     shift_tta: bool = False
 
     @property
+    def chosen(self) -> str:
+        """The `val_scores` key of the option it is."""
+        if self.shift_tta:
+            return "flip_shift_tta"
+        if self.flip_tta:
+            return "flip_tta"
+        return "ensemble" if len(self.members) > 1 else "best"
+
+    @property
     def single(self) -> bool:
         """Whether it is the best trial's model as trained (the checkpoint itself)."""
         return len(self.members) == 1 and not self.flip_tta
@@ -83,6 +93,7 @@ class FinalModel:
             "members": self.members,
             "flip_tta": self.flip_tta,
             "shift_tta": self.shift_tta,
+            "chosen": self.chosen,
             "metric": self.metric,
             "val_scores": {  # JSON has no NaN (an R² on a tiny split can be one)
                 key: round(value, 5) if math.isfinite(value) else None
@@ -96,6 +107,8 @@ def choose_final(
     data: Dataset,
     objective: Objective,
     until: float | None = None,
+    *,
+    shifts: bool = True,
 ) -> FinalModel | None:
     """The best of: the best kept model, their ensemble, either with flip TTA or flip and
     shift TTA (images).
@@ -106,6 +119,8 @@ def choose_final(
         objective: The study's objective (its metric and direction).
         until: `time.monotonic()` at which the budget ends (None: no deadline); shift
             TTA is tried only when its estimated cost fits before it.
+        shifts: Whether shift TTA may be tried at all (not under a latency limit: it
+            makes each prediction cost six forward passes).
 
     Returns:
         The final model, or None without any kept model.
@@ -130,7 +145,8 @@ def choose_final(
     if len(models) > 1:
         _attempt("ensemble", _try_ensemble, final, models, kept, predictions, score, objective)
     if data.kind == "image" and final.model.inputs[0].shape[2] is not None:
-        _attempt("TTA", _try_tta, final, data, score, objective, until)  # fixed-size images
+        tta = (final, data, score, objective, until, shifts)
+        _attempt("TTA", _try_tta, *tta)  # fixed-size images
     return final
 
 
@@ -197,10 +213,26 @@ def _try_ensemble(
 
 
 def _try_tta(
-    final: FinalModel, data: Dataset, score: Any, objective: Objective, until: float | None
+    final: FinalModel,
+    data: Dataset,
+    score: Any,
+    objective: Objective,
+    until: float | None,
+    shifts: bool = True,
 ) -> None:
     """Flip TTA, then flip and shift TTA where it fits before `until`: each replaces the
-    final model when it scores better on validation than what is chosen so far."""
+    final model when it scores better on validation than what is chosen so far.
+
+    Args:
+        final: The final model so far; changed in place.
+        data: The dataset (its validation split decides).
+        score: The validation scorer (`_scorer`).
+        objective: The study's objective (its direction).
+        until: `time.monotonic()` by which the finish must end, or None. Shift TTA is
+            tried only when its cost, estimated from flip TTA's, leaves `FINISH_FIXED_S`
+            for saving and the report.
+        shifts: Whether shift TTA may be tried (`choose_final`).
+    """
     current = final.val_scores["ensemble" if len(final.members) > 1 else "best"]
     chosen, started = final.model, time.monotonic()
     flip = with_flip_tta(chosen)
@@ -208,8 +240,11 @@ def _try_tta(
     flip_s = time.monotonic() - started
     if objective.is_better(value, current):
         final.model, final.flip_tta, current = flip, True, value
+    if not shifts:
+        logger.info("the final model: shift TTA not tried under a latency limit")
+        return
     needed = shift_tta_seconds(flip_s, data)
-    if until is not None and time.monotonic() + needed > until:
+    if until is not None and time.monotonic() + needed > until - FINISH_FIXED_S:
         logger.info(
             "the final model: shift TTA not tried (about %.0f s; %.0f s left in the budget)",
             needed,
@@ -223,8 +258,15 @@ def _try_tta(
 
 
 def shift_tta_seconds(flip_s: float, data: Dataset) -> float:
-    """What trying flip and shift TTA costs, from `flip_s`, the seconds flip TTA took on
-    validation (two views): six views of validation, then, if it wins, six of the test
-    split for the export's score."""
+    """What trying flip and shift TTA costs: six views of validation, then, if it wins,
+    six of the test split for the export's score.
+
+    Args:
+        flip_s: The seconds flip TTA took on validation (two views).
+        data: The dataset (the sizes of its validation and test splits).
+
+    Returns:
+        The estimated seconds.
+    """
     test_share = len(data.y_test) / max(1, len(data.y_val))
     return flip_s * (SHIFT_TTA_VIEWS / 2) * (1 + test_share)

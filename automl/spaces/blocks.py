@@ -8,7 +8,8 @@ ready value. Training helpers (optimizer, schedule, batch size, loss) are in
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import keras
@@ -123,12 +124,15 @@ def start_as_identity(conv: keras.layers.Conv2D) -> None:
     """Make a built convolution pass its input through at first (PyTorch's `dirac_`).
 
     Its first `inputs` filters become the identity (a 1 at the kernel's centre, from
-    channel i to filter i); the others keep their initializer. The speed-runs start
-    every 3x3 convolution so: a deep stack begins near the identity and trains faster
-    from the first epoch (+0.8 points with batch norm's momentum 0.4 and kernel-only
-    decay after 8 epochs on CIFAR-10, benchmarks/RESULTS.md). Written into the weights
-    after building, so the saved model holds no custom initializer. Left as it is where
-    it has fewer filters than inputs, or an even kernel without a centre.
+    channel i to filter i); the others keep their initializer. airbench starts every
+    3x3 convolution so: a deep stack begins near the identity and trains faster from
+    the first epoch (+0.8 points with batch norm's momentum 0.4 and kernel-only decay
+    after 8 epochs on CIFAR-10, benchmarks/RESULTS.md). Written into the weights after
+    building, so the saved model holds no custom initializer. Left as it is where it
+    has fewer filters than inputs, or an even kernel without a centre.
+
+    Args:
+        conv: A built `Conv2D` (any odd kernel size).
     """
     import keras
     import numpy as np
@@ -215,6 +219,13 @@ def with_flip_tta(model: keras.Model, *, shifts: bool = False) -> keras.Model:
     shifts are frozen 0/1 `Dense` layers over the width or height axis, exact in floating
     point), so the result saves to `.keras` and loads in safe mode without automl, and
     takes the same raw input as `model`, uncompiled (for prediction).
+
+    Args:
+        model: A trained model on fixed-size images (N, H, W, C).
+        shifts: Also average the two shifted mirrored pairs.
+
+    Returns:
+        The wrapping model.
     """
     import keras
 
@@ -242,7 +253,7 @@ def _mirrored(index: int, size: int) -> int:
     return size - 1 - index
 
 
-def _shifted(step: int) -> Any:
+def _shifted(step: int) -> Callable[[int, int], int]:
     """The source pixel of each output pixel of a move by `step` pixels, the border
     reflected (as numpy's `pad(mode="reflect")`)."""
 
@@ -253,7 +264,9 @@ def _shifted(step: int) -> Any:
     return source
 
 
-def _pixel_map(size: int, source: Any, *, name: str | None = None) -> keras.layers.Dense:
+def _pixel_map(
+    size: int, source: Callable[[int, int], int], *, name: str | None = None
+) -> keras.layers.Dense:
     """A frozen `Dense` that moves pixels along an axis of `size`: output pixel k takes
     input pixel `source(k, size)`."""
     import keras

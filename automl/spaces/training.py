@@ -70,8 +70,9 @@ def choose_optimizer(
         averaging: Also sample `weight_averaging` ("none" or "ema", see
             `weight_averaging`).
         kernel_decay: Also sample `decay_kernels_only` where weights decay: True
-            decays the kernels alone, as the CIFAR-10 speed-runs do (Keras decays
-            every trainable variable, normalization's scale and offset included).
+            decays the kernels alone (Keras decays every trainable variable,
+            normalization's scale and offset included; the fast recipe scored better
+            without decaying them, `benchmarks/probe_ingredients.py`).
 
     Returns:
         A Keras optimizer; with "reduce_on_plateau" a `ReduceLROnPlateau` callback is

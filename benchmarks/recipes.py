@@ -62,6 +62,12 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     },
     "flips only (no translation)": {"augment": "flip"},
     "batch 128 instead of 256": {"batch_size": 128},
+    "Keras' batch norm (momentum 0.99, with a scale)": {
+        "batch_norm_momentum": 0.99,
+        "batch_norm_scale": True,
+    },
+    "convolutions not started as the identity": {"identity_init": False},
+    "weight decay on every weight (not the kernels only)": {"decay_kernels_only": False},
 }
 
 

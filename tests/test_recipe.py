@@ -25,6 +25,7 @@ from automl.models import save_plain
 from automl.spaces import HyperParameters, ModelSpec
 from automl.spaces.blocks import augment, patch_whitening, with_flip_tta
 from automl.spaces.whitening import MIN_IMAGES, fit_whitening
+from benchmarks.recipes import ABLATIONS
 from search_spaces import auto, cnn
 from tests._digits import digits_as
 from tests.conftest import cli_env
@@ -285,6 +286,17 @@ def test_decay_kernels_only_leaves_offsets_undecayed(cifar, kernels_only):
     after = {w.name: float(keras.ops.convert_to_numpy(w).flat[0]) for w in weights}
     assert after["kernel"] == pytest.approx(shrunk)
     assert after["beta"] == pytest.approx(1.0 if kernels_only else shrunk)
+
+
+@pytest.mark.parametrize("name", list(ABLATIONS))
+def test_each_ablation_is_exactly_one_point_of_the_space(cifar, name):
+    """`benchmarks.recipes`' ablations change the recipe into another point of `cnn`:
+    it builds, asking for no parameter the point lacks and holding no other."""
+    _, spec = cifar
+    point = {k: v for k, v in {**cnn.FAST_RECIPE, **ABLATIONS[name]}.items() if v is not None}
+    trial = FixedTrial(point)
+    cnn.build(HyperParameters(trial), spec)
+    assert trial.params == point
 
 
 def _images(kind: str) -> tuple[np.ndarray, np.ndarray]:

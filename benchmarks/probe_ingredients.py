@@ -32,6 +32,10 @@ applied to the built model before training:
   gradients are scaled before the optimizer, which for SGD with momentum is the same.
 - `whiten_bias`: the whitening convolution's bias trains for the first 3 epochs, then
   freezes again (airbench's `whiten_bias_epochs`); its kernel stays as fitted.
+- `alt_flip`: airbench's alternating flip, in the feed: a random half of the training
+  images is mirrored in the first epoch, and every image is mirrored in every other
+  epoch from then on, so each is seen both ways in any two epochs in a row. The
+  model's own random flip must be off (`--set augment=translate`).
 
 `--set` changes a value of the recipe's point first (`--set weight_decay=5e-4`), so a
 hyperparameter of the space is probed the same way.
@@ -51,7 +55,16 @@ from typing import Any
 from automl.spaces.training import NOT_DECAYED
 from benchmarks import recipes
 
-INGREDIENTS = ("bn", "dirac", "lookahead", "kernel_decay", "max_head", "bias_lr", "whiten_bias")
+INGREDIENTS = (
+    "bn",
+    "dirac",
+    "lookahead",
+    "kernel_decay",
+    "max_head",
+    "bias_lr",
+    "whiten_bias",
+    "alt_flip",
+)
 LOOKAHEAD_EVERY = 5
 LOOKAHEAD_DECAY = 0.95**LOOKAHEAD_EVERY
 BIAS_LR_SCALE = 64.0  # airbench's bias_scaler
@@ -120,6 +133,33 @@ def with_max_head(model: Any) -> Any:
     if getattr(model.optimizer, "_exclude_from_weight_decay_pattern", None):  # not in config
         headed.optimizer.exclude_from_weight_decay(var_names=[NOT_DECAYED])
     return headed
+
+
+def alternating_flip(x: Any, y: Any, batch_size: int, seed: int = 0) -> tuple[Any, Any]:
+    """The training feed of `alt_flip` (TensorFlow's tf.data, as `automl.data._batches`
+    feeds a trial) and the callback that tells it the epoch."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    first = tf.constant(np.random.default_rng(seed).random(len(x)) < 0.5)
+    epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+    order = tf.data.Dataset.range(len(x)).shuffle(len(x), seed=seed)
+    both = tf.data.Dataset.from_tensors((tf.constant(x), tf.constant(y))).repeat()
+
+    def gather(indices: Any, arrays: Any) -> Any:
+        images, labels = (tf.gather(a, indices) for a in arrays)
+        odd = tf.equal(epoch % 2, 1)
+        flip = tf.not_equal(tf.gather(first, indices), odd)[:, None, None, None]  # xor
+        return tf.where(flip, tf.reverse(images, axis=[2]), images), labels
+
+    batches = tf.data.Dataset.zip((order.batch(batch_size), both)).map(gather).prefetch(2)
+
+    class Epoch(keras.callbacks.Callback):
+        def on_epoch_begin(self, index: int, logs: dict | None = None) -> None:
+            epoch.assign(index)  # before Keras makes the epoch's iterator
+
+    return batches, Epoch()
 
 
 def lookahead(total_steps: int) -> Any:
@@ -212,11 +252,16 @@ def probe(
         callbacks.append(whiten_bias(model))
     if "lookahead" in ingredients:
         callbacks.append(lookahead(epochs * -(-len(data.x_train) // batch)))
+    feed = fit_data((data.x_train, data.y_train), (data.x_val, data.y_val), batch)
+    if "alt_flip" in ingredients:
+        if "flip" in point["augment"]:
+            raise SystemExit("alt_flip replaces the model's random flip: --set augment=translate")
+        feed["x"], epoch_counter = alternating_flip(data.x_train, data.y_train, batch)
+        callbacks.append(epoch_counter)
     started = time.perf_counter()
     history = model.fit(  # fed as a search's trial is (`automl.data._batches`)
-        **fit_data((data.x_train, data.y_train), (data.x_val, data.y_val), batch),
-        epochs=epochs, callbacks=callbacks, verbose=0,
-    )  # fmt: skip
+        **feed, epochs=epochs, callbacks=callbacks, verbose=0
+    )
     wall = time.perf_counter() - started
     return {
         "ingredients": sorted(ingredients),

@@ -11,6 +11,7 @@ import pytest
 
 from benchmarks.probe_ingredients import (
     NOT_DECAYED,
+    alternating_flip,
     lookahead,
     parse_args,
     recipe_change,
@@ -172,3 +173,22 @@ def test_whiten_bias_trains_the_bias_for_its_epochs_then_freezes_it_and_never_th
     np.testing.assert_array_equal(whiten.kernel.numpy(), kernel)
     assert not np.allclose(biases[0], biases[1])  # trained in epoch 2
     np.testing.assert_array_equal(biases[1], biases[3])  # frozen after it
+
+
+def test_alternating_flip_shows_each_image_the_other_way_round_every_next_epoch():
+    """Labels name the images: in epoch 0 some are mirrored and some not, and in each
+    later epoch every image is the other way round from the epoch before."""
+    x = np.arange(40 * 2 * 3, dtype="float32").reshape(40, 2, 3, 1)
+    batches, callback = alternating_flip(x, np.arange(40), batch_size=16)
+    mirrored = []
+    for epoch in range(3):
+        callback.on_epoch_begin(epoch)
+        seen = {}
+        for images, labels in batches:
+            for image, label in zip(images.numpy(), labels.numpy(), strict=True):
+                assert np.array_equal(image, x[label]) or np.array_equal(image, x[label, :, ::-1])
+                seen[int(label)] = not np.array_equal(image, x[label])
+        assert sorted(seen) == list(range(40))  # every image once an epoch
+        mirrored.append(np.array([seen[i] for i in range(40)]))
+    assert 0 < mirrored[0].sum() < 40
+    assert np.all(mirrored[1] != mirrored[0]) and np.all(mirrored[2] == mirrored[0])

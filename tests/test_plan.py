@@ -394,7 +394,8 @@ def test_the_trials_end_early_enough_for_the_finish_to_fit_the_budget(cifar_root
     space = resolve_space("cnn")
     end = time.monotonic() + 3600
     plan = make_plan(space, data, spec, Objective(), seed=0, deadline=end, timeout=3600)
-    speed = next(iter(plan.speeds.values()))
+    # Estimated at the speed of the model that may reach the finish: the grown one.
+    speed = plan.grown or next(iter(plan.speeds.values()))
     assert plan.finish_s == pytest.approx(finish_seconds(speed, data))
     # Images: the ensemble's candidates and flip TTA on validation, the test split twice.
     val_pass = speed.val_per_forward * speed.forward_s * -(-len(data.y_val) // speed.batch_size)
@@ -410,6 +411,28 @@ def test_the_trials_end_early_enough_for_the_finish_to_fit_the_budget(cifar_root
         refuse=False,
     )  # fmt: skip
     assert tiny.finish_s <= 0.1 * 30  # a tiny budget's trials need the time more
+
+
+def test_the_finish_is_estimated_at_the_grown_models_speed_where_one_was_measured(
+    monkeypatch,
+):
+    """The long training may grow, and the grown model (twice the forward cost) is then
+    the one the finish's TTA views run: the reserve is counted at its speed."""
+    from automl.engine import _plan
+    from automl.engine._timing import Speed
+
+    data = from_arrays(*digits_as("image"), kind="image")
+    spec = model_spec(data, data.encode(None), 6)
+    reference = Speed("cnn", 1.0, 0.01, 3.0, 1.0, 0.1, 20.0, 256)
+    wider = Speed("cnn", 1.0, 0.02, 3.0, 1.0, 0.1, 40.0, 256)
+    monkeypatch.setattr(_plan, "measure_families", lambda *a: ({"cnn": reference}, {}, (), ()))
+    for grown in (None, wider):
+        monkeypatch.setattr(_plan, "measure_grown", lambda *a, g=grown: g)
+        end = time.monotonic() + 3600
+        space = resolve_space("cnn")
+        plan = make_plan(space, data, spec, Objective(), seed=0, deadline=end, timeout=3600)
+        assert plan.finish_s == pytest.approx(finish_seconds(grown or reference, data))
+    assert finish_seconds(wider, data) > finish_seconds(reference, data)
 
 
 def test_trials_the_plan_did_not_start_do_not_count_toward_the_trial_budget():

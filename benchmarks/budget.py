@@ -217,14 +217,14 @@ def run_kt_hyperband(
     spec = dataclasses.replace(spec, max_epochs=max_epochs)
     patience = max(3, max_epochs // 5)  # the engine's default
 
-    def flip_tta(model: Any) -> dict[str, Any]:
+    def tta_scores(model: Any) -> dict[str, Any]:
         return {
             "test_accuracy_flip_tta": c.test_accuracy(with_flip_tta(model), data),
             "test_accuracy_shift_tta": c.test_accuracy(with_flip_tta(model, shifts=True), data),
         }
 
     out = c.run_keras_tuner(
-        data, spec, cnn.build, "Hyperband", budget_s, seed, patience, score=flip_tta
+        data, spec, cnn.build, "Hyperband", budget_s, seed, patience, score=tta_scores
     )
     best_val = out["best_val_accuracy"]
     return {

@@ -5,7 +5,7 @@ parameters (`bn`: `batch_norm_momentum` and `batch_norm_scale`; `dirac`:
 them; `--set identity_init=false` and the like take one out.
 
     python -m benchmarks.probe_ingredients EPOCHS NAME [bn] [dirac] [lookahead]
-        [kernel_decay] [max_head] [bias_lr] [whiten_bias] [--set KEY=VALUE ...]
+        [kernel_decay] [max_head] [bias_lr] [whiten_bias] [alt_flip] [--set KEY=VALUE ...]
         [--jsonl PATH]
 
 Each run trains the recipe (`search_spaces.cnn.FAST_RECIPE`, seed 0, its schedule over
@@ -136,30 +136,31 @@ def with_max_head(model: Any) -> Any:
 
 
 def alternating_flip(x: Any, y: Any, batch_size: int, seed: int = 0) -> tuple[Any, Any]:
-    """The training feed of `alt_flip` (TensorFlow's tf.data, as `automl.data._batches`
-    feeds a trial) and the callback that tells it the epoch."""
+    """The training feed of `alt_flip`: a trial's own feed (`automl.data._batches`) with
+    each image's index beside it, mirrored by index and epoch; and the callback that
+    tells it the epoch."""
     import keras
     import numpy as np
     import tensorflow as tf
 
+    from automl.data._batches import in_memory_batches
+
     first = tf.constant(np.random.default_rng(seed).random(len(x)) < 0.5)
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
-    order = tf.data.Dataset.range(len(x)).shuffle(len(x), seed=seed)
-    both = tf.data.Dataset.from_tensors((tf.constant(x), tf.constant(y))).repeat()
 
-    def gather(indices: Any, arrays: Any) -> Any:
-        images, labels = (tf.gather(a, indices) for a in arrays)
+    def mirror(inputs: Any, labels: Any) -> Any:
+        images, indices = inputs
         odd = tf.equal(epoch % 2, 1)
         flip = tf.not_equal(tf.gather(first, indices), odd)[:, None, None, None]  # xor
         return tf.where(flip, tf.reverse(images, axis=[2]), images), labels
 
-    batches = tf.data.Dataset.zip((order.batch(batch_size), both)).map(gather).prefetch(2)
+    indexed = in_memory_batches([x, np.arange(len(x))], y, batch_size, shuffle=True)
 
     class Epoch(keras.callbacks.Callback):
         def on_epoch_begin(self, index: int, logs: dict | None = None) -> None:
             epoch.assign(index)  # before Keras makes the epoch's iterator
 
-    return batches, Epoch()
+    return indexed.map(mirror), Epoch()
 
 
 def lookahead(total_steps: int) -> Any:

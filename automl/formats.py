@@ -340,8 +340,22 @@ def _move_into_place(partial: Path, path: Path) -> None:
 
 
 def _write_saved_model(model: keras.Model, path: Path) -> None:
-    """A SavedModel whose `serve` endpoint takes the model's raw input."""
-    model.export(str(path), format="tf_saved_model", verbose=False)
+    """A SavedModel whose `serve` endpoint takes the model's raw input.
+
+    Keras' `model.export` serves `model.__call__` without `training=False`, so a random
+    augmentation layer inside the model (the image recipe's flips and shifts) would run
+    at serving time; the endpoint here is the inference call.
+    """
+    import keras
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(
+        "serve",
+        lambda inputs: model(inputs, training=False),
+        input_signature=[_input_specs(model)],
+    )
+    archive.write_out(str(path), verbose=False)
 
 
 def _write_litert(model: keras.Model, path: Path) -> None:

@@ -204,6 +204,26 @@ def test_a_text_model_is_refused_by_onnx_and_litert_and_leaves_nothing(tmp_path)
     assert_matches(predict_fresh("saved_model", written, texts, tmp_path), expected)
 
 
+def test_augmentation_inside_a_model_is_off_in_its_saved_model(tmp_path):
+    """The image recipe trains with random flips and shifts inside the model: the
+    SavedModel serves its inference call, where they are off (Keras' own `export` serves
+    `__call__`, which runs them), and predicts what Keras predicts."""
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 3)),
+            keras.layers.RandomFlip("horizontal"),
+            keras.layers.RandomTranslation(0.25, 0.25),
+            keras.layers.Flatten(),
+            keras.layers.Dense(3, activation="softmax"),
+        ]
+    )
+    model.save(tmp_path / "augmented.keras")
+    pixels = np.random.default_rng(0).uniform(0, 255, (16, 8, 8, 3)).astype("float32")
+    written = write_format(tmp_path / "augmented.keras", tmp_path / "out", "saved_model")
+    expected = load_model(tmp_path / "augmented.keras").predict(pixels, verbose=0)
+    assert_matches(predict_fresh("saved_model", written, pixels, tmp_path), expected)
+
+
 def _table_model(tmp_path: Path, *, categories: bool) -> tuple[Path, dict[str, np.ndarray]]:
     """A model on raw table columns (the table encoder's preprocessing in front), and raw
     test rows as the exported formats take them: a dict of (n, 1) columns."""

@@ -2,6 +2,7 @@
 
     python -m benchmarks.recipes [--quick] [--json PATH] [--budgets 15,55,165]
         [--parts compare,ablation,throughput] [--ablation-budget 55] [--contenders ...]
+        [--ablations WORD,...]
 
 Budgets are in T: one epoch of the tutorial CNN (the `cnn` space's BASELINE point) on
 the 45,000 CIFAR-10 training images, measured at the start of the same run. Each
@@ -15,11 +16,12 @@ Contenders: `recipe` (the cnn space's first starting point, `FAST_RECIPE`), `mod
 modern CNN) and `tutorial` (its tutorial CNN); `recipe_wide` (the recipe with stages 2
 and 3 at 128 and 256 filters) only when named in `--contenders`. The ablation trains the
 recipe with one ingredient removed at a time (weight averaging, which the recipe leaves
-out, added); flip TTA is scored on every trained model (flip + shift TTA too, in the
-JSON rows and `benchmarks.budget`'s table). Throughput:
-images per second of the recipe's epochs in an `automl.search` trial against a bare
-`model.fit` of the same model on the same arrays (steady epochs after the first; target
->= 0.95).
+out, added), next to the full recipe; `--ablations` picks some of them by a word of their
+names (the whole list takes about 2 hours at 55 T, so it can be run in parts). Flip TTA
+is scored on every trained model (flip + shift TTA too, in the JSON rows and
+`benchmarks.budget`'s table). Throughput: images per second of the recipe's epochs in an
+`automl.search` trial against a bare `model.fit` of the same model on the same arrays
+(steady epochs after the first; target >= 0.95).
 
 `--quick` is the smoke size (about 2 minutes): 2,000 training images, T measured on
 them and scaled, budgets of 1 T, the recipe and the tutorial CNN, one ablation.
@@ -98,6 +100,23 @@ def contender_names(text: str) -> str:
             f"unknown contender(s) {', '.join(unknown)}; pick from {', '.join(known)}"
         )
     return text
+
+
+def ablation_names(text: str) -> list[str]:
+    """The `ABLATIONS` picked by `--ablations`: each comma-separated word picks those whose
+    name contains it (case-insensitive), in the list's order.
+
+    Raises:
+        argparse.ArgumentTypeError: Naming the words that pick none, and the names.
+    """
+    words = [word.strip().lower() for word in text.split(",") if word.strip()]
+    unmatched = [word for word in words if not any(word in name.lower() for name in ABLATIONS)]
+    if unmatched or not words:
+        raise argparse.ArgumentTypeError(
+            f"no ablation's name contains {', '.join(unmatched) or 'a word'}; pick by a word "
+            f"of: {'; '.join(ABLATIONS)}"
+        )
+    return [name for name in ABLATIONS if any(word in name.lower() for word in words)]
 
 
 def _load(quick: bool) -> tuple[Any, Any]:
@@ -320,7 +339,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         recipe = contenders()["recipe"]
         result["ablation_budget_T"] = budget
         result["ablation"] = {}
-        variants = {"full recipe": {}, **ABLATIONS}
+        picked = args.ablations or list(ABLATIONS)
+        variants = {"full recipe": {}, **{name: ABLATIONS[name] for name in picked}}
         points = {
             name: {**recipe, **change}
             for name, change in list(variants.items())[1 if args.quick else 0 :][
@@ -415,6 +435,11 @@ def main() -> None:
         help=f"comma-separated, of {','.join(contenders())} (default recipe,modern,tutorial)",
     )
     parser.add_argument("--ablation-budget", type=float, default=55.0, help="in T (default 55)")
+    parser.add_argument(
+        "--ablations",
+        type=ablation_names,
+        help="comma-separated words: only the ablations whose names contain one (default all)",
+    )
     args = parser.parse_args()
     result = run(args)
     if args.json:

@@ -403,6 +403,32 @@ def test_recipes_refuses_an_unknown_contender():
     assert "unknown contender(s) recipe-wide; pick from recipe, recipe_wide" in run.stderr
 
 
+def test_recipes_ablations_are_picked_by_a_word_of_their_names():
+    """`--ablations` runs the long ablation in parts: each word picks the ablations whose
+    names contain it, in the list's order; a word that picks none stops at parsing (exit
+    2, listing the names)."""
+    from benchmarks.recipes import ABLATIONS, ablation_names
+
+    picked = ablation_names("Identity, whitening,batch norm")
+    assert picked == [
+        "no patch whitening",
+        "Keras' batch norm (momentum 0.99, with a scale)",
+        "convolutions not started as the identity",
+    ]
+    assert set(picked) <= set(ABLATIONS)
+    run = subprocess.run(
+        [sys.executable, "-m", "benchmarks.recipes", "--ablations", "identity,dropout"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 2
+    assert "no ablation's name contains dropout; pick by a word of: no patch whitening;" in (
+        run.stderr
+    )
+
+
 def test_budget_records_each_search_trials_epoch_durations():
     """`benchmarks.budget.EpochTimes` gives each trial its epochs' seconds, the first
     counted from its model's build, trials apart even when they interleave (workers)."""

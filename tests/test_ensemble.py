@@ -3,10 +3,12 @@ TTA on images, chosen on validation; and the fallback when it cannot be saved.""
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
 import time
+from types import SimpleNamespace
 
 import keras
 import numpy as np
@@ -207,13 +209,14 @@ def test_shift_tta_is_tried_when_it_fits_and_kept_only_when_it_scores_better(cap
     """Without a deadline both TTAs are scored on validation and the best option is
     the final model; with no time left before the budget's end, shift TTA is left out
     with one line that says why."""
-    from automl.engine._final import FinalModel, _scorer, _try_tta
+    from automl.engine._final import FinalModel, _meets, _scorer, _try_tta
 
     data, model = _digit_images()
     score = _scorer(data, ACCURACY)
     best = score(predict_raw(model, data, data.x_val))
     final = FinalModel(model, [{"trial": 0, "weight": 1.0}], False, {"best": best}, "accuracy")
-    _try_tta(final, data, score, ACCURACY, None)
+    unlimited = functools.partial(_meets, None, data)
+    _try_tta(final, data, score, ACCURACY, None, unlimited)
     scores = final.val_scores
     assert set(scores) == {"best", "flip_tta", "flip_shift_tta"}
     assert scores[final.chosen] == max(scores.values())
@@ -223,6 +226,57 @@ def test_shift_tta_is_tried_when_it_fits_and_kept_only_when_it_scores_better(cap
 
     late = FinalModel(model, [{"trial": 0, "weight": 1.0}], False, {"best": best}, "accuracy")
     with caplog.at_level(logging.INFO, logger="automl"):
-        _try_tta(late, data, score, ACCURACY, time.monotonic())
+        _try_tta(late, data, score, ACCURACY, time.monotonic(), unlimited)
     assert set(late.val_scores) == {"best", "flip_tta"} and not late.shift_tta
     assert "shift TTA not tried" in caplog.text
+
+
+def test_options_that_break_the_searchs_limits_are_left_out(caplog):
+    """Under `--max-latency-ms` or `--max-params` the final model stays within them: TTA
+    (two or six passes) and an ensemble (its members' parameters added) are each left
+    out, with one line saying why, when they break a limit the single model meets; a
+    limit they meet leaves them in."""
+    from automl.engine._final import FinalModel, _meets, _scorer, _try_ensemble, _try_tta
+    from automl.engine._limits import Limits
+
+    data, model = _digit_images()
+    score = _scorer(data, ACCURACY)
+    best = score(predict_raw(model, data, data.x_val))
+
+    def single() -> FinalModel:
+        return FinalModel(model, [{"trial": 0, "weight": 1.0}], False, {"best": best}, "accuracy")
+
+    slow = functools.partial(_meets, Limits(max_latency_ms=1e-9), data)
+    final = single()
+    with caplog.at_level(logging.INFO, logger="automl"):
+        _try_tta(final, data, score, ACCURACY, None, slow)
+    assert final.model is model and not final.flip_tta and set(final.val_scores) == {"best"}
+    assert "the final model: flip TTA left out (" in caplog.text
+    assert "ms per example, over the limit of 1e-09)" in caplog.text
+    roomy = functools.partial(_meets, Limits(max_latency_ms=1e6), data)
+    final = single()
+    _try_tta(final, data, score, ACCURACY, None, roomy)
+    assert set(final.val_scores) == {"best", "flip_tta", "flip_shift_tta"}
+
+    # Two members each wrong, unsure, on rows where the other is right and sure: their
+    # average beats either, and has twice the parameters.
+    y = data.y_val
+    halves = np.array_split(np.arange(len(y)), 2)
+    predictions = [np.eye(10)[y] * 0.6 + 0.04, np.eye(10)[y] * 0.6 + 0.04]
+    for part, output in zip(halves, predictions, strict=True):
+        wrong = part[: len(part) // 3]
+        output[wrong] = np.eye(10)[(y[wrong] + 1) % 10] * 0.3 + 0.04
+    kept = [SimpleNamespace(number=0), SimpleNamespace(number=1)]
+    twin = keras.models.clone_model(model)
+    params = model.count_params()
+    for limit, joined in ((params, False), (2 * params, True)):
+        final = single()
+        final.val_scores["best"] = score(predictions[0])
+        meets = functools.partial(_meets, Limits(max_params=limit), data)
+        with caplog.at_level(logging.INFO, logger="automl"):
+            _try_ensemble(final, [model, twin], kept, predictions, score, ACCURACY, meets)
+        assert final.val_scores["ensemble"] > final.val_scores["best"]
+        assert (len(final.members) == 2) is joined and (final.model is model) is not joined
+    assert f"the ensemble left out ({2 * params:,} parameters, over the limit of {params:,})" in (
+        caplog.text
+    )

@@ -5,8 +5,11 @@ Candidates are the models `_checkpoints` kept (the best complete trials). Each p
 the validation split once from raw data; greedy ensemble selection (`automl.ensemble`)
 weighs them; for images, the mean over each picture and its mirror image is tried, then
 that with the mirrored pairs of the picture moved one pixel each way, when the time left
-allows. Every choice is made on validation scores computed with scikit-learn, never on
-the test split. The result is one Keras model that takes raw data, like a single trial's.
+allows. Under `--max-params` or `--max-latency-ms`, an option is kept only when it meets
+them too: an ensemble adds its members' parameters and passes, TTA multiplies the passes
+(measured as a trial's model is, `automl.footprint`, on one raw row). Every choice is
+made on validation scores computed with scikit-learn, never on the test split. The
+result is one Keras model that takes raw data, like a single trial's.
 """
 
 from __future__ import annotations
@@ -18,8 +21,11 @@ import math
 import time
 from typing import TYPE_CHECKING, Any
 
+from automl._card_code import example_input
 from automl.engine._plan import FINISH_FIXED_S
 from automl.ensemble import average_model, same_input, select
+from automl.footprint import Footprint, latency_ms
+from automl.model_card import model_inputs
 from automl.models import load_model, predict_raw
 from automl.record import TrialRecord
 from automl.scoring import score_key, score_of
@@ -31,6 +37,7 @@ if TYPE_CHECKING:
     import optuna
 
     from automl.data import Dataset
+    from automl.engine._limits import Limits
     from automl.objective import Objective
 
 logger = logging.getLogger("automl")
@@ -108,7 +115,7 @@ def choose_final(
     objective: Objective,
     until: float | None = None,
     *,
-    shifts: bool = True,
+    limits: Limits | None = None,
 ) -> FinalModel | None:
     """The best of: the best kept model, their ensemble, either with flip TTA or flip and
     shift TTA (images).
@@ -119,8 +126,8 @@ def choose_final(
         objective: The study's objective (its metric and direction).
         until: `time.monotonic()` at which the budget ends (None: no deadline); shift
             TTA is tried only when its estimated cost fits before it.
-        shifts: Whether shift TTA may be tried at all (not under a latency limit: it
-            makes each prediction cost six forward passes).
+        limits: The search's `--max-params` / `--max-latency-ms`: each option must meet
+            them (None: no limits).
 
     Returns:
         The final model, or None without any kept model.
@@ -142,10 +149,12 @@ def choose_final(
     except KeyError:  # AUC with a class missing from validation: nothing to compare on
         return final
     # Each option on its own: one that cannot be built leaves the others (and says why).
+    meets = functools.partial(_meets, limits, data)
     if len(models) > 1:
-        _attempt("ensemble", _try_ensemble, final, models, kept, predictions, score, objective)
+        ensemble = (final, models, kept, predictions, score, objective, meets)
+        _attempt("ensemble", _try_ensemble, *ensemble)
     if data.kind == "image" and final.model.inputs[0].shape[2] is not None:
-        tta = (final, data, score, objective, until, shifts)
+        tta = (final, data, score, objective, until, meets)
         _attempt("TTA", _try_tta, *tta)  # fixed-size images
     return final
 
@@ -187,6 +196,24 @@ def _attempt(what: str, option: Any, *args: Any) -> None:
         logger.warning("the final model: %s could not be tried (%s)", what, exc)
 
 
+def _meets(limits: Limits | None, data: Dataset, model: keras.Model, what: str) -> bool:
+    """Whether the option `what` (`model`) meets the search's size and latency limits;
+    one log line says why not."""
+    if limits is None or not limits.active:
+        return True
+    timed = limits.max_latency_ms is not None
+    example = example_input(model_inputs(model), model, data) if timed else None
+    footprint = Footprint(
+        n_params=int(model.count_params()),
+        size_mb=None,
+        latency_ms=latency_ms(model, example) if timed else None,
+    )
+    reason = limits.reason(footprint)
+    if reason is not None:
+        logger.info("the final model: %s left out (%s)", what, reason)
+    return reason is None
+
+
 def _scorer(data: Dataset, objective: Objective) -> Any:
     def score(output: np.ndarray) -> float:
         return score_of(data.y_val, output, data.task, data.num_classes, objective.metric)
@@ -201,12 +228,16 @@ def _try_ensemble(
     predictions: list[np.ndarray],
     score: Any,
     objective: Objective,
+    meets: Any,
 ) -> None:
     weights, value = select(predictions, score, objective.is_better)
     final.val_scores["ensemble"] = value
     if not objective.is_better(value, final.val_scores["best"]):
         return
-    final.model = average_model(models, weights)
+    ensemble = average_model(models, weights)
+    if not meets(ensemble, "the ensemble"):
+        return
+    final.model = ensemble
     final.members = [
         {"trial": t.number, "weight": round(w, 4)} for t, w in zip(kept, weights, strict=True) if w
     ]
@@ -218,10 +249,11 @@ def _try_tta(
     score: Any,
     objective: Objective,
     until: float | None,
-    shifts: bool = True,
+    meets: Any,
 ) -> None:
     """Flip TTA, then flip and shift TTA where it fits before `until`: each replaces the
-    final model when it scores better on validation than what is chosen so far.
+    final model when it scores better on validation than what is chosen so far, and
+    meets the search's limits.
 
     Args:
         final: The final model so far; changed in place.
@@ -231,18 +263,18 @@ def _try_tta(
         until: `time.monotonic()` by which the finish must end, or None. Shift TTA is
             tried only when its cost, estimated from flip TTA's, leaves `FINISH_FIXED_S`
             for saving and the report.
-        shifts: Whether shift TTA may be tried (`choose_final`).
+        meets: `_meets` bound to the search's limits and data: (model, what) -> bool.
     """
     current = final.val_scores["ensemble" if len(final.members) > 1 else "best"]
-    chosen, started = final.model, time.monotonic()
+    chosen = final.model
     flip = with_flip_tta(chosen)
+    if not meets(flip, "flip TTA"):
+        return  # shift TTA costs three times more
+    started = time.monotonic()
     value = final.val_scores["flip_tta"] = score(predict_raw(flip, data, data.x_val))
     flip_s = time.monotonic() - started
     if objective.is_better(value, current):
         final.model, final.flip_tta, current = flip, True, value
-    if not shifts:
-        logger.info("the final model: shift TTA not tried under a latency limit")
-        return
     needed = shift_tta_seconds(flip_s, data)
     if until is not None and time.monotonic() + needed > until - FINISH_FIXED_S:
         logger.info(
@@ -252,6 +284,8 @@ def _try_tta(
         )
         return
     shifted = with_flip_tta(chosen, shifts=True)
+    if not meets(shifted, "flip and shift TTA"):
+        return
     value = final.val_scores["flip_shift_tta"] = score(predict_raw(shifted, data, data.x_val))
     if objective.is_better(value, current):
         final.model, final.flip_tta, final.shift_tta = shifted, True, True

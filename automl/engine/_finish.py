@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from automl.baseline import ahead_by, describe
 from automl.engine._checkpoints import kept_trials
 from automl.engine._final import choose_final
+from automl.engine._limits import Limits
 from automl.export import best_trial_or_none, export_best, summarize, write_json
 from automl.model_card import write_model_card
 from automl.objective import pareto_front
@@ -88,7 +89,7 @@ def _final(session: Session) -> tuple[keras.Model | None, dict[str, Any]] | None
             session.data,
             session.objective,
             session.budget_end,
-            shifts=not session.config.max_latency_ms,
+            limits=Limits.of(session.config),
         )
     except Exception as exc:  # noqa: BLE001 - the best checkpoint is exported as it is
         logger.warning("could not compare an ensemble or TTA with the best model: %s", exc)

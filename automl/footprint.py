@@ -1,8 +1,9 @@
 """What a model costs to ship, measured as built: parameters, file size, CPU latency.
 
 The search measures every trial's model before training (`engine._limits` rejects the
-ones over `--max-params` / `--max-latency-ms`; `--objectives` minimizes them), and the
-model card measures the exported model the same way.
+ones over `--max-params` / `--max-latency-ms`; `--objectives` minimizes them), the final
+model's options (an ensemble, TTA) are held to the same limits, and the model card
+measures the exported model the same way.
 """
 
 from __future__ import annotations

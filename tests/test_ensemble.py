@@ -215,8 +215,7 @@ def test_shift_tta_is_tried_when_it_fits_and_kept_only_when_it_scores_better(cap
     score = _scorer(data, ACCURACY)
     best = score(predict_raw(model, data, data.x_val))
     final = FinalModel(model, [{"trial": 0, "weight": 1.0}], False, {"best": best}, "accuracy")
-    unlimited = functools.partial(_meets, None, data)
-    _try_tta(final, data, score, ACCURACY, None, unlimited)
+    _try_tta(final, data, score, ACCURACY, None, functools.partial(_meets, None, data, final))
     scores = final.val_scores
     assert set(scores) == {"best", "flip_tta", "flip_shift_tta"}
     assert scores[final.chosen] == max(scores.values())
@@ -226,7 +225,7 @@ def test_shift_tta_is_tried_when_it_fits_and_kept_only_when_it_scores_better(cap
 
     late = FinalModel(model, [{"trial": 0, "weight": 1.0}], False, {"best": best}, "accuracy")
     with caplog.at_level(logging.INFO, logger="automl"):
-        _try_tta(late, data, score, ACCURACY, time.monotonic(), unlimited)
+        _try_tta(late, data, score, ACCURACY, time.monotonic(), lambda *_: True)
     assert set(late.val_scores) == {"best", "flip_tta"} and not late.shift_tta
     assert "shift TTA not tried" in caplog.text
 
@@ -234,8 +233,8 @@ def test_shift_tta_is_tried_when_it_fits_and_kept_only_when_it_scores_better(cap
 def test_options_that_break_the_searchs_limits_are_left_out(caplog):
     """Under `--max-latency-ms` or `--max-params` the final model stays within them: TTA
     (two or six passes) and an ensemble (its members' parameters added) are each left
-    out, with one line saying why, when they break a limit the single model meets; a
-    limit they meet leaves them in."""
+    out, with one line saying why and the reason in summary.json's `left_out`, when they
+    break a limit the single model meets; a limit they meet leaves them in."""
     from automl.engine._final import FinalModel, _meets, _scorer, _try_ensemble, _try_tta
     from automl.engine._limits import Limits
 
@@ -246,17 +245,25 @@ def test_options_that_break_the_searchs_limits_are_left_out(caplog):
     def single() -> FinalModel:
         return FinalModel(model, [{"trial": 0, "weight": 1.0}], False, {"best": best}, "accuracy")
 
-    slow = functools.partial(_meets, Limits(max_latency_ms=1e-9), data)
+    def limited(final: FinalModel, **limits: float) -> functools.partial:
+        return functools.partial(_meets, Limits(**limits), data, final)
+
     final = single()
     with caplog.at_level(logging.INFO, logger="automl"):
-        _try_tta(final, data, score, ACCURACY, None, slow)
+        _try_tta(final, data, score, ACCURACY, None, limited(final, max_latency_ms=1e-9))
     assert final.model is model and not final.flip_tta and set(final.val_scores) == {"best"}
     assert "the final model: flip TTA left out (" in caplog.text
     assert "ms per example, over the limit of 1e-09)" in caplog.text
-    roomy = functools.partial(_meets, Limits(max_latency_ms=1e6), data)
+    assert set(final.facts()["left_out"]) == {"flip_tta"}
     final = single()
-    _try_tta(final, data, score, ACCURACY, None, roomy)
+    _try_tta(final, data, score, ACCURACY, None, limited(final, max_latency_ms=1e6))
     assert set(final.val_scores) == {"best", "flip_tta", "flip_shift_tta"}
+    assert "left_out" not in final.facts()
+
+    # A limit flip TTA meets and shift TTA breaks: flip TTA is scored, shift TTA is not.
+    final = single()
+    _try_tta(final, data, score, ACCURACY, None, lambda _, what: what != "flip_shift_tta")
+    assert set(final.val_scores) == {"best", "flip_tta"} and not final.shift_tta
 
     # Two members each wrong, unsure, on rows where the other is right and sure: their
     # average beats either, and has twice the parameters.
@@ -272,11 +279,12 @@ def test_options_that_break_the_searchs_limits_are_left_out(caplog):
     for limit, joined in ((params, False), (2 * params, True)):
         final = single()
         final.val_scores["best"] = score(predictions[0])
-        meets = functools.partial(_meets, Limits(max_params=limit), data)
+        meets = limited(final, max_params=limit)
         with caplog.at_level(logging.INFO, logger="automl"):
             _try_ensemble(final, [model, twin], kept, predictions, score, ACCURACY, meets)
         assert final.val_scores["ensemble"] > final.val_scores["best"]
         assert (len(final.members) == 2) is joined and (final.model is model) is not joined
+        assert ("ensemble" in final.left_out) is not joined
     assert f"the ensemble left out ({2 * params:,} parameters, over the limit of {params:,})" in (
         caplog.text
     )

@@ -110,7 +110,7 @@ def test_a_single_model_chosen_over_the_study_best_is_the_one_exported(tmp_path)
     unsure.save(tmp_path / "trial-0.keras")
     sure.save(tmp_path / "trial-1.keras")
     study = _study(tmp_path, [0.9, 0.9], [0.1, 0.5])
-    limits = SimpleNamespace(max_latency_ms=None)
+    limits = SimpleNamespace(max_params=None, max_latency_ms=None)
     session = SimpleNamespace(
         study=study, data=data, objective=ACCURACY, budget_end=None, config=limits
     )

@@ -7,7 +7,7 @@ weighs them; for images, the mean over each picture and its mirror image is trie
 that with the mirrored pairs of the picture moved one pixel each way, when the time left
 allows. Under `--max-params` or `--max-latency-ms`, an option is kept only when it meets
 them too: an ensemble adds its members' parameters and passes, TTA multiplies the passes
-(measured as a trial's model is, `automl.footprint`, on one raw row). Every choice is
+(measured on the model as exported: one raw row, preprocessing included). Every choice is
 made on validation scores computed with scikit-learn, never on the test split. The
 result is one Keras model that takes raw data, like a single trial's.
 """
@@ -58,6 +58,8 @@ class FinalModel:
         metric: The scikit-learn score the options were compared on.
         shift_tta: Whether they also average the mirrored pairs of each image moved one
             pixel down-right and up-left (`with_flip_tta(shifts=True)`).
+        left_out: Why each option that broke `--max-params` / `--max-latency-ms` was
+            left out, by its `val_scores` key.
     """
 
     model: keras.Model
@@ -66,6 +68,7 @@ class FinalModel:
     val_scores: dict[str, float]
     metric: str
     shift_tta: bool = False
+    left_out: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def chosen(self) -> str:
@@ -102,6 +105,7 @@ class FinalModel:
             "shift_tta": self.shift_tta,
             "chosen": self.chosen,
             "metric": self.metric,
+            **({"left_out": self.left_out} if self.left_out else {}),
             "val_scores": {  # JSON has no NaN (an R² on a tiny split can be one)
                 key: round(value, 5) if math.isfinite(value) else None
                 for key, value in self.val_scores.items()
@@ -114,7 +118,6 @@ def choose_final(
     data: Dataset,
     objective: Objective,
     until: float | None = None,
-    *,
     limits: Limits | None = None,
 ) -> FinalModel | None:
     """The best of: the best kept model, their ensemble, either with flip TTA or flip and
@@ -149,7 +152,7 @@ def choose_final(
     except KeyError:  # AUC with a class missing from validation: nothing to compare on
         return final
     # Each option on its own: one that cannot be built leaves the others (and says why).
-    meets = functools.partial(_meets, limits, data)
+    meets = functools.partial(_meets, limits, data, final)
     if len(models) > 1:
         ensemble = (final, models, kept, predictions, score, objective, meets)
         _attempt("ensemble", _try_ensemble, *ensemble)
@@ -196,22 +199,27 @@ def _attempt(what: str, option: Any, *args: Any) -> None:
         logger.warning("the final model: %s could not be tried (%s)", what, exc)
 
 
-def _meets(limits: Limits | None, data: Dataset, model: keras.Model, what: str) -> bool:
-    """Whether the option `what` (`model`) meets the search's size and latency limits;
-    one log line says why not."""
+def _meets(
+    limits: Limits | None, data: Dataset, final: FinalModel, model: keras.Model, what: str
+) -> bool:
+    """Whether the option `what` (`model`, a `val_scores` key) meets the search's size and
+    latency limits, measured on the model as exported (one raw row, preprocessing
+    included); why not goes to `final.left_out` and one log line."""
     if limits is None or not limits.active:
         return True
-    timed = limits.max_latency_ms is not None
-    example = example_input(model_inputs(model), model, data) if timed else None
-    footprint = Footprint(
-        n_params=int(model.count_params()),
-        size_mb=None,
-        latency_ms=latency_ms(model, example) if timed else None,
-    )
-    reason = limits.reason(footprint)
+    latency = None
+    if limits.max_latency_ms is not None:
+        latency = latency_ms(model, example_input(model_inputs(model), model, data))
+        if latency is None:  # as for a trial's model: kept, but said
+            logger.info("the final model: %s could not be timed on one row", _OPTIONS[what])
+    reason = limits.reason(Footprint(int(model.count_params()), None, latency))
     if reason is not None:
-        logger.info("the final model: %s left out (%s)", what, reason)
+        final.left_out[what] = reason
+        logger.info("the final model: %s left out (%s)", _OPTIONS[what], reason)
     return reason is None
+
+
+_OPTIONS = {"ensemble": "the ensemble", "flip_tta": "flip TTA", "flip_shift_tta": "shift TTA"}
 
 
 def _scorer(data: Dataset, objective: Objective) -> Any:
@@ -235,7 +243,7 @@ def _try_ensemble(
     if not objective.is_better(value, final.val_scores["best"]):
         return
     ensemble = average_model(models, weights)
-    if not meets(ensemble, "the ensemble"):
+    if not meets(ensemble, "ensemble"):
         return
     final.model = ensemble
     final.members = [
@@ -263,18 +271,22 @@ def _try_tta(
         until: `time.monotonic()` by which the finish must end, or None. Shift TTA is
             tried only when its cost, estimated from flip TTA's, leaves `FINISH_FIXED_S`
             for saving and the report.
-        meets: `_meets` bound to the search's limits and data: (model, what) -> bool.
+        meets: `_meets` bound to the search's limits, data and `final`: (model, option's
+            `val_scores` key) -> bool.
     """
     current = final.val_scores["ensemble" if len(final.members) > 1 else "best"]
     chosen = final.model
     flip = with_flip_tta(chosen)
-    if not meets(flip, "flip TTA"):
+    if not meets(flip, "flip_tta"):
         return  # shift TTA costs three times more
     started = time.monotonic()
     value = final.val_scores["flip_tta"] = score(predict_raw(flip, data, data.x_val))
     flip_s = time.monotonic() - started
     if objective.is_better(value, current):
         final.model, final.flip_tta, current = flip, True, value
+    shifted = with_flip_tta(chosen, shifts=True)
+    if not meets(shifted, "flip_shift_tta"):  # before the deadline's check: it takes time
+        return
     needed = shift_tta_seconds(flip_s, data)
     if until is not None and time.monotonic() + needed > until - FINISH_FIXED_S:
         logger.info(
@@ -282,9 +294,6 @@ def _try_tta(
             needed,
             max(0.0, until - time.monotonic()),
         )
-        return
-    shifted = with_flip_tta(chosen, shifts=True)
-    if not meets(shifted, "flip and shift TTA"):
         return
     value = final.val_scores["flip_shift_tta"] = score(predict_raw(shifted, data, data.x_val))
     if objective.is_better(value, current):

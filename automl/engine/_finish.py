@@ -83,14 +83,9 @@ def _final(session: Session) -> tuple[keras.Model | None, dict[str, Any]] | None
     kept = kept_trials(session.study, session.objective)
     best = best_trial_or_none(session.study)  # ties: the trial export calls the best
     kept = sorted(kept, key=lambda t: best is None or t.number != best.number)
+    limits = Limits.of(session.config)
     try:
-        final = choose_final(
-            kept,
-            session.data,
-            session.objective,
-            session.budget_end,
-            limits=Limits.of(session.config),
-        )
+        final = choose_final(kept, session.data, session.objective, session.budget_end, limits)
     except Exception as exc:  # noqa: BLE001 - the best checkpoint is exported as it is
         logger.warning("could not compare an ensemble or TTA with the best model: %s", exc)
         return None

@@ -389,16 +389,16 @@ def test_the_quality_benchmark_puts_the_tables_yardstick_beside_the_searches():
         _names("automl,nope", CONTENDERS)
 
 
+def _recipes(*args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m benchmarks.recipes ARGS` from the checkout, its output captured."""
+    command = [sys.executable, "-m", "benchmarks.recipes", *args]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
 def test_recipes_refuses_an_unknown_contender():
     """A misspelt `--contenders` name stops at parsing (exit 2, naming the known ones)
     instead of silently training nothing."""
-    run = subprocess.run(
-        [sys.executable, "-m", "benchmarks.recipes", "--contenders", "recipe,recipe-wide"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    run = _recipes("--contenders", "recipe,recipe-wide")
     assert run.returncode == 2
     assert "unknown contender(s) recipe-wide; pick from recipe, recipe_wide" in run.stderr
 
@@ -416,13 +416,7 @@ def test_recipes_ablations_are_picked_by_a_word_of_their_names():
         "convolutions not started as the identity",
     ]
     assert set(picked) <= set(ABLATIONS)
-    run = subprocess.run(
-        [sys.executable, "-m", "benchmarks.recipes", "--ablations", "identity,dropout"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    run = _recipes("--ablations", "identity,dropout")
     assert run.returncode == 2
     assert "no ablation's name contains dropout; pick by a word of: no patch whitening;" in (
         run.stderr

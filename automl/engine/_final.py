@@ -19,6 +19,7 @@ import functools
 import logging
 import math
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from automl._card_code import example_input
@@ -41,6 +42,9 @@ if TYPE_CHECKING:
     from automl.objective import Objective
 
 logger = logging.getLogger("automl")
+
+# Whether an option's model (its `val_scores` key given) meets the search's limits.
+Meets = Callable[["keras.Model", str], bool]
 
 SHIFT_TTA_VIEWS = 6  # each image and its mirror, and two shifted mirrored pairs
 
@@ -236,7 +240,7 @@ def _try_ensemble(
     predictions: list[np.ndarray],
     score: Any,
     objective: Objective,
-    meets: Any,
+    meets: Meets,
 ) -> None:
     weights, value = select(predictions, score, objective.is_better)
     final.val_scores["ensemble"] = value
@@ -257,7 +261,7 @@ def _try_tta(
     score: Any,
     objective: Objective,
     until: float | None,
-    meets: Any,
+    meets: Meets,
 ) -> None:
     """Flip TTA, then flip and shift TTA where it fits before `until`: each replaces the
     final model when it scores better on validation than what is chosen so far, and

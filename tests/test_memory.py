@@ -46,6 +46,16 @@ def test_the_watch_keeps_the_trials_once_a_fresh_process_would_start_too_late():
     del block
 
 
+def test_the_watch_keeps_the_long_trainings_whatever_the_growth():
+    """A fresh process would take one of the long training's epochs to start."""
+    watch = MemoryWatch(30)
+    assert not watch.grown()
+    block = _allocate(64)
+    assert not watch.grown(keep=True) and not watch.handing_over and watch.growth > 30
+    assert watch.grown(keep=False) and watch.handing_over
+    del block
+
+
 # Each model built keeps 60 MB alive, as a leak across trials would: past the default
 # 100 MB of growth after the third trial.
 LEAKY_SPACE = """

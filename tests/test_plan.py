@@ -20,6 +20,7 @@ from automl.engine._phases import (
     EXPLORE_SPARE,
     Window,
     exploit_epoch_cap,
+    long_trainings_waiting,
     make_split,
     start_exploiting,
 )
@@ -238,6 +239,19 @@ def test_a_second_configuration_trains_long_only_when_it_scored_close(values, tr
     assert start_exploiting(study, split) == trained_long
     waiting = [t for t in study.trials if t.state == optuna.trial.TrialState.WAITING]
     assert [TrialRecord.read(t).promoted_from for t in waiting] == trained_long
+
+
+def test_long_trainings_wait_from_their_enqueuing_until_they_run():
+    """What keeps a search's long trainings in its process after its memory grew."""
+    study = _explored_study([0.70, 0.80])
+    split = make_split(3000.0, quickest_s=10.0, full_s=100.0, deadline=3000.0)
+    assert split is not None and not long_trainings_waiting(study, split.run)
+    start_exploiting(study, split)
+    assert long_trainings_waiting(study, split.run)
+    assert not long_trainings_waiting(study, "another search's run")
+    trial = study.ask()  # Optuna hands out the waiting configuration first
+    assert TrialRecord.read(trial).exploit
+    assert not long_trainings_waiting(study, split.run)
 
 
 def test_a_long_training_is_capped_by_time_when_exploring_cut_its_epochs_short():

@@ -4,7 +4,8 @@ Measured here (`python -m benchmarks.trial_memory`): RSS grows by about 11 MB pe
 on digits whatever `keras.utils.clear_session` and MLflow do, as keras-tuner and Optuna
 users report. So a process stops taking trials once its RSS has grown more than
 `AUTOML_RECYCLE_MB` (default 100; 0 never recycles) since its first trial, and a fresh
-`automl worker` process takes over the rest of the budget.
+`automl worker` process takes over the rest of the budget; the search's long trainings,
+once they wait to run, stay where they are (a fresh process costs one of their epochs).
 """
 
 from __future__ import annotations
@@ -69,8 +70,15 @@ class MemoryWatch:
         self.growth = 0.0
         self.handing_over = False
 
-    def grown(self) -> bool:
-        """Check now (after a trial): whether to hand over; the first call sets the baseline."""
+    def grown(self, keep: bool = False) -> bool:
+        """Check now (after a trial): whether to hand over; the first call sets the baseline.
+
+        Args:
+            keep: The next trials are the search's long trainings (at most two, see
+                `_phases`): this process keeps them whatever its growth, since a fresh
+                one would take one of their epochs to start (about 24 s at 165 T on
+                CIFAR-10), and a few trials leak too little to matter.
+        """
         rss = rss_mb() if self.limit_mb else None
         if rss is None:
             return False
@@ -78,5 +86,5 @@ class MemoryWatch:
             self.baseline = rss
         self.growth = rss - self.baseline
         late = self.hand_over_by is not None and time.monotonic() >= self.hand_over_by
-        self.handing_over = self.growth > self.limit_mb and not late
+        self.handing_over = self.growth > self.limit_mb and not (late or keep)
         return self.handing_over

@@ -28,7 +28,12 @@ from automl.engine._grow import Grower, GrownPace, grower_for
 from automl.engine._interrupt import raise_if
 from automl.engine._limits import REJECTED, Limits
 from automl.engine._memory import MemoryWatch, rss_mb
-from automl.engine._phases import Window, exploit_epoch_cap, start_exploiting
+from automl.engine._phases import (
+    Window,
+    exploit_epoch_cap,
+    long_trainings_waiting,
+    start_exploiting,
+)
 from automl.engine._plan import Plan
 from automl.engine._resolution import takes_raw_images
 from automl.engine._space_check import stop_if_space_is_broken
@@ -468,13 +473,15 @@ class TrialObjective:
         stop_if_space_is_broken(study)
         context.limits.stop_if_unmeetable(study)
         fail_stale_trials(study)  # a dead worker's trial: FAIL, and retried
-        # The budget counts trials across every worker; a process whose memory grew hands
-        # over to a fresh one (see _memory).
-        if budget_spent(study, context.config.trials) or context.memory.grown():
-            study.stop()
         if context.subset is not None:
             promote_best(study)
         self.start_exploiting_if_due(study)
+        # The budget counts trials across every worker; a process whose memory grew hands
+        # over to a fresh one (see _memory), unless only the long trainings are left.
+        split = context.plan.split
+        long_next = split is not None and long_trainings_waiting(study, split.run)
+        if budget_spent(study, context.config.trials) or context.memory.grown(keep=long_next):
+            study.stop()
         if context.publisher is not None:
             context.publisher.refresh_if_due(study)
 

@@ -162,7 +162,7 @@ class Split:
             waiting = sum(1 for t in _exploits(study, record.exploit_run) if t.state == _WAITING)
             return Window(now + (end - now) / (waiting + 1), "exploit")
         if exploiting(study, self.run):
-            if any(t.state == _WAITING for t in _exploits(study, self.run)):
+            if long_trainings_waiting(study, self.run):
                 return Window(now, "exploit")  # a long training waits: this one not now
             return Window(end, "deadline")  # the long trainings are done: time for more
         # Nothing complete to exploit (yet, or past exploration's end): explore on, rather
@@ -260,6 +260,11 @@ def explore_share(trials_s: float, kept_s: float) -> float:
 def exploiting(study: optuna.Study, run: str) -> bool:
     """Whether this search's long trainings were enqueued."""
     return any(True for _ in _exploits(study, run))
+
+
+def long_trainings_waiting(study: optuna.Study, run: str) -> bool:
+    """Whether a long training of this search waits to run (the next trial runs it)."""
+    return any(t.state == _WAITING for t in _exploits(study, run))
 
 
 # Given a configuration's params, the seconds its long training gets, its exploration

@@ -288,3 +288,45 @@ def test_options_that_break_the_searchs_limits_are_left_out(caplog):
     assert f"the ensemble left out ({2 * params:,} parameters, over the limit of {params:,})" in (
         caplog.text
     )
+
+
+def test_where_tta_on_the_ensemble_breaks_a_limit_tta_on_the_best_model_is_tried():
+    """TTA on an ensemble multiplies the passes of every member: where that breaks
+    `--max-latency-ms`, TTA on the best model alone (half the passes here) is scored
+    instead, and becomes the final model when it beats the ensemble on validation."""
+    from automl.engine._final import FinalModel, _scorer, _try_ttas
+    from automl.spaces.blocks import with_flip_tta
+
+    data, model = _digit_images()
+    keras.utils.set_random_seed(1)
+    twin = keras.models.clone_model(model)
+    twin.compile("adam", "sparse_categorical_crossentropy")
+    twin.fit(data.x_train, data.y_train, epochs=1, verbose=0)
+    score = _scorer(data, ACCURACY)
+    ensemble = average_model([model, twin], [0.5, 0.5])
+    members = [{"trial": 0, "weight": 0.5}, {"trial": 1, "weight": 0.5}]
+    scores = {
+        "best": score(predict_raw(model, data, data.x_val)),
+        "ensemble": score(predict_raw(ensemble, data, data.x_val)),
+    }
+    final = FinalModel(ensemble, members, False, scores, "accuracy")
+
+    def meets(_: keras.Model, what: str) -> bool:  # as `_meets` does, on a latency limit
+        if what.startswith("ensemble_"):  # that the best model's two passes meet
+            final.left_out[what] = "over the limit"
+        return not what.startswith("ensemble_")
+
+    _try_ttas(final, data, score, ACCURACY, None, meets, (model, 0))
+    assert set(final.left_out) == {"ensemble_flip_tta"}
+    flip = score(predict_raw(with_flip_tta(model), data, data.x_val))
+    assert final.val_scores["flip_tta"] == pytest.approx(
+        flip
+    )  # the best model's, not the ensemble's
+    assert "flip_shift_tta" in final.val_scores
+    tta_won = (
+        max(final.val_scores["flip_tta"], final.val_scores["flip_shift_tta"]) > scores["ensemble"]
+    )
+    assert final.flip_tta is tta_won
+    assert final.members == ([{"trial": 0, "weight": 1.0}] if tta_won else members)
+    chosen = final.val_scores[final.chosen]
+    assert score(predict_raw(final.model, data, data.x_val)) == pytest.approx(chosen)

@@ -7,7 +7,8 @@ weighs them; for images, the mean over each picture and its mirror image is trie
 that with the mirrored pairs of the picture moved one pixel each way, when the time left
 allows. Under `--max-params` or `--max-latency-ms`, an option is kept only when it meets
 them too: an ensemble adds its members' parameters and passes, TTA multiplies the passes
-(measured on the model as exported: one raw row, preprocessing included). Every choice is
+(measured on the model as exported: one raw row, preprocessing included); where TTA on
+the ensemble breaks them, TTA on the best model alone is tried instead. Every choice is
 made on validation scores computed with scikit-learn, never on the test split. The
 result is one Keras model that takes raw data, like a single trial's.
 """
@@ -63,7 +64,9 @@ class FinalModel:
         shift_tta: Whether they also average the mirrored pairs of each image moved one
             pixel down-right and up-left (`with_flip_tta(shifts=True)`).
         left_out: Why each option that broke `--max-params` / `--max-latency-ms` was
-            left out, by its `val_scores` key.
+            left out, by its `val_scores` key; TTA on an ensemble under
+            "ensemble_flip_tta" / "ensemble_flip_shift_tta", since TTA on the best model
+            alone (cheaper) is then tried, under the usual keys.
     """
 
     model: keras.Model
@@ -161,8 +164,8 @@ def choose_final(
         ensemble = (final, models, kept, predictions, score, objective, meets)
         _attempt("ensemble", _try_ensemble, *ensemble)
     if data.kind == "image" and final.model.inputs[0].shape[2] is not None:
-        tta = (final, data, score, objective, until, meets)
-        _attempt("TTA", _try_tta, *tta)  # fixed-size images
+        tta = (final, data, score, objective, until, meets, (models[0], kept[0].number))
+        _attempt("TTA", _try_ttas, *tta)  # fixed-size images
     return final
 
 
@@ -223,7 +226,13 @@ def _meets(
     return reason is None
 
 
-_OPTIONS = {"ensemble": "the ensemble", "flip_tta": "flip TTA", "flip_shift_tta": "shift TTA"}
+_OPTIONS = {
+    "ensemble": "the ensemble",
+    "flip_tta": "flip TTA",
+    "flip_shift_tta": "shift TTA",
+    "ensemble_flip_tta": "flip TTA on the ensemble",
+    "ensemble_flip_shift_tta": "shift TTA on the ensemble",
+}
 
 
 def _scorer(data: Dataset, objective: Objective) -> Any:
@@ -255,6 +264,23 @@ def _try_ensemble(
     ]
 
 
+def _try_ttas(
+    final: FinalModel,
+    data: Dataset,
+    score: Any,
+    objective: Objective,
+    until: float | None,
+    meets: Meets,
+    best: tuple[keras.Model, int],
+) -> None:
+    """TTA on the final model (`_try_tta`); where TTA on an ensemble broke the search's
+    limits, TTA on `best` (the best single model and its trial's number), which costs
+    less."""
+    _try_tta(final, data, score, objective, until, meets)
+    if "ensemble_flip_tta" in final.left_out:
+        _try_tta(final, data, score, objective, until, meets, best)
+
+
 def _try_tta(
     final: FinalModel,
     data: Dataset,
@@ -262,6 +288,7 @@ def _try_tta(
     objective: Objective,
     until: float | None,
     meets: Meets,
+    single: tuple[keras.Model, int] | None = None,
 ) -> None:
     """Flip TTA, then flip and shift TTA where it fits before `until`: each replaces the
     final model when it scores better on validation than what is chosen so far, and
@@ -277,19 +304,29 @@ def _try_tta(
             for saving and the report.
         meets: `_meets` bound to the search's limits, data and `final`: (model, option's
             `val_scores` key) -> bool.
+        single: The best single model and its trial's number, to wrap instead of the
+            final model (an ensemble whose TTA broke a limit); its TTA replaces the
+            ensemble when it scores better on validation.
     """
-    current = final.val_scores["ensemble" if len(final.members) > 1 else "best"]
-    chosen = final.model
+    ensemble = len(final.members) > 1
+    current = final.val_scores["ensemble" if ensemble else "best"]
+    chosen, members = final.model, None
+    if single is not None:
+        chosen, members = single[0], [{"trial": single[1], "weight": 1.0}]
+    # An ensemble's TTA that breaks a limit is left out under its own key, so that the
+    # best model's TTA may still be tried and scored under the usual one.
+    limit_key = "ensemble_" if ensemble and single is None else ""
     flip = with_flip_tta(chosen)
-    if not meets(flip, "flip_tta"):
+    if not meets(flip, limit_key + "flip_tta"):
         return  # shift TTA costs three times more
     started = time.monotonic()
     value = final.val_scores["flip_tta"] = score(predict_raw(flip, data, data.x_val))
     flip_s = time.monotonic() - started
     if objective.is_better(value, current):
         final.model, final.flip_tta, current = flip, True, value
+        final.members = members or final.members
     shifted = with_flip_tta(chosen, shifts=True)
-    if not meets(shifted, "flip_shift_tta"):  # before the deadline's check: it takes time
+    if not meets(shifted, limit_key + "flip_shift_tta"):  # before the deadline's: it takes time
         return
     needed = shift_tta_seconds(flip_s, data)
     if until is not None and time.monotonic() + needed > until - FINISH_FIXED_S:
@@ -302,6 +339,7 @@ def _try_tta(
     value = final.val_scores["flip_shift_tta"] = score(predict_raw(shifted, data, data.x_val))
     if objective.is_better(value, current):
         final.model, final.flip_tta, final.shift_tta = shifted, True, True
+        final.members = members or final.members
 
 
 def shift_tta_seconds(flip_s: float, data: Dataset) -> float:

@@ -52,15 +52,15 @@ logger = logging.getLogger("automl")
 
 GROW_MIN_EPOCHS = 12  # the fewest epochs of the wider model measured to pay (see above)
 # A split keeps time for `GROW_PLAN_EPOCHS` of the wider model's epochs where the budget
-# holds them with exploration's least share left, and for as many as it holds down to
+# holds them, and for as many as it holds down to
 # `GROW_LEAST_PLAN_EPOCHS`, a fifth over `GROW_MIN_EPOCHS`, so that epochs a little
 # slower than estimated still leave the minimum (`_phases.make_split`); a long training
 # grows when its estimate holds that many (`Grower`), and its first epoch shows whether
 # the minimum fits (`GrownPace`). 40, not the 24 first measured: in four CIFAR-10
 # searches of 1650-3500 s exploring never found a configuration better than the one that
 # grows, whose 24 epochs in 3456 s (0.887 with flip TTA) only matched its narrow self
-# trained for the whole budget, and the recipe still gains at 64 epochs: from about an
-# hour on 2 cores the wider model takes all but exploration's least share.
+# trained for the whole budget, and the recipe still gains at 64 epochs; exploration
+# gets only the time beyond them (see `_phases`).
 GROW_PLAN_EPOCHS = 40
 GROW_LEAST_PLAN_EPOCHS = 15
 

@@ -26,7 +26,6 @@ from automl.data._batches import evaluate_inputs, fit_inputs
 from automl.engine._grow import GROW_LEAST_PLAN_EPOCHS
 from automl.engine._phases import (
     EXPLOIT_KEEPS_FULL_TRAININGS,
-    GROWN_MIN_EXPLORE_SHARE,
     explore_share,
 )
 from automl.engine._trainer import batch_size_of, build_model
@@ -155,7 +154,7 @@ def measure_grown(
     """The speed of the first family's reference point's wider point (see `_grow`),
     measured like a reference and labelled with that family; None when nothing was
     measured, that point has no wider one, it fails to train, or the time to the
-    deadline, less exploration's least share, cannot hold `GROW_LEAST_PLAN_EPOCHS` of
+    deadline cannot hold `GROW_LEAST_PLAN_EPOCHS` of
     its epochs (`_Screen`): first asked of the reference's own epoch, before anything is
     built, then of the wider point's estimate, before it is timed (its epoch is about
     twice the reference's, and timing it costs 15 s on 2 cores)."""
@@ -163,9 +162,7 @@ def measure_grown(
     wider = reference_wider_point(space, spec, family) if family else None
     if family is None or wider is None:
         return None
-    screen = _Screen(
-        speeds[family], deadline, epochs=GROW_LEAST_PLAN_EPOCHS, share=1 - GROWN_MIN_EXPLORE_SHARE
-    )
+    screen = _Screen(speeds[family], deadline, epochs=GROW_LEAST_PLAN_EPOCHS)
     if not screen.holds(speeds[family].epoch_s):  # not even the reference's epochs
         return None
     label = f"{family}'s wider point"
@@ -176,7 +173,7 @@ def measure_grown(
     except _TooSlow as slow:
         logger.info(
             "plan: %s is not timed: %d of its epochs (≈ %.0f s each as estimated) would "
-            "not fit with exploration's share left; a long training that may grow "
+            "not fit before the deadline; a long training that may grow "
             "estimates it like a trial",
             label,
             GROW_LEAST_PLAN_EPOCHS,

@@ -601,3 +601,20 @@ def test_growing_is_off_for_searches_that_weigh_size_or_latency(digits_images):
     cases["costs"] = SimpleNamespace(**{**vars(free), "objective": costs})
     grows = {name: TrialObjective(context).grower() is not None for name, context in cases.items()}
     assert grows == {"free": True, "limited": False, "costs": False}
+
+
+def test_no_other_family_is_measured_where_the_wider_long_training_takes_the_budget():
+    """600 s hold 9 full trainings of a 10 s-epoch reference (6 epochs), so without a
+    wider point something is explored and every family is measured; its wider point
+    (20 s epochs) trains long for all 600 s, so nothing is, and measuring the others
+    would only cost time (about 15 s at 165 T on CIFAR-10)."""
+    from types import SimpleNamespace
+
+    from automl.engine._timing import Speed, _only_first_trains
+
+    first = Speed("cnn", 1.0, 0.01, 3.0, 1.0, 0.1, 10.0, 256)
+    wider = dataclasses.replace(first, forward_s=0.02, epoch_s=20.0)
+    spec = SimpleNamespace(max_epochs=6)
+    deadline = time.monotonic() + 600.0
+    assert not _only_first_trains(first, None, spec, deadline)
+    assert _only_first_trains(first, wider, spec, deadline)

@@ -222,11 +222,7 @@ def make_split(
     if quickest_s <= 0 or budget_s < MIN_SPLIT_TRIALS * quickest_s:
         return None
     trials_s = budget_s
-    kept_s = EXPLOIT_KEEPS_FULL_TRAININGS * full_s
-    least_s = grown_s if grown_least_s is None else grown_least_s
-    grows = 0 < least_s <= trials_s
-    if grows:
-        kept_s = max(kept_s, min(grown_s, trials_s))
+    kept_s, grows = exploitation_keeps(trials_s, full_s, grown_s, grown_least_s)
     explore_s = explore_share(trials_s, kept_s) * trials_s
     least_cap = max(1.5 * quickest_s, ranking_s)
     if explore_s < least_cap:  # not even one exploration trial: all exploitation
@@ -249,6 +245,20 @@ def make_split(
         exploit_s=trials_s - explore_s,
         grows=grows,
     )
+
+
+def exploitation_keeps(
+    trials_s: float, full_s: float, grown_s: float = 0.0, grown_least_s: float | None = None
+) -> tuple[float, bool]:
+    """The seconds of `trials_s` exploitation keeps before exploration gets any, and
+    whether for a wider long training: `EXPLOIT_KEEPS_FULL_TRAININGS` of `full_s`, or
+    up to `grown_s` where the budget holds `grown_least_s` (see `make_split`)."""
+    kept_s = EXPLOIT_KEEPS_FULL_TRAININGS * full_s
+    least_s = grown_s if grown_least_s is None else grown_least_s
+    grows = 0 < least_s <= trials_s
+    if grows:
+        kept_s = max(kept_s, min(grown_s, trials_s))
+    return kept_s, grows
 
 
 def explore_share(trials_s: float, kept_s: float) -> float:

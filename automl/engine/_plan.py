@@ -24,7 +24,6 @@ import optuna
 
 from automl._errors import UsageError
 from automl.engine import _timing
-from automl.engine._grow import GROW_LEAST_PLAN_EPOCHS, GROW_PLAN_EPOCHS
 from automl.engine._phases import (
     EXPLORE_SPARE,
     RANKING_EPOCHS,
@@ -35,11 +34,12 @@ from automl.engine._phases import (
 )
 from automl.engine._resolution import every_family_downsamples, exploration_downsample
 from automl.engine._timing import (
+    Measured,
     Speed,
     forward_seconds,
+    grown_seconds,
     is_reference_wider_point,
     measure_families,
-    measure_grown,
     reference_points,
     rows_of,
 )
@@ -95,8 +95,9 @@ class Plan:
         unmeasured: Families left unmeasured because measuring them would have taken
             measuring past `_timing.MEASURE_MAX_SHARE` of the budget; planned like
             `too_slow`.
-        unneeded: Families left unmeasured because the budget holds no more than
-            `EXPLOIT_KEEPS_FULL_TRAININGS` full trainings of the first family's reference,
+        unneeded: Families left unmeasured because the budget holds no more than what
+            exploitation keeps for the first family's reference (its
+            `EXPLOIT_KEEPS_FULL_TRAININGS` full trainings, or its wider long training),
             so nothing is explored (see `_phases.make_split`): that one trains long, and
             measuring the others would only cost time. Planned like `too_slow`.
         adopted: A worker's copy of the search's first process's plan (see
@@ -415,16 +416,14 @@ def make_plan(
             smallest budget that works here.
     """
     started = time.monotonic()
-    # Without a deadline nothing is fitted to time: measuring would only cost time.
-    speeds, too_slow, unmeasured, unneeded = (
-        measure_families(space, data, spec, objective, seed, deadline)
+    # Without a deadline nothing is fitted to time: measuring would only cost time. The
+    # wider long training's time (see `_phases.make_split`) is counted as measuring.
+    measured = (
+        measure_families(space, data, spec, objective, seed, deadline, grows=not constrained)
         if deadline is not None
-        else ({}, {}, (), ())
+        else Measured({})
     )
-    # The wider long training's time (see `_phases.make_split`), counted as measuring.
-    grown = None
-    if not constrained and deadline is not None:
-        grown = measure_grown(space, data, spec, objective, speeds, seed, deadline)
+    speeds, grown = measured.speeds, measured.grown
     now = time.monotonic()
     first = next(iter(speeds.values()), None)
     finish = 0.0
@@ -441,16 +440,14 @@ def make_plan(
         deadline=deadline,
         measure_s=now - started,
         budget_s=None if deadline is None else max(0.0, deadline - now),
-        too_slow=too_slow,
+        too_slow=measured.too_slow,
         finish_s=finish,
-        unmeasured=unmeasured,
-        unneeded=unneeded,
+        unmeasured=measured.unmeasured,
+        unneeded=measured.unneeded,
         grown=grown,
     )
     if plan.budget_s is not None and deadline is not None:
-        grown_s, least_s = (
-            (grown.trial_s(n) if grown else 0.0) for n in (GROW_PLAN_EPOCHS, GROW_LEAST_PLAN_EPOCHS)
-        )
+        grown_s, least_s = grown_seconds(grown)
         split = make_split(
             plan.budget_s,
             plan.shortest_trial_s(),

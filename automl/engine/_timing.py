@@ -23,11 +23,8 @@ import optuna
 
 from automl._errors import UsageError
 from automl.data._batches import evaluate_inputs, fit_inputs
-from automl.engine._grow import GROW_LEAST_PLAN_EPOCHS
-from automl.engine._phases import (
-    EXPLOIT_KEEPS_FULL_TRAININGS,
-    explore_share,
-)
+from automl.engine._grow import GROW_LEAST_PLAN_EPOCHS, GROW_PLAN_EPOCHS
+from automl.engine._phases import exploitation_keeps, explore_share
 from automl.engine._trainer import batch_size_of, build_model
 from automl.spaces import HyperParameters
 
@@ -90,6 +87,27 @@ class Speed:
         return self.fit_overhead_s + epochs * self.epoch_s
 
 
+@dataclasses.dataclass(frozen=True)
+class Measured:
+    """What `measure_families` found.
+
+    Attributes:
+        speeds: Each family's speed, in the space's order.
+        too_slow: The families left unmeasured as too slow for the budget, with their
+            estimated epoch.
+        unmeasured: Those measuring had no time for.
+        unneeded: Those not needed: nothing will be explored (the first family is
+            always measured).
+        grown: The first family's wider point (see `measure_grown`), or None.
+    """
+
+    speeds: dict[str, Speed]
+    too_slow: dict[str, float] = dataclasses.field(default_factory=dict)
+    unmeasured: tuple[str, ...] = ()
+    unneeded: tuple[str, ...] = ()
+    grown: Speed | None = None
+
+
 def measure_families(
     space: Space,
     data: Dataset,
@@ -97,14 +115,17 @@ def measure_families(
     objective: Objective,
     seed: int | None,
     deadline: float,
-) -> tuple[dict[str, Speed], dict[str, float], tuple[str, ...], tuple[str, ...]]:
-    """Each family's speed, in the space's order; the families left unmeasured as too
-    slow for the budget, with their estimated epoch; those measuring had no time for;
-    and those not needed (the first family is always measured)."""
+    *,
+    grows: bool = True,
+) -> Measured:
+    """Each family's speed, and with `grows` the first one's wider point (measured right
+    after it: where its long training takes the whole budget, nothing is explored and
+    the other families need no measuring; at 165 T on CIFAR-10 they cost about 15 s)."""
     speeds: dict[str, Speed] = {}
     too_slow: dict[str, float] = {}
     unmeasured: list[str] = []
     unneeded: list[str] = []
+    grown = None
     started = time.monotonic()
     allowed_s = MEASURE_MAX_SHARE * max(0.0, deadline - started)
     for family, point in reference_points(space, spec).items():
@@ -114,7 +135,7 @@ def measure_families(
         if speeds and time.monotonic() - started + guess_s > allowed_s:
             unmeasured.append(family)
             continue
-        if speeds and _only_first_trains(next(iter(speeds.values())), spec, deadline):
+        if speeds and _only_first_trains(next(iter(speeds.values())), grown, spec, deadline):
             unneeded.append(family)
             continue
         screen = _Screen(next(iter(speeds.values())), deadline) if speeds else None
@@ -127,18 +148,28 @@ def measure_families(
             raise
         except Exception as exc:  # noqa: BLE001 - the trials report it with its reason
             logger.warning("plan: could not measure %s here (%s)", family, exc)
-    return speeds, too_slow, tuple(unmeasured), tuple(unneeded)
+        if grows and len(speeds) == 1 and family in speeds:
+            grown = measure_grown(space, data, spec, objective, speeds, seed, deadline)
+    return Measured(speeds, too_slow, tuple(unmeasured), tuple(unneeded), grown)
 
 
-def _only_first_trains(first: Speed, spec: ModelSpec, deadline: float) -> bool:
+def grown_seconds(grown: Speed | None) -> tuple[float, float]:
+    """The wider long training's seconds a split keeps at most, and at least (see
+    `_phases.make_split`); zeros without a wider point."""
+    if grown is None:
+        return 0.0, 0.0
+    return grown.trial_s(GROW_PLAN_EPOCHS), grown.trial_s(GROW_LEAST_PLAN_EPOCHS)
+
+
+def _only_first_trains(first: Speed, grown: Speed | None, spec: ModelSpec, deadline: float) -> bool:
     """Whether the time to `deadline` leaves nothing to explore: it holds the first
-    family's trial, but no more than `EXPLOIT_KEEPS_FULL_TRAININGS` full trainings of it,
-    all kept for its long training (`_phases.make_split`; a wider point only keeps more).
-    At 55 T on CIFAR-10, measuring `auto`'s two other families cost about 20 s of 730.
-    A budget too small for the first family's trial still measures the others: the
-    smallest budget that works is the quickest family's."""
+    family's trial, but no more than what exploitation keeps for its long training
+    (`_phases.exploitation_keeps`: its full trainings, or its wider point's). At 55 T
+    on CIFAR-10, measuring `auto`'s two other families cost about 20 s of 730. A budget
+    too small for the first family's trial still measures the others: the smallest
+    budget that works is the quickest family's."""
     left = deadline - time.monotonic()
-    kept_s = EXPLOIT_KEEPS_FULL_TRAININGS * first.trial_s(spec.max_epochs)
+    kept_s, _ = exploitation_keeps(left, first.trial_s(spec.max_epochs), *grown_seconds(grown))
     return left >= first.trial_s(1) and explore_share(left, kept_s) == 0
 
 

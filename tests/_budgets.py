@@ -1,10 +1,11 @@
 """Budgets for real timed searches that must split, sized on this machine today.
 
 A split needs room for `MIN_SPLIT_TRIALS` of the quickest trial, and explores only
-beyond the `EXPLOIT_KEEPS_FULL_TRAININGS` full trainings exploitation keeps (see
-`automl.engine._phases`). This machine's speed drifts 2-3x from day to day (digits'
-tabular epoch: 0.3 s one day, 3.3 s another), so a fixed budget that splits on one day
-does not on another. The search's own measuring, run first, says what it needs.
+beyond what exploitation keeps: `EXPLOIT_KEEPS_FULL_TRAININGS` full trainings, or the
+wider long training where the first starting point has one (see
+`automl.engine._phases.exploitation_keeps`). This machine's speed drifts 2-3x from day
+to day (digits' tabular epoch: 0.3 s one day, 3.3 s another), so a fixed budget that
+splits on one day does not on another. The search's own measuring, run first, says what it needs.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from automl.data import Dataset
 from automl.engine._phases import EXPLOIT_KEEPS_FULL_TRAININGS, MIN_SPLIT_TRIALS
 from automl.engine._plan import FINISH_MAX_SHARE, make_plan
 from automl.engine._setup import model_spec
+from automl.engine._timing import grown_seconds
 from automl.objective import Objective
 from search_spaces import resolve_space
 
@@ -38,6 +40,7 @@ def seconds_for_a_split(
     quickest, full = plan.shortest_trial_s(), plan.full_trial_s()
     trials_s = 2 * MIN_SPLIT_TRIALS * quickest
     if explores:
-        trials_s = max(trials_s, EXPLOIT_KEEPS_FULL_TRAININGS * full / (1 - EXPLORE_SHARE))
+        kept_s = max(EXPLOIT_KEEPS_FULL_TRAININGS * full, grown_seconds(plan.grown)[0])
+        trials_s = max(trials_s, kept_s / (1 - EXPLORE_SHARE))
     needed = MARGIN * (plan.measure_s + trials_s / (1 - FINISH_MAX_SHARE))
     return max(math.ceil(least_s), math.ceil(needed))

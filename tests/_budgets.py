@@ -14,7 +14,7 @@ import math
 import time
 
 from automl.data import Dataset
-from automl.engine._phases import EXPLOIT_KEEPS_FULL_TRAININGS, MIN_SPLIT_TRIALS
+from automl.engine._phases import MIN_SPLIT_TRIALS, exploitation_keeps
 from automl.engine._plan import FINISH_MAX_SHARE, make_plan
 from automl.engine._setup import model_spec
 from automl.engine._timing import grown_seconds
@@ -40,7 +40,7 @@ def seconds_for_a_split(
     quickest, full = plan.shortest_trial_s(), plan.full_trial_s()
     trials_s = 2 * MIN_SPLIT_TRIALS * quickest
     if explores:
-        kept_s = max(EXPLOIT_KEEPS_FULL_TRAININGS * full, grown_seconds(plan.grown)[0])
+        kept_s, _ = exploitation_keeps(math.inf, full, *grown_seconds(plan.grown))
         trials_s = max(trials_s, kept_s / (1 - EXPLORE_SHARE))
     needed = MARGIN * (plan.measure_s + trials_s / (1 - FINISH_MAX_SHARE))
     return max(math.ceil(least_s), math.ceil(needed))

@@ -362,7 +362,7 @@ def test_a_budget_short_of_the_wanted_wider_training_keeps_all_of_it_for_that():
     assert split.grows and split.exploit_n == 1
     assert not split.explores and split.exploit_s == pytest.approx(2000.0)
     described = split.describe(6)
-    assert "since the budget holds no more than the wider long training of the first" in described
+    assert "since the budget holds no more than the long training, wider, of the first" in described
     assert "as many epochs as fit" in described
     too_short = make_split(
         2000.0, quickest_s=10.0, full_s=40.0, deadline=2000.0, grown_s=2400.0, grown_least_s=2001.0
@@ -603,18 +603,38 @@ def test_growing_is_off_for_searches_that_weigh_size_or_latency(digits_images):
     assert grows == {"free": True, "limited": False, "costs": False}
 
 
-def test_no_other_family_is_measured_where_the_wider_long_training_takes_the_budget():
+def test_no_other_family_is_measured_where_the_wider_long_training_takes_the_budget(
+    digits_images, monkeypatch
+):
     """600 s hold 9 full trainings of a 10 s-epoch reference (6 epochs), so without a
-    wider point something is explored and every family is measured; its wider point
-    (20 s epochs) trains long for all 600 s, so nothing is, and measuring the others
-    would only cost time (about 15 s at 165 T on CIFAR-10)."""
-    from types import SimpleNamespace
+    wider point something is explored and every family of `auto` is measured; its wider
+    point (20 s epochs), timed right after it, trains long for all 600 s, so nothing
+    is, and measuring the others would only cost time (about 15 s at 165 T on
+    CIFAR-10). Measuring itself is stubbed: only the order and the choice are tested."""
+    from automl.engine._timing import Speed, measure_families, reference_points
 
-    from automl.engine._timing import Speed, _only_first_trains
-
-    first = Speed("cnn", 1.0, 0.01, 3.0, 1.0, 0.1, 10.0, 256)
+    data, spec = digits_images
+    space = resolve_space("auto")
+    families = list(reference_points(space, spec))
+    first = Speed(families[0], 1.0, 0.01, 3.0, 1.0, 0.1, 10.0, 256)
     wider = dataclasses.replace(first, forward_s=0.02, epoch_s=20.0)
-    spec = SimpleNamespace(max_epochs=6)
-    deadline = time.monotonic() + 600.0
-    assert not _only_first_trains(first, None, spec, deadline)
-    assert _only_first_trains(first, wider, spec, deadline)
+    for grown, others in ((None, families[1:]), (wider, [])):
+        timed: list[str] = []
+
+        def measure(*args: object, timed: list[str] = timed, **kwargs: object) -> Speed:
+            timed.append(str(args[4]))  # the family
+            return dataclasses.replace(first, family=str(args[4]))
+
+        def measure_wider(
+            *args: object, g: Speed | None = grown, timed: list[str] = timed
+        ) -> Speed | None:
+            timed.append("wider")
+            return g
+
+        monkeypatch.setattr(_timing, "_measure", measure)
+        monkeypatch.setattr(_timing, "measure_grown", measure_wider)
+        deadline = time.monotonic() + 600.0
+        measured = measure_families(space, data, spec, Objective(), 0, deadline)
+        assert timed == [families[0], "wider", *others]
+        assert measured.grown is grown and list(measured.speeds) == [families[0], *others]
+        assert list(measured.unneeded) == ([] if others else families[1:])

@@ -51,8 +51,8 @@ def test_the_watch_keeps_the_long_trainings_whatever_the_growth():
     watch = MemoryWatch(30)
     assert not watch.grown()
     block = _allocate(64)
-    assert not watch.grown(keep=True) and not watch.handing_over and watch.growth > 30
-    assert watch.grown(keep=False) and watch.handing_over
+    assert not watch.grown(keep=lambda: True) and not watch.handing_over and watch.growth > 30
+    assert watch.grown(keep=lambda: False) and watch.handing_over
     del block
 
 

@@ -59,14 +59,16 @@ class FinalModel:
         members: `{"trial": n, "weight": w}` per model it averages (one: the best).
         flip_tta: Whether predictions average each image and its mirror image.
         val_scores: The validation score (metric `metric`) of each option tried:
-            "best" (the best single model), "ensemble", "flip_tta", "flip_shift_tta".
+            "best" (the best single model), "ensemble", "flip_tta", "flip_shift_tta"
+            (TTA on the ensemble where it won, else on the best model; on the best
+            model also where flip TTA on the ensemble broke the limits).
         metric: The scikit-learn score the options were compared on.
         shift_tta: Whether they also average the mirrored pairs of each image moved one
             pixel down-right and up-left (`with_flip_tta(shifts=True)`).
         left_out: Why each option that broke `--max-params` / `--max-latency-ms` was
             left out, by its `val_scores` key; TTA on an ensemble under
-            "ensemble_flip_tta" / "ensemble_flip_shift_tta", since TTA on the best model
-            alone (cheaper) is then tried, under the usual keys.
+            "ensemble_flip_tta" / "ensemble_flip_shift_tta". Where its flip TTA is left
+            out, TTA on the best model alone (cheaper) is tried under the usual keys.
     """
 
     model: keras.Model
@@ -288,7 +290,7 @@ def _try_tta(
     objective: Objective,
     until: float | None,
     meets: Meets,
-    single: tuple[keras.Model, int] | None = None,
+    alone: tuple[keras.Model, int] | None = None,
 ) -> None:
     """Flip TTA, then flip and shift TTA where it fits before `until`: each replaces the
     final model when it scores better on validation than what is chosen so far, and
@@ -304,18 +306,18 @@ def _try_tta(
             for saving and the report.
         meets: `_meets` bound to the search's limits, data and `final`: (model, option's
             `val_scores` key) -> bool.
-        single: The best single model and its trial's number, to wrap instead of the
+        alone: The best single model and its trial's number, to wrap instead of the
             final model (an ensemble whose TTA broke a limit); its TTA replaces the
             ensemble when it scores better on validation.
     """
     ensemble = len(final.members) > 1
     current = final.val_scores["ensemble" if ensemble else "best"]
     chosen, members = final.model, None
-    if single is not None:
-        chosen, members = single[0], [{"trial": single[1], "weight": 1.0}]
+    if alone is not None:
+        chosen, members = alone[0], [{"trial": alone[1], "weight": 1.0}]
     # An ensemble's TTA that breaks a limit is left out under its own key, so that the
     # best model's TTA may still be tried and scored under the usual one.
-    limit_key = "ensemble_" if ensemble and single is None else ""
+    limit_key = "ensemble_" if ensemble and alone is None else ""
     flip = with_flip_tta(chosen)
     if not meets(flip, limit_key + "flip_tta"):
         return  # shift TTA costs three times more

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 RECYCLE_EXIT = 75  # a worker's exit code for "replace me" (BSD's EX_TEMPFAIL)
 
@@ -70,14 +70,15 @@ class MemoryWatch:
         self.growth = 0.0
         self.handing_over = False
 
-    def grown(self, keep: bool = False) -> bool:
+    def grown(self, keep: Callable[[], bool] | None = None) -> bool:
         """Check now (after a trial): whether to hand over; the first call sets the baseline.
 
         Args:
-            keep: The next trials are the search's long trainings (at most two, see
-                `_phases`): this process keeps them whatever its growth, since a fresh
-                one would take one of their epochs to start (about 24 s at 165 T on
-                CIFAR-10), and a few trials leak too little to matter.
+            keep: Asked only past the limit: whether the next trials are the search's
+                long trainings (at most two, see `_phases`). This process then keeps
+                them whatever its growth, since a fresh one would take one of their
+                epochs to start (about 24 s at 165 T on CIFAR-10), and a few trials leak
+                too little to matter.
         """
         rss = rss_mb() if self.limit_mb else None
         if rss is None:
@@ -86,5 +87,6 @@ class MemoryWatch:
             self.baseline = rss
         self.growth = rss - self.baseline
         late = self.hand_over_by is not None and time.monotonic() >= self.hand_over_by
-        self.handing_over = self.growth > self.limit_mb and not (late or keep)
+        over = self.growth > self.limit_mb and not late
+        self.handing_over = over and not (keep is not None and keep())
         return self.handing_over

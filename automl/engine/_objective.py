@@ -479,7 +479,10 @@ class TrialObjective:
         # The budget counts trials across every worker; a process whose memory grew hands
         # over to a fresh one (see _memory), unless only the long trainings are left.
         split = context.plan.split
-        long_next = split is not None and long_trainings_waiting(study, split.run)
+
+        def long_next() -> bool:
+            return split is not None and long_trainings_waiting(study, split.run)
+
         if budget_spent(study, context.config.trials) or context.memory.grown(keep=long_next):
             study.stop()
         if context.publisher is not None:

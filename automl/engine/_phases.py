@@ -121,7 +121,7 @@ class Split:
         if not self.explores:
             holds = f"under {EXPLOIT_KEEPS_FULL_TRAININGS} full trainings of"
             if self.grows:
-                holds = "no more than the wider long training of"
+                holds = "no more than the long training, wider, of"
             return (
                 f"no short trials, since the budget holds {holds} the first starting point: "
                 f"it (or a resumed study's best configuration) trains for "

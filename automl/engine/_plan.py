@@ -419,7 +419,16 @@ def make_plan(
     # Without a deadline nothing is fitted to time: measuring would only cost time. The
     # wider long training's time (see `_phases.make_split`) is counted as measuring.
     measured = (
-        measure_families(space, data, spec, objective, seed, deadline, grows=not constrained)
+        measure_families(
+            space,
+            data,
+            spec,
+            objective,
+            seed,
+            deadline,
+            grows=not constrained,
+            finish_share=FINISH_MAX_SHARE if finishes else 0.0,
+        )
         if deadline is not None
         else Measured({})
     )

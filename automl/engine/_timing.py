@@ -117,10 +117,13 @@ def measure_families(
     deadline: float,
     *,
     grows: bool = True,
+    finish_share: float = 0.0,
 ) -> Measured:
     """Each family's speed, and with `grows` the first one's wider point (measured right
     after it: where its long training takes the whole budget, nothing is explored and
-    the other families need no measuring; at 165 T on CIFAR-10 they cost about 15 s)."""
+    the other families need no measuring; at 165 T on CIFAR-10 they cost about 15 s).
+    `finish_share`: the most of the time to `deadline` the plan may keep for the finish
+    (so the trials' budget lies between that less it and all of it)."""
     speeds: dict[str, Speed] = {}
     too_slow: dict[str, float] = {}
     unmeasured: list[str] = []
@@ -128,14 +131,15 @@ def measure_families(
     grown = None
     started = time.monotonic()
     allowed_s = MEASURE_MAX_SHARE * max(0.0, deadline - started)
-    for family, point in reference_points(space, spec).items():
+    for index, (family, point) in enumerate(reference_points(space, spec).items()):
         # A lower bound on what measuring the next family costs: its own tracing is
         # unknown, and families come cheapest first, so the largest seen so far.
         guess_s = max((s.fit_overhead_s for s in speeds.values()), default=0.0)
         if speeds and time.monotonic() - started + guess_s > allowed_s:
             unmeasured.append(family)
             continue
-        if speeds and _only_first_trains(next(iter(speeds.values())), grown, spec, deadline):
+        first = next(iter(speeds.values()), None)
+        if first and _only_first_trains(first, grown, spec, deadline, finish_share):
             unneeded.append(family)
             continue
         screen = _Screen(next(iter(speeds.values())), deadline) if speeds else None
@@ -148,7 +152,8 @@ def measure_families(
             raise
         except Exception as exc:  # noqa: BLE001 - the trials report it with its reason
             logger.warning("plan: could not measure %s here (%s)", family, exc)
-        if grows and len(speeds) == 1 and family in speeds:
+        # Only the first starting point's: it is the one that trains long at once.
+        if grows and index == 0 and family in speeds:
             grown = measure_grown(space, data, spec, objective, speeds, seed, deadline)
     return Measured(speeds, too_slow, tuple(unmeasured), tuple(unneeded), grown)
 
@@ -161,16 +166,30 @@ def grown_seconds(grown: Speed | None) -> tuple[float, float]:
     return grown.trial_s(GROW_PLAN_EPOCHS), grown.trial_s(GROW_LEAST_PLAN_EPOCHS)
 
 
-def _only_first_trains(first: Speed, grown: Speed | None, spec: ModelSpec, deadline: float) -> bool:
+def _only_first_trains(
+    first: Speed,
+    grown: Speed | None,
+    spec: ModelSpec,
+    deadline: float,
+    finish_share: float = 0.0,
+) -> bool:
     """Whether the time to `deadline` leaves nothing to explore: it holds the first
     family's trial, but no more than what exploitation keeps for its long training
     (`_phases.exploitation_keeps`: its full trainings, or its wider point's). At 55 T
     on CIFAR-10, measuring `auto`'s two other families cost about 20 s of 730. A budget
     too small for the first family's trial still measures the others: the smallest
-    budget that works is the quickest family's."""
+    budget that works is the quickest family's.
+
+    Asked of the time left with and without the finish's share (`finish_share`): the
+    wider long training is kept only where the budget holds its least, so a budget a
+    little smaller may keep only the full trainings, and explore."""
     left = deadline - time.monotonic()
-    kept_s, _ = exploitation_keeps(left, first.trial_s(spec.max_epochs), *grown_seconds(grown))
-    return left >= first.trial_s(1) and explore_share(left, kept_s) == 0
+    full_s = first.trial_s(spec.max_epochs)
+    for trials_s in (left, (1 - finish_share) * left):
+        kept_s, _ = exploitation_keeps(trials_s, full_s, *grown_seconds(grown))
+        if trials_s < first.trial_s(1) or explore_share(trials_s, kept_s) > 0:
+            return False
+    return True
 
 
 def measure_grown(
@@ -254,18 +273,16 @@ class _Screen:
         like: The speed that scales the estimate.
         deadline: The plan's deadline (monotonic seconds).
         epochs: The epochs that must fit for a measurement to be worth its seconds.
-        share: The share of the time to the deadline those epochs may take.
     """
 
     like: Speed
     deadline: float
     epochs: int = WORTH_MEASURING_EPOCHS
-    share: float = 1.0
 
     def holds(self, epoch_s: float) -> bool:
-        """Whether `epochs` epochs of `epoch_s` and a fit's start-up fit in `share` of the
-        time to the deadline."""
-        left = self.share * (self.deadline - time.monotonic())
+        """Whether `epochs` epochs of `epoch_s` and a fit's start-up fit before the
+        deadline."""
+        left = self.deadline - time.monotonic()
         return self.like.fit_overhead_s + self.epochs * epoch_s <= left
 
     def check(self, family: str, forward_s: float, steps: int, val_batches: int) -> None:

@@ -323,7 +323,7 @@ def test_where_tta_on_the_ensemble_breaks_a_limit_tta_on_the_best_model_is_tried
         final = FinalModel(ensemble, members, False, scores, "accuracy")
         meets = functools.partial(_meets, Limits(max_latency_ms=3.0), data, final)
         with caplog.at_level(logging.INFO, logger="automl"):
-            _try_ttas(final, data, score, ACCURACY, None, meets, (model, 0))
+            _try_ttas((final, data, score, ACCURACY, None, meets), (model, 0))
         # The ensemble's 4 passes broke the limit; the best model's 2 met it, its 6 not.
         assert set(final.left_out) == {"ensemble_flip_tta", "flip_shift_tta"}
         flip = score(predict_raw(with_flip_tta(model), data, data.x_val))

@@ -47,6 +47,10 @@ logger = logging.getLogger("automl")
 # Whether an option's model (its `val_scores` key given) meets the search's limits.
 Meets = Callable[["keras.Model", str], bool]
 
+# `_try_tta`'s arguments: the final model so far, the data, the validation scorer, the
+# objective, the finish's deadline and the limits' check.
+Tta = tuple["FinalModel", "Dataset", Any, "Objective", "float | None", Meets]
+
 SHIFT_TTA_VIEWS = 6  # each image and its mirror, and two shifted mirrored pairs
 
 
@@ -166,8 +170,8 @@ def choose_final(
         ensemble = (final, models, kept, predictions, score, objective, meets)
         _attempt("ensemble", _try_ensemble, *ensemble)
     if data.kind == "image" and final.model.inputs[0].shape[2] is not None:
-        tta = (final, data, score, objective, until, meets, (models[0], kept[0].number))
-        _attempt("TTA", _try_ttas, *tta)  # fixed-size images
+        tta = (final, data, score, objective, until, meets)
+        _attempt("TTA", _try_ttas, tta, (models[0], kept[0].number))  # fixed-size images
     return final
 
 
@@ -266,21 +270,13 @@ def _try_ensemble(
     ]
 
 
-def _try_ttas(
-    final: FinalModel,
-    data: Dataset,
-    score: Any,
-    objective: Objective,
-    until: float | None,
-    meets: Meets,
-    best: tuple[keras.Model, int],
-) -> None:
-    """TTA on the final model (`_try_tta`); where TTA on an ensemble broke the search's
-    limits, TTA on `best` (the best single model and its trial's number), which costs
-    less."""
-    _try_tta(final, data, score, objective, until, meets)
-    if "ensemble_flip_tta" in final.left_out:
-        _try_tta(final, data, score, objective, until, meets, best)
+def _try_ttas(tta: Tta, best: tuple[keras.Model, int]) -> None:
+    """TTA on the final model (`_try_tta`, given its arguments `tta`); where TTA on an
+    ensemble broke the search's limits, TTA on `best` (the best single model and its
+    trial's number), which costs less."""
+    _try_tta(*tta)
+    if "ensemble_flip_tta" in tta[0].left_out:
+        _try_tta(*tta, best)
 
 
 def _try_tta(

@@ -336,6 +336,6 @@ def test_where_tta_on_the_ensemble_breaks_a_limit_tta_on_the_best_model_is_tried
             assert score(predict_raw(final.model, data, data.x_val)) == pytest.approx(flip)
         else:
             assert final.members == members and final.model is ensemble
-    assert "flip TTA on the ensemble left out (4.00 ms per example, over the limit of 3)" in (
-        caplog.text
-    )
+    # About 4 passes: the ensemble's own layers add a few parameters to its members'.
+    assert "the final model: flip TTA on the ensemble left out (4.0" in caplog.text
+    assert "ms per example, over the limit of 3)" in caplog.text

@@ -53,8 +53,8 @@ logger = logging.getLogger("automl")
 GROW_MIN_EPOCHS = 12  # the fewest epochs of the wider model measured to pay (see above)
 # A split keeps time for `GROW_PLAN_EPOCHS` of the wider model's epochs where the budget
 # holds them, and for as many as it holds down to `GROW_LEAST_PLAN_EPOCHS`, a fifth
-# over `GROW_MIN_EPOCHS`, so that epochs a little
-# slower than estimated still leave the minimum (`_phases.make_split`); a long training
+# over `GROW_MIN_EPOCHS`, so that epochs a little slower than estimated still leave the
+# minimum (`_phases.make_split`); a long training
 # grows when its estimate holds that many (`Grower`), and its first epoch shows whether
 # the minimum fits (`GrownPace`). 40, not the 24 first measured: in four CIFAR-10
 # searches of 1650-3500 s exploring never found a configuration better than the one that

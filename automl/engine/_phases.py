@@ -31,8 +31,8 @@ training (two where each holds it), and exploration gets only what lies beyond, 
 with the full trainings above: at 165 T on CIFAR-10 exploring never found a better
 configuration than the fast recipe in nine searches, its wider model scored 1.4 points
 more in the same time, and the fifth of the time exploration kept took most of that
-back (+0.2 to +0.65 over the recipe alone where 26 more minutes of the wider model
-had measured +1.1).
+back: the search led the recipe alone by 0.2 to 0.65 points, and by 1.5 without
+exploring (benchmarks/RESULTS.md).
 The finish (ensemble, export, test) has its own time after the trials' deadline (see
 `_plan`).
 

@@ -9,6 +9,7 @@ between trials, whether the loop goes on (budget, memory, Ctrl-C, a broken space
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import socket
 import time
@@ -478,12 +479,10 @@ class TrialObjective:
         self.start_exploiting_if_due(study)
         # The budget counts trials across every worker; a process whose memory grew hands
         # over to a fresh one (see _memory), unless only the long trainings are left.
-        split = context.plan.split
-
-        def long_next() -> bool:
-            return split is not None and long_trainings_waiting(study, split.run)
-
-        if budget_spent(study, context.config.trials) or context.memory.grown(keep=long_next):
+        split, keep = context.plan.split, None
+        if split is not None:  # asked only past the memory limit
+            keep = functools.partial(long_trainings_waiting, study, split.run)
+        if budget_spent(study, context.config.trials) or context.memory.grown(keep=keep):
             study.stop()
         if context.publisher is not None:
             context.publisher.refresh_if_due(study)

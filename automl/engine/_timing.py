@@ -204,10 +204,10 @@ def measure_grown(
     """The speed of the first family's reference point's wider point (see `_grow`),
     measured like a reference and labelled with that family; None when nothing was
     measured, that point has no wider one, it fails to train, or the time to the
-    deadline cannot hold `GROW_LEAST_PLAN_EPOCHS` of
-    its epochs (`_Screen`): first asked of the reference's own epoch, before anything is
-    built, then of the wider point's estimate, before it is timed (its epoch is about
-    twice the reference's, and timing it costs 15 s on 2 cores)."""
+    deadline cannot hold `GROW_LEAST_PLAN_EPOCHS` of its epochs (`_Screen`): first asked
+    of the reference's own epoch, before anything is built, then of the wider point's
+    estimate, before it is timed (its epoch is about twice the reference's, and timing
+    it costs 15 s on 2 cores)."""
     family = next(iter(speeds), None)
     wider = reference_wider_point(space, spec, family) if family else None
     if family is None or wider is None:
